@@ -22,7 +22,7 @@ Signature = NewType("Signature", bytes)
 """A raw 64-byte Ed25519 signature."""
 
 
-class BadSignature(ValueError):
+class BadSignature(ValueError):  # noqa: N818 - the name is the interface
     """A signature that does not verify, or a key or signature of the wrong shape."""
 
 

@@ -1,0 +1,461 @@
+"""RFC 9162 (Certificate Transparency v2) §2.1 Merkle trees with SHA-256.
+
+Hashing, audit paths and consistency proofs exactly as the RFC specifies them, so that any
+standard CT verifier (transparency-dev/merkle, pymerkle, ...) accepts our proofs:
+
+- leaf hash ``SHA-256(0x00 || data)``, node hash ``SHA-256(0x01 || left || right)``;
+- the root of an empty tree is ``SHA-256("")``;
+- a tree of ``n > 1`` leaves splits at ``k``, the largest power of two smaller than ``n``.
+
+Such a tree is the same as one built level by level where an unpaired last node is promoted
+unchanged to the next level (never duplicated, unlike Bitcoin). :class:`MerkleTree` builds
+those levels once, with exactly ``n - 1`` node hashes, and then answers every root and proof
+by lookups: ``O(log n)`` per proof instead of rehashing subtrees.
+
+Verification follows the RFC's iterative algorithms (§2.1.3.2 and §2.1.4.2) literally, and
+raises :class:`InvalidProof` rather than returning ``False`` so that a caller cannot forget
+to look at the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from settlement.protocol.encoding import Digest
+
+__all__ = [
+    "EMPTY_ROOT",
+    "ConsistencyProof",
+    "InclusionProof",
+    "InvalidProof",
+    "MerkleError",
+    "MerkleTree",
+    "ProofRequestError",
+    "consistency_proof",
+    "inclusion_proof",
+    "leaf_hash",
+    "merkle_root",
+    "node_hash",
+    "root_from_inclusion_proof",
+    "verify_consistency",
+    "verify_inclusion",
+]
+
+_sha256 = hashlib.sha256
+_LEAF_PREFIX = b"\x00"
+_NODE_PREFIX = b"\x01"
+DIGEST_SIZE = 32
+
+# A 64-bit tree size bounds every well-formed path at 64 hashes (inclusion) or 2*64
+# (consistency); anything longer is refused before any hashing is done.
+MAX_TREE_SIZE = 2**64 - 1
+_MAX_PATH = 2 * 64
+
+EMPTY_ROOT = Digest(_sha256(b"").digest())
+"""MTH({}) = SHA-256 of the empty string (RFC 9162 §2.1.1)."""
+
+
+class MerkleError(ValueError):
+    """Base class of every Merkle error."""
+
+
+class ProofRequestError(MerkleError):
+    """A proof was asked for a leaf index or tree size that the tree does not have."""
+
+
+class InvalidProof(MerkleError):  # noqa: N818 - the name is the interface
+    """A proof that does not verify, or is malformed (wrong lengths, sizes or digests)."""
+
+
+def leaf_hash(data: bytes) -> Digest:
+    """``SHA-256(0x00 || data)``: the hash of one entry."""
+    return Digest(_sha256(_LEAF_PREFIX + data).digest())
+
+
+def node_hash(left: bytes, right: bytes) -> Digest:
+    """``SHA-256(0x01 || left || right)``: the hash of an interior node."""
+    return Digest(_sha256(_NODE_PREFIX + left + right).digest())
+
+
+def _split(width: int) -> int:
+    """The largest power of two strictly smaller than ``width`` (``width >= 2``)."""
+    return 1 << ((width - 1).bit_length() - 1)
+
+
+def _check_digest(value: object, what: str, error: type[MerkleError]) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != DIGEST_SIZE:
+        raise error(f"{what} must be a {DIGEST_SIZE}-byte digest")
+    return bytes(value)
+
+
+def _parent_level(level: list[bytes]) -> list[bytes]:
+    """Hash neighbours pairwise; an unpaired last node is promoted, which is RFC 9162's shape."""
+    sha = _sha256
+    prefix = _NODE_PREFIX
+    parents = [
+        sha(prefix + left + right).digest() for left, right in zip(level[::2], level[1::2], strict=False)
+    ]
+    if len(level) % 2:
+        parents.append(level[-1])
+    return parents
+
+
+def _build_levels(leaf_hashes: list[bytes]) -> list[list[bytes]]:
+    """All levels of the tree, leaves first, root last."""
+    levels = [leaf_hashes]
+    while len(levels[-1]) > 1:
+        levels.append(_parent_level(levels[-1]))
+    return levels
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """An audit path (RFC 9162 §2.1.3): the leaf's siblings from the bottom of the tree up."""
+
+    leaf_index: int
+    tree_size: int
+    audit_path: tuple[Digest, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "inclusion_path": [digest.hex() for digest in self.audit_path],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> InclusionProof:
+        try:
+            leaf_index, tree_size, path = data["leaf_index"], data["tree_size"], data["inclusion_path"]
+        except (KeyError, TypeError) as error:
+            raise InvalidProof("an inclusion proof needs leaf_index, tree_size and inclusion_path") from error
+        _check_size(leaf_index, "leaf_index")
+        _check_size(tree_size, "tree_size")
+        return cls(leaf_index, tree_size, _path_from_hex(path))
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """A consistency path (RFC 9162 §2.1.4) between a tree of ``first_size`` and one of ``second_size``."""
+
+    first_size: int
+    second_size: int
+    path: tuple[Digest, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "first_size": self.first_size,
+            "second_size": self.second_size,
+            "consistency_path": [digest.hex() for digest in self.path],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> ConsistencyProof:
+        try:
+            first, second, path = data["first_size"], data["second_size"], data["consistency_path"]
+        except (KeyError, TypeError) as error:
+            raise InvalidProof(
+                "a consistency proof needs first_size, second_size and consistency_path"
+            ) from error
+        _check_size(first, "first_size")
+        _check_size(second, "second_size")
+        return cls(first, second, _path_from_hex(path))
+
+
+def _check_size(value: object, what: str) -> int:
+    # bool is an int in Python; True as a tree size is a bug, not a size.
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_TREE_SIZE:
+        raise InvalidProof(f"{what} must be an integer between 0 and 2**64-1")
+    return value
+
+
+def _path_from_hex(path: object) -> tuple[Digest, ...]:
+    if not isinstance(path, list) or len(path) > _MAX_PATH:
+        raise InvalidProof(f"a proof path is a list of at most {_MAX_PATH} hex digests")
+    digests = []
+    for item in path:
+        try:
+            digest = bytes.fromhex(item)
+        except (TypeError, ValueError) as error:
+            raise InvalidProof("a proof path holds hex digests") from error
+        digests.append(Digest(_check_digest(digest, "each path element", InvalidProof)))
+    return tuple(digests)
+
+
+class MerkleTree:
+    """An immutable RFC 9162 tree over a list of leaf hashes, with every node kept.
+
+    Building costs ``n - 1`` hashes; the root, and the root of any earlier size, is then a
+    lookup (or ``O(log n)`` hashes for an earlier size), and every proof ``O(log n)``.
+    """
+
+    __slots__ = ("_levels", "_size")
+
+    def __init__(self, leaf_hashes: Iterable[bytes]) -> None:
+        leaves = [bytes(digest) for digest in leaf_hashes]
+        for position, digest in enumerate(leaves):
+            if len(digest) != DIGEST_SIZE:
+                raise MerkleError(f"leaf hash {position} is {len(digest)} bytes, not {DIGEST_SIZE}")
+        self._size = len(leaves)
+        self._levels = _build_levels(leaves)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[bytes]) -> MerkleTree:
+        """Build the tree over raw entries, hashing each as a leaf."""
+        sha = _sha256
+        return cls([sha(_LEAF_PREFIX + entry).digest() for entry in entries])
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def root(self) -> Digest:
+        """MTH(D[n]) of the whole tree."""
+        if self._size == 0:
+            return EMPTY_ROOT
+        return Digest(self._levels[-1][0])
+
+    def leaf(self, index: int) -> Digest:
+        self._check_index(index, self._size)
+        return Digest(self._levels[0][index])
+
+    def root_at(self, tree_size: int) -> Digest:
+        """MTH(D[0:tree_size]): the root this tree had when it held ``tree_size`` leaves."""
+        self._check_tree_size(tree_size)
+        if tree_size == 0:
+            return EMPTY_ROOT
+        return Digest(self._node(0, tree_size))
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int | None = None) -> InclusionProof:
+        """PATH(m, D[n]) of RFC 9162 §2.1.3.1 for leaf ``leaf_index`` (0-based)."""
+        size = self._size if tree_size is None else tree_size
+        self._check_tree_size(size)
+        self._check_index(leaf_index, size)
+        path: list[bytes] = []
+        if size == self._size:
+            # The stored levels are exactly this tree: siblings are neighbours on each level,
+            # and a missing sibling means the node was promoted and adds nothing to the path.
+            position = leaf_index
+            for level in self._levels[:-1]:
+                sibling = position ^ 1
+                if sibling < len(level):
+                    path.append(level[sibling])
+                position >>= 1
+        else:
+            start, end = 0, size
+            while end - start > 1:
+                k = _split(end - start)
+                if leaf_index < start + k:
+                    path.append(self._node(start + k, end))
+                    end = start + k
+                else:
+                    path.append(self._node(start, start + k))
+                    start += k
+            path.reverse()
+        return InclusionProof(leaf_index, size, tuple(Digest(digest) for digest in path))
+
+    def consistency_proof(self, first_size: int, second_size: int | None = None) -> ConsistencyProof:
+        """PROOF(m, D[n]) of RFC 9162 §2.1.4.1 between sizes ``first_size`` and ``second_size``.
+
+        ``0 < first_size <= second_size``; equal sizes give the empty proof.
+        """
+        second = self._size if second_size is None else second_size
+        self._check_tree_size(second)
+        if not 0 < first_size <= second:
+            raise ProofRequestError(
+                f"a consistency proof needs 0 < first_size <= second_size, got {first_size} and {second}"
+            )
+        path: list[bytes] = []
+        # SUBPROOF(m, D[start:end], b), unrolled: descend towards the boundary at m and
+        # collect the sibling of every step; the RFC lists them from the bottom up.
+        remaining, start, end, is_whole_first_tree = first_size, 0, second, True
+        while remaining != end - start:
+            k = _split(end - start)
+            if remaining <= k:
+                path.append(self._node(start + k, end))
+                end = start + k
+            else:
+                path.append(self._node(start, start + k))
+                remaining -= k
+                start += k
+                is_whole_first_tree = False
+        if not is_whole_first_tree:
+            path.append(self._node(start, end))
+        path.reverse()
+        return ConsistencyProof(first_size, second, tuple(Digest(digest) for digest in path))
+
+    def _check_tree_size(self, tree_size: int) -> None:
+        if isinstance(tree_size, bool) or not isinstance(tree_size, int) or not 0 <= tree_size <= self._size:
+            raise ProofRequestError(f"tree size {tree_size!r} is not between 0 and {self._size}")
+
+    @staticmethod
+    def _check_index(index: int, tree_size: int) -> None:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < tree_size:
+            raise ProofRequestError(f"leaf index {index!r} is not below the tree size {tree_size}")
+
+    def _node(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]) for a node of an RFC 9162 tree of ``end`` or more leaves.
+
+        Every node of an RFC 9162 tree is either perfect (a power-of-two width, aligned) or on
+        the right edge (``end == tree_size``); perfect nodes and the right edge of the full
+        tree are stored, the right edge of an earlier size is folded from perfect subtrees.
+        """
+        width = end - start
+        height = (width - 1).bit_length()
+        if width & (width - 1) == 0 or end == self._size:
+            return self._levels[height][start >> height]
+        pieces = []
+        position = start
+        for bit in range(height, -1, -1):
+            if width >> bit & 1:
+                pieces.append(self._levels[bit][position >> bit])
+                position += 1 << bit
+        result = pieces[-1]
+        for piece in reversed(pieces[:-1]):
+            result = _sha256(_NODE_PREFIX + piece + result).digest()
+        return result
+
+
+def merkle_root(leaf_hashes: Sequence[bytes]) -> Digest:
+    """MTH(D[n]) of a list of leaf hashes, keeping only one level in memory."""
+    level = list(leaf_hashes)
+    if not level:
+        return EMPTY_ROOT
+    for position, digest in enumerate(level):
+        if len(digest) != DIGEST_SIZE:
+            raise MerkleError(f"leaf hash {position} is {len(digest)} bytes, not {DIGEST_SIZE}")
+    while len(level) > 1:
+        level = _parent_level(level)
+    return Digest(bytes(level[0]))
+
+
+def inclusion_proof(leaf_hashes: Sequence[bytes], leaf_index: int) -> InclusionProof:
+    """The audit path of one leaf, for a caller that will not ask for another proof."""
+    return MerkleTree(leaf_hashes).inclusion_proof(leaf_index)
+
+
+def consistency_proof(leaf_hashes: Sequence[bytes], first_size: int) -> ConsistencyProof:
+    """The consistency path from ``first_size`` to ``len(leaf_hashes)``."""
+    return MerkleTree(leaf_hashes).consistency_proof(first_size)
+
+
+def root_from_inclusion_proof(
+    leaf: bytes, leaf_index: int, tree_size: int, audit_path: Sequence[bytes]
+) -> Digest:
+    """The root that ``audit_path`` leads to from ``leaf`` (RFC 9162 §2.1.3.2 steps 1 to 5).
+
+    Raises :class:`InvalidProof` when the path cannot belong to a tree of ``tree_size``.
+    """
+    _check_size(leaf_index, "leaf_index")
+    _check_size(tree_size, "tree_size")
+    result = _check_digest(leaf, "the leaf hash", InvalidProof)
+    if leaf_index >= tree_size:
+        raise InvalidProof(f"leaf index {leaf_index} is not below the tree size {tree_size}")
+    if len(audit_path) > _MAX_PATH:
+        raise InvalidProof("the audit path is too long")
+    fn, sn = leaf_index, tree_size - 1
+    sha = _sha256
+    for element in audit_path:
+        sibling = _check_digest(element, "each audit path element", InvalidProof)
+        if sn == 0:
+            raise InvalidProof("the audit path is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            result = sha(_NODE_PREFIX + sibling + result).digest()
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            result = sha(_NODE_PREFIX + result + sibling).digest()
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise InvalidProof("the audit path is shorter than the tree is deep")
+    return Digest(result)
+
+
+def verify_inclusion(
+    leaf: bytes, leaf_index: int, tree_size: int, audit_path: Sequence[bytes], root: bytes
+) -> None:
+    """Raise :class:`InvalidProof` unless ``audit_path`` proves ``leaf`` at ``leaf_index`` under ``root``."""
+    expected = _check_digest(root, "the root", InvalidProof)
+    computed = root_from_inclusion_proof(leaf, leaf_index, tree_size, audit_path)
+    if not hmac.compare_digest(computed, expected):
+        raise InvalidProof("the audit path does not lead to this root")
+
+
+def verify_consistency(
+    first_size: int,
+    second_size: int,
+    first_root: bytes,
+    second_root: bytes,
+    path: Sequence[bytes],
+) -> None:
+    """Raise :class:`InvalidProof` unless ``path`` proves the tree of ``first_size`` leaves is a
+    prefix of the tree of ``second_size`` leaves (RFC 9162 §2.1.4.2).
+
+    As in transparency-dev/merkle: equal sizes need an empty path and equal roots; a first size
+    of 0 (the empty tree is a prefix of everything) needs an empty path.
+    """
+    _check_size(first_size, "first_size")
+    _check_size(second_size, "second_size")
+    first_hash = _check_digest(first_root, "the first root", InvalidProof)
+    second_hash = _check_digest(second_root, "the second root", InvalidProof)
+    if first_size > second_size:
+        raise InvalidProof(f"first size {first_size} is larger than second size {second_size}")
+    if len(path) > _MAX_PATH:
+        raise InvalidProof("the consistency path is too long")
+    elements = [_check_digest(element, "each consistency path element", InvalidProof) for element in path]
+    if first_size == 0:
+        if elements:
+            raise InvalidProof("a proof from the empty tree is empty")
+        return
+    if first_size == second_size:
+        if elements:
+            raise InvalidProof("a proof between equal sizes is empty")
+        if not hmac.compare_digest(first_hash, second_hash):
+            raise InvalidProof("two trees of the same size have different roots")
+        return
+    # Step 1.
+    if not elements:
+        raise InvalidProof("the consistency path is empty")
+    # Step 2: a power-of-two first tree is a node of the second, so the RFC leaves it out.
+    if first_size & (first_size - 1) == 0:
+        elements.insert(0, first_hash)
+    # Steps 3 and 4.
+    fn, sn = first_size - 1, second_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    # Steps 5 and 6.
+    fr = sr = elements[0]
+    sha = _sha256
+    for element in elements[1:]:
+        if sn == 0:
+            raise InvalidProof("the consistency path is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            fr = sha(_NODE_PREFIX + element + fr).digest()
+            sr = sha(_NODE_PREFIX + element + sr).digest()
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = sha(_NODE_PREFIX + sr + element).digest()
+        fn >>= 1
+        sn >>= 1
+    # Step 7.
+    if sn != 0:
+        raise InvalidProof("the consistency path is shorter than the tree is deep")
+    if not hmac.compare_digest(fr, first_hash):
+        raise InvalidProof("the consistency path does not lead to the first root")
+    if not hmac.compare_digest(sr, second_hash):
+        raise InvalidProof("the consistency path does not lead to the second root")
