@@ -1,0 +1,146 @@
+"""The node's health: PostgreSQL, Redis, the Celery worker and the Ethereum RPC.
+
+`/healthz`, the Overview page and the health samples all read it from here. Each probe is
+short and bounded by a timeout: a health check that hangs is itself an outage.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from web3 import HTTPProvider, Web3
+
+HEALTH_GROUP = "node-health"
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    name: str
+    up: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    node: str
+    services: tuple[ServiceHealth, ...]
+
+    @property
+    def up(self) -> bool:
+        return all(service.up for service in self.services)
+
+    @property
+    def down(self) -> list[str]:
+        return [service.name for service in self.services if not service.up]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "status": "up" if self.up else "down",
+            "down": self.down,
+            "services": {service.name: asdict(service) for service in self.services},
+        }
+
+    def signature(self) -> tuple[tuple[str, bool], ...]:
+        """What a viewer must be told about when it changes (not every block number)."""
+        return tuple((service.name, service.up) for service in self.services)
+
+
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+
+
+def _heartbeat_key(hostname: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:worker-heartbeat:{hostname}"
+
+
+def worker_heartbeat_write(hostname: str) -> None:
+    # The key expires after three missed beats, so a worker killed with SIGKILL goes down too.
+    ttl = max(1, int(settings.WORKER_HEARTBEAT_SECONDS * 3))
+    redis_client().set(_heartbeat_key(hostname), str(time.time()), ex=ttl)
+
+
+def worker_heartbeat_clear(hostname: str) -> None:
+    redis_client().delete(_heartbeat_key(hostname))
+
+
+def check_database() -> ServiceHealth:
+    try:
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version()")
+            (version,) = cursor.fetchone()
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    except Exception as error:  # any driver error means the same thing to an operator: down
+        return ServiceHealth("database", False, error=_one_line(error))
+    return ServiceHealth("database", True, {"server": version.split(" on ")[0], "latency_ms": elapsed_ms})
+
+
+def check_redis() -> ServiceHealth:
+    try:
+        started = time.perf_counter()
+        redis_client().ping()
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    except redis.RedisError as error:
+        return ServiceHealth("redis", False, error=_one_line(error))
+    return ServiceHealth("redis", True, {"latency_ms": elapsed_ms})
+
+
+def check_worker() -> ServiceHealth:
+    try:
+        client = redis_client()
+        keys = list(client.scan_iter(match=_heartbeat_key("*"), count=100))
+        beats = {key.decode().rsplit(":", 1)[-1]: float(client.get(key) or 0) for key in keys}
+    except redis.RedisError as error:
+        return ServiceHealth("worker", False, error=f"cannot read heartbeats: {_one_line(error)}")
+    if not beats:
+        return ServiceHealth("worker", False, error="no Celery worker has sent a heartbeat")
+    now = time.time()
+    return ServiceHealth(
+        "worker",
+        True,
+        {"workers": sorted(beats), "last_heartbeat_age_s": round(now - max(beats.values()), 2)},
+    )
+
+
+def check_ethereum() -> ServiceHealth:
+    try:
+        started = time.perf_counter()
+        web3 = Web3(HTTPProvider(settings.ETH_RPC_URL, request_kwargs={"timeout": settings.ETH_RPC_TIMEOUT_SECONDS}))
+        chain_id = web3.eth.chain_id
+        latest = web3.eth.block_number
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    except Exception as error:  # web3 raises many types for one fact: the RPC did not answer
+        return ServiceHealth("ethereum", False, error=_one_line(error))
+    return ServiceHealth("ethereum", True, {"chain_id": chain_id, "latest_block": latest, "latency_ms": elapsed_ms})
+
+
+def node_health() -> NodeHealth:
+    return NodeHealth(
+        node=settings.NODE_NAME,
+        services=(check_database(), check_redis(), check_worker(), check_ethereum()),
+    )
+
+
+def broadcast_health_changed() -> None:
+    """Tell every open Overview to look again. Best effort: a dashboard refresh is not worth
+    failing a worker start or stop for, and the consumers re-check on their own anyway."""
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(HEALTH_GROUP, {"type": "health.changed"})
+    except Exception:  # noqa: S110 - see the docstring
+        pass
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]

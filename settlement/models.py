@@ -1,0 +1,84 @@
+"""Models shared by every app: API tokens and the node's health history."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    """The roles of ARCHITECTURE.md §8; each is a Django group of the same name."""
+
+    OPERATOR = "operator", "Operator"
+    KYC_REVIEWER = "kyc_reviewer", "KYC reviewer"
+    AUDITOR = "auditor", "Auditor (read-only)"
+    ADMIN = "admin", "Admin"
+
+
+TOKEN_PREFIX = "psk"
+
+
+def hash_token_secret(secret: str) -> str:
+    # Tokens are 256-bit random strings: a fast hash is enough (no dictionary to attack), and
+    # an API call must not pay for a password hash.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, user__is_active=True)
+
+
+class ApiToken(models.Model):
+    """A revocable API token scoped to one role. Only its hash is stored; the token itself is
+    shown once, when it is created."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    lookup = models.CharField(max_length=16, unique=True, help_text="Public part of the token, for look-up")
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role}, {TOKEN_PREFIX}_{self.lookup}_…)"
+
+    @classmethod
+    def issue(cls, *, user: models.Model, name: str, role: str) -> tuple[ApiToken, str]:
+        """Create a token and return it with its plain text, which is never stored."""
+        lookup = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user, name=name, role=role, lookup=lookup, secret_hash=hash_token_secret(secret)
+        )
+        return token, f"{TOKEN_PREFIX}_{lookup}_{secret}"
+
+
+class HealthSample(models.Model):
+    """One reading of the node's services, taken by beat; the Overview plots the last hour."""
+
+    taken_at = models.DateTimeField(default=timezone.now, db_index=True)
+    database_up = models.BooleanField()
+    redis_up = models.BooleanField()
+    worker_up = models.BooleanField()
+    ethereum_up = models.BooleanField()
+    ethereum_block = models.BigIntegerField(null=True)
+    ethereum_latency_ms = models.FloatField(null=True)
+    database_latency_ms = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["-taken_at"]
+
+    def __str__(self) -> str:
+        return f"health at {self.taken_at:%Y-%m-%d %H:%M:%S}"

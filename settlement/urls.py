@@ -1,0 +1,37 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from settlement import views
+from settlement.api.views import NodeStatusApi
+
+handler403 = "settlement.errors.permission_denied"
+handler404 = "settlement.errors.page_not_found"
+handler500 = "settlement.errors.server_error"
+
+api_urlpatterns = [
+    path("node/", NodeStatusApi.as_view(), name="api-node"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/", include(api_urlpatterns)),
+    path("admin/", admin.site.urls),
+    *[
+        path(f"{name}/", views.section, {"name": name, "title": title}, name=name)
+        for name, title in (
+            ("counterparties", "Counterparties"),
+            ("ledgers", "Ledgers"),
+            ("channels", "Channels"),
+            ("consensus", "Consensus"),
+            ("blocks", "Blocks"),
+            ("messages", "Messages"),
+        )
+    ],
+]
