@@ -1,0 +1,188 @@
+"""What two participants sign: a channel's fixed part and its versioned state.
+
+The state is ``(channel id, version, allocation per asset, sub-allocations, is_final)``
+(ARCHITECTURE.md §5). The Adjudicator checks the same structure, field for field, through
+EIP-712 (see :mod:`channels_app.protocol.eip712`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from eth_hash.auto import keccak
+
+from channels_app.protocol.errors import BadState, NotConserved
+from channels_app.protocol.types import (
+    MAX_UINT64,
+    MAX_UINT256,
+    Address,
+    ChannelId,
+    Version,
+    Wei,
+    address_bytes,
+)
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _address_word(value: Address) -> bytes:
+    return b"\x00" * 12 + address_bytes(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelParams:
+    """The fixed part of a channel; its hash is the channel id, so it cannot change."""
+
+    chain_id: int
+    participants: tuple[Address, Address]
+    nonce: int
+    challenge_duration: int
+    """Seconds a registered state can be refuted before it becomes final."""
+
+    def __post_init__(self) -> None:
+        if self.participants[0] == self.participants[1]:
+            raise BadState("a channel needs two different participants")
+        if not 0 <= self.nonce <= MAX_UINT64:
+            raise BadState("the channel nonce must fit in 64 bits")
+        if not 0 < self.challenge_duration < 2**48:
+            raise BadState("the challenge duration must be a positive number of seconds below 2**48")
+
+    @property
+    def channel_id(self) -> ChannelId:
+        # keccak256(abi.encode(chainId, participantA, participantB, nonce, challengeDuration)),
+        # exactly as Adjudicator.channelIdOf computes it.
+        return ChannelId(
+            keccak(
+                _word(self.chain_id)
+                + _address_word(self.participants[0])
+                + _address_word(self.participants[1])
+                + _word(self.nonce)
+                + _word(self.challenge_duration)
+            )
+        )
+
+    def index_of(self, participant: Address) -> int:
+        try:
+            return self.participants.index(participant)
+        except ValueError:
+            raise BadState(f"{participant} is not a participant of this channel") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """One asset's split between participant A (index 0) and participant B (index 1)."""
+
+    asset: Address
+    balance_a: Wei
+    balance_b: Wei
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.balance_a <= MAX_UINT256 and 0 <= self.balance_b <= MAX_UINT256):
+            raise BadState("balances are non-negative 256-bit integers")
+
+    def balance(self, index: int) -> Wei:
+        return self.balance_a if index == 0 else self.balance_b
+
+    def with_balance(self, index: int, value: int) -> Allocation:
+        if index == 0:
+            return replace(self, balance_a=Wei(value))
+        return replace(self, balance_b=Wei(value))
+
+    @property
+    def total(self) -> int:
+        return self.balance_a + self.balance_b
+
+
+@dataclass(frozen=True, slots=True)
+class SubAllocation:
+    """Funds of this channel locked for a sub-channel (a nanocontract or a virtual channel).
+
+    What the locked amount pays out is decided by the sub-channel's own latest state: its
+    participant who is also in this channel gets their balance, the other participant of this
+    channel gets the rest. For a virtual channel Alice-Bob funded from Alice-Ingrid, Ingrid
+    stands in for Bob, which is what makes the construction neutral for her.
+    """
+
+    channel_id: ChannelId
+    asset: Address
+    amount: Wei
+
+    def __post_init__(self) -> None:
+        if len(self.channel_id) != 32:
+            raise BadState("a channel id is 32 bytes")
+        if not 0 < self.amount <= MAX_UINT256:
+            raise BadState("a sub-allocation locks a positive amount")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    channel_id: ChannelId
+    version: Version
+    allocations: tuple[Allocation, ...]
+    sub_allocations: tuple[SubAllocation, ...] = ()
+    is_final: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.channel_id) != 32:
+            raise BadState("a channel id is 32 bytes")
+        if not 0 <= self.version <= MAX_UINT64:
+            raise BadState("the version must fit in 64 bits")
+        assets = [allocation.asset for allocation in self.allocations]
+        if len(set(assets)) != len(assets):
+            raise BadState("each asset appears once in the allocations")
+        sub_ids = [sub.channel_id for sub in self.sub_allocations]
+        if len(set(sub_ids)) != len(sub_ids):
+            raise BadState("each sub-channel appears once in the sub-allocations")
+        for sub in self.sub_allocations:
+            if sub.asset not in assets:
+                raise BadState("a sub-allocation locks an asset the channel does not hold")
+
+    def allocation(self, asset: Address) -> Allocation:
+        for allocation in self.allocations:
+            if allocation.asset == asset:
+                return allocation
+        raise BadState(f"asset {asset} is not in this state")
+
+    def totals(self) -> dict[Address, int]:
+        """Per asset: everything the state distributes, free balances plus locked funds."""
+        totals = {allocation.asset: allocation.total for allocation in self.allocations}
+        for sub in self.sub_allocations:
+            totals[sub.asset] += sub.amount
+        return totals
+
+    def sub_allocation(self, channel_id: ChannelId) -> SubAllocation | None:
+        for sub in self.sub_allocations:
+            if sub.channel_id == channel_id:
+                return sub
+        return None
+
+    def next(
+        self,
+        *,
+        allocations: Iterable[Allocation] | None = None,
+        sub_allocations: Iterable[SubAllocation] | None = None,
+        is_final: bool = False,
+    ) -> ChannelState:
+        """The state with version + 1 and the given changes."""
+        return ChannelState(
+            channel_id=self.channel_id,
+            version=Version(self.version + 1),
+            allocations=self.allocations if allocations is None else tuple(allocations),
+            sub_allocations=self.sub_allocations if sub_allocations is None else tuple(sub_allocations),
+            is_final=is_final,
+        )
+
+
+def check_conserved(before: Mapping[Address, int], after: ChannelState) -> None:
+    """Money is neither made nor lost: per asset, the totals of two states are equal."""
+    totals = after.totals()
+    if set(totals) != set(before):
+        raise NotConserved("the update adds or removes an asset; every asset must stay in the channel")
+    for asset, total in before.items():
+        if totals[asset] != total:
+            raise NotConserved(
+                f"the update distributes {totals[asset]} of asset {asset} but the channel holds {total}"
+            )

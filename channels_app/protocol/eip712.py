@@ -1,0 +1,251 @@
+"""EIP-712 hashing and secp256k1 signatures for what the Adjudicator checks.
+
+We hash the struct ourselves, once, and sign the 32-byte digest with coincurve (ARCHITECTURE.md
+§3): the generic eth_account path re-parses the type description on every call and is several
+times slower. The type strings below are the contract's, byte for byte; the tests check the
+digests against eth_account and the contract on anvil.
+
+Signatures are 65 bytes ``r || s || v`` with ``v`` in {27, 28} and ``s`` in the lower half
+of the curve order, which is what ``ecrecover`` and the Adjudicator accept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NewType
+
+import coincurve
+from eth_hash.auto import keccak
+
+from channels_app.protocol.channel_state import Allocation, ChannelState, SubAllocation
+from channels_app.protocol.errors import BadSignature
+from channels_app.protocol.types import Address, ChannelId, Wei, address, address_bytes
+
+Signature = NewType("Signature", bytes)
+"""65 bytes: r || s || v, v in {27, 28}."""
+
+Digest = NewType("Digest", bytes)
+
+DOMAIN_NAME = "Parsec Adjudicator"
+DOMAIN_VERSION = "1"
+
+DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+ALLOCATION_TYPE = b"Allocation(address asset,uint256 balanceA,uint256 balanceB)"
+SUB_ALLOCATION_TYPE = b"SubAllocation(bytes32 channelId,address asset,uint256 amount)"
+# EIP-712: the primary type, then the types it references sorted by name.
+STATE_TYPE = (
+    b"State(bytes32 channelId,uint64 version,Allocation[] allocations,SubAllocation[] subAllocations,"
+    b"bool isFinal)" + ALLOCATION_TYPE + SUB_ALLOCATION_TYPE
+)
+WITHDRAWAL_TYPE = (
+    b"Withdrawal(bytes32 channelId,address participant,address asset,address receiver,uint256 amount)"
+)
+
+DOMAIN_TYPEHASH = keccak(DOMAIN_TYPE)
+ALLOCATION_TYPEHASH = keccak(ALLOCATION_TYPE)
+SUB_ALLOCATION_TYPEHASH = keccak(SUB_ALLOCATION_TYPE)
+STATE_TYPEHASH = keccak(STATE_TYPE)
+WITHDRAWAL_TYPEHASH = keccak(WITHDRAWAL_TYPE)
+
+# secp256k1 group order; signatures with s above half of it are the malleable twin.
+_CURVE_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_ORDER = _CURVE_ORDER // 2
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _address_word(value: Address) -> bytes:
+    return b"\x00" * 12 + address_bytes(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    chain_id: int
+    verifying_contract: Address
+    name: str = DOMAIN_NAME
+    version: str = DOMAIN_VERSION
+
+    @property
+    def separator(self) -> bytes:
+        return keccak(
+            DOMAIN_TYPEHASH
+            + keccak(self.name.encode())
+            + keccak(self.version.encode())
+            + _word(self.chain_id)
+            + _address_word(self.verifying_contract)
+        )
+
+    def as_typed_data(self) -> dict[str, object]:
+        """The domain as eth_account / eth_signTypedData_v4 expect it."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+
+def allocation_hash(allocation: Allocation) -> bytes:
+    return keccak(
+        ALLOCATION_TYPEHASH
+        + _address_word(allocation.asset)
+        + _word(allocation.balance_a)
+        + _word(allocation.balance_b)
+    )
+
+
+def sub_allocation_hash(sub: SubAllocation) -> bytes:
+    return keccak(SUB_ALLOCATION_TYPEHASH + sub.channel_id + _address_word(sub.asset) + _word(sub.amount))
+
+
+def state_struct_hash(state: ChannelState) -> bytes:
+    """``hashStruct(State)``: arrays hash as keccak of their members' struct hashes."""
+    return keccak(
+        STATE_TYPEHASH
+        + state.channel_id
+        + _word(state.version)
+        + keccak(b"".join(allocation_hash(a) for a in state.allocations))
+        + keccak(b"".join(sub_allocation_hash(s) for s in state.sub_allocations))
+        + _word(1 if state.is_final else 0)
+    )
+
+
+def _digest(domain: Domain, struct_hash: bytes) -> Digest:
+    return Digest(keccak(b"\x19\x01" + domain.separator + struct_hash))
+
+
+def state_digest(domain: Domain, state: ChannelState) -> Digest:
+    """The 32 bytes both participants sign for ``state``."""
+    return _digest(domain, state_struct_hash(state))
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """A participant's order to pay part of its credit in a channel to ``receiver``."""
+
+    channel_id: ChannelId
+    participant: Address
+    asset: Address
+    receiver: Address
+    amount: Wei
+
+
+def withdrawal_struct_hash(order: Withdrawal) -> bytes:
+    return keccak(
+        WITHDRAWAL_TYPEHASH
+        + order.channel_id
+        + _address_word(order.participant)
+        + _address_word(order.asset)
+        + _address_word(order.receiver)
+        + _word(order.amount)
+    )
+
+
+def withdrawal_digest(domain: Domain, order: Withdrawal) -> Digest:
+    return _digest(domain, withdrawal_struct_hash(order))
+
+
+def address_of_key(private_key: bytes) -> Address:
+    public = coincurve.PrivateKey(private_key).public_key.format(compressed=False)
+    return address(keccak(public[1:])[-20:])
+
+
+def sign_digest(private_key: bytes, digest: bytes) -> Signature:
+    """Sign a prepared digest; libsecp256k1 always yields the low-s form."""
+    signature = coincurve.PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+    return Signature(signature[:64] + bytes([signature[64] + 27]))
+
+
+def recover_digest(digest: bytes, signature: bytes) -> Address:
+    """The address that signed ``digest``; raise :class:`BadSignature` if there is none."""
+    if len(signature) != 65:
+        raise BadSignature("a channel signature is 65 bytes: r, s and v")
+    v = signature[64]
+    if v not in (27, 28):
+        raise BadSignature("the signature's v must be 27 or 28")
+    if int.from_bytes(signature[32:64], "big") > _HALF_ORDER:
+        raise BadSignature("the signature's s is in the upper half of the curve order")
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v - 27]), digest, hasher=None
+        )
+    except Exception as error:  # coincurve raises bare Exception for an unrecoverable signature
+        raise BadSignature("the signature does not recover to any key") from error
+    return address(keccak(public.format(compressed=False)[1:])[-20:])
+
+
+def sign_state(private_key: bytes, domain: Domain, state: ChannelState) -> Signature:
+    return sign_digest(private_key, state_digest(domain, state))
+
+
+def verify_state_signature(domain: Domain, state: ChannelState, signer: Address, signature: bytes) -> None:
+    """Raise :class:`BadSignature` unless ``signer`` signed ``state`` under ``domain``."""
+    recovered = recover_digest(state_digest(domain, state), signature)
+    if recovered != signer:
+        raise BadSignature(f"the signature on version {state.version} is not {signer}'s")
+
+
+def typed_data(domain: Domain, state: ChannelState) -> dict[str, object]:
+    """The full EIP-712 message, for wallets and for checking against other implementations."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "State": [
+                {"name": "channelId", "type": "bytes32"},
+                {"name": "version", "type": "uint64"},
+                {"name": "allocations", "type": "Allocation[]"},
+                {"name": "subAllocations", "type": "SubAllocation[]"},
+                {"name": "isFinal", "type": "bool"},
+            ],
+            "Allocation": [
+                {"name": "asset", "type": "address"},
+                {"name": "balanceA", "type": "uint256"},
+                {"name": "balanceB", "type": "uint256"},
+            ],
+            "SubAllocation": [
+                {"name": "channelId", "type": "bytes32"},
+                {"name": "asset", "type": "address"},
+                {"name": "amount", "type": "uint256"},
+            ],
+        },
+        "primaryType": "State",
+        "domain": domain.as_typed_data(),
+        "message": {
+            "channelId": state.channel_id,
+            "version": state.version,
+            "allocations": [
+                {"asset": a.asset, "balanceA": a.balance_a, "balanceB": a.balance_b}
+                for a in state.allocations
+            ],
+            "subAllocations": [
+                {"channelId": s.channel_id, "asset": s.asset, "amount": s.amount}
+                for s in state.sub_allocations
+            ],
+            "isFinal": state.is_final,
+        },
+    }
+
+
+def state_as_abi_tuple(
+    state: ChannelState,
+) -> tuple[ChannelId, int, list[tuple[Address, int, int]], list[tuple[ChannelId, Address, int]], bool]:
+    """The state as the Adjudicator's ``State`` tuple, for web3 calls in the shell."""
+    return (
+        state.channel_id,
+        state.version,
+        [(a.asset, a.balance_a, a.balance_b) for a in state.allocations],
+        [(s.channel_id, s.asset, s.amount) for s in state.sub_allocations],
+        state.is_final,
+    )
+
+
+def signature_as_abi_tuple(signature: bytes) -> tuple[int, bytes, bytes]:
+    """``(v, r, s)`` as the Adjudicator's ``Signature`` struct."""
+    return (signature[64], signature[:32], signature[32:64])
