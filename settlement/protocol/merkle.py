@@ -23,7 +23,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from settlement.protocol.encoding import Digest
 
@@ -96,9 +96,8 @@ def _parent_level(level: list[bytes]) -> list[bytes]:
     """Hash neighbours pairwise; an unpaired last node is promoted, which is RFC 9162's shape."""
     sha = _sha256
     prefix = _NODE_PREFIX
-    parents = [
-        sha(prefix + left + right).digest() for left, right in zip(level[::2], level[1::2], strict=False)
-    ]
+    pairs = iter(level)  # zip(it, it) walks neighbours without copying the level twice
+    parents = [sha(prefix + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
     if len(level) % 2:
         parents.append(level[-1])
     return parents
@@ -196,10 +195,13 @@ class MerkleTree:
     __slots__ = ("_levels", "_size")
 
     def __init__(self, leaf_hashes: Iterable[bytes]) -> None:
-        leaves = [bytes(digest) for digest in leaf_hashes]
-        for position, digest in enumerate(leaves):
-            if len(digest) != DIGEST_SIZE:
-                raise MerkleError(f"leaf hash {position} is {len(digest)} bytes, not {DIGEST_SIZE}")
+        leaves = list(leaf_hashes)
+        # map() keeps these checks in C: they must not cost what the hashing costs.
+        if set(map(type, leaves)) - {bytes}:
+            leaves = [bytes(digest) for digest in leaves]
+        if set(map(len, leaves)) - {DIGEST_SIZE}:
+            position = next(i for i, digest in enumerate(leaves) if len(digest) != DIGEST_SIZE)
+            raise MerkleError(f"leaf hash {position} is not {DIGEST_SIZE} bytes")
         self._size = len(leaves)
         self._levels = _build_levels(leaves)
 
@@ -207,7 +209,11 @@ class MerkleTree:
     def from_entries(cls, entries: Iterable[bytes]) -> MerkleTree:
         """Build the tree over raw entries, hashing each as a leaf."""
         sha = _sha256
-        return cls([sha(_LEAF_PREFIX + entry).digest() for entry in entries])
+        tree = cls.__new__(cls)
+        leaves = [sha(_LEAF_PREFIX + entry).digest() for entry in entries]
+        tree._size = len(leaves)
+        tree._levels = _build_levels(leaves)
+        return tree
 
     @property
     def size(self) -> int:
@@ -243,12 +249,7 @@ class MerkleTree:
         if size == self._size:
             # The stored levels are exactly this tree: siblings are neighbours on each level,
             # and a missing sibling means the node was promoted and adds nothing to the path.
-            position = leaf_index
-            for level in self._levels[:-1]:
-                sibling = position ^ 1
-                if sibling < len(level):
-                    path.append(level[sibling])
-                position >>= 1
+            path = self._path_up(0, leaf_index)
         else:
             start, end = 0, size
             while end - start > 1:
@@ -260,7 +261,7 @@ class MerkleTree:
                     path.append(self._node(start, start + k))
                     start += k
             path.reverse()
-        return InclusionProof(leaf_index, size, tuple(Digest(digest) for digest in path))
+        return InclusionProof(leaf_index, size, cast(tuple[Digest, ...], tuple(path)))
 
     def consistency_proof(self, first_size: int, second_size: int | None = None) -> ConsistencyProof:
         """PROOF(m, D[n]) of RFC 9162 §2.1.4.1 between sizes ``first_size`` and ``second_size``.
@@ -273,7 +274,19 @@ class MerkleTree:
             raise ProofRequestError(
                 f"a consistency proof needs 0 < first_size <= second_size, got {first_size} and {second}"
             )
-        path: list[bytes] = []
+        if first_size == second:
+            return ConsistencyProof(first_size, second, ())
+        if second == self._size:
+            # The boundary node: the largest perfect subtree that ends at first_size. Its
+            # audit path in the second tree is the proof, preceded by the node itself unless
+            # it is the whole first tree (RFC 9162 then leaves it out, the verifier has it).
+            height = (first_size & -first_size).bit_length() - 1
+            position = (first_size - 1) >> height
+            path = self._path_up(height, position)
+            if position:
+                path.insert(0, self._levels[height][position])
+            return ConsistencyProof(first_size, second, cast(tuple[Digest, ...], tuple(path)))
+        path = []
         # SUBPROOF(m, D[start:end], b), unrolled: descend towards the boundary at m and
         # collect the sibling of every step; the RFC lists them from the bottom up.
         remaining, start, end, is_whole_first_tree = first_size, 0, second, True
@@ -290,7 +303,22 @@ class MerkleTree:
         if not is_whole_first_tree:
             path.append(self._node(start, end))
         path.reverse()
-        return ConsistencyProof(first_size, second, tuple(Digest(digest) for digest in path))
+        return ConsistencyProof(first_size, second, cast(tuple[Digest, ...], tuple(path)))
+
+    def _path_up(self, height: int, position: int) -> list[bytes]:
+        """Siblings of node ``position`` at ``height`` up to the root of the full tree.
+
+        Siblings are neighbours on each stored level; a node without one was promoted and
+        adds nothing to the path.
+        """
+        path: list[bytes] = []
+        append = path.append
+        for level in self._levels[height:-1]:
+            sibling = position ^ 1
+            if sibling < len(level):
+                append(level[sibling])
+            position >>= 1
+        return path
 
     def _check_tree_size(self, tree_size: int) -> None:
         if isinstance(tree_size, bool) or not isinstance(tree_size, int) or not 0 <= tree_size <= self._size:
