@@ -1,0 +1,139 @@
+"""Our RFC 9162 Merkle tree against pymerkle's, for the same tree, in the same run.
+
+Both hash the same entries with SHA-256 and the 0x00/0x01 prefixes, and must agree on the
+root (checked before timing). Goal (issue 6): at least 10x pymerkle. Run:
+``python -m bench.merkle [--leaves 16384] [--seconds 1.0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+
+from pymerkle import InmemoryTree
+
+from bench.ceilings import measure_ceilings
+from bench.common import Measurement, measure, print_table, write_results
+from settlement.protocol.merkle import MerkleTree, verify_inclusion
+
+GOAL_RATIO = 10.0
+
+
+def run(leaves: int, seconds: float, proofs: int = 256) -> list[dict[str, object]]:
+    entries = [os.urandom(100) for _ in range(leaves)]  # 100-byte payloads, as in issue 6
+    ours = MerkleTree.from_entries(entries)
+    theirs = InmemoryTree.init_from_entries(entries)
+    if ours.root != theirs.get_root():
+        raise SystemExit("pymerkle and Parsec disagree on the root: the comparison is meaningless")
+
+    rng = random.Random(9162)  # the same leaves and sizes for both sides, every run
+    indexes = [rng.randrange(leaves) for _ in range(proofs)]
+    sizes = sorted(rng.randrange(1, leaves + 1) for _ in range(proofs))
+    root = ours.root
+    our_proofs = [ours.inclusion_proof(index) for index in indexes]
+    their_proofs = [theirs.prove_inclusion(index + 1) for index in indexes]
+    bases = [ours.leaf(index) for index in indexes]
+
+    def our_build() -> None:
+        assert MerkleTree.from_entries(entries).root == root
+
+    def their_build() -> None:
+        assert InmemoryTree.init_from_entries(entries).get_root() == root
+
+    def our_inclusion() -> None:
+        for index in indexes:
+            ours.inclusion_proof(index)
+
+    def their_inclusion() -> None:
+        for index in indexes:
+            theirs.prove_inclusion(index + 1)
+
+    def our_consistency() -> None:
+        for size in sizes:
+            ours.consistency_proof(size)
+
+    def their_consistency() -> None:
+        for size in sizes:
+            theirs.prove_consistency(size)
+
+    def our_verify() -> None:
+        for proof, base in zip(our_proofs, bases, strict=True):
+            verify_inclusion(base, proof.leaf_index, proof.tree_size, proof.audit_path, root)
+
+    def their_verify() -> None:
+        for proof, base in zip(their_proofs, bases, strict=True):
+            proof.verify(base, root)
+
+    cases = [
+        (f"build + root, {leaves:,} leaves", our_build, their_build, 1),
+        (f"{proofs} inclusion proofs", our_inclusion, their_inclusion, proofs),
+        (f"{proofs} consistency proofs", our_consistency, their_consistency, proofs),
+        (f"{proofs} inclusion verifications", our_verify, their_verify, proofs),
+    ]
+    rows: list[dict[str, object]] = []
+    total_ours = total_theirs = 0.0
+    for label, our_fn, their_fn, per_call in cases:
+        mine: Measurement = measure("parsec " + label, our_fn, seconds=seconds, batch=1)
+        other: Measurement = measure("pymerkle " + label, their_fn, seconds=seconds, batch=1)
+        total_ours += mine.p50_us
+        total_theirs += other.p50_us
+        rows.append(
+            {
+                "operation": label,
+                "parsec ms": mine.p50_us / 1000,
+                "pymerkle ms": other.p50_us / 1000,
+                "ratio": other.p50_us / mine.p50_us,
+                "parsec per op us": mine.p50_us / per_call,
+            }
+        )
+    rows.append(
+        {
+            "operation": "all of the above",
+            "parsec ms": total_ours / 1000,
+            "pymerkle ms": total_theirs / 1000,
+            "ratio": total_theirs / total_ours,
+            "parsec per op us": "",
+        }
+    )
+    # Hashes per second while building, against this core's SHA-256 ceiling: how close to
+    # the floor a pure-Python tree can get (n leaf hashes + n-1 node hashes).
+    build_seconds = float(rows[0]["parsec ms"]) / 1000  # type: ignore[arg-type]
+    rows[0]["hashes/s"] = (2 * leaves - 1) / build_seconds
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Parsec's RFC 9162 Merkle tree against pymerkle")
+    parser.add_argument("--leaves", type=int, default=2**14)
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds per measured operation")
+    arguments = parser.parse_args(argv)
+    rows = run(arguments.leaves, arguments.seconds)
+    sha_ceiling = measure_ceilings(seconds_per_item=0.2)["sha256_32B"]
+    build_hash_rate = float(rows[0]["hashes/s"])  # type: ignore[arg-type]
+    print_table(
+        f"Merkle, RFC 9162 SHA-256: Parsec against pymerkle (median of runs; goal {GOAL_RATIO:g}x)",
+        rows,
+        ["operation", "parsec ms", "pymerkle ms", "ratio", "parsec per op us"],
+    )
+    print(
+        f"\nbuilding hashes {build_hash_rate:,.0f} nodes/s = {build_hash_rate / sha_ceiling:.0%} "
+        f"of this core's SHA-256 ceiling ({sha_ceiling:,.0f}/s, 32-byte messages)"
+    )
+    overall = float(rows[-1]["ratio"])  # type: ignore[arg-type]
+    print(f"overall {overall:.1f}x pymerkle: {'meets' if overall >= GOAL_RATIO else 'MISSES'} the 10x goal")
+    path = write_results(
+        "merkle",
+        {
+            "leaves": arguments.leaves,
+            "rows": rows,
+            "overall_ratio": overall,
+            "goal_ratio": GOAL_RATIO,
+            "sha256_32B_ceiling": sha_ceiling,
+        },
+    )
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
