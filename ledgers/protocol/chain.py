@@ -1,0 +1,337 @@
+"""Appending to a ledger chain, and verifying and comparing exported chains.
+
+The shell's append is: lock the ledger row, load its head, balances, open holds and credit lines,
+call :func:`check_append`, sign with :func:`cosign` (the bank signs only after every check has
+passed), save entry + head + balances + holds in one transaction. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledgers.protocol.amounts import MAX_AMOUNT, check_balance
+from ledgers.protocol.catalogue import Catalogue, Hold, KindContext, SupplyChange
+from ledgers.protocol.entries import (
+    GENESIS_PREV,
+    EncodedEntry,
+    Entry,
+    LedgerHeight,
+    Millis,
+    SignedEntry,
+    encode_entry,
+    sign_encoded,
+    verify_encoded,
+)
+from ledgers.protocol.errors import (
+    AmountOverflow,
+    BadBody,
+    BadTime,
+    CreditLimitExceeded,
+    InsufficientFunds,
+    LedgerError,
+    MissingSignature,
+    NotAccepted,
+    WrongHeight,
+    WrongLedger,
+    WrongPrev,
+)
+from ledgers.protocol.identifiers import Asset, AssetId, LedgerId
+from ledgers.protocol.kinds import DEFAULT_CATALOGUE
+from settlement.protocol.encoding import Digest
+from settlement.protocol.signing import PublicKey, Signature, SigningKey
+
+# A client's clock may run a little ahead of the bank's; more than this is a wrong clock.
+MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """What the shell keeps on the ledger row: the next height and the hash it must link to."""
+
+    ledger: LedgerId
+    next_height: LedgerHeight
+    last_hash: Digest
+    last_time: Millis
+
+    @classmethod
+    def genesis(cls, ledger: LedgerId) -> ChainHead:
+        return cls(ledger=ledger, next_height=LedgerHeight(0), last_hash=GENESIS_PREV, last_time=Millis(0))
+
+
+@dataclass(frozen=True)
+class Appended:
+    """A checked entry and everything the shell saves with it."""
+
+    encoded: EncodedEntry
+    head: ChainHead
+    deltas: Mapping[AssetId, int]
+    balances: Mapping[AssetId, int]  # the new balance of every asset the entry touched
+    holds_placed: tuple[Hold, ...]
+    holds_released: tuple[str, ...]  # only keys that were open; delete these rows
+    supply: tuple[SupplyChange, ...]
+    party_signature: Signature | None
+    validator_signature: Signature | None = None
+
+    @property
+    def entry(self) -> Entry:
+        return self.encoded.entry
+
+    @property
+    def hash(self) -> Digest:
+        return self.encoded.hash
+
+    def signed(self) -> SignedEntry:
+        return SignedEntry(
+            entry=self.encoded.entry,
+            party_signature=self.party_signature,
+            validator_signature=self.validator_signature,
+        )
+
+
+def check_append(
+    *,
+    head: ChainHead,
+    entry: Entry,
+    party_key: PublicKey,
+    party_signature: Signature | None,
+    balances: Mapping[AssetId, int],
+    assets: Mapping[AssetId, Asset],
+    holds: Mapping[str, Hold] | None = None,
+    credit_lines: Mapping[AssetId, int] | None = None,
+    outstanding: Mapping[AssetId, int] | None = None,
+    party_accepted: bool = True,
+    validator_key: PublicKey | None = None,
+    validator_signature: Signature | None = None,
+    catalogue: Catalogue = DEFAULT_CATALOGUE,
+    check_funds: bool = True,
+    now: Millis | None = None,
+) -> Appended:
+    """Check that ``entry`` may be appended after ``head``; raise a :class:`LedgerError` if not.
+
+    ``balances``, ``holds`` (open holds by key) and ``credit_lines`` (how far below zero each
+    asset may go) are this ledger's; ``outstanding`` (issued minus redeemed per asset), when
+    given, guards the supply against overflow. ``validator_signature`` is checked when present,
+    for entries that arrive already co-signed (a replayed copy, the other bank's side).
+    """
+    # Cheap structural checks first; signatures next, so that someone without the key learns
+    # nothing about balances; funds last.
+    if entry.ledger != head.ledger:
+        raise WrongLedger(f"entry is for {entry.ledger}, not {head.ledger}")
+    if entry.height != head.next_height:
+        raise WrongHeight(
+            f"the next entry of {head.ledger} has height {head.next_height}, not {entry.height}"
+        )
+    if entry.prev != head.last_hash:
+        raise WrongPrev(f"prev does not match the hash of entry {head.next_height - 1} of {head.ledger}")
+    if entry.time < head.last_time:
+        raise BadTime("entry time is earlier than the previous entry's")
+    if now is not None and entry.time > now + MAX_CLOCK_SKEW_MS:
+        raise BadTime("entry time is in the future")
+    if not party_accepted:
+        raise NotAccepted(f"the owner of {entry.ledger} has not been accepted (KYC); nothing can be appended")
+
+    rule = catalogue.get(entry.kind)
+    context = KindContext(ledger=entry.ledger, assets=assets)
+    rule.validate(entry.body, context)
+    effects = rule.effects(entry.body, context)
+
+    encoded = encode_entry(entry)
+    if party_signature is not None:
+        verify_encoded(party_key, encoded, party_signature, role="party")
+    elif effects.party_must_sign:
+        raise MissingSignature(f"a {entry.kind} entry must be signed by the owner of {entry.ledger}")
+    if validator_signature is not None:
+        if validator_key is None:
+            raise MissingSignature("a validator signature was given without the validator's key")
+        verify_encoded(validator_key, encoded, validator_signature, role="validator")
+
+    open_holds = holds or {}
+    released = tuple(key for key in effects.releases_holds if key in open_holds)
+    for hold in effects.places_holds:
+        if hold.key in open_holds:
+            raise BadBody(f"{hold.key} is already open on {entry.ledger}")
+
+    deltas: dict[AssetId, int] = {}
+    for change in effects.changes:
+        deltas[change.asset] = deltas.get(change.asset, 0) + change.delta
+    placed: dict[AssetId, int] = {}
+    for hold in effects.places_holds:
+        placed[hold.asset] = placed.get(hold.asset, 0) + hold.amount
+
+    new_balances: dict[AssetId, int] = {}
+    for asset in deltas.keys() | placed.keys():
+        delta = deltas.get(asset, 0)
+        new_balance = check_balance(balances.get(asset, 0) + delta)
+        new_balances[asset] = new_balance
+        if check_funds and (delta < 0 or asset in placed):
+            _check_funds(
+                ledger=entry.ledger,
+                asset=asset,
+                new_balance=new_balance,
+                held=placed.get(asset, 0)
+                + sum(h.amount for k, h in open_holds.items() if h.asset == asset and k not in released),
+                credit_line=(credit_lines or {}).get(asset, 0),
+            )
+    for supply_change in effects.supply:
+        if outstanding is not None and (
+            outstanding.get(supply_change.asset, 0) + supply_change.issued > MAX_AMOUNT
+        ):
+            raise AmountOverflow(
+                f"issuing this would take {supply_change.asset} beyond {MAX_AMOUNT} minor units"
+            )
+
+    return Appended(
+        encoded=encoded,
+        head=ChainHead(
+            ledger=head.ledger,
+            next_height=LedgerHeight(head.next_height + 1),
+            last_hash=encoded.hash,
+            last_time=entry.time,
+        ),
+        deltas={asset: delta for asset, delta in deltas.items() if delta},
+        balances=new_balances,
+        holds_placed=effects.places_holds,
+        holds_released=released,
+        supply=effects.supply,
+        party_signature=party_signature,
+        validator_signature=validator_signature,
+    )
+
+
+def _check_funds(*, ledger: LedgerId, asset: AssetId, new_balance: int, held: int, credit_line: int) -> None:
+    # Spendable = balance - held + credit line; no balance below zero unless a credit line allows.
+    if new_balance - held >= -credit_line:
+        return
+    if credit_line > 0:
+        raise CreditLimitExceeded(f"{ledger} would go beyond its credit line of {credit_line} in {asset}")
+    raise InsufficientFunds(f"{ledger} does not have enough {asset} available for this entry")
+
+
+def cosign(appended: Appended, *, validator_key: SigningKey) -> Appended:
+    """The validator's signature, given only on a checked entry; signs the bytes already encoded."""
+    signature = sign_encoded(validator_key, appended.encoded)
+    return Appended(**{**appended.__dict__, "validator_signature": signature})
+
+
+def sign_entry(entry: Entry, *, key: SigningKey) -> Signature:
+    """A party signs an entry (the client side, or the node for a custodial counterparty)."""
+    return sign_encoded(key, encode_entry(entry))
+
+
+def next_entry(*, head: ChainHead, kind: str, body: Mapping[str, Any], time: Millis) -> Entry:
+    """The entry that would follow ``head``; the time never goes backwards."""
+    return Entry(
+        ledger=head.ledger,
+        height=head.next_height,
+        prev=head.last_hash,
+        kind=kind,
+        body=body,
+        time=Millis(max(time, head.last_time)),
+    )
+
+
+# --- Verifying an exported chain -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    height: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What :func:`verify_chain` found: how far the chain verifies and the state it leads to."""
+
+    head: ChainHead
+    balances: Mapping[AssetId, int]
+    verified: int
+    hashes: tuple[Digest, ...] = field(repr=False)
+    problem: ChainProblem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def verify_chain(
+    entries: Sequence[SignedEntry],
+    *,
+    ledger: LedgerId,
+    party_key: PublicKey,
+    validator_key: PublicKey,
+    assets: Mapping[AssetId, Asset],
+    catalogue: Catalogue = DEFAULT_CATALOGUE,
+    start: ChainHead | None = None,
+    start_balances: Mapping[AssetId, int] | None = None,
+) -> ChainReport:
+    """Replay an exported chain: contiguous heights, each prev the hash of the one before, the
+    validator's signature on every entry and the party's wherever present or required.
+
+    Funds are not re-checked: credit lines and holds at the time are the bank's records, not part
+    of the chain; balances are recomputed. Stops at the first problem and reports it.
+    """
+    head = start or ChainHead.genesis(ledger)
+    balances: dict[AssetId, int] = dict(start_balances or {})
+    hashes: list[Digest] = []
+    for signed in entries:
+        try:
+            if signed.validator_signature is None:
+                raise MissingSignature(f"entry {signed.entry.height} has no validator signature")
+            appended = check_append(
+                head=head,
+                entry=signed.entry,
+                party_key=party_key,
+                party_signature=signed.party_signature,
+                balances=balances,
+                assets=assets,
+                validator_key=validator_key,
+                validator_signature=signed.validator_signature,
+                catalogue=catalogue,
+                check_funds=False,
+            )
+        except LedgerError as error:
+            return ChainReport(
+                head=head,
+                balances=balances,
+                verified=len(hashes),
+                hashes=tuple(hashes),
+                problem=ChainProblem(height=signed.entry.height, code=error.code, message=str(error)),
+            )
+        balances.update(appended.balances)
+        head = appended.head
+        hashes.append(appended.hash)
+    return ChainReport(head=head, balances=balances, verified=len(hashes), hashes=tuple(hashes))
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The first height at which two copies of one ledger disagree, and how."""
+
+    height: int
+    reason: str  # "different_entry", "different_signatures", "missing_in_first", "missing_in_second"
+
+
+def compare_chains(first: Sequence[SignedEntry], second: Sequence[SignedEntry]) -> Divergence | None:
+    """Compare a party's copy with the bank's, entry by entry; ``None`` when they agree.
+
+    Both copies are given from the same starting height. A copy that is a strict prefix of the
+    other is reported as missing entries, not as a conflict: one side may simply be behind.
+    """
+    for index in range(max(len(first), len(second))):
+        if index >= len(first):
+            return Divergence(height=second[index].entry.height, reason="missing_in_first")
+        if index >= len(second):
+            return Divergence(height=first[index].entry.height, reason="missing_in_second")
+        ours, theirs = first[index], second[index]
+        if ours.entry != theirs.entry and encode_entry(ours.entry).hash != encode_entry(theirs.entry).hash:
+            return Divergence(height=ours.entry.height, reason="different_entry")
+        if (ours.party_signature, ours.validator_signature) != (
+            theirs.party_signature,
+            theirs.validator_signature,
+        ):
+            return Divergence(height=ours.entry.height, reason="different_signatures")
+    return None
