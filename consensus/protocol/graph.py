@@ -1,0 +1,602 @@
+"""The gossip graph and virtual voting: rounds, witnesses, fame, and the consensus order.
+
+The rules follow the published hashgraph / PARSEC idea (Baird 2016, "The Swirlds Hashgraph
+Consensus Algorithm"; Maidsafe's PARSEC whitepaper), written here from the definitions:
+
+* ``x`` *sees* ``y`` when ``y`` is an ancestor of ``x`` and ``x``'s ancestry holds no fork by
+  ``y``'s creator. A forker's events are invisible to anyone who has seen both branches, which
+  is why a forker cannot make two correct peers decide differently.
+* ``x`` *strongly sees* ``y`` when more than 2/3 of the validators each have an event that ``x``
+  sees and that sees ``y``. Any two such sets of validators overlap in a correct one.
+* An event's *round* is its parents' highest round, plus one when it strongly sees more than 2/3
+  of that round's *witnesses* (first events of their creators in a round).
+* A witness is *famous* when the next rounds' witnesses decide so by virtual voting: round r+1
+  votes "I see it", later rounds vote the majority of the witnesses they strongly see and decide
+  on a > 2/3 majority. Every ``COIN_ROUND_PERIOD``-th round votes by coin (a bit of the voter's
+  signature) when there is no supermajority: the coin is what makes termination possible under an
+  adversarial scheduler, where a deterministic rule can be kept split forever (FLP).
+* When every witness of round r is decided, the events that are ancestors of every *unique*
+  famous witness of round r (one famous witness per creator; a forker with two gets none) and of
+  no earlier round's are *received* in round r, and are ordered by generation (a topological
+  order) and then by id whitened with the famous witnesses, which no single creator controls.
+
+Everything a result depends on is in the ancestry of the event it is computed for, and the
+ancestry is complete when an event is inserted (parents first), so every correct peer computes
+the same rounds, votes and order from whatever part of the graph it holds.
+
+Memory stays bounded: once round r is ordered, events of rounds below ``r - prune_margin`` are
+dropped (except each creator's newest event, which the next self-parent must name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from settlement.protocol.encoding import sha256
+
+from consensus.protocol.event import Event
+from consensus.protocol.types import (
+    EventId,
+    MalformedMessage,
+    ObservationHash,
+    ValidatorId,
+)
+
+COIN_ROUND_PERIOD = 10
+DEFAULT_PRUNE_MARGIN = 16
+
+
+class MissingParent(MalformedMessage):
+    """A parent is not in the graph (not yet received, or pruned): the event waits or is dropped."""
+
+    def __init__(self, missing: EventId) -> None:
+        super().__init__(f"parent {missing.hex()[:16]} is unknown")
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class StructuralMalice:
+    """A rule broken by an inserted event, with the events that prove it (see ``malice.py``)."""
+
+    kind: str
+    offender: ValidatorId
+    events: tuple[Event, ...]
+    observation: bytes | None = None
+
+
+class _Record:
+    """What this peer computed about one event. Mutable bookkeeping, private to the graph."""
+
+    __slots__ = (
+        "event",
+        "famous",
+        "forked",
+        "generation",
+        "id",
+        "index",
+        "last",
+        "observation_hashes",
+        "ordered",
+        "other_parent",
+        "round",
+        "self_parent",
+        "seq",
+        "slot",
+        "strongly_seen",
+        "tips",
+        "votes",
+        "witness",
+    )
+
+    def __init__(self, event: Event, event_id: EventId, slot: int) -> None:
+        self.event = event
+        self.id = event_id
+        self.slot = slot
+        self.index = event.index
+        self.self_parent = event.self_parent
+        self.other_parent = event.other_parent
+        self.seq = 0
+        self.round = 0
+        self.witness = False
+        self.famous: bool | None = None
+        self.generation = 0
+        # tips[c]: id of the highest-index event by validator c in this event's ancestry (itself
+        # included); last[c] its index, -1 when there is none. Ids, not records, so that a pruned
+        # record is freed even when newer events still mention it.
+        self.tips: list[EventId | None] = []
+        self.last: list[int] = []
+        self.forked: frozenset[int] = frozenset()
+        self.ordered = False
+        self.strongly_seen: list[EventId] | None = None
+        self.votes: dict[EventId, bool] = {}
+        self.observation_hashes: tuple[ObservationHash, ...] = ()
+
+
+@dataclass
+class OrderedRound:
+    """The events received in one decided round, in consensus order."""
+
+    round: int
+    events: list[Event] = field(default_factory=list)
+    observation_hashes: list[tuple[ObservationHash, ...]] = field(default_factory=list)
+
+
+class Graph:
+    """The gossip graph of one epoch (one validator set)."""
+
+    def __init__(self, validators: tuple[ValidatorId, ...], *, prune_margin: int = DEFAULT_PRUNE_MARGIN) -> None:
+        if not validators:
+            raise ValueError("a graph needs at least one validator")
+        self.validators = validators
+        self.n = len(validators)
+        self.slot_of = {validator: slot for slot, validator in enumerate(validators)}
+        self.prune_margin = prune_margin
+        self.records: dict[EventId, _Record] = {}
+        self.by_position: dict[tuple[int, int], list[EventId]] = {}
+        self.forkers: set[int] = set()
+        self.witnesses: dict[int, list[EventId]] = {}
+        self.round_members: dict[int, list[EventId]] = {}
+        self.newest: list[EventId | None] = [None] * self.n
+        self.count: list[int] = [0] * self.n
+        self.decided_round = -1
+        self.max_round = -1
+        self.pruned_below = 0
+        self.unordered_content = 0
+        self._seq = 0
+        self._votes_seen: dict[tuple[int, ObservationHash], EventId] = {}
+
+    # ----- queries -------------------------------------------------------------------------
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self.records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def event(self, event_id: EventId) -> Event:
+        return self.records[event_id].event
+
+    def round_of(self, event_id: EventId) -> int:
+        return self.records[event_id].round
+
+    def known_vector(self) -> tuple[int, ...]:
+        return tuple(self.count)
+
+    def _records_after(self, known: tuple[int, ...] | list[int]) -> list[_Record]:
+        """Our events a peer lacks, judged by its known vector.
+
+        A forker's other branch hides behind an index the peer already holds, so for a known
+        forker every retained event is sent: the receiver drops what it has by id.
+        """
+        picked: list[_Record] = []
+        for slot in range(self.n):
+            start = 0 if slot in self.forkers else (known[slot] if slot < len(known) else 0)
+            for index in range(max(start, 0), self.count[slot]):
+                for event_id in self.by_position.get((slot, index), ()):
+                    picked.append(self.records[event_id])
+        return picked
+
+    def events_for_peer(self, known: tuple[int, ...] | list[int], wanted: Iterable[EventId]) -> list[Event]:
+        """``events_after(known)`` plus the events the peer asked for by id, parents first."""
+        picked = {record.id: record for record in self._records_after(known)}
+        for event_id in wanted:
+            record = self.records.get(event_id)
+            if record is not None:
+                picked[event_id] = record
+        return [record.event for record in sorted(picked.values(), key=lambda record: record.seq)]
+
+    # ----- ancestry ------------------------------------------------------------------------
+
+    def _on_chain(self, tip: EventId | None, target: _Record) -> bool:
+        """Is ``target`` on the self-parent chain that ends at ``tip``? Walks only for forkers."""
+        current = self.records.get(tip) if tip is not None else None
+        while current is not None and current.index > target.index:
+            current = self.records.get(current.self_parent) if current.self_parent else None
+        # A walk that runs into a pruned event cannot prove ancestry; say no, on every peer alike
+        # (pruning happens at the same decided rounds everywhere, long after these rounds matter).
+        return current is not None and current.id == target.id
+
+    def _is_ancestor(self, tips: list[EventId | None], last: list[int], target: _Record) -> bool:
+        slot = target.slot
+        if last[slot] < target.index:
+            return False
+        if slot not in self.forkers:
+            return True  # one event per position in the whole graph: position implies identity
+        return self._on_chain(tips[slot], target)
+
+    def _sees(self, record: _Record, target: _Record) -> bool:
+        return target.slot not in record.forked and self._is_ancestor(record.tips, record.last, target)
+
+    def _strongly_sees(
+        self,
+        tips: list[EventId | None],
+        last: list[int],
+        forked: frozenset[int],
+        own: _Record | None,
+        target: _Record,
+    ) -> bool:
+        if target.slot in forked or not self._is_ancestor(tips, last, target):
+            return False
+        through = 0
+        for slot in range(self.n):
+            tip = tips[slot]
+            if tip is None:
+                continue
+            middle = own if own is not None and tip == own.id else self.records.get(tip)
+            if middle is None:
+                continue
+            if middle is own or self._sees(middle, target):
+                through += 1
+        return 3 * through > 2 * self.n
+
+    # ----- insertion -----------------------------------------------------------------------
+
+    def insert(self, event: Event, event_id: EventId, observation_hashes: tuple[ObservationHash, ...]) -> list[
+        StructuralMalice
+    ]:
+        """Add a verified event (signature already checked) and compute its round.
+
+        Raises :class:`MissingParent` when a parent is not here, :class:`MalformedMessage` when
+        the event cannot be placed at all. Returns the provable malice it shows; an event that
+        forks is still inserted, because correct peers will build on it and the graph must stay
+        the same on every peer.
+        """
+        if event_id in self.records:
+            return []
+        slot = self.slot_of.get(event.creator)
+        if slot is None:
+            raise MalformedMessage("the creator is not a validator of this epoch")
+        malice: list[StructuralMalice] = []
+        self_parent = self.records.get(event.self_parent) if event.self_parent else None
+        other_parent = self.records.get(event.other_parent) if event.other_parent else None
+        if event.self_parent is not None and self_parent is None:
+            raise MissingParent(event.self_parent)
+        if event.other_parent is not None and other_parent is None:
+            raise MissingParent(event.other_parent)
+        if (event.index == 0) != (event.self_parent is None) or (
+            self_parent is not None and (self_parent.slot != slot or self_parent.index != event.index - 1)
+        ):
+            evidence = (event,) if self_parent is None else (event, self_parent.event)
+            return [StructuralMalice("bad-self-parent", event.creator, evidence)]
+        if other_parent is not None and other_parent.slot == slot:
+            return [StructuralMalice("other-parent-by-same-creator", event.creator, (event, other_parent.event))]
+
+        position = (slot, event.index)
+        siblings = self.by_position.setdefault(position, [])
+        if siblings:
+            self.forkers.add(slot)
+            malice.append(StructuralMalice("fork", event.creator, (self.records[siblings[0]].event, event)))
+        siblings.append(event_id)
+
+        seen_in_event: set[ObservationHash] = set()
+        for position_in_event, observation in enumerate(observation_hashes):
+            earlier = self._votes_seen.get((slot, observation))
+            if observation in seen_in_event:
+                malice.append(
+                    StructuralMalice(
+                        "duplicate-vote", event.creator, (event,), event.observations[position_in_event]
+                    )
+                )
+            elif earlier is not None and earlier in self.records:
+                malice.append(
+                    StructuralMalice(
+                        "duplicate-vote",
+                        event.creator,
+                        (self.records[earlier].event, event),
+                        event.observations[position_in_event],
+                    )
+                )
+            seen_in_event.add(observation)
+            self._votes_seen.setdefault((slot, observation), event_id)
+
+        record = _Record(event, event_id, slot)
+        record.observation_hashes = observation_hashes
+        self._place(record, self_parent, other_parent)
+        return malice
+
+    def _place(self, record: _Record, self_parent: _Record | None, other_parent: _Record | None) -> None:
+        n = self.n
+        forked: set[int] = set()
+        if self_parent is None and other_parent is None:
+            tips: list[EventId | None] = [None] * n
+            last = [-1] * n
+        elif other_parent is None or self_parent is None:
+            parent = self_parent or other_parent
+            assert parent is not None
+            tips, last = list(parent.tips), list(parent.last)
+            forked.update(parent.forked)
+        else:
+            tips, last = list(self_parent.tips), list(self_parent.last)
+            forked.update(self_parent.forked, other_parent.forked)
+            for slot in range(n):
+                theirs = other_parent.last[slot]
+                if theirs < 0:
+                    continue
+                ours = last[slot]
+                if slot in self.forkers and slot not in forked and ours >= 0:
+                    # Two views of one creator's chain must be one chain; otherwise the creator
+                    # forked inside this ancestry and this event will not see its events.
+                    high_tip, low_tip = (
+                        (other_parent.tips[slot], tips[slot])
+                        if theirs >= ours
+                        else (tips[slot], other_parent.tips[slot])
+                    )
+                    low = self.records.get(low_tip) if low_tip else None
+                    if low is None or not self._on_chain(high_tip, low):
+                        forked.add(slot)
+                if theirs > ours:
+                    tips[slot], last[slot] = other_parent.tips[slot], theirs
+        slot = record.slot
+        if last[slot] >= record.index:
+            forked.add(slot)  # an ancestor by our creator at our index or above: a fork we descend from
+        tips[slot], last[slot] = record.id, record.index
+        record.tips, record.last, record.forked = tips, last, frozenset(forked)
+
+        parents = [parent for parent in (self_parent, other_parent) if parent is not None]
+        record.generation = 1 + max((parent.generation for parent in parents), default=-1)
+        parent_round = max((parent.round for parent in parents), default=0)
+        strongly_seen = 0
+        seen_slots: set[int] = set()
+        for witness_id in self.witnesses.get(parent_round, ()):
+            witness = self.records.get(witness_id)
+            if witness is None or witness.slot in seen_slots:
+                continue
+            if self._strongly_sees(tips, last, record.forked, record, witness):
+                seen_slots.add(witness.slot)
+                strongly_seen += 1
+        record.round = parent_round + 1 if parents and 3 * strongly_seen > 2 * self.n else parent_round
+        record.witness = self_parent is None or record.round > self_parent.round
+
+        self._seq += 1
+        record.seq = self._seq
+        self.records[record.id] = record
+        self.round_members.setdefault(record.round, []).append(record.id)
+        if record.witness:
+            self.witnesses.setdefault(record.round, []).append(record.id)
+        self.max_round = max(self.max_round, record.round)
+        if record.index >= self.count[slot]:
+            self.count[slot] = record.index + 1
+            self.newest[slot] = record.id
+        if _has_content(record.event):
+            self.unordered_content += 1
+
+    # ----- virtual voting ------------------------------------------------------------------
+
+    def _strongly_seen_witnesses(self, voter: _Record) -> list[EventId]:
+        if voter.strongly_seen is None:
+            chosen = []
+            for witness_id in self.witnesses.get(voter.round - 1, ()):
+                witness = self.records.get(witness_id)
+                if witness is not None and self._strongly_sees(voter.tips, voter.last, voter.forked, None, witness):
+                    chosen.append(witness_id)
+            voter.strongly_seen = chosen
+        return voter.strongly_seen
+
+    def _decide_witness(self, candidate: _Record) -> None:
+        for voting_round in range(candidate.round + 1, self.max_round + 1):
+            distance = voting_round - candidate.round
+            for voter_id in self.witnesses.get(voting_round, ()):
+                voter = self.records.get(voter_id)
+                if voter is None or candidate.id in voter.votes:
+                    continue
+                if distance == 1:
+                    voter.votes[candidate.id] = self._sees(voter, candidate)
+                    continue
+                yes = no = 0
+                for seen_id in self._strongly_seen_witnesses(voter):
+                    seen = self.records.get(seen_id)
+                    if seen is None:
+                        continue
+                    if seen.votes.get(candidate.id, False):
+                        yes += 1
+                    else:
+                        no += 1
+                majority = yes >= no
+                supermajority = 3 * max(yes, no) > 2 * self.n
+                if distance % COIN_ROUND_PERIOD != 0:
+                    if supermajority:
+                        candidate.famous = majority
+                        return
+                    voter.votes[candidate.id] = majority
+                else:
+                    voter.votes[candidate.id] = majority if supermajority else _coin(voter.event)
+
+    def decide(self) -> list[OrderedRound]:
+        """Decide what the graph now allows; return the newly ordered rounds, oldest first."""
+        decided: list[OrderedRound] = []
+        while True:
+            round_number = self.decided_round + 1
+            witnesses = self.witnesses.get(round_number)
+            if not witnesses or round_number + 1 > self.max_round:
+                break
+            undecided = False
+            for witness_id in witnesses:
+                witness = self.records[witness_id]
+                if witness.famous is None:
+                    self._decide_witness(witness)
+                if witness.famous is None:
+                    undecided = True
+            if undecided:
+                break
+            decided.append(self._order_round(round_number))
+            self.decided_round = round_number
+            self._prune()
+        return decided
+
+    def _order_round(self, round_number: int) -> OrderedRound:
+        famous_by_slot: dict[int, list[_Record]] = {}
+        for witness_id in self.witnesses[round_number]:
+            witness = self.records[witness_id]
+            if witness.famous:
+                famous_by_slot.setdefault(witness.slot, []).append(witness)
+        unique_famous = [found[0] for found in famous_by_slot.values() if len(found) == 1]
+        result = OrderedRound(round_number)
+        if not unique_famous:
+            return result
+        received: list[_Record] = []
+        stack = [unique_famous[0]]
+        visited: set[EventId] = set()
+        while stack:
+            record = stack.pop()
+            if record.id in visited or record.ordered:
+                continue
+            visited.add(record.id)
+            if all(self._is_ancestor(famous.tips, famous.last, record) for famous in unique_famous):
+                received.append(record)
+            for parent_id in (record.self_parent, record.other_parent):
+                parent = self.records.get(parent_id) if parent_id else None
+                if parent is not None and not parent.ordered:
+                    stack.append(parent)
+        whitening = sha256(b"".join(sorted(famous.event.signature for famous in unique_famous)))
+        received.sort(key=lambda record: (record.generation, bytes(a ^ b for a, b in zip(record.id, whitening))))
+        for record in received:
+            record.ordered = True
+            if _has_content(record.event):
+                self.unordered_content -= 1
+            result.events.append(record.event)
+            result.observation_hashes.append(record.observation_hashes)
+        return result
+
+    # ----- pruning -------------------------------------------------------------------------
+
+    def _prune(self) -> None:
+        horizon = self.decided_round - self.prune_margin
+        while self.pruned_below < horizon:
+            round_number = self.pruned_below
+            keep: list[EventId] = []
+            for event_id in self.round_members.pop(round_number, []):
+                record = self.records[event_id]
+                if self.newest[record.slot] == event_id:
+                    keep.append(event_id)
+                    continue
+                self._forget(record)
+            if keep:
+                # Newest events stay (the next self-parent names them); they move up so the
+                # next pass considers them again.
+                self.round_members.setdefault(round_number + 1, []).extend(keep)
+            self.witnesses.pop(round_number, None)
+            self.pruned_below += 1
+
+    def _forget(self, record: _Record) -> None:
+        del self.records[record.id]
+        if not record.ordered and _has_content(record.event):
+            self.unordered_content -= 1
+        position = (record.slot, record.index)
+        siblings = self.by_position.get(position)
+        if siblings is not None:
+            if record.id in siblings:
+                siblings.remove(record.id)
+            if not siblings:
+                del self.by_position[position]
+        for observation in record.observation_hashes:
+            if self._votes_seen.get((record.slot, observation)) == record.id:
+                del self._votes_seen[(record.slot, observation)]
+
+    # ----- persistence ---------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """Everything this peer computed, so a restart resumes exactly (a pruned graph cannot be
+        recomputed from its events alone: the oldest events' rounds depend on dropped ones)."""
+        records = sorted(self.records.values(), key=lambda record: record.seq)
+        return {
+            "validators": [validator.hex() for validator in self.validators],
+            "prune_margin": self.prune_margin,
+            "decided_round": self.decided_round,
+            "max_round": self.max_round,
+            "pruned_below": self.pruned_below,
+            "forkers": sorted(self.forkers),
+            "seq": self._seq,
+            "count": list(self.count),
+            "newest": [item.hex() if item else None for item in self.newest],
+            "records": [_export_record(record) for record in records],
+            "witnesses": {str(key): [item.hex() for item in value] for key, value in self.witnesses.items()},
+            "round_members": {
+                str(key): [item.hex() for item in value] for key, value in self.round_members.items()
+            },
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> Graph:
+        graph = cls(
+            tuple(ValidatorId(bytes.fromhex(item)) for item in data["validators"]),
+            prune_margin=int(data["prune_margin"]),
+        )
+        graph.decided_round = int(data["decided_round"])
+        graph.max_round = int(data["max_round"])
+        graph.pruned_below = int(data["pruned_below"])
+        graph.forkers = set(data["forkers"])
+        graph._seq = int(data["seq"])
+        graph.count = [int(item) for item in data["count"]]
+        graph.newest = [EventId(bytes.fromhex(item)) if item else None for item in data["newest"]]
+        for item in data["records"]:
+            record = _import_record(item, graph.slot_of)
+            graph.records[record.id] = record
+            graph.by_position.setdefault((record.slot, record.index), []).append(record.id)
+            for observation in record.observation_hashes:
+                graph._votes_seen.setdefault((record.slot, observation), record.id)
+            if not record.ordered and _has_content(record.event):
+                graph.unordered_content += 1
+        graph.witnesses = {
+            int(key): [EventId(bytes.fromhex(item)) for item in value] for key, value in data["witnesses"].items()
+        }
+        graph.round_members = {
+            int(key): [EventId(bytes.fromhex(item)) for item in value]
+            for key, value in data["round_members"].items()
+        }
+        return graph
+
+    def iter_events(self) -> Iterator[Event]:
+        for record in sorted(self.records.values(), key=lambda record: record.seq):
+            yield record.event
+
+
+def _has_content(event: Event) -> bool:
+    return bool(event.observations or event.block_signatures or event.accusations)
+
+
+def _coin(event: Event) -> bool:
+    # A bit from the middle of the voter's signature: unpredictable before the event exists, and
+    # the same for every peer that checks the vote.
+    return bool(event.signature[len(event.signature) // 2] & 1) if event.signature else True
+
+
+def _export_record(record: _Record) -> dict[str, Any]:
+    return {
+        "event": record.event.to_wire(),
+        "id": record.id.hex(),
+        "seq": record.seq,
+        "round": record.round,
+        "witness": record.witness,
+        "famous": record.famous,
+        "generation": record.generation,
+        "tips": [item.hex() if item else None for item in record.tips],
+        "last": list(record.last),
+        "forked": sorted(record.forked),
+        "ordered": record.ordered,
+        "strongly_seen": None
+        if record.strongly_seen is None
+        else [item.hex() for item in record.strongly_seen],
+        "votes": {key.hex(): value for key, value in record.votes.items()},
+        "observation_hashes": [item.hex() for item in record.observation_hashes],
+    }
+
+
+def _import_record(data: dict[str, Any], slot_of: dict[ValidatorId, int]) -> _Record:
+    event = Event.from_wire(data["event"])
+    record = _Record(event, EventId(bytes.fromhex(data["id"])), slot_of[event.creator])
+    record.seq = int(data["seq"])
+    record.round = int(data["round"])
+    record.witness = bool(data["witness"])
+    record.famous = data["famous"]
+    record.generation = int(data["generation"])
+    record.tips = [EventId(bytes.fromhex(item)) if item else None for item in data["tips"]]
+    record.last = [int(item) for item in data["last"]]
+    record.forked = frozenset(int(item) for item in data["forked"])
+    record.ordered = bool(data["ordered"])
+    strongly_seen = data["strongly_seen"]
+    record.strongly_seen = None if strongly_seen is None else [EventId(bytes.fromhex(i)) for i in strongly_seen]
+    record.votes = {EventId(bytes.fromhex(key)): bool(value) for key, value in data["votes"].items()}
+    record.observation_hashes = tuple(ObservationHash(bytes.fromhex(item)) for item in data["observation_hashes"])
+    return record
