@@ -50,6 +50,8 @@ stop:
 test: install
 	$(PY) -m devstack test
 
+# mypy's Django plugin and makemigrations import the settings, which insist on a SECRET_KEY.
+lint: export SECRET_KEY ?= lint-only-not-a-secret
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -118,7 +118,9 @@ def manage(env: dict[str, str], *args: str) -> None:
         text=True,
     )
     if result.returncode != 0:
-        raise ServiceError(f"manage.py {' '.join(args)} failed for {env['NODE_NAME']}:\n{result.stderr[-3000:]}")
+        raise ServiceError(
+            f"manage.py {' '.join(args)} failed for {env['NODE_NAME']}:\n{result.stderr[-3000:]}"
+        )
     if result.stdout.strip():
         for line in result.stdout.strip().splitlines()[-3:]:
             say(line)
@@ -147,15 +149,26 @@ class Supervisor:
             contracts_file=self.stack.contracts_file,
         )
         manage(env, "migrate", "--noinput")
-        manage(env, "node_bootstrap", "--credentials", str(self.stack.root / "credentials.json"), "--url", node.base_url)
+        manage(
+            env,
+            "node_bootstrap",
+            "--credentials",
+            str(self.stack.root / "credentials.json"),
+            "--url",
+            node.base_url,
+        )
         return env
 
     def start(self) -> None:
         for node in self.nodes:
             if port_open(node.port):
-                raise ServiceError(f"port {node.port} for {node.name} is taken; is another `make run` running?")
+                raise ServiceError(
+                    f"port {node.port} for {node.name} is taken; is another `make run` running?"
+                )
             env = self.prepare(node)
-            commands = node_commands(node=node.name, bind="127.0.0.1", port=node.port, beat_schedule=str(node.beat_schedule))
+            commands = node_commands(
+                node=node.name, bind="127.0.0.1", port=node.port, beat_schedule=str(node.beat_schedule)
+            )
             for kind in PROCESS_KINDS:
                 process = ManagedProcess(
                     name=f"{node.name}-{kind}",
@@ -226,7 +239,10 @@ def run(arguments: argparse.Namespace) -> int:
         say("ready. Dashboards (logins in var/credentials.json, mode 0600):")
         for node in nodes:
             entry = credentials.get(node.name, {})
-            say(f"  {node.name}: {node.base_url}/  user {entry.get('username', '?')}  health {node.base_url}/healthz")
+            say(
+                f"  {node.name}: {node.base_url}/  user {entry.get('username', '?')}"
+                f"  health {node.base_url}/healthz"
+            )
         say(f"logs in {var_dir / 'log'}; Ctrl-C or `make stop` stops everything")
         supervisor.watch()
     except ServiceError as error:
@@ -265,7 +281,7 @@ def stop(arguments: argparse.Namespace) -> int:
 
 def test(arguments: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="parsec-test-"))
-    os.chmod(root, 0o755)  # the PostgreSQL server runs as its own user and must reach its files
+    os.chmod(root, 0o755)  # noqa: S103 - the PostgreSQL server runs as its own user and must reach its files
     stack = Stack(root, pg_port=free_port(), redis_port=free_port(), anvil_port=free_port(), fast=True)
     started = time.monotonic()
     try:
@@ -284,7 +300,9 @@ def test(arguments: argparse.Namespace) -> int:
         }
         os.environ.update(env)
         say(f"services up in {time.monotonic() - started:.1f} s under {root}")
-        commands = [arguments.command] if arguments.command else [["make", "lint"], [sys.executable, "-m", "pytest"]]
+        commands = (
+            [arguments.command] if arguments.command else [["make", "lint"], [sys.executable, "-m", "pytest"]]
+        )
         for command in commands:
             say("$ " + " ".join(command))
             code = subprocess.run(command, cwd=REPO, check=False).returncode
@@ -305,7 +323,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="action", required=True)
     run_parser = commands.add_parser("run", help="start the local network")
-    run_parser.add_argument("--nodes", type=int, default=len(NODE_NAMES), choices=range(1, len(NODE_NAMES) + 1))
+    run_parser.add_argument(
+        "--nodes", type=int, default=len(NODE_NAMES), choices=range(1, len(NODE_NAMES) + 1)
+    )
     commands.add_parser("stop", help="stop the local network")
     test_parser = commands.add_parser("test", help="run a command against throw-away services")
     test_parser.add_argument("command", nargs=argparse.REMAINDER, help="default: make lint, then pytest")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
+
+from eth_utils import to_checksum_address
 
 from devstack.services import REPO, ServiceError, json_rpc
 
@@ -15,7 +18,9 @@ SHARED_CONTRACTS = ("AnchorRegistry",)
 
 def compile_contracts() -> None:
     try:
-        subprocess.run(["node", str(REPO / "contracts" / "build.mjs")], check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["node", str(REPO / "contracts" / "build.mjs")], check=True, capture_output=True, text=True
+        )
     except FileNotFoundError as error:
         raise ServiceError("node is not installed: apt-get install nodejs npm") from error
     except subprocess.CalledProcessError as error:
@@ -45,13 +50,17 @@ def deploy_shared_contracts(rpc_url: str, record: Path) -> dict[str, object]:
     The record survives restarts with anvil's state file; a fresh chain gets fresh contracts.
     """
     chain_id = int(str(json_rpc(rpc_url, "eth_chainId")), 16)
-    known: dict[str, object] = json.loads(record.read_text()) if record.exists() else {}
-    contracts: dict[str, dict[str, object]] = dict(known.get("contracts", {}))  # type: ignore[arg-type]
+    known: dict[str, Any] = json.loads(record.read_text()) if record.exists() else {}
+    contracts: dict[str, dict[str, Any]] = dict(known.get("contracts", {}))
     deployer = json_rpc(rpc_url, "eth_accounts")[0]  # type: ignore[index]
     changed = known.get("chain_id") != chain_id
     for name in SHARED_CONTRACTS:
         entry = contracts.get(name)
-        if not changed and entry and json_rpc(rpc_url, "eth_getCode", [entry["address"], "latest"]) not in ("0x", None):
+        if (
+            not changed
+            and entry
+            and json_rpc(rpc_url, "eth_getCode", [entry["address"], "latest"]) not in ("0x", None)
+        ):
             continue
         built = artifact(name)
         tx_hash = json_rpc(rpc_url, "eth_sendTransaction", [{"from": deployer, "data": built["bytecode"]}])
@@ -59,7 +68,7 @@ def deploy_shared_contracts(rpc_url: str, record: Path) -> dict[str, object]:
         if receipt.get("status") != "0x1":
             raise ServiceError(f"deploying {name} failed: {receipt}")
         contracts[name] = {
-            "address": receipt["contractAddress"],
+            "address": to_checksum_address(receipt["contractAddress"]),
             "block": int(receipt["blockNumber"], 16),
             "transaction": tx_hash,
         }
@@ -69,3 +78,19 @@ def deploy_shared_contracts(rpc_url: str, record: Path) -> dict[str, object]:
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Deploy the shared contracts to an Ethereum node.")
+    parser.add_argument("--rpc", required=True, help="JSON-RPC URL, e.g. http://anvil:8545")
+    parser.add_argument("--record", type=Path, required=True, help="where the addresses are written")
+    arguments = parser.parse_args()
+    compile_contracts()
+    deployed = deploy_shared_contracts(arguments.rpc, arguments.record)
+    print(json.dumps(deployed, indent=2))
+
+
+if __name__ == "__main__":
+    main()

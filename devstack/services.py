@@ -200,7 +200,9 @@ class Postgres:
             )
         except subprocess.CalledProcessError as error:
             tail = log.read_text()[-2000:] if log.exists() else ""
-            raise ServiceError(f"PostgreSQL did not start on port {self.port}:\n{error.stdout}\n{tail}") from error
+            raise ServiceError(
+                f"PostgreSQL did not start on port {self.port}:\n{error.stdout}\n{tail}"
+            ) from error
 
     def is_ours(self) -> bool:
         pid_file = self.data_dir / "postmaster.pid"
@@ -328,8 +330,10 @@ def anvil_process(directory: Path, port: int, *, block_time: int | None = None) 
 
 def json_rpc(url: str, method: str, params: list[object] | None = None, timeout: float = 2.0) -> object:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URL we built
+    if not url.startswith(("http://", "https://")):
+        raise ServiceError(f"{url} is not an HTTP JSON-RPC URL")
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310 - checked above
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - checked above
         answer = json.loads(response.read())
     if "error" in answer:
         raise ServiceError(f"{method}: {answer['error']}")

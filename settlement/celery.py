@@ -20,7 +20,7 @@ app.autodiscover_tasks()
 
 
 class WorkerHeartbeat(bootsteps.StartStopStep):
-    requires = {"celery.worker.components:Timer"}
+    requires = ("celery.worker.components:Timer",)
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)

@@ -1,6 +1,6 @@
 """Errors as part of the interface: every API error is JSON with a code and a sentence.
 
-    {"error": {"code": "not_authenticated", "message": "...", "fields": {...}}}
+{"error": {"code": "not_authenticated", "message": "...", "fields": {...}}}
 """
 
 from __future__ import annotations

@@ -114,13 +114,17 @@ def check_worker() -> ServiceHealth:
 def check_ethereum() -> ServiceHealth:
     try:
         started = time.perf_counter()
-        web3 = Web3(HTTPProvider(settings.ETH_RPC_URL, request_kwargs={"timeout": settings.ETH_RPC_TIMEOUT_SECONDS}))
+        web3 = Web3(
+            HTTPProvider(settings.ETH_RPC_URL, request_kwargs={"timeout": settings.ETH_RPC_TIMEOUT_SECONDS})
+        )
         chain_id = web3.eth.chain_id
         latest = web3.eth.block_number
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     except Exception as error:  # web3 raises many types for one fact: the RPC did not answer
         return ServiceHealth("ethereum", False, error=_one_line(error))
-    return ServiceHealth("ethereum", True, {"chain_id": chain_id, "latest_block": latest, "latency_ms": elapsed_ms})
+    return ServiceHealth(
+        "ethereum", True, {"chain_id": chain_id, "latest_block": latest, "latency_ms": elapsed_ms}
+    )
 
 
 def node_health() -> NodeHealth:

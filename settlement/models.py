@@ -19,7 +19,7 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
-TOKEN_PREFIX = "psk"
+TOKEN_PREFIX = "psk"  # noqa: S105 - a public marker, not a secret
 
 
 def hash_token_secret(secret: str) -> str:

@@ -18,7 +18,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 def env(name: str, default: str | None = None) -> str:
     value = os.environ.get(name, default)
     if value is None:
-        raise ImproperlyConfigured(f"set the environment variable {name} (see the README's configuration table)")
+        raise ImproperlyConfigured(
+            f"set the environment variable {name} (see the README's configuration table)"
+        )
     return value
 
 
@@ -170,6 +172,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "The REST API of one Parsec settlement node.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
     "SWAGGER_UI_FAVICON_HREF": "/static/favicon.svg",
 }
@@ -181,8 +184,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles" / NODE_NAME
-# In tests and development WhiteNoise serves straight from STATICFILES_DIRS (no collectstatic).
+# WhiteNoise serves straight from STATICFILES_DIRS (no collectstatic step); a deployment that
+# prefers collected, compressed files sets STATIC_ROOT and runs collectstatic.
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 

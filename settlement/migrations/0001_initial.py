@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,37 +15,70 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='HealthSample',
+            name="HealthSample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('taken_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('database_up', models.BooleanField()),
-                ('redis_up', models.BooleanField()),
-                ('worker_up', models.BooleanField()),
-                ('ethereum_up', models.BooleanField()),
-                ('ethereum_block', models.BigIntegerField(null=True)),
-                ('ethereum_latency_ms', models.FloatField(null=True)),
-                ('database_latency_ms', models.FloatField(null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("taken_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("database_up", models.BooleanField()),
+                ("redis_up", models.BooleanField()),
+                ("worker_up", models.BooleanField()),
+                ("ethereum_up", models.BooleanField()),
+                ("ethereum_block", models.BigIntegerField(null=True)),
+                ("ethereum_latency_ms", models.FloatField(null=True)),
+                ("database_latency_ms", models.FloatField(null=True)),
             ],
             options={
-                'ordering': ['-taken_at'],
+                "ordering": ["-taken_at"],
             },
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('role', models.CharField(choices=[('operator', 'Operator'), ('kyc_reviewer', 'KYC reviewer'), ('auditor', 'Auditor (read-only)'), ('admin', 'Admin')], max_length=20)),
-                ('lookup', models.CharField(help_text='Public part of the token, for look-up', max_length=16, unique=True)),
-                ('secret_hash', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("operator", "Operator"),
+                            ("kyc_reviewer", "KYC reviewer"),
+                            ("auditor", "Auditor (read-only)"),
+                            ("admin", "Admin"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "lookup",
+                    models.CharField(
+                        help_text="Public part of the token, for look-up", max_length=16, unique=True
+                    ),
+                ),
+                ("secret_hash", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
     ]

@@ -25,7 +25,9 @@ class Command(BaseCommand):
     help = "Create the operator account and an API token once, and record them in a credentials file."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--credentials", type=Path, required=True, help="JSON file of all nodes' credentials")
+        parser.add_argument(
+            "--credentials", type=Path, required=True, help="JSON file of all nodes' credentials"
+        )
         parser.add_argument("--url", required=True, help="The node's dashboard URL, recorded with the login")
         parser.add_argument("--username", default="operator")
 
@@ -36,8 +38,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{settings.NODE_NAME}: account {username!r} exists; credentials unchanged")
             return
         password = secrets.token_urlsafe(12)
-        user = users.objects.create_user(username=username, password=password, is_staff=True, is_superuser=True)
-        user.groups.add(Group.objects.get(name=Role.ADMIN), Group.objects.get(name=Role.OPERATOR))
+        user = users.objects.create_user(
+            username=username, password=password, is_staff=True, is_superuser=True
+        )
+        # get_or_create: the groups come from a data migration, but a flushed database has none.
+        user.groups.add(*(Group.objects.get_or_create(name=role)[0] for role in (Role.ADMIN, Role.OPERATOR)))
         _token, plain_token = ApiToken.issue(user=user, name="make run", role=Role.OPERATOR)
         _record(
             credentials,

@@ -1,0 +1,158 @@
+"""Fixtures that run the real parts: PostgreSQL, Redis, anvil (from `make test`), and daphne and
+Celery worker processes started here against the test database.
+
+A test that uses `live_web` or `celery_worker` must use the `transactional_db` fixture: the other
+processes only see data that is committed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from devstack.services import ManagedProcess, free_port, port_open
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "PARSEC_TEST_REDIS_PORT" not in os.environ:
+        pytest.exit(
+            "the tests run against real services: use `make test`, or "
+            "`.venv/bin/python -m devstack test -- .venv/bin/python -m pytest tests/...`",
+            returncode=2,
+        )
+
+
+def _test_database_url() -> str:
+    """DATABASE_URL pointing at the database pytest-django created for this session."""
+    database = settings.DATABASES["default"]
+    return (
+        f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/"
+        f"{database['NAME']}"
+    )
+
+
+def _process_env() -> dict[str, str]:
+    return {"DATABASE_URL": _test_database_url(), "WORKER_HEARTBEAT_SECONDS": "0.5"}
+
+
+class CeleryWorker:
+    """A real `celery worker` process on the test database and the test Redis."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.hostname = f"test-{os.getpid()}@{settings.NODE_NAME}"
+        self.process = ManagedProcess(
+            name="worker",
+            command=[
+                str(VENV_BIN / "celery"),
+                "--app",
+                "settlement",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--hostname",
+                self.hostname,
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            log_path=log_dir / "worker.log",
+            env=_process_env(),
+        )
+
+    def start(self) -> None:
+        from settlement import health
+
+        self.process.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if health.check_worker().up:
+                return
+            if not self.process.running():
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"the Celery worker did not start:\n{self.process.log_tail()}")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None, tmp_path: Path) -> Iterator[CeleryWorker]:
+    worker = CeleryWorker(tmp_path)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+class LiveWeb:
+    def __init__(self, port: int, process: ManagedProcess) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = process
+
+
+@pytest.fixture
+def live_web(transactional_db: None, tmp_path: Path) -> Iterator[LiveWeb]:
+    """daphne serving the node (HTTP and websockets) from the test database."""
+    port = free_port()
+    process = ManagedProcess(
+        name="web",
+        command=[
+            str(VENV_BIN / "daphne"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "settlement.asgi:application",
+        ],
+        log_path=tmp_path / "web.log",
+        env={**_process_env(), "NODE_BASE_URL": f"http://127.0.0.1:{port}"},
+    )
+    process.start()
+    deadline = time.monotonic() + 30
+    while not port_open(port):
+        if time.monotonic() > deadline or not process.running():
+            raise RuntimeError(f"daphne did not start:\n{process.log_tail()}")
+        time.sleep(0.1)
+    yield LiveWeb(port, process)
+    process.stop()
+
+
+@pytest.fixture
+def no_worker_heartbeats() -> None:
+    """Forget heartbeats left by workers of earlier tests (they expire by themselves too)."""
+    from settlement import health
+
+    client = health.redis_client()
+    for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}:worker-heartbeat:*"):
+        client.delete(key)
+
+
+TEST_PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., Any]:
+    """Create a user holding the given roles (groups are made if a flush removed them)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    def make(username: str, *roles: str) -> Any:
+        user = get_user_model().objects.create_user(username=username, password=TEST_PASSWORD)
+        for role in roles:
+            group, _ = Group.objects.get_or_create(name=role)
+            user.groups.add(group)
+        return user
+
+    return make

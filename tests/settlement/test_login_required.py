@@ -1,0 +1,76 @@
+"""Every URL needs a login except the few that are public by nature; a walk over the URL
+patterns proves it, so a new page cannot be added without it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+# Public on purpose: the health probe and the login page itself.
+PUBLIC = {"/healthz", "/accounts/login/", "/admin/login/"}
+
+
+def _walk(patterns, prefix=""):
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, route)
+        elif isinstance(pattern, URLPattern):
+            yield route
+
+
+def _example_path(route: str) -> str:
+    """Fill converters and regex groups with harmless values so the URL resolves."""
+    path = re.sub(r"<(?:int:)?[^>]*pk>|<int:[^>]+>", "1", route)
+    path = re.sub(r"<[^>]+>", "x", path)
+    path = re.sub(r"\(\?P<[^>]+>[^)]*\)", "1", path)
+    path = path.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
+    return "/" + path.lstrip("/")
+
+
+ALL_PATHS = sorted({_example_path(route) for route in _walk(get_resolver().url_patterns)})
+
+
+def test_the_walk_finds_the_urls_we_know():
+    assert {"/", "/api/node/", "/api/schema/", "/admin/", "/counterparties/"} <= set(ALL_PATHS)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [path for path in ALL_PATHS if path not in PUBLIC])
+def test_anonymous_get_is_refused(client, path):
+    response = client.get(path)
+
+    if path.startswith("/api/"):
+        assert response.status_code == 401, path
+        # The schema and Swagger UI render errors in their own formats; the rest speak JSON.
+        if response["Content-Type"].startswith("application/json"):
+            assert response.json()["error"]["code"] == "not_authenticated"
+    elif path.startswith("/admin/"):
+        assert response.status_code in {302, 404}, path
+        if response.status_code == 302:
+            assert "/login/" in response["Location"]
+    else:
+        assert response.status_code == 302, path
+        assert response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+def test_a_user_without_a_role_sees_no_page(client, make_user):
+    client.force_login(make_user("nobody"))
+
+    response = client.get("/")
+
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["operator", "kyc_reviewer", "auditor", "admin"])
+def test_every_role_sees_the_overview(client, make_user, role, no_worker_heartbeats):
+    client.force_login(make_user(f"user-{role}", role))
+
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert b'id="node-health"' in response.content
