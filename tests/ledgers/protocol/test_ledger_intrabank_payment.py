@@ -1,0 +1,79 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from ledger_protocol_world import ASSETS, World, eur
+
+from ledgers.protocol.chain import sign_entry
+from ledgers.protocol.errors import BadBody, InsufficientFunds, NotAccepted
+from ledgers.protocol.identifiers import make_ledger_id
+from ledgers.protocol.intrabank import check_intrabank_payment, lock_order, plan_intrabank_payment
+
+A = "bank-a.test"
+
+
+def setup():
+    world = World()
+    alice, bob = world.open_ledger(A, "alice"), world.open_ledger(A, "bob")
+    world.issue(alice, eur(A), 1000)
+    return world, alice, bob
+
+
+def plan(world, sender, recipient, amount):
+    return plan_intrabank_payment(
+        transfer_id="idem-1",
+        sender_head=world.ledgers[sender].head,
+        recipient_head=world.ledgers[recipient].head,
+        asset=eur(A),
+        amount=amount,
+        time=world.now(),
+    )
+
+
+def check(world, the_plan, sender, recipient):
+    return check_intrabank_payment(
+        plan=the_plan,
+        sender=world.ledgers[sender].view(),
+        recipient=world.ledgers[recipient].view(),
+        debit_signature=sign_entry(the_plan.debit, key=world.ledgers[sender].owner),
+        assets=ASSETS,
+    )
+
+
+@given(st.lists(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), min_size=1, max_size=6))
+def test_lock_order_is_sorted_and_the_same_whichever_way_the_money_goes(names):
+    ledgers = [make_ledger_id(namespace=A, name=name) for name in names]
+    assert lock_order(ledgers) == tuple(sorted(set(ledgers)))
+    assert lock_order(reversed(ledgers)) == lock_order(ledgers)
+
+
+def test_a_payment_debits_the_sender_and_credits_the_recipient():
+    world, alice, bob = setup()
+    the_plan = plan(world, alice, bob, 250)
+    assert the_plan.lock_order == (alice, bob)
+    debit, credit = check(world, the_plan, alice, bob)
+    assert debit.balances == {eur(A): 750}
+    assert credit.balances == {eur(A): 250}
+    assert credit.party_signature is None  # a credit needs only the bank's signature
+    assert debit.entry.body["transfer"] == credit.entry.body["transfer"] == "idem-1"
+
+
+def test_insufficient_funds_refuses_both_entries():
+    world, alice, bob = setup()
+    with pytest.raises(InsufficientFunds):
+        check(world, plan(world, alice, bob, 1001), alice, bob)
+
+
+def test_a_recipient_not_accepted_refuses_the_payment():
+    world, alice, bob = setup()
+    world.ledgers[bob].accepted = False
+    with pytest.raises(NotAccepted):
+        check(world, plan(world, alice, bob, 10), alice, bob)
+
+
+def test_paying_oneself_or_another_bank_is_not_an_intrabank_payment():
+    world, alice, _ = setup()
+    carol = world.open_ledger("bank-b.test", "carol")
+    with pytest.raises(BadBody):
+        plan(world, alice, alice, 10)
+    with pytest.raises(BadBody):
+        plan(world, alice, carol, 10)
