@@ -64,7 +64,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 bench: install
-	$(PY) -m bench
+	$(PY) -m devstack exec -- $(PY) -m bench
 
 soak: install
 	$(PY) -m consensus.simulate --soak 10000

@@ -3,7 +3,7 @@
 run   starts PostgreSQL, Redis and anvil under var/, then each node's web, worker and beat, and
       supervises them until Ctrl-C or `make stop`; a second run keeps the data.
 stop  stops a running `make run`.
-test  starts the same services on free ports in a temporary directory, runs the given command
+test  (or exec) starts the same services on free ports in a temporary directory, runs the given command
       (by default `make lint` and pytest) against them, and stops them.
 """
 
@@ -327,12 +327,13 @@ def main() -> int:
         "--nodes", type=int, default=len(NODE_NAMES), choices=range(1, len(NODE_NAMES) + 1)
     )
     commands.add_parser("stop", help="stop the local network")
-    test_parser = commands.add_parser("test", help="run a command against throw-away services")
-    test_parser.add_argument("command", nargs=argparse.REMAINDER, help="default: make lint, then pytest")
+    for name in ("test", "exec"):
+        test_parser = commands.add_parser(name, help="run a command against throw-away services")
+        test_parser.add_argument("command", nargs=argparse.REMAINDER, help="default: make lint, then pytest")
     arguments = parser.parse_args()
     if getattr(arguments, "command", None) and arguments.command[0] == "--":
         arguments.command = arguments.command[1:]
-    handlers = {"run": run, "stop": stop, "test": test}
+    handlers = {"run": run, "stop": stop, "test": test, "exec": test}
     return handlers[arguments.action](arguments)
 
 
