@@ -112,7 +112,9 @@ class World:
         row.entries.append(appended.signed())
         self.supply.extend(appended.supply)
 
-    def append(self, ledger: LedgerId, kind: str, body: dict[str, Any], *, party_signs: bool = True) -> Appended:
+    def append(
+        self, ledger: LedgerId, kind: str, body: dict[str, Any], *, party_signs: bool = True
+    ) -> Appended:
         appended = self.check(self.entry(ledger, kind, body), party_signs=party_signs)
         self.save(appended)
         return appended

@@ -19,7 +19,14 @@ def test_max_amount_fits_postgresql_bigint():
 
 @pytest.mark.parametrize(
     ("text", "decimals", "minor"),
-    [("10.50", 2, 1050), ("10.5", 2, 1050), ("10", 2, 1000), ("0.01", 2, 1), ("7", 0, 7), ("1.000000000000000001", 18, 10**18 + 1)],
+    [
+        ("10.50", 2, 1050),
+        ("10.5", 2, 1050),
+        ("10", 2, 1000),
+        ("0.01", 2, 1),
+        ("7", 0, 7),
+        ("1.000000000000000001", 18, 10**18 + 1),
+    ],
 )
 def test_decimal_strings_parse_into_minor_units(text, decimals, minor):
     assert parse_amount(text, decimals=decimals) == minor
@@ -69,7 +76,9 @@ def test_more_decimals_than_the_asset_has_are_refused_not_rounded(text):
         parse_amount(text, decimals=2)
 
 
-@pytest.mark.parametrize("text", ["", "-1", "+1", "1e3", "01", "1.", ".5", "1,5", " 1", "0", "0.00", "NaN", "١٢"])
+@pytest.mark.parametrize(
+    "text", ["", "-1", "+1", "1e3", "01", "1.", ".5", "1,5", " 1", "0", "0.00", "NaN", "١٢"]
+)
 def test_non_plain_or_non_positive_decimal_strings_are_refused(text):
     with pytest.raises(BadAmount):
         parse_amount(text, decimals=2)

@@ -37,7 +37,13 @@ def world():
 
 
 def debit(world, amount="100", **overrides):
-    body = {"transfer": "t-1", "side": "debit", "asset": eur(A), "amount": amount, "counterparty": "ubi:bank-a.test:bob"}
+    body = {
+        "transfer": "t-1",
+        "side": "debit",
+        "asset": eur(A),
+        "amount": amount,
+        "counterparty": "ubi:bank-a.test:bob",
+    }
     return world.entry("ubi:bank-a.test:alice", "transfer", {**body, **overrides})
 
 
@@ -79,8 +85,12 @@ def test_an_entry_for_another_ledger_is_refused(world):
     other = world.ledgers["ubi:bank-a.test:bob"]
     with pytest.raises(WrongLedger):
         check_append(
-            head=other.head, entry=entry, party_key=other.owner.public_key, party_signature=None,
-            balances={}, assets=ASSETS,
+            head=other.head,
+            entry=entry,
+            party_key=other.owner.public_key,
+            party_signature=None,
+            balances={},
+            assets=ASSETS,
         )
 
 
@@ -135,16 +145,24 @@ def test_an_overflowing_amount_is_refused(world):
 
 def test_a_credit_that_would_overflow_the_balance_is_refused(world):
     row = world.ledgers["ubi:bank-a.test:alice"]
-    entry = world.entry("ubi:bank-a.test:alice", "issue", {"asset": eur(A), "amount": str(2**63 - 1), "reference": "r"})
+    entry = world.entry(
+        "ubi:bank-a.test:alice", "issue", {"asset": eur(A), "amount": str(2**63 - 1), "reference": "r"}
+    )
     with pytest.raises(AmountOverflow):
         check_append(
-            head=row.head, entry=entry, party_key=row.owner.public_key, party_signature=None,
-            balances=row.balances, assets=ASSETS,
+            head=row.head,
+            entry=entry,
+            party_key=row.owner.public_key,
+            party_signature=None,
+            balances=row.balances,
+            assets=ASSETS,
         )
 
 
 def test_issuing_beyond_the_maximum_outstanding_supply_is_refused(world):
-    entry = world.entry("ubi:bank-a.test:bob", "issue", {"asset": eur(A), "amount": str(2**63 - 1), "reference": "r"})
+    entry = world.entry(
+        "ubi:bank-a.test:bob", "issue", {"asset": eur(A), "amount": str(2**63 - 1), "reference": "r"}
+    )
     refused(world, entry, AmountOverflow, party_signature=None, outstanding={eur(A): 1000})
 
 
@@ -163,7 +181,12 @@ def test_a_bad_party_signature_is_refused(world):
 
 def test_a_signature_on_another_entry_is_refused(world):
     other = debit(world, amount="1")
-    refused(world, debit(world), BadEntrySignature, party_signature=sign_entry(other, key=key_for("ubi:bank-a.test:alice")))
+    refused(
+        world,
+        debit(world),
+        BadEntrySignature,
+        party_signature=sign_entry(other, key=key_for("ubi:bank-a.test:alice")),
+    )
 
 
 def test_a_debit_without_the_party_signature_is_refused(world):
@@ -173,8 +196,11 @@ def test_a_debit_without_the_party_signature_is_refused(world):
 def test_a_bad_validator_signature_is_refused(world):
     row = world.ledgers["ubi:bank-a.test:alice"]
     refused(
-        world, debit(world), BadEntrySignature,
-        validator_key=row.validator.public_key, validator_signature=bytes(64),
+        world,
+        debit(world),
+        BadEntrySignature,
+        validator_key=row.validator.public_key,
+        validator_signature=bytes(64),
     )
 
 
@@ -194,8 +220,13 @@ def test_a_credit_line_allows_a_negative_balance_down_to_its_limit(world):
 
 def test_held_funds_cannot_be_spent(world):
     offer = {
-        "maker_ledger": "ubi:bank-a.test:alice", "give_asset": eur(A), "give_amount": "800",
-        "want_asset": "bank-b.test/USD", "want_amount": "900", "expires_at": 2_000_000_000_000, "reference": "o1",
+        "maker_ledger": "ubi:bank-a.test:alice",
+        "give_asset": eur(A),
+        "give_amount": "800",
+        "want_asset": "bank-b.test/USD",
+        "want_amount": "900",
+        "expires_at": 2_000_000_000_000,
+        "reference": "o1",
     }
     world.append("ubi:bank-a.test:alice", "offer", {"offer": offer})
     refused(world, debit(world, amount="201"), InsufficientFunds)
@@ -203,12 +234,16 @@ def test_held_funds_cannot_be_spent(world):
 
 
 def test_only_the_issuer_bank_may_issue(world):
-    entry = world.entry("ubi:bank-a.test:bob", "issue", {"asset": eur("bank-b.test"), "amount": "5", "reference": "r"})
+    entry = world.entry(
+        "ubi:bank-a.test:bob", "issue", {"asset": eur("bank-b.test"), "amount": "5", "reference": "r"}
+    )
     refused(world, entry, NotIssuer, party_signature=None)
 
 
 def test_redeeming_more_than_held_is_insufficient_funds(world):
-    entry = world.entry("ubi:bank-a.test:alice", "redeem", {"asset": eur(A), "amount": "1001", "reference": "w"})
+    entry = world.entry(
+        "ubi:bank-a.test:alice", "redeem", {"asset": eur(A), "amount": "1001", "reference": "w"}
+    )
     refused(world, entry, InsufficientFunds)
 
 
@@ -216,9 +251,14 @@ def test_the_validator_signs_only_a_checked_entry_and_it_verifies(world):
     appended = world.check(debit(world))
     row = world.ledgers["ubi:bank-a.test:alice"]
     again = check_append(
-        head=row.head, entry=appended.entry, party_key=row.owner.public_key,
-        party_signature=appended.party_signature, balances=row.balances, assets=ASSETS,
-        validator_key=row.validator.public_key, validator_signature=appended.validator_signature,
+        head=row.head,
+        entry=appended.entry,
+        party_key=row.owner.public_key,
+        party_signature=appended.party_signature,
+        balances=row.balances,
+        assets=ASSETS,
+        validator_key=row.validator.public_key,
+        validator_signature=appended.validator_signature,
     )
     assert again.hash == appended.hash
     assert cosign(again, validator_key=row.validator).validator_signature == appended.validator_signature

@@ -19,8 +19,20 @@ def test_well_formed_asset_ids_parse_to_themselves(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["bank-a.test/eur", "Bank-A.test/EUR", "bank-a.test", "/EUR", "bank-a.test/", "bank-a.test/EUR/x",
-     "-bank.test/EUR", "bank..test/EUR", " bank-a.test/EUR", 42, None, "bank-a.test/E UR"],
+    [
+        "bank-a.test/eur",
+        "Bank-A.test/EUR",
+        "bank-a.test",
+        "/EUR",
+        "bank-a.test/",
+        "bank-a.test/EUR/x",
+        "-bank.test/EUR",
+        "bank..test/EUR",
+        " bank-a.test/EUR",
+        42,
+        None,
+        "bank-a.test/E UR",
+    ],
 )
 def test_malformed_asset_ids_are_refused_with_their_code(text):
     with pytest.raises(BadAssetId) as caught:
@@ -50,8 +62,17 @@ def test_well_formed_ledger_ids_parse_and_name_their_validator(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["bank-a.test:alice", "ubi:bank-a.test:", "ubi::alice", "ubi:bank-a.test:Alice", "UBI:bank-a.test:a",
-             "ubi:bank-a.test:a:b", "ubi:bank_a.test:a", b"ubi:bank-a.test:a"],
+    "text",
+    [
+        "bank-a.test:alice",
+        "ubi:bank-a.test:",
+        "ubi::alice",
+        "ubi:bank-a.test:Alice",
+        "UBI:bank-a.test:a",
+        "ubi:bank-a.test:a:b",
+        "ubi:bank_a.test:a",
+        b"ubi:bank-a.test:a",
+    ],
 )
 def test_malformed_ledger_ids_are_refused_with_their_code(text):
     with pytest.raises(BadLedgerId) as caught:

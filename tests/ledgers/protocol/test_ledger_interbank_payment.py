@@ -55,8 +55,13 @@ def setup(credit_line=10_000):
 def instruction_for(alice, bob, *, via=(), amount=300, expires_at=NOW + 30_000):
     banks = (A, *via, B)
     return plan_route(
-        reference="pay-1", sender=alice, recipient=bob, amount=amount,
-        assets=[eur(bank) for bank in banks], created_at=NOW, expires_at=expires_at,
+        reference="pay-1",
+        sender=alice,
+        recipient=bob,
+        amount=amount,
+        assets=[eur(bank) for bank in banks],
+        created_at=NOW,
+        expires_at=expires_at,
     )
 
 
@@ -85,7 +90,10 @@ def cosign_at(world, instruction, bank, *, now=NOW + 1):
     )
     world.ledgers[leg.debit].holds[hold.key] = hold
     return CosignReceived(
-        bank=bank, key=key_for(bank).public_key, signature=cosign_payment(instruction, key=key_for(bank)), now=now
+        bank=bank,
+        key=key_for(bank).public_key,
+        signature=cosign_payment(instruction, key=key_for(bank)),
+        now=now,
     )
 
 
@@ -93,8 +101,11 @@ def apply_legs(world, proof):
     for index, bank in enumerate(proof.instruction.banks):
         leg = proof.instruction.legs[index]
         debit, credit = plan_leg_entries(
-            proof=proof, bank=bank, debit_head=world.ledgers[leg.debit].head,
-            credit_head=world.ledgers[leg.credit].head, time=world.now(),
+            proof=proof,
+            bank=bank,
+            debit_head=world.ledgers[leg.debit].head,
+            credit_head=world.ledgers[leg.credit].head,
+            time=world.now(),
         )
         world.save(world.check(debit, party_signs=False))
         world.save(world.check(credit, party_signs=False))
@@ -130,7 +141,9 @@ def test_a_direct_payment_is_final_with_sender_bank_a_and_bank_b_signatures():
     (finalised,) = result.events
     assert isinstance(finalised, PaymentFinalised)
     assert set(finalised.proof.bank_signatures) == {A, B}
-    verify_payment_proof(finalised.proof, trusted_bank_keys={A: key_for(A).public_key, B: key_for(B).public_key})
+    verify_payment_proof(
+        finalised.proof, trusted_bank_keys={A: key_for(A).public_key, B: key_for(B).public_key}
+    )
 
 
 def test_a_final_proof_verifies_offline_from_its_json():
@@ -144,8 +157,11 @@ def test_a_proof_missing_a_bank_signature_is_not_final():
     world, alice, bob = setup()
     proof = run_to_final(world, alice, instruction_for(alice, bob)).state.proof
     partial = PaymentProof(
-        instruction=proof.instruction, sender_key=proof.sender_key, sender_signature=proof.sender_signature,
-        bank_keys={A: proof.bank_keys[A]}, bank_signatures={A: proof.bank_signatures[A]},
+        instruction=proof.instruction,
+        sender_key=proof.sender_key,
+        sender_signature=proof.sender_signature,
+        bank_keys={A: proof.bank_keys[A]},
+        bank_signatures={A: proof.bank_signatures[A]},
     )
     with pytest.raises(BadTransition):
         verify_payment_proof(partial)
@@ -163,7 +179,9 @@ def test_a_proof_signed_with_an_untrusted_bank_key_is_refused():
     world, alice, bob = setup()
     proof = run_to_final(world, alice, instruction_for(alice, bob)).state.proof
     with pytest.raises(BadRoute):
-        verify_payment_proof(proof, trusted_bank_keys={A: key_for(A).public_key, B: key_for("impostor").public_key})
+        verify_payment_proof(
+            proof, trusted_bank_keys={A: key_for(A).public_key, B: key_for("impostor").public_key}
+        )
 
 
 def test_settling_a_direct_payment_moves_claims_between_the_banks_accounts():
@@ -214,7 +232,8 @@ def test_a_duplicate_cosignature_changes_nothing():
     change = cosign_at(world, instruction, C)
     once = payment_transition(state, change, origin_key=key_for(A))
     twice = payment_transition(once.state, change, origin_key=key_for(A))
-    assert twice.state == once.state and twice.events == ()
+    assert twice.state == once.state
+    assert twice.events == ()
 
 
 def test_a_forged_cosignature_is_refused():
@@ -231,7 +250,8 @@ def test_a_timeout_voids_the_hold_with_a_signed_notice():
     instruction = instruction_for(alice, bob)
     state = start(world, alice, instruction).state
     still = payment_transition(state, ClockTick(now=instruction.expires_at - 1), origin_key=key_for(A))
-    assert still.state.phase is PaymentPhase.HELD and still.events == ()
+    assert still.state.phase is PaymentPhase.HELD
+    assert still.events == ()
     result = payment_transition(state, ClockTick(now=instruction.expires_at), origin_key=key_for(A))
     assert result.state.phase is PaymentPhase.VOIDED
     released, voided = result.events
@@ -255,7 +275,9 @@ def test_a_cosignature_after_the_deadline_voids_instead_of_finalising():
 def test_a_refusal_voids_the_payment_and_releases_the_hold():
     world, alice, bob = setup()
     state = start(world, alice, instruction_for(alice, bob)).state
-    result = payment_transition(state, CosignRefused(bank=B, code="not_accepted", now=NOW + 1), origin_key=key_for(A))
+    result = payment_transition(
+        state, CosignRefused(bank=B, code="not_accepted", now=NOW + 1), origin_key=key_for(A)
+    )
     assert result.state.phase is PaymentPhase.VOIDED
     assert "not_accepted" in result.state.void_reason
     assert isinstance(result.events[0], HoldReleased)
@@ -265,7 +287,8 @@ def test_a_final_payment_ignores_the_clock():
     world, alice, bob = setup()
     final = run_to_final(world, alice, instruction_for(alice, bob)).state
     result = payment_transition(final, ClockTick(now=NOW + 10**9), origin_key=key_for(A))
-    assert result.state == final and result.events == ()
+    assert result.state == final
+    assert result.events == ()
 
 
 def test_bank_a_refuses_to_hold_more_than_the_sender_has():
@@ -293,9 +316,12 @@ def test_bank_a_refuses_a_sender_signature_on_another_payment():
     instruction, other = instruction_for(alice, bob), instruction_for(alice, bob, amount=1)
     with pytest.raises(BadEntrySignature):
         start_outgoing_payment(
-            instruction=instruction, sender_key=key_for(alice).public_key,
+            instruction=instruction,
+            sender_key=key_for(alice).public_key,
             sender_signature=sign_payment(other, key=key_for(alice)),
-            sender=world.ledgers[alice].view(), assets=ASSETS, now=NOW,
+            sender=world.ledgers[alice].view(),
+            assets=ASSETS,
+            now=NOW,
         )
 
 
@@ -318,8 +344,13 @@ def test_pending_payments_count_against_the_credit_limit():
     world, alice, bob = setup(credit_line=500)
     cosign_at(world, instruction_for(alice, bob, amount=300), B)
     second = plan_route(
-        reference="pay-2", sender=alice, recipient=bob, amount=300, assets=[eur(A), eur(B)],
-        created_at=NOW, expires_at=NOW + 30_000,
+        reference="pay-2",
+        sender=alice,
+        recipient=bob,
+        amount=300,
+        assets=[eur(A), eur(B)],
+        created_at=NOW,
+        expires_at=NOW + 30_000,
     )
     with pytest.raises(CreditLimitExceeded):
         cosign_at(world, second, B)

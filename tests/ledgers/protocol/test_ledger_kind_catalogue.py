@@ -3,7 +3,14 @@
 import pytest
 from ledger_protocol_world import ASSETS, World, eur
 
-from ledgers.protocol.catalogue import BalanceChange, Effects, EntryKind, body_amount, body_asset, require_keys
+from ledgers.protocol.catalogue import (
+    BalanceChange,
+    Effects,
+    EntryKind,
+    body_amount,
+    body_asset,
+    require_keys,
+)
 from ledgers.protocol.chain import check_append, sign_entry
 from ledgers.protocol.errors import UnknownKind
 from ledgers.protocol.kinds import DEFAULT_CATALOGUE
@@ -25,7 +32,15 @@ FEE = EntryKind(
 
 
 def test_the_default_catalogue_has_the_issue_4_kinds():
-    assert set(DEFAULT_CATALOGUE.kinds) == {"issue", "redeem", "transfer", "payment", "offer", "take", "cancel"}
+    assert set(DEFAULT_CATALOGUE.kinds) == {
+        "issue",
+        "redeem",
+        "transfer",
+        "payment",
+        "offer",
+        "take",
+        "cancel",
+    }
 
 
 def test_a_registered_kind_is_validated_and_applied_by_the_unchanged_chain_code():
@@ -35,8 +50,12 @@ def test_a_registered_kind_is_validated_and_applied_by_the_unchanged_chain_code(
     row = world.ledgers[alice]
     entry = world.entry(alice, "fee", {"asset": eur(A), "amount": "30"})
     appended = check_append(
-        head=row.head, entry=entry, party_key=row.owner.public_key,
-        party_signature=sign_entry(entry, key=row.owner), balances=row.balances, assets=ASSETS,
+        head=row.head,
+        entry=entry,
+        party_key=row.owner.public_key,
+        party_signature=sign_entry(entry, key=row.owner),
+        balances=row.balances,
+        assets=ASSETS,
         catalogue=DEFAULT_CATALOGUE.with_kind(FEE),
     )
     assert appended.balances == {eur(A): 70}
