@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NewType
 
 import nacl.exceptions
@@ -124,8 +125,16 @@ def entry_hash(entry: Entry) -> Digest:
 # second and third canonicalisation of the same entry.
 
 
+@lru_cache(maxsize=256)
+def nacl_signer(seed: bytes) -> nacl.signing.SigningKey:
+    """PyNaCl's key for ``seed``. Building one derives the public key (a scalar multiplication,
+    slower than the signature itself), so a bank that co-signs thousands of entries a second
+    keeps its few keys built; they are in this process's memory either way."""
+    return nacl.signing.SigningKey(seed)
+
+
 def sign_encoded(key: SigningKey, encoded: EncodedEntry) -> Signature:
-    return Signature(nacl.signing.SigningKey(key.seed).sign(encoded.message).signature)
+    return Signature(nacl_signer(key.seed).sign(encoded.message).signature)
 
 
 def verify_encoded(public_key: bytes, encoded: EncodedEntry, signature: bytes, *, role: str) -> None:
