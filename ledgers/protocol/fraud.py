@@ -8,6 +8,10 @@
   segment of the ledger that had to apply it (the maker's or the taker's), running from before the
   take was created to after ``settle_by``, with no ``take`` entry for it (seed 003 §5.8).
 
+* ``ledger-payment-voided-and-final``: a final payment proof and a void notice for the same payment,
+  both signed by its origin bank: the bank told the co-signers to release their holds after it
+  had finalised (or the other way round).
+
 The verdict names the key that is accused; whose key it is, is the federation's answer. Limits:
 a bank that signs nothing at all on that ledger after ``settle_by`` cannot be shown up by (b);
 and (b) assumes entry times are honest, since the accused bank sets them.
@@ -22,11 +26,13 @@ from typing import Any, Literal
 from ledgers.protocol.entries import SignedEntry, encode_entry, verify_encoded
 from ledgers.protocol.errors import BadFraudProof, LedgerError
 from ledgers.protocol.exchange import AcceptedTake
+from ledgers.protocol.interbank import PaymentProof, verify_payment_proof, verify_void_notice
 from ledgers.protocol.signed_objects import hex_bytes
-from settlement.protocol.signing import PublicKey
+from settlement.protocol.signing import PublicKey, Signature
 
 EQUIVOCATION = "ledger-equivocation"
 UNAPPLIED_TAKE = "ledger-unapplied-take"
+VOIDED_AND_FINAL = "ledger-payment-voided-and-final"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,16 @@ def unapplied_take_proof(
     }
 
 
+def voided_and_final_proof(*, proof: PaymentProof, void_signature: Signature) -> dict[str, Any]:
+    origin = proof.instruction.origin
+    return {
+        "type": VOIDED_AND_FINAL,
+        "validator_key": proof.bank_keys[origin].hex(),
+        "payment": proof.to_json(),
+        "void_signature": void_signature.hex(),
+    }
+
+
 def verify_fraud_proof(proof: object) -> FraudVerdict:
     """Check a fraud proof offline; never raises on bad input, it says why it is not proven."""
     kind = proof.get("type") if isinstance(proof, Mapping) else None
@@ -86,6 +102,8 @@ def verify_fraud_proof(proof: object) -> FraudVerdict:
             reason = _verify_equivocation(proof, validator_key)
         elif kind == UNAPPLIED_TAKE:
             reason = _verify_unapplied_take(proof, validator_key)
+        elif kind == VOIDED_AND_FINAL:
+            reason = _verify_voided_and_final(proof, validator_key)
         else:
             raise BadFraudProof(f"unknown proof type {kind!r}")
     except (LedgerError, AssertionError) as error:
@@ -154,3 +172,16 @@ def _verify_unapplied_take(proof: Mapping[str, Any], validator_key: PublicKey) -
         f"the {side}'s bank accepted take {take.id[:16]}… and signed {ledger} past "
         f"the deadline without applying it"
     )
+
+
+def _verify_voided_and_final(proof: Mapping[str, Any], validator_key: PublicKey) -> str:
+    payment = PaymentProof.from_json(proof.get("payment"))
+    origin = payment.instruction.origin
+    if payment.bank_keys.get(origin) != validator_key:
+        raise BadFraudProof("the accused key is not the origin bank's key in the payment proof")
+    verify_payment_proof(payment)
+    void_signature = Signature(
+        hex_bytes(proof.get("void_signature"), length=64, what="void_signature", error=BadFraudProof)
+    )
+    verify_void_notice(payment.instruction, origin_key=validator_key, signature=void_signature)
+    return f"{origin} signed payment {payment.instruction.id[:16]}… final and also signed it void"

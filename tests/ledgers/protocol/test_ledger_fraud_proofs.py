@@ -197,3 +197,64 @@ def world_asset():
     from ledger_protocol_world import ASSETS
 
     return ASSETS[eur(A)]
+
+
+def test_an_unapplied_take_on_the_makers_side_is_proven_against_the_makers_bank():
+    world, alice, _bob, _, accepted = full_trade()
+    settle_taker(world, accepted)  # the taker's bank did its part; the maker's bank did not
+    world.clock = accepted.settle_by + 1
+    world.issue(alice, eur(A), 1)
+    proof = unapplied_take_proof(
+        accepted=accepted,
+        side="maker",
+        validator_key=key_for(A).public_key,
+        segment=world.ledgers[alice].entries,
+    )
+    verdict = verify_fraud_proof(roundtrip(proof))
+    assert verdict.proven, verdict.reason
+    assert verdict.accused_key == key_for(A).public_key.hex()
+
+
+def final_payment_and_void():
+    from ledgers.protocol.interbank import PaymentProof, plan_route, sign_payment, sign_void_notice
+
+    instruction = plan_route(
+        reference="p",
+        sender="ubi:bank-a.test:alice",
+        recipient="ubi:bank-b.test:bob",
+        amount=5,
+        assets=["bank-a.test/EUR", "bank-b.test/EUR"],
+        created_at=1,
+        expires_at=2,
+    )
+    alice = key_for("ubi:bank-a.test:alice")
+    proof = PaymentProof(
+        instruction=instruction,
+        sender_key=alice.public_key,
+        sender_signature=sign_payment(instruction, key=alice),
+    )
+    for bank in (B, A):
+        proof = proof.with_bank_signature(
+            bank=bank, key=key_for(bank).public_key, signature=sign_payment(instruction, key=key_for(bank))
+        )
+    return proof, sign_void_notice(instruction, key=key_for(A))
+
+
+def test_a_payment_signed_both_final_and_void_by_its_origin_bank_is_proven():
+    from ledgers.protocol.fraud import voided_and_final_proof
+
+    proof, void_signature = final_payment_and_void()
+    verdict = verify_fraud_proof(
+        roundtrip(voided_and_final_proof(proof=proof, void_signature=void_signature))
+    )
+    assert verdict.proven, verdict.reason
+    assert verdict.accused_key == key_for(A).public_key.hex()
+
+
+def test_a_void_notice_signed_by_someone_else_proves_nothing():
+    from ledgers.protocol.fraud import voided_and_final_proof
+    from ledgers.protocol.interbank import sign_void_notice
+
+    proof, _ = final_payment_and_void()
+    forged = sign_void_notice(proof.instruction, key=key_for(B))
+    assert not verify_fraud_proof(voided_and_final_proof(proof=proof, void_signature=forged)).proven
