@@ -82,3 +82,62 @@ class HealthSample(models.Model):
 
     def __str__(self) -> str:
         return f"health at {self.taken_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditEvent(models.Model):
+    """One change, recorded for ever: who did what to which object, with before and after.
+
+    Append-only: a PostgreSQL trigger (migration 0003) refuses UPDATE and DELETE, so not even
+    a bug in the application, or an operator with a shell, can rewrite the record quietly.
+    """
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=150, help_text="username, api-token:<lookup>, peer:<name> or system")
+    action = models.CharField(max_length=100, db_index=True)
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=100, db_index=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target_type}:{self.target_id}"
+
+
+class KeyPurpose(models.TextChoices):
+    SIGNING = "ed25519", "Ed25519 signing"
+    ENCRYPTION = "x25519", "X25519 sealed boxes"
+    ETHEREUM = "ethereum", "Ethereum account (secp256k1)"
+
+
+class NodeKey(models.Model):
+    """One of the node's own keys. The private half is sealed (secretbox under an Argon2id key
+    from the operator's passphrase); retired keys stay, with their validity interval, so old
+    signatures still verify."""
+
+    purpose = models.CharField(max_length=10, choices=KeyPurpose.choices)
+    key_id = models.CharField(max_length=80, unique=True)
+    public = models.CharField(max_length=130, help_text="hex public key, or 0x address for Ethereum")
+    sealed_private = models.JSONField()
+    valid_from = models.DateTimeField(default=timezone.now)
+    valid_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["purpose", "-valid_from"]
+        constraints = [
+            # At most one current key per purpose: rotation retires the old one in the same transaction.
+            models.UniqueConstraint(
+                fields=["purpose"], condition=models.Q(valid_until__isnull=True), name="one_current_key_per_purpose"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.key_id
+
+    @property
+    def is_current(self) -> bool:
+        return self.valid_until is None

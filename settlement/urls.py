@@ -22,11 +22,12 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include(api_urlpatterns)),
+    path("api/", include("settlement.counterparties.api_urls")),
+    path("", include("settlement.counterparties.urls")),
     path("admin/", admin.site.urls),
     *[
         path(f"{name}/", views.section, {"name": name, "title": title}, name=name)
         for name, title in (
-            ("counterparties", "Counterparties"),
             ("ledgers", "Ledgers"),
             ("channels", "Channels"),
             ("consensus", "Consensus"),

@@ -32,6 +32,16 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """Let transactional tests empty the append-only audit log between tests (this database only)."""
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(f'ALTER DATABASE "{connection.settings_dict["NAME"]}" SET parsec.allow_audit_truncate = on')
+    connection.close()
+
+
 def _test_database_url() -> str:
     """DATABASE_URL pointing at the database pytest-django created for this session."""
     database = settings.DATABASES["default"]

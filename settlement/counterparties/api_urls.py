@@ -1,0 +1,3 @@
+"""REST API of counterparties and KYC, mounted under /api/."""
+
+urlpatterns: list[object] = []

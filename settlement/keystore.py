@@ -1,0 +1,198 @@
+"""The node's own keys: made on first start, sealed at rest, opened once per process.
+
+The passphrase comes from NODE_KEY_PASSPHRASE or the file named by NODE_KEY_PASSPHRASE_FILE and
+is never stored, logged or shown. Argon2id runs once per process (about 0.1 s); opened keys are
+kept in memory for the process's life, keyed by key id, so a rotation elsewhere is picked up at
+the next look-up of the current key.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.utils import timezone
+
+from settlement.audit import audit_record
+from settlement.models import KeyPurpose, NodeKey
+from settlement.protocol import keys as key_rules
+from settlement.protocol.signing import SigningKey
+
+_lock = threading.Lock()
+_derived: key_rules.DerivedKey | None = None
+_opened: dict[str, bytes] = {}
+
+
+class KeystoreLocked(ImproperlyConfigured):
+    """The passphrase is missing or does not open the node's keys: the node must not start."""
+
+
+def _passphrase() -> str:
+    value = os.environ.get("NODE_KEY_PASSPHRASE")
+    if value:
+        return value
+    path = os.environ.get("NODE_KEY_PASSPHRASE_FILE")
+    if path:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError as error:
+            raise KeystoreLocked(f"NODE_KEY_PASSPHRASE_FILE {path} cannot be read: {error.strerror}") from error
+        if text:
+            return text
+    raise KeystoreLocked("set NODE_KEY_PASSPHRASE or NODE_KEY_PASSPHRASE_FILE: the node's keys are sealed with it")
+
+
+def _derived_key_for(sealed: dict[str, Any] | None) -> key_rules.DerivedKey:
+    """The process's derived key; derived from the first sealed key's salt, or freshly."""
+    global _derived
+    with _lock:
+        if _derived is None or (sealed is not None and not _derived.matches(sealed)):
+            passphrase = _passphrase()
+            _derived = (
+                key_rules.derive_key_for(sealed, passphrase) if sealed is not None else key_rules.derive_key(passphrase)
+            )
+        return _derived
+
+
+def _open(key: NodeKey) -> bytes:
+    cached = _opened.get(key.key_id)
+    if cached is not None:
+        return cached
+    try:
+        secret = key_rules.open_secret(key.sealed_private, derived_key=_derived_key_for(key.sealed_private))
+    except key_rules.WrongPassphrase as error:
+        raise KeystoreLocked(
+            f"the key passphrase does not open {settings.NODE_NAME}'s key {key.key_id}: "
+            "check NODE_KEY_PASSPHRASE (or its file); the node will not start without it"
+        ) from error
+    _opened[key.key_id] = secret
+    return secret
+
+
+def keystore_check() -> None:
+    """Open every sealed key once; raise :class:`KeystoreLocked` if the passphrase is wrong.
+
+    Called when a web or worker process starts, so a wrong passphrase stops the node at once
+    with a sentence, instead of failing the first request that needs a signature.
+    """
+    for key in NodeKey.objects.all():
+        _open(key)
+
+
+def forget_opened_keys() -> None:
+    """Drop the keys and the derived key from memory (tests; a process that changes passphrase)."""
+    global _derived
+    with _lock:
+        _derived = None
+        _opened.clear()
+
+
+def _existing_sealed() -> dict[str, Any] | None:
+    first = NodeKey.objects.order_by("id").values_list("sealed_private", flat=True).first()
+    return first
+
+
+def _new_key(purpose: str, sequence: int) -> NodeKey:
+    if purpose == KeyPurpose.SIGNING:
+        signing = SigningKey.generate()
+        secret, public = signing.seed, signing.public_key.hex()
+    elif purpose == KeyPurpose.ENCRYPTION:
+        pair = key_rules.X25519KeyPair.generate()
+        secret, public = pair.private_key, pair.public_key.hex()
+    else:
+        secret = key_rules.eth_generate_private_key()
+        public = key_rules.eth_address_from_private_key(secret)
+    sealed = key_rules.seal_secret(secret, derived_key=_derived_key_for(_existing_sealed()))
+    key = NodeKey(
+        purpose=purpose,
+        key_id=f"{settings.NODE_DOMAIN}#{purpose}-{sequence}",
+        public=public,
+        sealed_private=sealed,
+    )
+    _opened[key.key_id] = secret
+    return key
+
+
+@transaction.atomic
+def node_identity_ensure() -> list[NodeKey]:
+    """Create whichever of the node's three keys is missing. Safe to run on every start."""
+    made = []
+    for purpose in KeyPurpose.values:
+        if not NodeKey.objects.filter(purpose=purpose, valid_until__isnull=True).exists():
+            sequence = NodeKey.objects.filter(purpose=purpose).count() + 1
+            key = _new_key(purpose, sequence)
+            key.save()
+            audit_record(actor=None, action="node_key.create", target=key, after={"public": key.public})
+            made.append(key)
+    return made
+
+
+@transaction.atomic
+def node_key_rotate(*, purpose: str, actor: Any, reason: str = "") -> NodeKey:
+    """Retire the current key of ``purpose`` and make a new one; old signatures still verify."""
+    current = NodeKey.objects.select_for_update().get(purpose=purpose, valid_until__isnull=True)
+    current.valid_until = timezone.now()
+    current.save(update_fields=["valid_until"])
+    new = _new_key(purpose, NodeKey.objects.filter(purpose=purpose).count() + 1)
+    new.valid_from = current.valid_until
+    new.save()
+    audit_record(
+        actor=actor,
+        action="node_key.rotate",
+        target=new,
+        before={"key_id": current.key_id, "public": current.public},
+        after={"key_id": new.key_id, "public": new.public},
+        reason=reason,
+    )
+    return new
+
+
+def current_key(purpose: str) -> NodeKey:
+    try:
+        return NodeKey.objects.get(purpose=purpose, valid_until__isnull=True)
+    except NodeKey.DoesNotExist as error:
+        raise ImproperlyConfigured(
+            f"{settings.NODE_NAME} has no {purpose} key yet: run `manage.py node_bootstrap`"
+        ) from error
+
+
+@dataclass(frozen=True)
+class NodeSigner:
+    key_id: str
+    key: SigningKey
+
+    @property
+    def public_key(self) -> bytes:
+        return self.key.public_key
+
+
+def node_signer() -> NodeSigner:
+    """The node's current Ed25519 key, for everything it signs off-chain."""
+    key = current_key(KeyPurpose.SIGNING)
+    return NodeSigner(key.key_id, SigningKey(_open(key)))
+
+
+def node_encryption_keypair() -> key_rules.X25519KeyPair:
+    return key_rules.X25519KeyPair(_open(current_key(KeyPurpose.ENCRYPTION)))
+
+
+def node_ethereum_private_key() -> bytes:
+    return _open(current_key(KeyPurpose.ETHEREUM))
+
+
+def seal_for_custody(secret: bytes) -> dict[str, Any]:
+    """Seal a custodial counterparty's private key under the node's passphrase."""
+    return key_rules.seal_secret(secret, derived_key=_derived_key_for(_existing_sealed()))
+
+
+def open_custodial(sealed: dict[str, Any]) -> bytes:
+    try:
+        return key_rules.open_secret(sealed, derived_key=_derived_key_for(sealed))
+    except key_rules.WrongPassphrase as error:
+        raise KeystoreLocked("the key passphrase does not open this custodial key") from error
