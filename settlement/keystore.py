@@ -42,10 +42,14 @@ def _passphrase() -> str:
         try:
             text = Path(path).read_text().strip()
         except OSError as error:
-            raise KeystoreLocked(f"NODE_KEY_PASSPHRASE_FILE {path} cannot be read: {error.strerror}") from error
+            raise KeystoreLocked(
+                f"NODE_KEY_PASSPHRASE_FILE {path} cannot be read: {error.strerror}"
+            ) from error
         if text:
             return text
-    raise KeystoreLocked("set NODE_KEY_PASSPHRASE or NODE_KEY_PASSPHRASE_FILE: the node's keys are sealed with it")
+    raise KeystoreLocked(
+        "set NODE_KEY_PASSPHRASE or NODE_KEY_PASSPHRASE_FILE: the node's keys are sealed with it"
+    )
 
 
 def _derived_key_for(sealed: dict[str, Any] | None) -> key_rules.DerivedKey:
@@ -55,7 +59,9 @@ def _derived_key_for(sealed: dict[str, Any] | None) -> key_rules.DerivedKey:
         if _derived is None or (sealed is not None and not _derived.matches(sealed)):
             passphrase = _passphrase()
             _derived = (
-                key_rules.derive_key_for(sealed, passphrase) if sealed is not None else key_rules.derive_key(passphrase)
+                key_rules.derive_key_for(sealed, passphrase)
+                if sealed is not None
+                else key_rules.derive_key(passphrase)
             )
         return _derived
 

@@ -131,7 +131,9 @@ class NodeKey(models.Model):
         constraints = [
             # At most one current key per purpose: rotation retires the old one in the same transaction.
             models.UniqueConstraint(
-                fields=["purpose"], condition=models.Q(valid_until__isnull=True), name="one_current_key_per_purpose"
+                fields=["purpose"],
+                condition=models.Q(valid_until__isnull=True),
+                name="one_current_key_per_purpose",
             )
         ]
 

@@ -38,7 +38,9 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     from django.db import connection
 
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(f'ALTER DATABASE "{connection.settings_dict["NAME"]}" SET parsec.allow_audit_truncate = on')
+        cursor.execute(
+            f'ALTER DATABASE "{connection.settings_dict["NAME"]}" SET parsec.allow_audit_truncate = on'
+        )
     connection.close()
 
 

@@ -5,47 +5,85 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('settlement', '0002_roles'),
+        ("settlement", "0002_roles"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('actor', models.CharField(help_text='username, api-token:<lookup>, peer:<name> or system', max_length=150)),
-                ('action', models.CharField(db_index=True, max_length=100)),
-                ('target_type', models.CharField(max_length=100)),
-                ('target_id', models.CharField(db_index=True, max_length=100)),
-                ('before', models.JSONField(blank=True, null=True)),
-                ('after', models.JSONField(blank=True, null=True)),
-                ('reason', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "actor",
+                    models.CharField(
+                        help_text="username, api-token:<lookup>, peer:<name> or system", max_length=150
+                    ),
+                ),
+                ("action", models.CharField(db_index=True, max_length=100)),
+                ("target_type", models.CharField(max_length=100)),
+                ("target_id", models.CharField(db_index=True, max_length=100)),
+                ("before", models.JSONField(blank=True, null=True)),
+                ("after", models.JSONField(blank=True, null=True)),
+                ("reason", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['-at', '-id'],
-                'indexes': [models.Index(fields=['target_type', 'target_id', 'at'], name='settlement__target__617467_idx')],
+                "ordering": ["-at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["target_type", "target_id", "at"], name="settlement__target__617467_idx"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='NodeKey',
+            name="NodeKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('purpose', models.CharField(choices=[('ed25519', 'Ed25519 signing'), ('x25519', 'X25519 sealed boxes'), ('ethereum', 'Ethereum account (secp256k1)')], max_length=10)),
-                ('key_id', models.CharField(max_length=80, unique=True)),
-                ('public', models.CharField(help_text='hex public key, or 0x address for Ethereum', max_length=130)),
-                ('sealed_private', models.JSONField()),
-                ('valid_from', models.DateTimeField(default=django.utils.timezone.now)),
-                ('valid_until', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("ed25519", "Ed25519 signing"),
+                            ("x25519", "X25519 sealed boxes"),
+                            ("ethereum", "Ethereum account (secp256k1)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("key_id", models.CharField(max_length=80, unique=True)),
+                (
+                    "public",
+                    models.CharField(help_text="hex public key, or 0x address for Ethereum", max_length=130),
+                ),
+                ("sealed_private", models.JSONField()),
+                ("valid_from", models.DateTimeField(default=django.utils.timezone.now)),
+                ("valid_until", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['purpose', '-valid_from'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('valid_until__isnull', True)), fields=('purpose',), name='one_current_key_per_purpose')],
+                "ordering": ["purpose", "-valid_from"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("valid_until__isnull", True)),
+                        fields=("purpose",),
+                        name="one_current_key_per_purpose",
+                    )
+                ],
             },
         ),
     ]
+
 
 # The audit log is append-only in the database itself, not only by convention in the code.
 APPEND_ONLY_SQL = """

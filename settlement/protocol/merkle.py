@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -109,6 +109,58 @@ def _build_levels(leaf_hashes: list[bytes]) -> list[list[bytes]]:
     while len(levels[-1]) > 1:
         levels.append(_parent_level(levels[-1]))
     return levels
+
+
+def _fold_range(levels: list[list[bytes]], start: int, end: int) -> bytes:
+    """MTH(D[start:end]) for a right-edge node that is not stored, from the perfect subtrees
+    it splits into (largest first, as RFC 9162 splits): ``O(log n)`` hashes."""
+    width = end - start
+    pieces = []
+    position = start
+    for height in range(width.bit_length() - 1, -1, -1):
+        if width >> height & 1:
+            pieces.append(levels[height][position >> height])
+            position += 1 << height
+    result = pieces[-1]
+    for piece in reversed(pieces[:-1]):
+        result = _sha256(_NODE_PREFIX + piece + result).digest()
+    return result
+
+
+def _inclusion_path(node: Callable[[int, int], bytes], leaf_index: int, tree_size: int) -> list[bytes]:
+    """PATH(m, D[n]) unrolled: descend from the root, collect siblings, list them bottom-up."""
+    path = []
+    start, end = 0, tree_size
+    while end - start > 1:
+        k = _split(end - start)
+        if leaf_index < start + k:
+            path.append(node(start + k, end))
+            end = start + k
+        else:
+            path.append(node(start, start + k))
+            start += k
+    path.reverse()
+    return path
+
+
+def _consistency_path(node: Callable[[int, int], bytes], first_size: int, second_size: int) -> list[bytes]:
+    """SUBPROOF(m, D[n], true) unrolled: descend towards the boundary at m, collect siblings."""
+    path = []
+    remaining, start, end, is_whole_first_tree = first_size, 0, second_size, True
+    while remaining != end - start:
+        k = _split(end - start)
+        if remaining <= k:
+            path.append(node(start + k, end))
+            end = start + k
+        else:
+            path.append(node(start, start + k))
+            remaining -= k
+            start += k
+            is_whole_first_tree = False
+    if not is_whole_first_tree:
+        path.append(node(start, end))
+    path.reverse()
+    return path
 
 
 @dataclass(frozen=True)
@@ -251,16 +303,7 @@ class MerkleTree:
             # and a missing sibling means the node was promoted and adds nothing to the path.
             path = self._path_up(0, leaf_index)
         else:
-            start, end = 0, size
-            while end - start > 1:
-                k = _split(end - start)
-                if leaf_index < start + k:
-                    path.append(self._node(start + k, end))
-                    end = start + k
-                else:
-                    path.append(self._node(start, start + k))
-                    start += k
-            path.reverse()
+            path = _inclusion_path(self._node, leaf_index, size)
         return InclusionProof(leaf_index, size, cast(tuple[Digest, ...], tuple(path)))
 
     def consistency_proof(self, first_size: int, second_size: int | None = None) -> ConsistencyProof:
@@ -286,23 +329,7 @@ class MerkleTree:
             if position:
                 path.insert(0, self._levels[height][position])
             return ConsistencyProof(first_size, second, cast(tuple[Digest, ...], tuple(path)))
-        path = []
-        # SUBPROOF(m, D[start:end], b), unrolled: descend towards the boundary at m and
-        # collect the sibling of every step; the RFC lists them from the bottom up.
-        remaining, start, end, is_whole_first_tree = first_size, 0, second, True
-        while remaining != end - start:
-            k = _split(end - start)
-            if remaining <= k:
-                path.append(self._node(start + k, end))
-                end = start + k
-            else:
-                path.append(self._node(start, start + k))
-                remaining -= k
-                start += k
-                is_whole_first_tree = False
-        if not is_whole_first_tree:
-            path.append(self._node(start, end))
-        path.reverse()
+        path = _consistency_path(self._node, first_size, second)
         return ConsistencyProof(first_size, second, cast(tuple[Digest, ...], tuple(path)))
 
     def _path_up(self, height: int, position: int) -> list[bytes]:
@@ -340,16 +367,7 @@ class MerkleTree:
         height = (width - 1).bit_length()
         if width & (width - 1) == 0 or end == self._size:
             return self._levels[height][start >> height]
-        pieces = []
-        position = start
-        for bit in range(height, -1, -1):
-            if width >> bit & 1:
-                pieces.append(self._levels[bit][position >> bit])
-                position += 1 << bit
-        result = pieces[-1]
-        for piece in reversed(pieces[:-1]):
-            result = _sha256(_NODE_PREFIX + piece + result).digest()
-        return result
+        return _fold_range(self._levels, start, end)
 
 
 def merkle_root(leaf_hashes: Sequence[bytes]) -> Digest:
@@ -375,6 +393,18 @@ def consistency_proof(leaf_hashes: Sequence[bytes], first_size: int) -> Consiste
     return MerkleTree(leaf_hashes).consistency_proof(first_size)
 
 
+def _checked_path(path: Sequence[bytes], what: str) -> list[bytes]:
+    """The path as a list of 32-byte ``bytes``, checked in bulk (map runs in C) before hashing."""
+    if len(path) > _MAX_PATH:
+        raise InvalidProof(f"the {what} is too long")
+    elements = list(path)
+    if set(map(type, elements)) - {bytes}:
+        elements = [_check_digest(element, f"each {what} element", InvalidProof) for element in elements]
+    if set(map(len, elements)) - {DIGEST_SIZE}:
+        raise InvalidProof(f"each {what} element must be a {DIGEST_SIZE}-byte digest")
+    return elements
+
+
 def root_from_inclusion_proof(
     leaf: bytes, leaf_index: int, tree_size: int, audit_path: Sequence[bytes]
 ) -> Digest:
@@ -387,12 +417,10 @@ def root_from_inclusion_proof(
     result = _check_digest(leaf, "the leaf hash", InvalidProof)
     if leaf_index >= tree_size:
         raise InvalidProof(f"leaf index {leaf_index} is not below the tree size {tree_size}")
-    if len(audit_path) > _MAX_PATH:
-        raise InvalidProof("the audit path is too long")
+    path = _checked_path(audit_path, "audit path")
     fn, sn = leaf_index, tree_size - 1
     sha = _sha256
-    for element in audit_path:
-        sibling = _check_digest(element, "each audit path element", InvalidProof)
+    for sibling in path:
         if sn == 0:
             raise InvalidProof("the audit path is longer than the tree is deep")
         if fn & 1 or fn == sn:
@@ -439,9 +467,7 @@ def verify_consistency(
     second_hash = _check_digest(second_root, "the second root", InvalidProof)
     if first_size > second_size:
         raise InvalidProof(f"first size {first_size} is larger than second size {second_size}")
-    if len(path) > _MAX_PATH:
-        raise InvalidProof("the consistency path is too long")
-    elements = [_check_digest(element, "each consistency path element", InvalidProof) for element in path]
+    elements = _checked_path(path, "consistency path")
     if first_size == 0:
         if elements:
             raise InvalidProof("a proof from the empty tree is empty")
