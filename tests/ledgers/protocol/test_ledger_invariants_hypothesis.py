@@ -1,14 +1,30 @@
-"""Random sequences of operations across three banks: the books always balance.
+"""Random sequences of operations across three banks (issue, redeem, transfer, payments between
+banks direct or through a correspondent with refusals and timeouts, exchange trades): the books
+always balance.
 
 Per asset, the sum of every ledger's balance equals issued minus redeemed; no balance goes below
 minus its credit line; a refused operation changes nothing; every chain verifies."""
+
+from dataclasses import replace
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ledger_protocol_world import ASSETS, BANKS, World, eur, key_for
 
 from ledgers.protocol.chain import verify_chain
-from ledgers.protocol.errors import LedgerError
+from ledgers.protocol.errors import LedgerError, OfferAlreadyTaken
+from ledgers.protocol.exchange import (
+    Offer,
+    OfferBook,
+    SignedOffer,
+    SignedTake,
+    Take,
+    accept_take,
+    check_take,
+    plan_take_entries,
+    sign_offer,
+    sign_take,
+)
 from ledgers.protocol.identifiers import make_ledger_id
 from ledgers.protocol.interbank import (
     ClockTick,
@@ -37,6 +53,7 @@ operation = st.one_of(
     st.tuples(st.just("redeem"), customer, amount),
     st.tuples(st.just("transfer"), st.sampled_from(BANKS), amount),
     st.tuples(st.just("pay"), customer, customer, amount, st.booleans(), st.booleans()),
+    st.tuples(st.just("trade"), customer, customer, amount, amount, st.booleans()),
 )
 
 
@@ -129,6 +146,86 @@ def pay_between_banks(world, sender, recipient, amount, via_correspondent, times
     event(f"paid through {len(route)} banks")
 
 
+def trade(world, maker, taker, give, want, second_taker_tries):
+    """Maker offers its bank's EUR for the taker's bank's EUR; both legs settle or neither."""
+    if maker[0] == taker[0]:
+        return
+    maker_ledger, taker_ledger = ledger_of(*maker), ledger_of(*taker)
+    now = world.now()
+    offer = Offer(
+        maker_ledger=maker_ledger,
+        give_asset=eur(maker[0]),
+        give_amount=give,
+        want_asset=eur(taker[0]),
+        want_amount=want,
+        expires_at=now + 1_000,
+        reference=f"o{now}",
+    )
+    world.append(maker_ledger, "offer", {"offer": offer.to_json()})  # may be refused: nothing happened
+    signed_offer = SignedOffer(
+        offer=offer,
+        maker_key=key_for(maker_ledger).public_key,
+        maker_signature=sign_offer(offer, key=key_for(maker_ledger)),
+        bank_key=key_for(maker[0]).public_key,
+        bank_signature=sign_offer(offer, key=key_for(maker[0])),
+    )
+    take = Take(offer_id=offer.id, taker_ledger=taker_ledger, created_at=now, reference=f"t{now}")
+    try:
+        hold = check_take(
+            signed_offer=signed_offer,
+            take=take,
+            taker=world.ledgers[taker_ledger].view(),
+            assets=ASSETS,
+            now=now,
+        )
+    except LedgerError as error:
+        event(f"take refused: {error.code}")
+        world.append(maker_ledger, "cancel", {"offer": offer.id})
+        assert world.ledgers[maker_ledger].holds.get(f"offer:{offer.id}") is None
+        return
+    world.ledgers[taker_ledger].holds[hold.key] = hold
+    signed_take = SignedTake(
+        take=take,
+        taker_key=key_for(taker_ledger).public_key,
+        taker_signature=sign_take(take, key=key_for(taker_ledger)),
+        bank_key=key_for(taker[0]).public_key,
+        bank_signature=sign_take(take, key=key_for(taker[0])),
+    )
+    book, accepted = accept_take(
+        OfferBook(signed_offer=signed_offer),
+        signed_take=signed_take,
+        taker_bank_key=key_for(taker[0]).public_key,
+        bank_key=key_for(maker[0]),
+        now=now,
+        settle_within=1_000,
+    )
+    if second_taker_tries:
+        try:
+            accept_take(
+                book,
+                signed_take=replace(signed_take, take=replace(take, reference="another taker")),
+                taker_bank_key=key_for(taker[0]).public_key,
+                bank_key=key_for(maker[0]),
+                now=now,
+                settle_within=1_000,
+            )
+            raise AssertionError("a second take was accepted")
+        except OfferAlreadyTaken:
+            event("second take refused")
+    maker_entry, taker_entry = plan_take_entries(
+        accepted,
+        maker_head=world.ledgers[maker_ledger].head,
+        taker_head=world.ledgers[taker_ledger].head,
+        time=world.now(),
+    )
+    # Both sides were held before acceptance, so neither append can fail: both legs settle.
+    world.save(world.check(maker_entry, party_signs=False))
+    world.save(world.check(taker_entry, party_signs=False))
+    assert f"offer:{offer.id}" not in world.ledgers[maker_ledger].holds
+    assert f"take:{take.id}" not in world.ledgers[taker_ledger].holds
+    event("traded")
+
+
 def run(world, op):
     kind = op[0]
     if kind == "issue":
@@ -161,6 +258,9 @@ def run(world, op):
         )
         world.save(cosign(debit, validator_key=key_for(bank)))
         world.save(cosign(credit, validator_key=key_for(bank)))
+    elif kind == "trade":
+        _, maker, taker, give, want, second = op
+        trade(world, maker, taker, give, want, second)
     else:
         _, sender, recipient, value, via, times_out = op
         pay_between_banks(world, sender, recipient, value, via, times_out)
