@@ -33,6 +33,7 @@ __all__ = [
     "InclusionProof",
     "InvalidProof",
     "MerkleError",
+    "MerkleLog",
     "MerkleTree",
     "ProofRequestError",
     "consistency_proof",
@@ -109,6 +110,16 @@ def _build_levels(leaf_hashes: list[bytes]) -> list[list[bytes]]:
     while len(levels[-1]) > 1:
         levels.append(_parent_level(levels[-1]))
     return levels
+
+
+def _require_tree_size(tree_size: int, limit: int) -> None:
+    if isinstance(tree_size, bool) or not isinstance(tree_size, int) or not 0 <= tree_size <= limit:
+        raise ProofRequestError(f"tree size {tree_size!r} is not between 0 and {limit}")
+
+
+def _require_index(index: int, tree_size: int) -> None:
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < tree_size:
+        raise ProofRequestError(f"leaf index {index!r} is not below the tree size {tree_size}")
 
 
 def _fold_range(levels: list[list[bytes]], start: int, end: int) -> bytes:
@@ -348,13 +359,11 @@ class MerkleTree:
         return path
 
     def _check_tree_size(self, tree_size: int) -> None:
-        if isinstance(tree_size, bool) or not isinstance(tree_size, int) or not 0 <= tree_size <= self._size:
-            raise ProofRequestError(f"tree size {tree_size!r} is not between 0 and {self._size}")
+        _require_tree_size(tree_size, self._size)
 
     @staticmethod
     def _check_index(index: int, tree_size: int) -> None:
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < tree_size:
-            raise ProofRequestError(f"leaf index {index!r} is not below the tree size {tree_size}")
+        _require_index(index, tree_size)
 
     def _node(self, start: int, end: int) -> bytes:
         """MTH(D[start:end]) for a node of an RFC 9162 tree of ``end`` or more leaves.
@@ -366,6 +375,99 @@ class MerkleTree:
         width = end - start
         height = (width - 1).bit_length()
         if width & (width - 1) == 0 or end == self._size:
+            return self._levels[height][start >> height]
+        return _fold_range(self._levels, start, end)
+
+
+class MerkleLog:
+    """An append-only RFC 9162 tree: the shape of a log that grows block by block.
+
+    Only perfect subtrees are stored, so appending costs one node hash amortised (never a
+    rebuild), and nothing stored ever changes. The root folds the ``O(log n)`` peaks; proofs
+    for the current or any earlier size fold at most one right-edge node each.
+    """
+
+    __slots__ = ("_levels", "_root", "_size")
+
+    def __init__(self, leaf_hashes: Iterable[bytes] = ()) -> None:
+        self._levels: list[list[bytes]] = [[]]
+        self._size = 0
+        self._root: bytes | None = EMPTY_ROOT
+        self.extend(leaf_hashes)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, leaf: bytes) -> int:
+        """Append one leaf hash; return its index."""
+        node = _check_digest(leaf, "a leaf hash", MerkleError)
+        levels = self._levels
+        levels[0].append(node)
+        height = 0
+        # A level of even length has just completed a pair: hash it into the level above.
+        while len(levels[height]) % 2 == 0:
+            node = _sha256(_NODE_PREFIX + levels[height][-2] + node).digest()
+            height += 1
+            if height == len(levels):
+                levels.append([])
+            levels[height].append(node)
+        self._size += 1
+        self._root = None
+        return self._size - 1
+
+    def append_entry(self, entry: bytes) -> int:
+        """Hash ``entry`` as a leaf and append it; return its index."""
+        return self.append(_sha256(_LEAF_PREFIX + entry).digest())
+
+    def extend(self, leaf_hashes: Iterable[bytes]) -> None:
+        for leaf in leaf_hashes:
+            self.append(leaf)
+
+    @property
+    def root(self) -> Digest:
+        if self._root is None:
+            self._root = self._node(0, self._size)
+        return Digest(self._root)
+
+    def root_at(self, tree_size: int) -> Digest:
+        _require_tree_size(tree_size, self._size)
+        return EMPTY_ROOT if tree_size == 0 else Digest(self._node(0, tree_size))
+
+    def leaf(self, index: int) -> Digest:
+        _require_index(index, self._size)
+        return Digest(self._levels[0][index])
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int | None = None) -> InclusionProof:
+        size = self._size if tree_size is None else tree_size
+        _require_tree_size(size, self._size)
+        _require_index(leaf_index, size)
+        path = _inclusion_path(self._node, leaf_index, size)
+        return InclusionProof(leaf_index, size, cast(tuple[Digest, ...], tuple(path)))
+
+    def consistency_proof(self, first_size: int, second_size: int | None = None) -> ConsistencyProof:
+        second = self._size if second_size is None else second_size
+        _require_tree_size(second, self._size)
+        if not 0 < first_size <= second:
+            raise ProofRequestError(
+                f"a consistency proof needs 0 < first_size <= second_size, got {first_size} and {second}"
+            )
+        path = _consistency_path(self._node, first_size, second)
+        return ConsistencyProof(first_size, second, cast(tuple[Digest, ...], tuple(path)))
+
+    def snapshot(self) -> MerkleTree:
+        """An immutable :class:`MerkleTree` of the current leaves (faster for many proofs)."""
+        return MerkleTree(self._levels[0])
+
+    def _node(self, start: int, end: int) -> bytes:
+        width = end - start
+        if width == 0:
+            return EMPTY_ROOT
+        if width & (width - 1) == 0:
+            height = width.bit_length() - 1
             return self._levels[height][start >> height]
         return _fold_range(self._levels, start, end)
 
