@@ -8,7 +8,7 @@ passed), save entry + head + balances + holds in one transaction. Nothing here d
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ledgers.protocol.amounts import MAX_AMOUNT, check_balance
@@ -90,6 +90,18 @@ class Appended:
         )
 
 
+@dataclass(frozen=True)
+class LedgerView:
+    """One locked ledger as the shell loaded it: all the checks need besides the entry."""
+
+    head: ChainHead
+    party_key: PublicKey
+    balances: Mapping[AssetId, int]
+    holds: Mapping[str, Hold]
+    credit_lines: Mapping[AssetId, int]
+    party_accepted: bool
+
+
 def check_append(
     *,
     head: ChainHead,
@@ -166,7 +178,7 @@ def check_append(
         new_balance = check_balance(balances.get(asset, 0) + delta)
         new_balances[asset] = new_balance
         if check_funds and (delta < 0 or asset in placed):
-            _check_funds(
+            check_available(
                 ledger=entry.ledger,
                 asset=asset,
                 new_balance=new_balance,
@@ -200,7 +212,10 @@ def check_append(
     )
 
 
-def _check_funds(*, ledger: LedgerId, asset: AssetId, new_balance: int, held: int, credit_line: int) -> None:
+def check_available(
+    *, ledger: LedgerId, asset: AssetId, new_balance: int, held: int, credit_line: int
+) -> None:
+    """Raise unless ``new_balance`` minus what is ``held`` stays at or above ``-credit_line``."""
     # Spendable = balance - held + credit line; no balance below zero unless a credit line allows.
     if new_balance - held >= -credit_line:
         return
@@ -209,10 +224,23 @@ def _check_funds(*, ledger: LedgerId, asset: AssetId, new_balance: int, held: in
     raise InsufficientFunds(f"{ledger} does not have enough {asset} available for this entry")
 
 
+def check_hold(*, view: LedgerView, hold: Hold) -> None:
+    """Raise unless ``view``'s ledger can set ``hold`` aside (balance - holds + credit line)."""
+    held = sum(h.amount for h in view.holds.values() if h.asset == hold.asset) + hold.amount
+    if hold.key in view.holds:
+        raise BadBody(f"{hold.key} is already held on {view.head.ledger}")
+    check_available(
+        ledger=view.head.ledger,
+        asset=hold.asset,
+        new_balance=view.balances.get(hold.asset, 0),
+        held=held,
+        credit_line=view.credit_lines.get(hold.asset, 0),
+    )
+
+
 def cosign(appended: Appended, *, validator_key: SigningKey) -> Appended:
     """The validator's signature, given only on a checked entry; signs the bytes already encoded."""
-    signature = sign_encoded(validator_key, appended.encoded)
-    return Appended(**{**appended.__dict__, "validator_signature": signature})
+    return replace(appended, validator_signature=sign_encoded(validator_key, appended.encoded))
 
 
 def sign_entry(entry: Entry, *, key: SigningKey) -> Signature:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ledgers.protocol.amounts import MinorUnits, amount_from_wire, amount_to_wire
 from ledgers.protocol.catalogue import Hold
-from ledgers.protocol.chain import ChainHead, next_entry
+from ledgers.protocol.chain import ChainHead, LedgerView, check_hold, next_entry
 from ledgers.protocol.entries import Entry, Millis
 from ledgers.protocol.errors import (
     BadAssetId,
@@ -38,7 +38,6 @@ from ledgers.protocol.errors import (
     UnknownAsset,
 )
 from ledgers.protocol.identifiers import Asset, AssetId, LedgerId, parse_asset_id, parse_ledger_id
-from ledgers.protocol.intrabank import LedgerView
 from ledgers.protocol.kinds import take_hold_key
 from ledgers.protocol.signed_objects import Encoded, encode, hex_bytes, sign_message, verify_message
 from settlement.protocol.signing import PublicKey, Signature, SigningKey
@@ -269,8 +268,6 @@ def check_take(
 ) -> Hold:
     """The taker's bank's checks; returns the hold (what the taker pays) to place before it signs
     the take and passes it on."""
-    from ledgers.protocol.interbank import check_hold
-
     offer = signed_offer.offer
     signed_offer.verify()
     if take.offer_id != offer.id:

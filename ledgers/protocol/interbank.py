@@ -34,7 +34,7 @@ from typing import Any
 
 from ledgers.protocol.amounts import MinorUnits, amount_from_wire, amount_to_wire, check_amount
 from ledgers.protocol.catalogue import Hold
-from ledgers.protocol.chain import ChainHead, _check_funds, next_entry
+from ledgers.protocol.chain import ChainHead, LedgerView, check_available, check_hold, next_entry
 from ledgers.protocol.entries import Entry, Millis
 from ledgers.protocol.errors import (
     BadAssetId,
@@ -60,7 +60,6 @@ from ledgers.protocol.identifiers import (
     parse_ledger_id,
     parse_namespace,
 )
-from ledgers.protocol.intrabank import LedgerView
 from ledgers.protocol.kinds import payment_hold_key
 from ledgers.protocol.signed_objects import Encoded, encode, hex_bytes, sign_message, verify_message
 from settlement.protocol.signing import PublicKey, Signature, SigningKey
@@ -222,27 +221,13 @@ def check_credit_limit(
 ) -> None:
     """A peer bank's account may go below zero only as far as the credit line granted to it."""
     try:
-        _check_funds(
+        check_available(
             ledger=peer_ledger, asset=asset, new_balance=balance - amount, held=held, credit_line=limit
         )
     except LedgerError as error:
         raise CreditLimitExceeded(
             f"the payment would take {peer_ledger} beyond its credit limit of {limit} in {asset}"
         ) from error
-
-
-def check_hold(*, view: LedgerView, hold: Hold) -> None:
-    """Raise unless ``view``'s ledger can set ``hold`` aside (balance - holds + credit line)."""
-    held = sum(h.amount for h in view.holds.values() if h.asset == hold.asset) + hold.amount
-    if hold.key in view.holds:
-        raise BadTransition(f"{hold.key} is already held on {view.head.ledger}")
-    _check_funds(
-        ledger=view.head.ledger,
-        asset=hold.asset,
-        new_balance=view.balances.get(hold.asset, 0),
-        held=held,
-        credit_line=view.credit_lines.get(hold.asset, 0),
-    )
 
 
 def _check_known_assets(

@@ -14,12 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ledgers.protocol.amounts import MinorUnits, amount_to_wire, check_amount
-from ledgers.protocol.catalogue import Hold
-from ledgers.protocol.chain import Appended, ChainHead, check_append, next_entry
+from ledgers.protocol.chain import Appended, ChainHead, LedgerView, check_append, next_entry
 from ledgers.protocol.entries import Entry, Millis
 from ledgers.protocol.errors import BadBody
 from ledgers.protocol.identifiers import Asset, AssetId, LedgerId, ledger_namespace
-from settlement.protocol.signing import PublicKey, Signature
+from settlement.protocol.signing import Signature
 
 
 def lock_order(ledgers: Iterable[LedgerId]) -> tuple[LedgerId, ...]:
@@ -66,18 +65,6 @@ def plan_intrabank_payment(
             time=time,
         ),
     )
-
-
-@dataclass(frozen=True)
-class LedgerView:
-    """One locked ledger as the shell loaded it: all :func:`check_append` needs besides the entry."""
-
-    head: ChainHead
-    party_key: PublicKey
-    balances: Mapping[AssetId, int]
-    holds: Mapping[str, Hold]
-    credit_lines: Mapping[AssetId, int]
-    party_accepted: bool
 
 
 def check_intrabank_payment(
