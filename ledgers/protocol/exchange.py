@@ -365,7 +365,7 @@ class OfferBook:
 
     signed_offer: SignedOffer
     phase: OfferPhase = OfferPhase.OPEN
-    accepted_take: str | None = None
+    accepted: AcceptedTake | None = None
 
 
 def accept_take(
@@ -377,34 +377,37 @@ def accept_take(
     now: Millis,
     settle_within: int,
 ) -> tuple[OfferBook, AcceptedTake]:
-    """Accept ``signed_take`` if the offer is open and unexpired; the same take again returns an
-    equal acceptance (idempotent), any other take after one was accepted is refused."""
+    """Accept ``signed_take`` if the offer is open and unexpired.
+
+    ``taker_bank_key`` comes from the peer directory for the bank that keeps the taker's ledger,
+    never from the take itself. The same take again (a retried request) returns the acceptance
+    already given, unchanged; any other take after one was accepted is refused.
+    """
     offer = book.signed_offer.offer
     take = signed_take.take
     if take.offer_id != offer.id:
         raise BadOffer("the take names another offer")
-    if signed_take.bank_key != taker_bank_key:
-        raise BadOffer("the take is not signed by the taker's bank we know")
     if book.phase is OfferPhase.CANCELLED:
         raise BadTransition("the offer was cancelled")
-    if book.phase is OfferPhase.TAKEN and book.accepted_take != take.id:
+    if book.accepted is not None:
+        if book.accepted.signed_take == signed_take:
+            return book, book.accepted
         raise OfferAlreadyTaken("the offer has already been taken")
-    if book.phase is OfferPhase.OPEN and now >= offer.expires_at:
+    if signed_take.bank_key != taker_bank_key:
+        raise BadOffer("the take is not signed by the taker's bank we know")
+    if now >= offer.expires_at:
         raise OfferExpired("the offer has expired")
     signed_take.verify()
-    # Accepting twice (a retried request) signs the same message when ``now`` is the stored
-    # acceptance time; the shell passes the stored time on a replay.
-    message = acceptance_message(
-        offer_id=offer.id, take_id=take.id, accepted_at=now, settle_by=now + settle_within
-    )
+    settle_by = Millis(now + settle_within)
+    message = acceptance_message(offer_id=offer.id, take_id=take.id, accepted_at=now, settle_by=settle_by)
     accepted = AcceptedTake(
         signed_offer=book.signed_offer,
         signed_take=signed_take,
-        accepted_at=Millis(now),
-        settle_by=Millis(now + settle_within),
+        accepted_at=now,
+        settle_by=settle_by,
         acceptance_signature=sign_message(bank_key, message),
     )
-    return OfferBook(signed_offer=book.signed_offer, phase=OfferPhase.TAKEN, accepted_take=take.id), accepted
+    return OfferBook(signed_offer=book.signed_offer, phase=OfferPhase.TAKEN, accepted=accepted), accepted
 
 
 def cancel_offer(book: OfferBook) -> OfferBook:

@@ -288,15 +288,23 @@ class PaymentProof:
         for bank, item in banks.items():
             if not isinstance(item, Mapping):
                 raise BadRoute("each bank has a key and a signature")
-            keys[parse_namespace(bank)] = PublicKey(hex_bytes(item.get("key"), length=32, what="bank key"))
-            signatures[parse_namespace(bank)] = Signature(
-                hex_bytes(item.get("signature"), length=64, what="bank signature")
+            try:
+                namespace = parse_namespace(bank)
+            except BadAssetId as error:
+                raise BadRoute(str(error)) from error
+            keys[namespace] = PublicKey(
+                hex_bytes(item.get("key"), length=32, what="bank key", error=BadRoute)
+            )
+            signatures[namespace] = Signature(
+                hex_bytes(item.get("signature"), length=64, what="bank signature", error=BadRoute)
             )
         return cls(
             instruction=PaymentInstruction.from_json(value.get("instruction")),
-            sender_key=PublicKey(hex_bytes(value.get("sender_key"), length=32, what="sender key")),
+            sender_key=PublicKey(
+                hex_bytes(value.get("sender_key"), length=32, what="sender key", error=BadRoute)
+            ),
             sender_signature=Signature(
-                hex_bytes(value.get("sender_signature"), length=64, what="sender signature")
+                hex_bytes(value.get("sender_signature"), length=64, what="sender signature", error=BadRoute)
             ),
             bank_keys=keys,
             bank_signatures=signatures,

@@ -387,3 +387,21 @@ def test_malformed_routes_are_refused(mutate):
                 sender_signature=bytes(64),
             )
         )
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: {**d, "type": "something-else"},
+        lambda d: {**d, "sender_key": "zz"},
+        lambda d: {**d, "banks": {"Not A Bank": {"key": "00" * 32, "signature": "00" * 64}}},
+        lambda d: {**d, "banks": []},
+        lambda d: {**d, "instruction": {**d["instruction"], "legs": "A to B"}},
+    ],
+)
+def test_malformed_proof_json_is_refused_with_a_typed_error(mutate):
+    world, alice, bob = setup()
+    document = run_to_final(world, alice, instruction_for(alice, bob)).state.proof.to_json()
+    with pytest.raises(BadRoute) as caught:
+        PaymentProof.from_json(mutate(document))
+    assert caught.value.code == "bad_route"
