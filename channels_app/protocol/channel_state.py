@@ -7,6 +7,7 @@ EIP-712 (see :mod:`channels_app.protocol.eip712`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -52,23 +53,28 @@ class ChannelParams:
 
     @property
     def channel_id(self) -> ChannelId:
-        # keccak256(abi.encode(chainId, participantA, participantB, nonce, challengeDuration)),
-        # exactly as Adjudicator.channelIdOf computes it.
-        return ChannelId(
-            keccak(
-                _word(self.chain_id)
-                + _address_word(self.participants[0])
-                + _address_word(self.participants[1])
-                + _word(self.nonce)
-                + _word(self.challenge_duration)
-            )
-        )
+        return _channel_id(self)
 
     def index_of(self, participant: Address) -> int:
         try:
             return self.participants.index(participant)
         except ValueError:
             raise BadState(f"{participant} is not a participant of this channel") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _channel_id(params: ChannelParams) -> ChannelId:
+    # keccak256(abi.encode(chainId, participantA, participantB, nonce, challengeDuration)),
+    # exactly as Adjudicator.channelIdOf computes it. Cached: it is asked for on every update.
+    return ChannelId(
+        keccak(
+            _word(params.chain_id)
+            + _address_word(params.participants[0])
+            + _address_word(params.participants[1])
+            + _word(params.nonce)
+            + _word(params.challenge_duration)
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)

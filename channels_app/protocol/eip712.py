@@ -11,6 +11,7 @@ of the curve order, which is what ``ecrecover`` and the Adjudicator accept.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NewType
 
@@ -69,13 +70,7 @@ class Domain:
 
     @property
     def separator(self) -> bytes:
-        return keccak(
-            DOMAIN_TYPEHASH
-            + keccak(self.name.encode())
-            + keccak(self.version.encode())
-            + _word(self.chain_id)
-            + _address_word(self.verifying_contract)
-        )
+        return _separator(self)
 
     def as_typed_data(self) -> dict[str, object]:
         """The domain as eth_account / eth_signTypedData_v4 expect it."""
@@ -85,6 +80,17 @@ class Domain:
             "chainId": self.chain_id,
             "verifyingContract": self.verifying_contract,
         }
+
+
+@functools.lru_cache(maxsize=64)
+def _separator(domain: Domain) -> bytes:
+    return keccak(
+        DOMAIN_TYPEHASH
+        + keccak(domain.name.encode())
+        + keccak(domain.version.encode())
+        + _word(domain.chain_id)
+        + _address_word(domain.verifying_contract)
+    )
 
 
 def allocation_hash(allocation: Allocation) -> bytes:
@@ -116,6 +122,9 @@ def _digest(domain: Domain, struct_hash: bytes) -> Digest:
     return Digest(keccak(b"\x19\x01" + domain.separator + struct_hash))
 
 
+# Both sides hash the same state several times per update (sign, verify each signature);
+# states are immutable, so the digest is remembered for the most recent ones.
+@functools.lru_cache(maxsize=4096)
 def state_digest(domain: Domain, state: ChannelState) -> Digest:
     """The 32 bytes both participants sign for ``state``."""
     return _digest(domain, state_struct_hash(state))
@@ -178,6 +187,27 @@ def recover_digest(digest: bytes, signature: bytes) -> Address:
 
 def sign_state(private_key: bytes, domain: Domain, state: ChannelState) -> Signature:
     return sign_digest(private_key, state_digest(domain, state))
+
+
+class Signer:
+    """A participant's key loaded once, for the hot path (deriving the key pair costs as much
+    as the signature itself). Never printed: ``repr`` shows the address only."""
+
+    __slots__ = ("_key", "address")
+
+    def __init__(self, private_key: bytes) -> None:
+        self._key = coincurve.PrivateKey(private_key)
+        self.address = address_of_key(private_key)
+
+    def __repr__(self) -> str:
+        return f"Signer({self.address})"
+
+    def sign_digest(self, digest: bytes) -> Signature:
+        signature = self._key.sign_recoverable(digest, hasher=None)
+        return Signature(signature[:64] + bytes([signature[64] + 27]))
+
+    def sign_state(self, domain: Domain, state: ChannelState) -> Signature:
+        return self.sign_digest(state_digest(domain, state))
 
 
 def verify_state_signature(domain: Domain, state: ChannelState, signer: Address, signature: bytes) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from channels_app.protocol import proposals
 from channels_app.protocol.architecture import Event
 from channels_app.protocol.channel_state import Allocation, ChannelParams, ChannelState
-from channels_app.protocol.eip712 import Domain, address_of_key, sign_state
+from channels_app.protocol.eip712 import Domain, Signer, address_of_key
 from channels_app.protocol.events import SendProposal
 from channels_app.protocol.state import ChannelKind, NodeChannels, SignedState
 from channels_app.protocol.state_changes import (
@@ -36,12 +36,14 @@ def key_for(name: str) -> bytes:
 class Party:
     name: str
     key: bytes = field(init=False)
+    signer: Signer = field(init=False)
     address: Address = field(init=False)
     node: NodeChannels = field(init=False)
     events: list[Event] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.key = key_for(self.name)
+        self.signer = Signer(self.key)
         self.address = address_of_key(self.key)
         self.node = NodeChannels(us=self.address, domain=DOMAIN)
 
@@ -52,7 +54,7 @@ class Party:
         return result.events
 
     def sign(self, state: ChannelState) -> bytes:
-        return sign_state(self.key, DOMAIN, state)
+        return self.signer.sign_state(DOMAIN, state)
 
     def channel(self, channel_id: ChannelId):
         return self.node.channels[channel_id]
