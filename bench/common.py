@@ -35,6 +35,7 @@ class Measurement:
     batch: int
     p50_us: float
     p99_us: float
+    best_us: float
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -93,6 +94,7 @@ def measure(
         batch=batch,
         p50_us=statistics.median(samples) * 1e6,
         p99_us=_percentile(samples, 0.99) * 1e6,
+        best_us=min(samples) * 1e6,
         extra=dict(extra or {}),
     )
 
