@@ -18,7 +18,7 @@ from typing import NewType
 import coincurve
 from eth_hash.auto import keccak
 
-from channels_app.protocol.channel_state import Allocation, ChannelState, SubAllocation
+from channels_app.protocol.channel_state import Allocation, ChannelParams, ChannelState, SubAllocation
 from channels_app.protocol.errors import BadSignature
 from channels_app.protocol.types import Address, ChannelId, Wei, address, address_bytes
 
@@ -274,6 +274,11 @@ def state_as_abi_tuple(
         [(s.channel_id, s.asset, s.amount) for s in state.sub_allocations],
         state.is_final,
     )
+
+
+def params_as_abi_tuple(params: ChannelParams) -> tuple[Address, Address, int, int]:
+    """The fixed part as the Adjudicator's ``Params`` tuple."""
+    return (params.participants[0], params.participants[1], params.nonce, params.challenge_duration)
 
 
 def signature_as_abi_tuple(signature: bytes) -> tuple[int, bytes, bytes]:
