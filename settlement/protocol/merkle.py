@@ -1,7 +1,7 @@
 """RFC 9162 (Certificate Transparency v2) §2.1 Merkle trees with SHA-256.
 
 Hashing, audit paths and consistency proofs exactly as the RFC specifies them, so that any
-standard CT verifier (transparency-dev/merkle, pymerkle, ...) accepts our proofs:
+RFC 9162 / RFC 6962 verifier (transparency-dev/merkle, the CT reference code) accepts them:
 
 - leaf hash ``SHA-256(0x00 || data)``, node hash ``SHA-256(0x01 || left || right)``;
 - the root of an empty tree is ``SHA-256("")``;
@@ -10,7 +10,8 @@ standard CT verifier (transparency-dev/merkle, pymerkle, ...) accepts our proofs
 Such a tree is the same as one built level by level where an unpaired last node is promoted
 unchanged to the next level (never duplicated, unlike Bitcoin). :class:`MerkleTree` builds
 those levels once, with exactly ``n - 1`` node hashes, and then answers every root and proof
-by lookups: ``O(log n)`` per proof instead of rehashing subtrees.
+by lookups: ``O(log n)`` per proof instead of rehashing subtrees. :class:`MerkleLog` is the
+append-only variant for a log that grows (one node hash per append, proofs at any past size).
 
 Verification follows the RFC's iterative algorithms (§2.1.3.2 and §2.1.4.2) literally, and
 raises :class:`InvalidProof` rather than returning ``False`` so that a caller cannot forget
@@ -261,7 +262,7 @@ class MerkleTree:
         leaves = list(leaf_hashes)
         # map() keeps these checks in C: they must not cost what the hashing costs.
         if set(map(type, leaves)) - {bytes}:
-            leaves = [bytes(digest) for digest in leaves]
+            leaves = [_check_digest(digest, "each leaf hash", MerkleError) for digest in leaves]
         if set(map(len, leaves)) - {DIGEST_SIZE}:
             position = next(i for i, digest in enumerate(leaves) if len(digest) != DIGEST_SIZE)
             raise MerkleError(f"leaf hash {position} is not {DIGEST_SIZE} bytes")
