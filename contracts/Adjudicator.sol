@@ -77,6 +77,7 @@ contract Adjudicator {
     // Status word layout: version (64) | finalizesAt (40) | flags (8) | fingerprint (144).
     // finalizesAt == 0: open (possibly checkpointed); > now: challenge running; <= now: final.
     uint256 private constant FLAG_PAID = 1;
+    uint256 private constant PUSH_GAS = 100_000;
     uint256 private constant FINGERPRINT_MASK = (1 << 144) - 1;
 
     bytes32 public immutable DOMAIN_SEPARATOR;
@@ -114,6 +115,7 @@ contract Adjudicator {
     error NotRelated();
     error TransferFailed();
     error InsufficientCredit();
+    error ChallengeTooLong();
 
     constructor() {
         DEPLOY_CHAIN_ID = block.chainid;
@@ -165,6 +167,8 @@ contract Adjudicator {
         if (finalizesAt == 0) {
             if (state.version < recorded) revert WrongVersion();
             finalizesAt = block.timestamp + params.challengeDuration;
+            // A deadline that does not fit the status word would wrap round to the past.
+            if (finalizesAt > type(uint40).max) revert ChallengeTooLong();
         } else if (state.version <= recorded) {
             revert WrongVersion();
         }
@@ -367,7 +371,8 @@ contract Adjudicator {
         if (amount == 0) return;
         bool ok;
         if (asset == address(0)) {
-            (ok,) = to.call{value: amount}("");
+            // Capped, so a receiver cannot burn the gas the rest of the settlement needs.
+            (ok,) = to.call{value: amount, gas: PUSH_GAS}("");
         } else {
             ok = _call(asset, abi.encodeCall(IERC20Transfer.transfer, (to, amount)), false);
         }

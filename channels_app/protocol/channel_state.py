@@ -48,8 +48,9 @@ class ChannelParams:
             raise BadState("a channel needs two different participants")
         if not 0 <= self.nonce <= MAX_UINT64:
             raise BadState("the channel nonce must fit in 64 bits")
-        if not 0 < self.challenge_duration < 2**48:
-            raise BadState("the challenge duration must be a positive number of seconds below 2**48")
+        if not 0 < self.challenge_duration < 2**32:
+            # The Adjudicator keeps deadlines in 40 bits; 2**32 s (136 years) leaves room.
+            raise BadState("the challenge duration must be a positive number of seconds below 2**32")
 
     @property
     def channel_id(self) -> ChannelId:
