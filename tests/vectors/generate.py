@@ -200,7 +200,7 @@ def merkle_vectors() -> dict[str, Any]:
 
 def http_signature_vectors() -> dict[str, Any]:
     key = SigningKey(bytes.fromhex(RFC8032_SEED))
-    requests = [
+    requests: list[dict[str, Any]] = [
         {
             "key_id": "bank-a.test#node-2026-01",
             "method": "POST",

@@ -58,7 +58,7 @@ def test_inclusion_fails_when_any_input_is_altered(entries: list[bytes], data: s
         verify_inclusion(leaf, index, size, path, _flip(root, position, bit))
     if path:
         element = data.draw(st.integers(0, len(path) - 1))
-        tampered = [*path]
+        tampered: list[bytes] = [*path]
         tampered[element] = _flip(tampered[element], position, bit)
         with pytest.raises(InvalidProof):
             verify_inclusion(leaf, index, size, tampered, root)
@@ -104,7 +104,7 @@ def test_consistency_fails_when_any_input_is_altered(entries: list[bytes], data:
     with pytest.raises(InvalidProof):
         verify_consistency(first, second, first_root, _flip(second_root, position, bit), path)
     element = data.draw(st.integers(0, len(path) - 1))
-    tampered = [*path]
+    tampered: list[bytes] = [*path]
     tampered[element] = _flip(tampered[element], position, bit)
     with pytest.raises(InvalidProof):
         verify_consistency(first, second, first_root, second_root, tampered)
