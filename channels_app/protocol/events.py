@@ -70,6 +70,14 @@ class SubChannelRecorded(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class VirtualLockHeld(Event):
+    """We checked a lock for a virtual channel we mediate; we answer once its mirror arrives."""
+
+    channel_id: ChannelId
+    virtual_channel_id: ChannelId
+
+
+@dataclass(frozen=True, slots=True)
 class SendRegister(Event):
     channel_id: ChannelId
     signed: SignedState

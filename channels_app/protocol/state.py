@@ -48,6 +48,15 @@ class PendingUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldProposal:
+    """A checked proposal we have countersigned but not yet released (see ``held``)."""
+
+    state: ChannelState
+    signature: Signature
+    countersignature: Signature
+
+
+@dataclass(frozen=True, slots=True)
 class Dispute:
     registered_version: Version
     finalizes_at: Timestamp
@@ -122,6 +131,10 @@ class Channel:
     """The opening state (version 0): what each participant agreed to deposit."""
     holdings: Mapping[Address, Wei] = field(default_factory=dict)
     pending: PendingUpdate | None = None
+    held: HeldProposal | None = None
+    """An intermediary's lock for a virtual channel, held back until the mirror lock arrives
+    from the other end: releasing both countersignatures together means the intermediary
+    never has one lock without the other."""
     dispute: Dispute | None = None
     checkpointed_version: Version | None = None
     receiving_stream: StreamReceiver | None = None

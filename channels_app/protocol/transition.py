@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from channels_app.protocol.architecture import Event, TransitionResult
-from channels_app.protocol.channel_state import ChannelParams, ChannelState, check_conserved
+from channels_app.protocol.channel_state import ChannelParams, ChannelState, SubAllocation, check_conserved
 from channels_app.protocol.eip712 import Signature, verify_state_signature
 from channels_app.protocol.errors import (
     BadState,
@@ -54,12 +54,14 @@ from channels_app.protocol.events import (
     SendStreamPayment,
     StateAccepted,
     SubChannelRecorded,
+    VirtualLockHeld,
 )
 from channels_app.protocol.proposals import stream_genesis_hash, stream_payment_hash, sub_allocation_payout
 from channels_app.protocol.state import (
     Channel,
     ChannelKind,
     Dispute,
+    HeldProposal,
     NodeChannels,
     PendingUpdate,
     Phase,
@@ -277,12 +279,14 @@ def _(change: DepositObserved, state: NodeChannels) -> Result:
 def _(change: UpdateProposed, state: NodeChannels) -> Result:
     channel = _channel(state, change.channel_id)
     _require_updatable(channel)
-    if channel.pending is not None:
+    if channel.pending is not None or channel.held is not None:
         raise UpdatePending("an update of ours awaits the counterparty's signature")
     if channel.sending_stream is not None or channel.receiving_stream is not None:
         raise UpdatePending("a micro-payment stream runs on this channel")
     _check_next(channel, change.state)
     _check_sub_changes(state, channel, change.state)
+    if _new_foreign_subs(state, channel, change.state):
+        raise SubAllocationError("an intermediary does not propose virtual-channel locks; the end parties do")
     verify_state_signature(state.domain, change.state, channel.us, change.signature)
     channel = replace(channel, pending=PendingUpdate(change.state, change.signature))
     return Result(
@@ -327,6 +331,8 @@ def _(change: ProposalReceived, state: NodeChannels) -> Result:
     if channel.pending is not None:
         # Both proposed at once; ours stands and theirs is refused (they will see ours).
         raise UpdatePending("we proposed an update ourselves; it must be answered first")
+    if channel.held is not None:
+        raise UpdatePending("a virtual-channel lock on this channel waits for its mirror")
     _check_next(channel, change.state)
     verify_state_signature(state.domain, change.state, channel.them, change.signature)
     verify_state_signature(state.domain, change.state, channel.us, change.countersignature)
@@ -342,10 +348,66 @@ def _(change: ProposalReceived, state: NodeChannels) -> Result:
             raise Unfavourable(
                 f"the update would lower what we can claim of asset {asset} from {amount} to {after[asset]}"
             )
+    foreign = _new_foreign_subs(state, channel, change.state)
+    if foreign:
+        return _intermediary_lock(state, channel, change, foreign, events)
     signed = _signed(channel, change.state, change.countersignature, change.signature)
     state, accepted = _accept(state, _channel(state, channel.channel_id), signed)
     events.append(SendCountersignature(channel.channel_id, change.state.version, change.countersignature))
     return Result(state, (*events, *accepted))
+
+
+def _new_foreign_subs(state: NodeChannels, channel: Channel, new: ChannelState) -> list[SubAllocation]:
+    """Sub-allocations ``new`` adds for sub-channels we do not take part in (we are Ingrid)."""
+    old_ids = {s.channel_id for s in channel.latest.state.sub_allocations}
+    return [
+        sub
+        for sub in new.sub_allocations
+        if sub.channel_id not in old_ids and sub.channel_id not in state.channels
+    ]
+
+
+def _intermediary_lock(
+    state: NodeChannels,
+    channel: Channel,
+    change: ProposalReceived,
+    foreign: list[SubAllocation],
+    events: list[Event],
+) -> Result:
+    """Hold the first lock of a virtual channel; release both countersignatures on the second.
+
+    Perun's intermediary must never be bound by one lock without the other: with only
+    Alice-Ingrid locked, Alice and Bob could move Bob's share to Alice and Ingrid would pay it
+    with nothing locked on Bob's side. So Ingrid's countersignature on the first lock stays
+    here until the mirror lock (same sub-channel, same asset and amount, proposed by the
+    virtual channel's other end) is checked too.
+    """
+    if len(foreign) != 1:
+        raise SubAllocationError("one virtual-channel lock per update")
+    sub = foreign[0]
+    sub_params = state.sub_channels[sub.channel_id].params
+    if channel.them not in sub_params.participants:
+        raise SubAllocationError("the virtual channel does not include the party proposing its lock")
+    other_end = sub_params.participants[1 - sub_params.index_of(channel.them)]
+    held_here = HeldProposal(change.state, change.signature, change.countersignature)
+    for mirror in state.channels.values():
+        held = mirror.held
+        if mirror.channel_id == channel.channel_id or held is None or mirror.them != other_end:
+            continue
+        if held.state.sub_allocation(sub.channel_id) != sub:
+            continue
+        # Both locks are checked: release both countersignatures at once.
+        for side, proposal in ((channel, held_here), (replace(mirror, held=None), held)):
+            signed = _signed(side, proposal.state, proposal.countersignature, proposal.signature)
+            state, accepted = _accept(state, replace(side, held=None), signed)
+            events.append(
+                SendCountersignature(side.channel_id, proposal.state.version, proposal.countersignature)
+            )
+            events += accepted
+        return Result(state, tuple(events))
+    state = _with_channel(state, replace(channel, held=held_here))
+    events.append(VirtualLockHeld(channel.channel_id, sub.channel_id))
+    return Result(state, tuple(events))
 
 
 @_handle.register
@@ -396,7 +458,7 @@ def _(change: RegisteredObserved, state: NodeChannels) -> Result:
     if channel.phase is Phase.CONCLUDED:
         raise ChannelClosed("the channel is already concluded")
     dispute = Dispute(Version(change.version), Timestamp(change.finalizes_at))
-    channel = replace(channel, dispute=dispute, phase=Phase.DISPUTE, pending=None)
+    channel = replace(channel, dispute=dispute, phase=Phase.DISPUTE, pending=None, held=None)
     events: list[Event] = []
     if channel.latest.state.version > change.version and change.finalizes_at > state.now:
         # The watcher's duty: a stale state is on-chain and we hold a later one.

@@ -10,7 +10,7 @@ from channels_app.protocol import proposals
 from channels_app.protocol.architecture import Event
 from channels_app.protocol.channel_state import Allocation, ChannelParams, ChannelState
 from channels_app.protocol.eip712 import Domain, Signer, address_of_key
-from channels_app.protocol.events import SendProposal
+from channels_app.protocol.events import SendCountersignature, SendProposal
 from channels_app.protocol.state import ChannelKind, NodeChannels, SignedState
 from channels_app.protocol.state_changes import (
     ChannelOpened,
@@ -91,6 +91,30 @@ def open_channel(
     return params
 
 
+def propose(
+    proposer: Party,
+    receiver: Party,
+    channel_id: ChannelId,
+    state: ChannelState,
+    evidence: tuple[SubChannelEvidence, ...] = (),
+) -> tuple[Event, ...]:
+    """Propose and deliver; return the receiver's events (countersignatures not yet delivered)."""
+    events = proposer.apply(UpdateProposed(channel_id, state, proposer.sign(state)))
+    proposal = next(e for e in events if isinstance(e, SendProposal))
+    return receiver.apply(
+        ProposalReceived(channel_id, proposal.state, proposal.signature, receiver.sign(state), evidence)
+    )
+
+
+def deliver_countersignatures(events: tuple[Event, ...], to: dict[ChannelId, Party]) -> None:
+    """Carry each SendCountersignature event to the party waiting for it on that channel."""
+    for event in events:
+        if isinstance(event, SendCountersignature) and event.channel_id in to:
+            to[event.channel_id].apply(
+                CountersignatureReceived(event.channel_id, event.version, event.signature)
+            )
+
+
 def update(
     proposer: Party,
     receiver: Party,
@@ -99,12 +123,8 @@ def update(
     evidence: tuple[SubChannelEvidence, ...] = (),
 ) -> None:
     """The full exchange: propose, check and countersign, receive the countersignature."""
-    events = proposer.apply(UpdateProposed(channel_id, state, proposer.sign(state)))
-    proposal = next(e for e in events if isinstance(e, SendProposal))
-    receiver.apply(
-        ProposalReceived(channel_id, proposal.state, proposal.signature, receiver.sign(state), evidence)
-    )
-    proposer.apply(CountersignatureReceived(channel_id, state.version, receiver.sign(state)))
+    events = propose(proposer, receiver, channel_id, state, evidence)
+    deliver_countersignatures(events, {channel_id: proposer})
 
 
 def pay(payer: Party, payee: Party, channel_id: ChannelId, amount: int, asset: Address = ETH) -> None:

@@ -5,13 +5,27 @@ both ledger channels; Ingrid ends exactly where she started."""
 from __future__ import annotations
 
 import pytest
-from channel_protocol_world import Party, both_signed, open_channel, pay, update
+from channel_protocol_world import (
+    Party,
+    both_signed,
+    deliver_countersignatures,
+    open_channel,
+    pay,
+    propose,
+    update,
+)
 
 from channels_app.protocol import proposals
 from channels_app.protocol.channel_state import ChannelParams
-from channels_app.protocol.errors import Unfavourable
+from channels_app.protocol.errors import SubAllocationError, Unfavourable
+from channels_app.protocol.events import SendCountersignature, VirtualLockHeld
 from channels_app.protocol.state import ChannelKind, SignedState
-from channels_app.protocol.state_changes import ProposalReceived, SubChannelEvidence, SubChannelStateReceived
+from channels_app.protocol.state_changes import (
+    ProposalReceived,
+    SubChannelEvidence,
+    SubChannelStateReceived,
+    UpdateProposed,
+)
 from channels_app.protocol.transition import transition
 from channels_app.protocol.types import ETH
 
@@ -32,8 +46,10 @@ def _open_virtual(alice: Party, ingrid: Party, bob: Party):
     opening = alice.channel(v.channel_id).latest
     ingrid.apply(SubChannelStateReceived(SubChannelEvidence(v, opening)))
     # Alice-Ingrid locks Alice's 30 and Ingrid's 10 (standing in for Bob); Ingrid-Bob the mirror.
-    update(alice, ingrid, x.channel_id, proposals.lock(alice.channel(x.channel_id), v, ETH, 30, 10))
-    update(bob, ingrid, y.channel_id, proposals.lock(bob.channel(y.channel_id), v, ETH, 10, 30))
+    held = propose(alice, ingrid, x.channel_id, proposals.lock(alice.channel(x.channel_id), v, ETH, 30, 10))
+    assert not any(isinstance(e, SendCountersignature) for e in held)
+    both = propose(bob, ingrid, y.channel_id, proposals.lock(bob.channel(y.channel_id), v, ETH, 10, 30))
+    deliver_countersignatures(both, {x.channel_id: alice, y.channel_id: bob})
     return x, y, v
 
 
@@ -113,3 +129,44 @@ def test_payout_mapping_matches_the_adjudicator_rule_for_crossed_participant_ord
     y_sub = ingrid.channel(y.channel_id).latest.state.sub_allocations[0]
     assert proposals.sub_allocation_payout(x, x_sub, v, final) == (15, 25)  # (Alice, Ingrid)
     assert proposals.sub_allocation_payout(y, y_sub, v, final) == (25, 15)  # (Bob, Ingrid)
+
+
+def test_ingrid_holds_her_countersignature_on_the_first_lock_until_the_mirror_lock_arrives() -> None:
+    alice, ingrid, bob = Party("alice"), Party("ingrid"), Party("bob")
+    x = open_channel(alice, ingrid, {ETH: (100, 100)}, nonce=1)
+    y = open_channel(bob, ingrid, {ETH: (100, 100)}, nonce=2)
+    v = open_channel(alice, bob, {ETH: (30, 10)}, nonce=3, kind=ChannelKind.VIRTUAL)
+    ingrid.apply(SubChannelStateReceived(SubChannelEvidence(v, alice.channel(v.channel_id).latest)))
+    first = propose(alice, ingrid, x.channel_id, proposals.lock(alice.channel(x.channel_id), v, ETH, 30, 10))
+    assert first == (VirtualLockHeld(x.channel_id, v.channel_id),)
+    assert ingrid.channel(x.channel_id).latest.state.sub_allocations == ()
+    assert alice.channel(x.channel_id).pending is not None
+    second = propose(bob, ingrid, y.channel_id, proposals.lock(bob.channel(y.channel_id), v, ETH, 10, 30))
+    released = {e.channel_id for e in second if isinstance(e, SendCountersignature)}
+    assert released == {x.channel_id, y.channel_id}
+    deliver_countersignatures(second, {x.channel_id: alice, y.channel_id: bob})
+    assert alice.channel(x.channel_id).latest == ingrid.channel(x.channel_id).latest
+    assert bob.channel(y.channel_id).latest == ingrid.channel(y.channel_id).latest
+
+
+def test_a_lock_with_a_different_amount_is_not_taken_as_the_mirror() -> None:
+    alice, ingrid, bob = Party("alice"), Party("ingrid"), Party("bob")
+    x = open_channel(alice, ingrid, {ETH: (100, 100)}, nonce=1)
+    y = open_channel(bob, ingrid, {ETH: (100, 100)}, nonce=2)
+    v = open_channel(alice, bob, {ETH: (30, 10)}, nonce=3, kind=ChannelKind.VIRTUAL)
+    ingrid.apply(SubChannelStateReceived(SubChannelEvidence(v, alice.channel(v.channel_id).latest)))
+    propose(alice, ingrid, x.channel_id, proposals.lock(alice.channel(x.channel_id), v, ETH, 30, 10))
+    # Bob locks only 5 of Ingrid's: the sub-allocation no longer conserves the virtual channel.
+    short = proposals.lock(bob.channel(y.channel_id), v, ETH, 10, 5)
+    with pytest.raises(SubAllocationError):
+        transition(ingrid.node, ProposalReceived(y.channel_id, short, bob.sign(short), ingrid.sign(short)))
+
+
+def test_ingrid_does_not_propose_a_virtual_lock_herself() -> None:
+    alice, ingrid, bob = Party("alice"), Party("ingrid"), Party("bob")
+    x = open_channel(alice, ingrid, {ETH: (100, 100)}, nonce=1)
+    v = open_channel(alice, bob, {ETH: (30, 10)}, nonce=3, kind=ChannelKind.VIRTUAL)
+    ingrid.apply(SubChannelStateReceived(SubChannelEvidence(v, alice.channel(v.channel_id).latest)))
+    state = proposals.lock(ingrid.channel(x.channel_id), v, ETH, 10, 30)
+    with pytest.raises(SubAllocationError):
+        transition(ingrid.node, UpdateProposed(x.channel_id, state, ingrid.sign(state)))
