@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from settlement.protocol.keys import (
     DEFAULT_KDF,
@@ -135,3 +137,11 @@ def test_sealing_needs_exactly_one_of_passphrase_and_derived_key() -> None:
         seal_secret(SECRET)
     with pytest.raises(TypeError):
         seal_secret(SECRET, passphrase="pw", derived_key=derive_key("pw", params=FAST))
+
+
+@settings(max_examples=20, deadline=None)
+@given(secret=st.binary(max_size=200), passphrase=st.text(min_size=1, max_size=40))
+def test_any_secret_round_trips_under_any_passphrase(secret: bytes, passphrase: str) -> None:
+    key = derive_key(passphrase, params=FAST)
+    sealed = seal_secret(secret, derived_key=key)
+    assert open_secret(json.loads(json.dumps(sealed)), passphrase=passphrase) == secret
