@@ -118,6 +118,38 @@ def state_struct_hash(state: ChannelState) -> bytes:
     )
 
 
+_FINGERPRINT_MASK = (1 << 144) - 1
+
+
+def outcome_fingerprint(state: ChannelState) -> int:
+    """The 144-bit fingerprint the Adjudicator stores for a registered or checkpointed state:
+    keccak256(abi.encode(allocationsHash, subAllocationsHash)), low 144 bits. Compare it with
+    ``channelStatus(channelId).fingerprint`` to tell which of our states is on-chain."""
+    allocations = keccak(b"".join(allocation_hash(a) for a in state.allocations))
+    sub_allocations = keccak(b"".join(sub_allocation_hash(s) for s in state.sub_allocations))
+    return int.from_bytes(keccak(allocations + sub_allocations), "big") & _FINGERPRINT_MASK
+
+
+@dataclass(frozen=True, slots=True)
+class OnChainStatus:
+    """The Adjudicator's packed status word, unpacked."""
+
+    version: int
+    finalizes_at: int
+    """0: open (maybe checkpointed); later than now: challenge running; otherwise final."""
+    paid: bool
+    fingerprint: int
+
+    @classmethod
+    def from_word(cls, word: int) -> OnChainStatus:
+        return cls(
+            version=word >> 192,
+            finalizes_at=(word >> 152) & ((1 << 40) - 1),
+            paid=bool((word >> 144) & 1),
+            fingerprint=word & _FINGERPRINT_MASK,
+        )
+
+
 def _digest(domain: Domain, struct_hash: bytes) -> Digest:
     return Digest(keccak(b"\x19\x01" + domain.separator + struct_hash))
 
