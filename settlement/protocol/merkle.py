@@ -259,13 +259,7 @@ class MerkleTree:
     __slots__ = ("_levels", "_size")
 
     def __init__(self, leaf_hashes: Iterable[bytes]) -> None:
-        leaves = list(leaf_hashes)
-        # map() keeps these checks in C: they must not cost what the hashing costs.
-        if set(map(type, leaves)) - {bytes}:
-            leaves = [_check_digest(digest, "each leaf hash", MerkleError) for digest in leaves]
-        if set(map(len, leaves)) - {DIGEST_SIZE}:
-            position = next(i for i, digest in enumerate(leaves) if len(digest) != DIGEST_SIZE)
-            raise MerkleError(f"leaf hash {position} is not {DIGEST_SIZE} bytes")
+        leaves = _checked_leaves(leaf_hashes)
         self._size = len(leaves)
         self._levels = _build_levels(leaves)
 
@@ -473,27 +467,65 @@ class MerkleLog:
         return _fold_range(self._levels, start, end)
 
 
-def merkle_root(leaf_hashes: Sequence[bytes]) -> Digest:
+def _checked_leaves(leaf_hashes: Iterable[bytes]) -> list[bytes]:
+    leaves = list(leaf_hashes)
+    # map() keeps these checks in C: they must not cost what the hashing costs.
+    if set(map(type, leaves)) - {bytes}:
+        leaves = [_check_digest(digest, "each leaf hash", MerkleError) for digest in leaves]
+    if set(map(len, leaves)) - {DIGEST_SIZE}:
+        position = next(i for i, digest in enumerate(leaves) if len(digest) != DIGEST_SIZE)
+        raise MerkleError(f"leaf hash {position} is not {DIGEST_SIZE} bytes")
+    return leaves
+
+
+def merkle_root(leaf_hashes: Iterable[bytes]) -> Digest:
     """MTH(D[n]) of a list of leaf hashes, keeping only one level in memory."""
-    level = list(leaf_hashes)
+    level = _checked_leaves(leaf_hashes)
     if not level:
         return EMPTY_ROOT
-    for position, digest in enumerate(level):
-        if len(digest) != DIGEST_SIZE:
-            raise MerkleError(f"leaf hash {position} is {len(digest)} bytes, not {DIGEST_SIZE}")
     while len(level) > 1:
         level = _parent_level(level)
-    return Digest(bytes(level[0]))
+    return Digest(level[0])
 
 
-def inclusion_proof(leaf_hashes: Sequence[bytes], leaf_index: int) -> InclusionProof:
-    """The audit path of one leaf, for a caller that will not ask for another proof."""
-    return MerkleTree(leaf_hashes).inclusion_proof(leaf_index)
+def inclusion_proof(leaf_hashes: Iterable[bytes], leaf_index: int) -> InclusionProof:
+    """The audit path of one leaf, keeping one level in memory (for a single proof)."""
+    level = _checked_leaves(leaf_hashes)
+    size = len(level)
+    _require_index(leaf_index, size)
+    path = []
+    position = leaf_index
+    while len(level) > 1:
+        sibling = position ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        level = _parent_level(level)
+        position >>= 1
+    return InclusionProof(leaf_index, size, cast(tuple[Digest, ...], tuple(path)))
 
 
-def consistency_proof(leaf_hashes: Sequence[bytes], first_size: int) -> ConsistencyProof:
-    """The consistency path from ``first_size`` to ``len(leaf_hashes)``."""
-    return MerkleTree(leaf_hashes).consistency_proof(first_size)
+def consistency_proof(leaf_hashes: Iterable[bytes], first_size: int) -> ConsistencyProof:
+    """The consistency path from ``first_size`` to ``len(leaf_hashes)``, one level in memory."""
+    level = _checked_leaves(leaf_hashes)
+    second = len(level)
+    if isinstance(first_size, bool) or not isinstance(first_size, int) or not 0 < first_size <= second:
+        raise ProofRequestError(f"a consistency proof needs 0 < first_size <= {second}, got {first_size!r}")
+    if first_size == second:
+        return ConsistencyProof(first_size, second, ())
+    # As MerkleTree.consistency_proof: the boundary node (unless it is the whole first tree),
+    # then its audit path in the second tree.
+    height = (first_size & -first_size).bit_length() - 1
+    position = (first_size - 1) >> height
+    for _ in range(height):
+        level = _parent_level(level)
+    path = [level[position]] if position else []
+    while len(level) > 1:
+        sibling = position ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        level = _parent_level(level)
+        position >>= 1
+    return ConsistencyProof(first_size, second, cast(tuple[Digest, ...], tuple(path)))
 
 
 def _checked_path(path: Sequence[bytes], what: str) -> list[bytes]:
