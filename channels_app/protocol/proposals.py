@@ -6,6 +6,9 @@ the transition rules, so nothing here is trusted by the other party.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping
+
 from eth_hash.auto import keccak
 
 from channels_app.protocol.channel_state import (
@@ -18,6 +21,26 @@ from channels_app.protocol.eip712 import Domain, sign_state, state_struct_hash
 from channels_app.protocol.errors import BadState, SubAllocationError
 from channels_app.protocol.state import Channel, StreamPayment
 from channels_app.protocol.types import Address, Version, Wei
+
+
+def channel_params(
+    chain_id: int,
+    participants: tuple[Address, Address],
+    challenge_duration: int,
+    rng: random.Random,
+) -> ChannelParams:
+    """A new channel's fixed part; the nonce comes from the randomness the caller passes in
+    (``random.SystemRandom()`` in the shell, a seeded ``Random`` in tests)."""
+    return ChannelParams(chain_id, participants, rng.getrandbits(64), challenge_duration)
+
+
+def opening_state(params: ChannelParams, deposits: Mapping[Address, tuple[int, int]]) -> ChannelState:
+    """Version 0: per asset, what participant A and participant B agree to deposit."""
+    return ChannelState(
+        params.channel_id,
+        Version(0),
+        tuple(Allocation(asset, Wei(a), Wei(b)) for asset, (a, b) in deposits.items()),
+    )
 
 
 def _base(channel: Channel) -> ChannelState:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from channel_protocol_world import DOMAIN, USD, Party, open_channel, pay, update
 
@@ -63,3 +65,15 @@ def test_final_state_closes_the_channel_for_updates_until_concluded_on_chain() -
     events = alice.apply(ConcludedObserved(params.channel_id, Version(2)))
     assert events == (ChannelSettled(params.channel_id, Version(2)),)
     assert alice.channel(params.channel_id).phase is Phase.CONCLUDED
+
+
+def test_new_channel_params_take_their_nonce_from_the_randomness_passed_in() -> None:
+    alice, bob = Party("alice"), Party("bob")
+    first = proposals.channel_params(31337, (alice.address, bob.address), 600, random.Random(7))
+    again = proposals.channel_params(31337, (alice.address, bob.address), 600, random.Random(7))
+    other = proposals.channel_params(31337, (alice.address, bob.address), 600, random.Random(8))
+    assert first == again
+    assert first.channel_id != other.channel_id
+    opening = proposals.opening_state(first, {ETH: (5, 6)})
+    assert opening.version == 0
+    assert opening.allocation(ETH).total == 11
