@@ -187,13 +187,30 @@ def _check_sub_changes(state: NodeChannels, channel: Channel, new: ChannelState)
 
 
 def _accept(state: NodeChannels, channel: Channel, signed: SignedState) -> tuple[NodeChannels, list[Event]]:
-    """Make ``signed`` the latest state; a final one closes the channel for updates."""
+    """Make ``signed`` the latest state; a final one closes the channel for updates.
+
+    A sub-channel of ours opens when a ledger channel of ours locks funds for it, and is done
+    when that lock is released.
+    """
     final = signed.state.is_final
+    before = {sub.channel_id for sub in channel.latest.state.sub_allocations}
+    after = {sub.channel_id for sub in signed.state.sub_allocations}
     channel = replace(channel, latest=signed, pending=None, phase=Phase.FINAL if final else channel.phase)
+    state = _with_channel(state, channel)
     events: list[Event] = [StateAccepted(channel.channel_id, signed)]
     if final:
         events.append(ChannelFinalised(channel.channel_id, signed))
-    return _with_channel(state, channel), events
+    for sub_id in after - before:
+        sub = state.channels.get(sub_id)
+        if sub is not None and sub.phase is Phase.FUNDING:
+            state = _with_channel(state, replace(sub, phase=Phase.OPEN))
+            events.append(ChannelFunded(sub_id))
+    for sub_id in before - after:
+        sub = state.channels.get(sub_id)
+        if sub is not None and sub.phase is not Phase.CONCLUDED:
+            state = _with_channel(state, replace(sub, phase=Phase.CONCLUDED))
+            events.append(ChannelSettled(sub_id, sub.latest.state.version))
+    return state, events
 
 
 # ---------------------------------------------------------------- opening and funding
@@ -221,7 +238,8 @@ def _(change: ChannelOpened, state: NodeChannels) -> Result:
         raise BadState("the channel is for another chain")
     our_index = params.index_of(state.us)
     _verify_both(state, params, opening)
-    needs_funds = change.kind is ChannelKind.LEDGER and any(a.total for a in opening.state.allocations)
+    # A sub-channel is funded by a lock in a ledger channel (see _accept), a ledger channel on-chain.
+    needs_funds = change.kind is not ChannelKind.LEDGER or any(a.total for a in opening.state.allocations)
     channel = Channel(
         params=params,
         kind=change.kind,
@@ -231,7 +249,7 @@ def _(change: ChannelOpened, state: NodeChannels) -> Result:
         agreed_deposits=opening.state,
     )
     events: list[Event] = [StateAccepted(channel.channel_id, opening)]
-    if needs_funds:
+    if needs_funds and change.kind is ChannelKind.LEDGER:
         for allocation in opening.state.allocations:
             for index, participant in enumerate(params.participants):
                 if allocation.balance(index):

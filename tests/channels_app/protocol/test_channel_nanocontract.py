@@ -8,8 +8,9 @@ from channel_protocol_world import Party, open_channel, pay, update
 
 from channels_app.protocol import proposals
 from channels_app.protocol.channel_state import SubAllocation
-from channels_app.protocol.errors import SubAllocationError, Unfavourable, UnknownChannel
-from channels_app.protocol.state import ChannelKind
+from channels_app.protocol.errors import NotFunded, SubAllocationError, Unfavourable, UnknownChannel
+from channels_app.protocol.events import ChannelFunded, ChannelSettled
+from channels_app.protocol.state import ChannelKind, Phase
 from channels_app.protocol.state_changes import ProposalReceived
 from channels_app.protocol.transition import transition
 from channels_app.protocol.types import ETH, Wei
@@ -86,3 +87,18 @@ def test_a_lock_for_a_sub_channel_nobody_showed_us_is_refused() -> None:
         transition(
             bob.node, ProposalReceived(ledger.channel_id, locked, alice.sign(locked), bob.sign(locked))
         )
+
+
+def test_a_nanocontract_takes_updates_only_once_locked_and_is_settled_by_its_release() -> None:
+    alice, bob, ledger, nano = _world()
+    assert alice.channel(nano.channel_id).phase is Phase.FUNDING
+    with pytest.raises(NotFunded):
+        pay(alice, bob, nano.channel_id, 1)
+    update(alice, bob, ledger.channel_id, proposals.lock(alice.channel(ledger.channel_id), nano, ETH, 20, 5))
+    assert ChannelFunded(nano.channel_id) in bob.events
+    assert bob.channel(nano.channel_id).phase is Phase.OPEN
+    update(alice, bob, nano.channel_id, proposals.close(alice.channel(nano.channel_id)))
+    final = alice.channel(nano.channel_id).latest.state
+    update(bob, alice, ledger.channel_id, proposals.release(bob.channel(ledger.channel_id), nano, final))
+    assert alice.channel(nano.channel_id).phase is Phase.CONCLUDED
+    assert ChannelSettled(nano.channel_id, final.version) in alice.events
