@@ -135,6 +135,7 @@ class Supervisor:
         self.stack = stack
         self.nodes = nodes
         self.children: list[ManagedProcess] = []
+        self.environments: dict[str, dict[str, str]] = {}
         self.restarts: dict[str, int] = {}
         self.stopping = False
 
@@ -166,6 +167,7 @@ class Supervisor:
                     f"port {node.port} for {node.name} is taken; is another `make run` running?"
                 )
             env = self.prepare(node)
+            self.environments[node.name] = env
             commands = node_commands(
                 node=node.name, bind="127.0.0.1", port=node.port, beat_schedule=str(node.beat_schedule)
             )
@@ -180,6 +182,11 @@ class Supervisor:
                 self.children.append(process)
         for node in self.nodes:
             wait_until(lambda node=node: port_open(node.port), timeout=60, what=f"{node.name} web")
+        # Every node knows every other as a peer, from the identity each one publishes.
+        for node in self.nodes:
+            others = [other.base_url for other in self.nodes if other is not node]
+            if others:
+                manage(self.environments[node.name], "peer_add", *others)
 
     def watch(self) -> None:
         while not self.stopping:
@@ -295,6 +302,7 @@ def test(arguments: argparse.Namespace) -> int:
             "PARSEC_CONTRACTS_FILE": str(stack.contracts_file),
             "PARSEC_TEST_REDIS_PORT": str(stack.redis_port),
             "SECRET_KEY": "test-only-secret-key-" + os.urandom(8).hex(),
+            "NODE_KEY_PASSPHRASE": "test-only-passphrase-" + os.urandom(8).hex(),
             "NODE_NAME": "bank-test",
             "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
         }

@@ -14,7 +14,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from settlement.keystore import keystore_check  # noqa: E402
 from settlement.routing import websocket_urlpatterns  # noqa: E402
+
+# A wrong key passphrase stops the web process here, with a sentence, before it serves anyone.
+keystore_check()
 
 application = ProtocolTypeRouter(
     {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settlement.settings")
 
@@ -47,3 +47,10 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(WorkerHeartbeat)
+
+
+@signals.worker_init.connect
+def refuse_to_start_with_a_wrong_passphrase(**kwargs: Any) -> None:
+    from settlement.keystore import keystore_check
+
+    keystore_check()

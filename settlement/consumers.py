@@ -1,4 +1,9 @@
-"""Websocket consumers. Thin: authenticate, check permission, join a group, send partials."""
+"""Websocket consumers. Thin: authenticate, check permission, join a group, send partials.
+
+Each live page is one group. Services broadcast "look again" to the group after commit
+(settlement.health.broadcast); the consumer re-renders its partial and sends it when it
+changed. htmx's websocket extension swaps the partial in by its stable id.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +18,33 @@ from django.template.loader import render_to_string
 
 from settlement import health
 from settlement.roles import can_view_dashboard
+from settlement.second_factor import session_is_verified
 
-# A dead worker cannot announce its own death, so each Overview also re-reads health on a
-# timer; events from the worker's start and stop make the common changes immediate.
-RECHECK_SECONDS = 1.0
+# 4403: websocket close codes 4000-4999 are the application's; 403 as in HTTP.
+CLOSE_FORBIDDEN = 4403
 
 
-class OverviewConsumer(AsyncWebsocketConsumer):
-    group_name = health.HEALTH_GROUP
+def _may_view(user: Any, session: Any) -> bool:
+    return user is not None and can_view_dashboard(user) and session_is_verified(user, session)
+
+
+class LivePartialConsumer(AsyncWebsocketConsumer):
+    """Sends one rendered partial on connect and whenever its group is told to look again."""
+
+    group_name = ""
+    # Seconds between re-reads for changes nobody can announce (a killed process); 0: none.
+    recheck_seconds = 0.0
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not await sync_to_async(can_view_dashboard)(user):
-            # 4403: the websocket close code range 4000-4999 is ours; 403 as in HTTP.
-            await self.close(code=4403)
+        if not await sync_to_async(_may_view)(self.scope.get("user"), self.scope.get("session")):
+            await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.last_signature: tuple[tuple[str, bool], ...] | None = None
+        self.last_html: str | None = None
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
-        await self.push_health(force=True)
-        self.recheck_task = asyncio.create_task(self.recheck_forever())
+        await self.push()
+        if self.recheck_seconds:
+            self.recheck_task = asyncio.create_task(self.recheck_forever())
 
     async def disconnect(self, code: int) -> None:
         task = getattr(self, "recheck_task", None)
@@ -44,18 +56,46 @@ class OverviewConsumer(AsyncWebsocketConsumer):
 
     async def recheck_forever(self) -> None:
         while True:
-            await asyncio.sleep(RECHECK_SECONDS)
-            await self.push_health()
+            await asyncio.sleep(self.recheck_seconds)
+            await self.push()
 
-    async def health_changed(self, event: dict[str, Any]) -> None:
-        await self.push_health(force=True)
+    def render(self) -> tuple[str, Any]:
+        """The partial's HTML and what decides whether it changed."""
+        raise NotImplementedError
 
-    async def push_health(self, *, force: bool = False) -> None:
-        state = await sync_to_async(health.node_health, thread_sensitive=False)()
-        if not force and state.signature() == self.last_signature:
+    async def push(self, event: dict[str, Any] | None = None) -> None:
+        html, fingerprint = await sync_to_async(self.render, thread_sensitive=False)()
+        if event is None and fingerprint == getattr(self, "last_fingerprint", None):
             return
-        self.last_signature = state.signature()
+        self.last_fingerprint = fingerprint
+        await self.send(text_data=html)
+
+
+class OverviewConsumer(LivePartialConsumer):
+    group_name = health.HEALTH_GROUP
+    # A dead worker cannot announce its own death: re-read health every second too.
+    recheck_seconds = 1.0
+
+    def render(self) -> tuple[str, Any]:
+        state = health.node_health()
         html = render_to_string(
             "settlement/partials/health.html", {"health": state, "node_name": settings.NODE_NAME}
         )
-        await self.send(text_data=html)
+        return html, state.signature()
+
+    async def health_changed(self, event: dict[str, Any]) -> None:
+        await self.push(event)
+
+
+class PeersConsumer(LivePartialConsumer):
+    group_name = "peers"
+
+    def render(self) -> tuple[str, Any]:
+        from settlement.views import peer_rows
+
+        rows = peer_rows()
+        html = render_to_string("settlement/partials/peers_table.html", {"peers": rows})
+        return html, html
+
+    async def peers_changed(self, event: dict[str, Any]) -> None:
+        await self.push(event)

@@ -15,6 +15,8 @@ NAVIGATION = (
     ("consensus", "Consensus"),
     ("blocks", "Blocks"),
     ("messages", "Messages"),
+    ("peers", "Peers"),
+    ("node-identity", "Node"),
 )
 
 

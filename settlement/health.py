@@ -134,15 +134,19 @@ def node_health() -> NodeHealth:
     )
 
 
-def broadcast_health_changed() -> None:
-    """Tell every open Overview to look again. Best effort: a dashboard refresh is not worth
-    failing a worker start or stop for, and the consumers re-check on their own anyway."""
+def broadcast(group: str, event_type: str) -> None:
+    """Tell every open page in ``group`` to look again. Best effort: a dashboard refresh is
+    not worth failing the work that caused it, and the pages re-read on their own anyway."""
     try:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(HEALTH_GROUP, {"type": "health.changed"})
+            async_to_sync(layer.group_send)(group, {"type": event_type})
     except Exception:  # noqa: S110 - see the docstring
         pass
+
+
+def broadcast_health_changed() -> None:
+    broadcast(HEALTH_GROUP, "health.changed")
 
 
 def _one_line(error: BaseException) -> str:

@@ -143,3 +143,84 @@ class NodeKey(models.Model):
     @property
     def is_current(self) -> bool:
         return self.valid_until is None
+
+
+class PeerStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Not yet reached"
+    UP = "up", "Up"
+    DOWN = "down", "Down"
+
+
+class Peer(models.Model):
+    """Another Parsec node, known by its published identity (/.well-known/parsec.json)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    domain = models.CharField(max_length=200, unique=True)
+    base_url = models.URLField(unique=True)
+    x25519_public = models.CharField(max_length=64, blank=True)
+    ethereum_address = models.CharField(max_length=42, blank=True)
+    status = models.CharField(max_length=10, choices=PeerStatus.choices, default=PeerStatus.UNKNOWN)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    round_trip_ms = models.FloatField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PeerKey(models.Model):
+    """A peer's Ed25519 key with the interval in which it signs; retired keys still verify
+    what was signed while they were current."""
+
+    peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="keys")
+    key_id = models.CharField(max_length=80, unique=True)
+    public = models.CharField(max_length=64)
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["peer", "-valid_from"]
+
+    def __str__(self) -> str:
+        return self.key_id
+
+
+class PeerCreditLimit(models.Model):
+    """How much of an asset this node lets a peer owe it (trust), in the asset's minor units."""
+
+    peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="credit_limits")
+    asset = models.CharField(max_length=100, help_text="Unified Asset Identifier, e.g. bank-a.test/EUR")
+    limit = models.DecimalField(max_digits=30, decimal_places=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["peer", "asset"], name="one_limit_per_peer_asset")]
+
+    def __str__(self) -> str:
+        return f"{self.peer} {self.asset} {self.limit}"
+
+
+class NodeRequestReceipt(models.Model):
+    """The first answer to a node-to-node request, by idempotency key: a retry gets the same
+    answer and the handler does not run twice."""
+
+    peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="request_receipts")
+    idempotency_key = models.CharField(max_length=100)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.BinaryField()
+    content_type = models.CharField(max_length=100)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["peer", "idempotency_key"], name="one_answer_per_idempotency_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.peer} {self.idempotency_key}"

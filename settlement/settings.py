@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "settlement",
     "settlement.counterparties",
     "ledgers",
@@ -72,6 +74,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Login is the default for every page; the few public URLs say so with @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # After the password, the dashboard wants the TOTP code (settlement.second_factor).
+    "settlement.second_factor.SecondFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -137,6 +142,7 @@ WORKER_HEARTBEAT_SECONDS = float(env("WORKER_HEARTBEAT_SECONDS", "2"))
 HEALTH_SAMPLE_SECONDS = float(env("HEALTH_SAMPLE_SECONDS", "10"))
 CELERY_BEAT_SCHEDULE = {
     "health-sample": {"task": "settlement.tasks.health_sample", "schedule": HEALTH_SAMPLE_SECONDS},
+    "peers-ping": {"task": "settlement.tasks.peers_ping", "schedule": float(env("PEERS_PING_SECONDS", "5"))},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -145,6 +151,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+OTP_TOTP_ISSUER = f"Parsec {NODE_NAME}"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
@@ -159,7 +166,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "settlement.authentication.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "settlement.second_factor.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",

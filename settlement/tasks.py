@@ -28,3 +28,11 @@ def health_sample() -> None:
         database_latency_ms=by_name["database"].detail.get("latency_ms"),
     )
     HealthSample.objects.filter(taken_at__lt=timezone.now() - HEALTH_HISTORY).delete()
+
+
+@shared_task(ignore_result=True)
+def peers_ping() -> None:
+    """Ping every peer; the Peers page shows who answered and how fast."""
+    from settlement.identity import peers_ping_all
+
+    peers_ping_all()

@@ -3,8 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from settlement import views
+from settlement import node_api, views
 from settlement.api.views import NodeStatusApi
+from settlement.second_factor import second_factor, second_factor_not_required
 
 handler403 = "settlement.errors.permission_denied"
 handler404 = "settlement.errors.page_not_found"
@@ -20,7 +21,12 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", second_factor_not_required(auth_views.LogoutView.as_view()), name="logout"),
+    path("accounts/second-factor/", second_factor, name="second-factor"),
+    path("node/", views.node_identity, name="node-identity"),
+    path("peers/", views.peers, name="peers"),
+    path(".well-known/parsec.json", views.well_known, name="well-known-parsec"),
+    path("node-api/ping", node_api.ping, name="node-api-ping"),
     path("api/", include(api_urlpatterns)),
     path("api/", include("settlement.counterparties.api_urls")),
     path("", include("settlement.counterparties.urls")),

@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import Client
 
 from devstack.services import ManagedProcess, free_port, port_open
+from tests.support import confirmed_totp_device
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -152,6 +154,36 @@ def no_worker_heartbeats() -> None:
 
 
 TEST_PASSWORD = "a-long-test-password"
+
+
+class VerifiedClient(Client):
+    """A test client whose force_login is a full login: password and second factor.
+
+    Tests of the second factor itself use a plain ``django.test.Client``.
+    """
+
+    def force_login(self, user: Any, backend: str | None = None) -> None:
+        from django_otp import DEVICE_ID_SESSION_KEY
+
+        super().force_login(user, backend)
+        session = self.session
+        session[DEVICE_ID_SESSION_KEY] = confirmed_totp_device(user).persistent_id
+        session.save()
+
+
+@pytest.fixture
+def client() -> Client:
+    return VerifiedClient()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keystore_memory() -> Iterator[None]:
+    """Each test opens the node's keys itself: no key a previous test opened stays in memory."""
+    from settlement.keystore import forget_opened_keys
+
+    forget_opened_keys()
+    yield
+    forget_opened_keys()
 
 
 @pytest.fixture

@@ -3,8 +3,12 @@ test stops and restarts the real Celery worker."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect, sync_playwright
+
+from tests.support import confirmed_totp_device, totp_code
 
 # Debian's Chromium; Playwright never downloads a browser of its own here.
 CHROMIUM_PATH = "/usr/bin/chromium"
@@ -14,7 +18,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_the_overview_follows_the_worker_live(live_web, celery_worker, make_user, tmp_path):
-    make_user("alice", "operator")
+    device = confirmed_totp_device(make_user("alice", "operator"))
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
@@ -23,7 +27,10 @@ def test_the_overview_follows_the_worker_live(live_web, celery_worker, make_user
         expect(page).to_have_url(f"{live_web.url}/accounts/login/?next=/")
         page.fill("#id_username", "alice")
         page.fill("#id_password", "a-long-test-password")
-        page.click("button[type=submit]")
+        page.click("main button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/accounts/second-factor/"))
+        page.fill("#id_code", totp_code(device))
+        page.click("main button[type=submit]")
 
         worker = page.locator("#service-worker")
         expect(worker).to_have_attribute("data-status", "up", timeout=15_000)

@@ -8,8 +8,9 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-# Public on purpose: the health probe and the login page itself.
-PUBLIC = {"/healthz", "/accounts/login/", "/admin/login/"}
+# Public on purpose: the health probe, the login pages, and what a node publishes about itself
+# and its counterparties for anyone to check (identity, federation).
+PUBLIC = {"/healthz", "/accounts/login/", "/admin/login/", "/.well-known/parsec.json", "/federation"}
 
 
 def _walk(patterns, prefix=""):
@@ -42,7 +43,11 @@ def test_the_walk_finds_the_urls_we_know():
 def test_anonymous_get_is_refused(client, path):
     response = client.get(path)
 
-    if path.startswith("/api/"):
+    if path.startswith("/node-api/"):
+        # Other nodes sign instead of logging in; an unsigned request is refused.
+        assert response.status_code == 401, path
+        assert response.json()["error"]["code"] == "malformed_signature_headers"
+    elif path.startswith("/api/"):
         assert response.status_code == 401, path
         # The schema and Swagger UI render errors in their own formats; the rest speak JSON.
         if response["Content-Type"].startswith("application/json"):

@@ -1,5 +1,6 @@
-"""The Overview websocket: refuses strangers, and pushes the health partial to a viewer when
-it connects and whenever health changes, through the real Redis channel layer."""
+"""The live-page websockets: they refuse strangers and half-logged-in sessions, and push the
+partial to a viewer on connect and whenever its group is told to look again, through the real
+Redis channel layer."""
 
 from __future__ import annotations
 
@@ -8,40 +9,50 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
+from django_otp import DEVICE_ID_SESSION_KEY
 
 from settlement import health
-from settlement.consumers import OverviewConsumer
+from settlement.consumers import OverviewConsumer, PeersConsumer
+from tests.support import confirmed_totp_device
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _communicator(user):
-    communicator = WebsocketCommunicator(OverviewConsumer.as_asgi(), "/ws/overview/")
-    communicator.scope["user"] = user
-    return communicator
+def _connect(consumer, path, user, session):
+    async def scenario():
+        communicator = WebsocketCommunicator(consumer.as_asgi(), path)
+        communicator.scope["user"] = user
+        communicator.scope["session"] = session
+        return await communicator.connect()
+
+    return async_to_sync(scenario)()
 
 
 def test_an_anonymous_socket_is_closed_with_4403():
-    async def scenario():
-        return await _communicator(AnonymousUser()).connect()
-
-    assert async_to_sync(scenario)() == (False, 4403)
+    assert _connect(OverviewConsumer, "/ws/overview/", AnonymousUser(), {}) == (False, 4403)
 
 
 def test_a_user_without_a_role_is_closed_with_4403(make_user):
     user = make_user("nobody")
+    session = {DEVICE_ID_SESSION_KEY: confirmed_totp_device(user).persistent_id}
 
-    async def scenario():
-        return await _communicator(user).connect()
+    assert _connect(OverviewConsumer, "/ws/overview/", user, session) == (False, 4403)
 
-    assert async_to_sync(scenario)() == (False, 4403)
+
+def test_a_session_without_the_second_factor_is_closed_with_4403(make_user):
+    user = make_user("half", "operator")
+
+    assert _connect(PeersConsumer, "/ws/peers/", user, {}) == (False, 4403)
 
 
 def test_an_auditor_gets_the_health_partial_and_a_push_on_change(make_user, no_worker_heartbeats):
     user = make_user("auditor", "auditor")
+    session = {DEVICE_ID_SESSION_KEY: confirmed_totp_device(user).persistent_id}
 
     async def scenario():
-        communicator = _communicator(user)
+        communicator = WebsocketCommunicator(OverviewConsumer.as_asgi(), "/ws/overview/")
+        communicator.scope["user"] = user
+        communicator.scope["session"] = session
         connected, _ = await communicator.connect()
         assert connected
         first = await communicator.receive_from(timeout=10)

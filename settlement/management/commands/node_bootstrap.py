@@ -1,7 +1,8 @@
-"""Create the node's operator account and API token on first start; keep them afterwards.
+"""First start of a node: its keys, its operator account, an API token and a TOTP device.
 
-The password and token are shown once and written to a credentials file readable only by the
-owner (mode 0600). A second run finds the account and changes nothing.
+Keys that are missing are made (and a wrong passphrase stops here, with a sentence). The
+password, token and TOTP secret are shown once and written to a credentials file readable only
+by the owner (mode 0600). A second run finds the account and changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from settlement.keystore import keystore_check, node_identity_ensure
 from settlement.models import ApiToken, Role
 
 
@@ -33,6 +36,9 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, credentials: Path, url: str, username: str, **options: Any) -> None:
+        keystore_check()
+        for key in node_identity_ensure():
+            self.stdout.write(f"{settings.NODE_NAME}: made key {key.key_id}")
         users = get_user_model()
         if users.objects.filter(username=username).exists():
             self.stdout.write(f"{settings.NODE_NAME}: account {username!r} exists; credentials unchanged")
@@ -44,10 +50,19 @@ class Command(BaseCommand):
         # get_or_create: the groups come from a data migration, but a flushed database has none.
         user.groups.add(*(Group.objects.get_or_create(name=role)[0] for role in (Role.ADMIN, Role.OPERATOR)))
         _token, plain_token = ApiToken.issue(user=user, name="make run", role=Role.OPERATOR)
+        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
         _record(
             credentials,
             settings.NODE_NAME,
-            {"url": url, "username": username, "password": password, "api_token": plain_token},
+            {
+                "url": url,
+                "username": username,
+                "password": password,
+                "api_token": plain_token,
+                # For an authenticator app (scan or paste the URI), or `oathtool --totp <hex>`.
+                "totp_uri": device.config_url,
+                "totp_key_hex": device.key,
+            },
         )
         self.stdout.write(
             f"{settings.NODE_NAME}: created {username!r}; password and API token written to {credentials}"
