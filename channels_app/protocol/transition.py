@@ -371,8 +371,10 @@ def _(change: ProposalReceived, state: NodeChannels) -> Result:
         return _intermediary_lock(state, channel, change, foreign, events)
     signed = _signed(channel, change.state, change.countersignature, change.signature)
     state, accepted = _accept(state, _channel(state, channel.channel_id), signed)
+    # Persist (StateAccepted), then acknowledge: the order the shell carries events out in.
+    events += accepted
     events.append(SendCountersignature(channel.channel_id, change.state.version, change.countersignature))
-    return Result(state, (*events, *accepted))
+    return Result(state, tuple(events))
 
 
 def _new_foreign_subs(state: NodeChannels, channel: Channel, new: ChannelState) -> list[SubAllocation]:
@@ -418,10 +420,10 @@ def _intermediary_lock(
         for side, proposal in ((channel, held_here), (replace(mirror, held=None), held)):
             signed = _signed(side, proposal.state, proposal.countersignature, proposal.signature)
             state, accepted = _accept(state, replace(side, held=None), signed)
+            events += accepted
             events.append(
                 SendCountersignature(side.channel_id, proposal.state.version, proposal.countersignature)
             )
-            events += accepted
         return Result(state, tuple(events))
     state = _with_channel(state, replace(channel, held=held_here))
     events.append(VirtualLockHeld(channel.channel_id, sub.channel_id))
