@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from channel_protocol_world import DOMAIN, Party, open_channel
+from channel_protocol_world import DOMAIN, Party, open_channel, pay
 
 from channels_app.protocol import proposals
-from channels_app.protocol.errors import BadSignature, BrokenHashChain, OutsideWindow
+from channels_app.protocol.errors import BadSignature, BrokenHashChain, OutsideWindow, UpdatePending
 from channels_app.protocol.events import (
     CheckpointDue,
     PaymentDuplicateDropped,
@@ -21,6 +21,7 @@ from channels_app.protocol.state import StreamPayment
 from channels_app.protocol.state_changes import (
     CheckpointSigned,
     CountersignatureReceived,
+    StreamClosed,
     StreamOpened,
     StreamPaymentReceived,
     StreamPaymentSent,
@@ -135,3 +136,21 @@ def test_a_signed_checkpoint_becomes_the_both_signed_latest_state_on_both_sides(
     for payment in payments[3:]:
         bob.apply(StreamPaymentReceived(payment))
     assert _received(bob.events)[-1] == (6, 21)
+
+
+def test_a_stream_closes_only_once_everything_it_carried_is_checkpointed() -> None:
+    alice, bob, channel_id, payments = _stream(every=3)
+    for payment in payments[:3]:
+        bob.apply(StreamPaymentReceived(payment))
+    with pytest.raises(UpdatePending):
+        transition(bob.node, StreamClosed(channel_id))
+    with pytest.raises(UpdatePending):
+        pay(alice, bob, channel_id, 1)  # ordinary updates wait for the stream to end
+    state = payments[2].state
+    bob.apply(CheckpointSigned(channel_id, state.version, bob.sign(state)))
+    bob.apply(StreamClosed(channel_id))
+    assert bob.channel(channel_id).receiving_stream is None
+    # Alice sent six; only three are countersigned, so her side stays open until the rest are.
+    alice.apply(CountersignatureReceived(channel_id, state.version, bob.sign(state)))
+    with pytest.raises(UpdatePending):
+        transition(alice.node, StreamClosed(channel_id))
