@@ -17,6 +17,7 @@ from typing import NewType
 
 import coincurve
 from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
 
 from channels_app.protocol.channel_state import Allocation, ChannelParams, ChannelState, SubAllocation
 from channels_app.protocol.errors import BadSignature
@@ -297,20 +298,25 @@ def typed_data(domain: Domain, state: ChannelState) -> dict[str, object]:
 
 def state_as_abi_tuple(
     state: ChannelState,
-) -> tuple[ChannelId, int, list[tuple[Address, int, int]], list[tuple[ChannelId, Address, int]], bool]:
-    """The state as the Adjudicator's ``State`` tuple, for web3 calls in the shell."""
+) -> tuple[ChannelId, int, list[tuple[str, int, int]], list[tuple[ChannelId, str, int]], bool]:
+    """The state as the Adjudicator's ``State`` tuple for web3 calls (checksummed addresses)."""
     return (
         state.channel_id,
         state.version,
-        [(a.asset, a.balance_a, a.balance_b) for a in state.allocations],
-        [(s.channel_id, s.asset, s.amount) for s in state.sub_allocations],
+        [(to_checksum_address(a.asset), a.balance_a, a.balance_b) for a in state.allocations],
+        [(s.channel_id, to_checksum_address(s.asset), s.amount) for s in state.sub_allocations],
         state.is_final,
     )
 
 
-def params_as_abi_tuple(params: ChannelParams) -> tuple[Address, Address, int, int]:
-    """The fixed part as the Adjudicator's ``Params`` tuple."""
-    return (params.participants[0], params.participants[1], params.nonce, params.challenge_duration)
+def params_as_abi_tuple(params: ChannelParams) -> tuple[str, str, int, int]:
+    """The fixed part as the Adjudicator's ``Params`` tuple (checksummed addresses)."""
+    return (
+        to_checksum_address(params.participants[0]),
+        to_checksum_address(params.participants[1]),
+        params.nonce,
+        params.challenge_duration,
+    )
 
 
 def signature_as_abi_tuple(signature: bytes) -> tuple[int, bytes, bytes]:
