@@ -344,11 +344,3 @@ class FederationApi(PublicApiView):
             q=request.query_params.get("q", ""), query_type=request.query_params.get("type", "")
         )
         return Response(answer)
-
-
-class WellKnownParsecApi(PublicApiView):
-    @extend_schema(
-        summary="The node's public identity: keys, Ethereum address, API", responses={200: dict}, auth=[]
-    )
-    def get(self, request: Request) -> Response:
-        return Response(federation.node_public_identity())

@@ -2,7 +2,7 @@
 
 SEP-0002 trusts TLS and DNS for the answer. We add what it lacks: the node signs the answer
 (``parsec/v1/federation-answer``) so anyone holding the node's published key
-(``/.well-known/parsec.json``) can check it later, and every distinct key set served is
+(``/.well-known/parsec.json``, served by ``settlement.identity``) can check it later, and every distinct key set served is
 recorded so a counterparty's key history can be shown.
 """
 
@@ -20,7 +20,6 @@ from settlement import keystore
 from settlement.counterparties import selectors, services
 from settlement.counterparties.errors import CounterpartyInvalid, CounterpartyNotFound
 from settlement.counterparties.models import Counterparty
-from settlement.models import KeyPurpose
 from settlement.protocol import keys as key_rules
 from settlement.protocol.identifiers import InvalidFederationAddress, parse_federation_address
 from settlement.protocol.signing import sign
@@ -86,32 +85,3 @@ def federation_answer(*, q: str, query_type: str) -> dict[str, Any]:
         "value": base64.b64encode(signature).decode("ascii"),
     }
     return answer
-
-
-def node_public_identity() -> dict[str, Any]:
-    """``/.well-known/parsec.json``: who this node is and how to check what it signs."""
-    keys = [
-        {
-            "key_id": key.key_id,
-            "purpose": key.purpose,
-            "public": key.public,
-            "valid_from": _iso(key.valid_from),
-            "valid_until": _iso(key.valid_until),
-            "current": key.is_current,
-        }
-        for key in selectors.node_key_list()
-    ]
-    ethereum = next(
-        (key["public"] for key in keys if key["purpose"] == KeyPurpose.ETHEREUM and key["current"]), None
-    )
-    base = str(settings.NODE_BASE_URL).rstrip("/")
-    return {
-        "node": settings.NODE_NAME,
-        "domain": settings.NODE_DOMAIN,
-        "keys": keys,
-        "ethereum_address": ethereum,
-        "api": api_base_url(),
-        "federation": f"{base}/federation",
-        "signature_algorithm": "ed25519",
-        "signed_bytes": "b'parsec/v1/<kind>\\x00' + RFC 8785 canonical JSON",
-    }

@@ -28,7 +28,7 @@ urlpatterns = [
         views.kyc_document_download,
         name="counterparty-kyc-document",
     ),
-    # Public by nature: anyone may look a counterparty up and check the node's signature.
+    # Public by nature: anyone may look a counterparty up and check the node's signature
+    # with the key /.well-known/parsec.json publishes (settlement.identity serves that).
     path("federation", api.FederationApi.as_view(), name="federation"),
-    path(".well-known/parsec.json", api.WellKnownParsecApi.as_view(), name="well-known-parsec"),
 ]
