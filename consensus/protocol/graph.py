@@ -146,6 +146,7 @@ class Graph:
         self.unordered_content = 0
         self._seq = 0
         self._votes_seen: dict[tuple[int, ObservationHash], EventId] = {}
+        self._by_signature: dict[bytes, EventId] = {}
 
     # ----- queries -------------------------------------------------------------------------
 
@@ -154,6 +155,11 @@ class Graph:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def known_event(self, event: Event) -> bool:
+        """Do we hold exactly this event? Checked by signature before any costly hashing."""
+        event_id = self._by_signature.get(event.signature)
+        return event_id is not None and event_id in self.records and self.records[event_id].event == event
 
     def event(self, event_id: EventId) -> Event:
         return self.records[event_id].event
@@ -167,12 +173,12 @@ class Graph:
     def _records_after(self, known: tuple[int, ...] | list[int]) -> list[_Record]:
         """Our events a peer lacks, judged by its known vector.
 
-        A forker's other branch hides behind an index the peer already holds, so for a known
-        forker every retained event is sent: the receiver drops what it has by id.
+        A forker's other branch hides behind an index the peer already holds; the peer finds
+        it missing as a parent and asks for it by id (``wants``), so it is not sent blindly.
         """
         picked: list[_Record] = []
         for slot in range(self.n):
-            start = 0 if slot in self.forkers else (known[slot] if slot < len(known) else 0)
+            start = known[slot] if slot < len(known) else 0
             for index in range(max(start, 0), self.count[slot]):
                 for event_id in self.by_position.get((slot, index), ()):
                     picked.append(self.records[event_id])
@@ -333,6 +339,9 @@ class Graph:
             forked.add(slot)  # an ancestor by our creator at our index or above: a fork we descend from
         tips[slot], last[slot] = record.id, record.index
         record.tips, record.last, record.forked = tips, last, frozenset(forked)
+        # In the graph before its round is computed: ancestry walks that start at this event
+        # (for a forker's events) must find it, exactly as they would once it is inserted.
+        self.records[record.id] = record
 
         parents = [parent for parent in (self_parent, other_parent) if parent is not None]
         record.generation = 1 + max((parent.generation for parent in parents), default=-1)
@@ -351,7 +360,7 @@ class Graph:
 
         self._seq += 1
         record.seq = self._seq
-        self.records[record.id] = record
+        self._by_signature[record.event.signature] = record.id
         self.round_members.setdefault(record.round, []).append(record.id)
         if record.witness:
             self.witnesses.setdefault(record.round, []).append(record.id)
@@ -481,6 +490,8 @@ class Graph:
 
     def _forget(self, record: _Record) -> None:
         del self.records[record.id]
+        if self._by_signature.get(record.event.signature) == record.id:
+            del self._by_signature[record.event.signature]
         if not record.ordered and _has_content(record.event):
             self.unordered_content -= 1
         position = (record.slot, record.index)
@@ -533,6 +544,7 @@ class Graph:
         for item in data["records"]:
             record = _import_record(item, graph.slot_of)
             graph.records[record.id] = record
+            graph._by_signature[record.event.signature] = record.id
             graph.by_position.setdefault((record.slot, record.index), []).append(record.id)
             for observation in record.observation_hashes:
                 graph._votes_seen.setdefault((record.slot, observation), record.id)
