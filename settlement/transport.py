@@ -38,7 +38,9 @@ from settlement.protocol import http_signature
 logger = logging.getLogger("parsec.transport")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-NONCE_TTL_SECONDS = 2 * http_signature.MAX_SKEW_SECONDS
+# A request is accepted while its time is within MAX_SKEW of ours on either side; its nonce
+# must be remembered at least that long, with a margin for the clocks' own drift.
+NONCE_TTL_SECONDS = 2 * http_signature.MAX_SKEW_SECONDS + 10
 # A placeholder answer while the first request with a key is still being handled.
 IN_PROGRESS = 0
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from settlement import health
 from settlement.charts import latency_chart
@@ -36,6 +36,7 @@ def _require_viewer(request: HttpRequest) -> None:
 
 
 @never_cache
+@require_safe
 def overview(request: HttpRequest) -> HttpResponse:
     _require_viewer(request)
     since = timezone.now() - timedelta(hours=1)
@@ -52,6 +53,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_safe
 def section(request: HttpRequest, name: str, title: str) -> HttpResponse:
     """Sections whose content later work fills; each shows its honest empty state now."""
     _require_viewer(request)
@@ -92,6 +94,7 @@ def node_identity(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
+@require_safe
 def peers(request: HttpRequest) -> HttpResponse:
     _require_viewer(request)
     return render(request, "settlement/peers.html", {"section": "peers", "peers": peer_rows()})

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.test import Client
 
 from devstack.services import ManagedProcess, free_port, port_open
-from tests.support import confirmed_totp_device
+from tests.support import VerifiedClient, database_url_for_processes
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -46,17 +46,8 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     connection.close()
 
 
-def _test_database_url() -> str:
-    """DATABASE_URL pointing at the database pytest-django created for this session."""
-    database = settings.DATABASES["default"]
-    return (
-        f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/"
-        f"{database['NAME']}"
-    )
-
-
 def _process_env() -> dict[str, str]:
-    return {"DATABASE_URL": _test_database_url(), "WORKER_HEARTBEAT_SECONDS": "0.5"}
+    return {"DATABASE_URL": database_url_for_processes(), "WORKER_HEARTBEAT_SECONDS": "0.5"}
 
 
 class CeleryWorker:
@@ -154,21 +145,6 @@ def no_worker_heartbeats() -> None:
 
 
 TEST_PASSWORD = "a-long-test-password"
-
-
-class VerifiedClient(Client):
-    """A test client whose force_login is a full login: password and second factor.
-
-    Tests of the second factor itself use a plain ``django.test.Client``.
-    """
-
-    def force_login(self, user: Any, backend: str | None = None) -> None:
-        from django_otp import DEVICE_ID_SESSION_KEY
-
-        super().force_login(user, backend)
-        session = self.session
-        session[DEVICE_ID_SESSION_KEY] = confirmed_totp_device(user).persistent_id
-        session.save()
 
 
 @pytest.fixture

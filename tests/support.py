@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.test import Client
+
 
 def confirmed_totp_device(user: Any) -> Any:
     """The user's confirmed authenticator, made if missing."""
@@ -19,3 +21,29 @@ def totp_code(device: Any) -> str:
 
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     return f"{totp.token():0{device.digits}d}"
+
+
+def database_url_for_processes() -> str:
+    """DATABASE_URL of the database pytest-django created for this session, for other processes."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    return (
+        f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/"
+        f"{database['NAME']}"
+    )
+
+
+class VerifiedClient(Client):
+    """A test client whose force_login is a full login: password and second factor.
+
+    Tests of the second factor itself use a plain ``django.test.Client``.
+    """
+
+    def force_login(self, user: Any, backend: str | None = None) -> None:
+        from django_otp import DEVICE_ID_SESSION_KEY
+
+        super().force_login(user, backend)
+        session = self.session
+        session[DEVICE_ID_SESSION_KEY] = confirmed_totp_device(user).persistent_id
+        session.save()

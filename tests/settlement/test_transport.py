@@ -1,0 +1,151 @@
+"""The signed node-to-node transport: what the receiver refuses (401, logged, nothing done),
+what it accepts, idempotent retries, and a real round trip through daphne."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from settlement import keystore
+from settlement.identity import peer_ping
+from settlement.models import NodeRequestReceipt, Peer, PeerKey, PeerStatus
+from settlement.protocol import http_signature
+from settlement.protocol.signing import SigningKey
+
+pytestmark = pytest.mark.django_db
+
+PATH = "/node-api/ping"
+
+
+@pytest.fixture
+def peer_key():
+    """A peer whose private key the test holds, so it can sign as that peer."""
+    key = SigningKey.generate()
+    peer = Peer.objects.create(name="bank-z", domain="bank-z.test", base_url="http://127.0.0.1:9")
+    PeerKey.objects.create(
+        peer=peer, key_id="bank-z.test#ed25519-1", public=key.public_key.hex(), valid_from=timezone.now()
+    )
+    return key
+
+
+def _headers(
+    key, *, body=b"{}", skew=0, nonce=None, key_id="bank-z.test#ed25519-1", audience=None, path=PATH
+):
+    signed = http_signature.sign_request(
+        key,
+        key_id=key_id,
+        method="POST",
+        path=path,
+        body=body,
+        created=int(time.time()) + skew,
+        nonce=nonce or http_signature.new_nonce(),
+        audience=audience or settings.NODE_DOMAIN,
+    )
+    return {name: value for name, value in signed.items()}
+
+
+def _post(client, headers, body=b"{}", path=PATH):
+    return client.generic("POST", path, data=body, content_type="application/json", headers=headers)
+
+
+def test_a_signed_request_from_a_known_peer_is_answered(client, peer_key):
+    response = _post(client, _headers(peer_key))
+
+    assert response.status_code == 200
+    assert response.json()["node"] == settings.NODE_NAME
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"skew": -31}, "clock_skew"),
+        ({"skew": 31}, "clock_skew"),
+        ({"key_id": "bank-y.test#ed25519-1"}, "unknown_key"),
+        ({"audience": "bank-q.test"}, "wrong_audience"),
+    ],
+)
+def test_refused_requests_get_401_with_a_code_and_are_logged(client, peer_key, caplog, change, code):
+    caplog.set_level(logging.WARNING, logger="parsec.transport")
+
+    response = _post(client, _headers(peer_key, **change))
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == code
+    assert any(code in record.getMessage() for record in caplog.records)
+    assert not NodeRequestReceipt.objects.exists()
+
+
+def test_a_signature_by_another_key_is_refused(client, peer_key):
+    response = _post(client, _headers(SigningKey.generate()))
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "bad_signature"
+
+
+def test_a_body_changed_in_transit_is_refused(client, peer_key):
+    response = _post(client, _headers(peer_key, body=b"{}"), body=b'{"amount":1}')
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "bad_digest"
+
+
+def test_a_replayed_nonce_is_refused(client, peer_key):
+    headers = _headers(peer_key)
+    assert _post(client, headers).status_code == 200
+
+    replay = _post(client, headers)
+
+    assert replay.status_code == 401
+    assert replay.json()["error"]["code"] == "replayed_nonce"
+
+
+def test_a_retired_peer_key_is_refused(client, peer_key):
+    PeerKey.objects.update(valid_until=timezone.now())
+
+    response = _post(client, _headers(peer_key))
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unknown_key"
+
+
+def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer(client, peer_key):
+    first = _post(client, {**_headers(peer_key), "Idempotency-Key": "pay-1"})
+    time.sleep(1.1)  # a new answer would carry a later time
+    retry = _post(client, {**_headers(peer_key), "Idempotency-Key": "pay-1"})
+
+    assert retry.status_code == first.status_code == 200
+    assert retry.content == first.content
+    assert retry["Idempotent-Replay"] == "true"
+    assert NodeRequestReceipt.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signed_ping_round_trip_through_daphne_marks_the_peer_up(live_web):
+    keystore.node_identity_ensure()
+    signer = keystore.node_signer()
+    # The node under test is its own peer here: same database, so it knows the key it signs with.
+    peer = Peer.objects.create(name=settings.NODE_NAME, domain=settings.NODE_DOMAIN, base_url=live_web.url)
+    PeerKey.objects.create(
+        peer=peer, key_id=signer.key_id, public=signer.public_key.hex(), valid_from=timezone.now()
+    )
+
+    pinged = peer_ping(peer=peer)
+
+    assert pinged.status == PeerStatus.UP, pinged.last_error
+    assert pinged.round_trip_ms is not None
+    assert pinged.last_seen_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_peer_is_marked_down_with_the_reason():
+    keystore.node_identity_ensure()
+    peer = Peer.objects.create(name="gone", domain="gone.test", base_url="http://127.0.0.1:9")
+
+    pinged = peer_ping(peer=peer)
+
+    assert pinged.status == PeerStatus.DOWN
+    assert "did not answer" in pinged.last_error
