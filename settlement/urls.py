@@ -29,13 +29,17 @@ urlpatterns = [
     path("node-api/ping", node_api.ping, name="node-api-ping"),
     path("api/", include(api_urlpatterns)),
     path("api/", include("settlement.counterparties.api_urls")),
+    path("api/", include("ledgers.api_urls")),
+    path("api/", include("channels_app.api_urls")),
+    path("node-api/", include("ledgers.node_api_urls")),
+    path("node-api/", include("channels_app.node_api_urls")),
     path("", include("settlement.counterparties.urls")),
+    path("", include("ledgers.urls")),
+    path("", include("channels_app.urls")),
     path("admin/", admin.site.urls),
     *[
         path(f"{name}/", views.section, {"name": name, "title": title}, name=name)
         for name, title in (
-            ("ledgers", "Ledgers"),
-            ("channels", "Channels"),
             ("consensus", "Consensus"),
             ("blocks", "Blocks"),
             ("messages", "Messages"),

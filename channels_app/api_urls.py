@@ -1,0 +1,3 @@
+"""REST API of channels, mounted under /api/."""
+
+urlpatterns: list[object] = []

@@ -1,0 +1,3 @@
+"""Websocket routes of channels."""
+
+websocket_urlpatterns: list[object] = []

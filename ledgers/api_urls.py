@@ -1,0 +1,3 @@
+"""REST API of ledgers, mounted under /api/."""
+
+urlpatterns: list[object] = []

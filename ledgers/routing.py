@@ -1,0 +1,3 @@
+"""Websocket routes of ledgers."""
+
+websocket_urlpatterns: list[object] = []
