@@ -13,7 +13,7 @@ from devstack.services import REPO, ServiceError, json_rpc
 
 BUILD_DIR = REPO / "contracts" / "build"
 # Contracts every node of a local network shares, deployed once per chain.
-SHARED_CONTRACTS = ("AnchorRegistry",)
+SHARED_CONTRACTS = ("AnchorRegistry", "Adjudicator", "DemoStableCoin")
 
 
 def compile_contracts() -> None:
