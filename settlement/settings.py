@@ -129,6 +129,12 @@ CHANNEL_LAYERS = {
 ETH_RPC_URL = env("ETH_RPC_URL", "http://127.0.0.1:8545")
 ETH_RPC_TIMEOUT_SECONDS = float(env("ETH_RPC_TIMEOUT_SECONDS", "2"))
 CONTRACTS_FILE = Path(env("PARSEC_CONTRACTS_FILE", str(VAR_DIR / "contracts.json")))
+# A transaction counts as final this many blocks deep (its own block included).
+ETH_CONFIRMATIONS = int(env("ETH_CONFIRMATIONS", "3"))
+# How far the watcher steps back when the block it stopped at is no longer on the chain.
+ETH_REORG_REWIND_BLOCKS = int(env("ETH_REORG_REWIND_BLOCKS", "64"))
+# The challenge period of new channels, in seconds.
+ETH_CHALLENGE_SECONDS = int(env("ETH_CHALLENGE_SECONDS", "3600"))
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
@@ -143,6 +149,18 @@ HEALTH_SAMPLE_SECONDS = float(env("HEALTH_SAMPLE_SECONDS", "10"))
 CELERY_BEAT_SCHEDULE = {
     "health-sample": {"task": "settlement.tasks.health_sample", "schedule": HEALTH_SAMPLE_SECONDS},
     "peers-ping": {"task": "settlement.tasks.peers_ping", "schedule": float(env("PEERS_PING_SECONDS", "5"))},
+    "channels-watch": {
+        "task": "channels_app.tasks.channels_watch",
+        "schedule": float(env("ETH_WATCH_SECONDS", "2")),
+    },
+    "channels-transactions-follow": {
+        "task": "channels_app.tasks.onchain_transactions_follow",
+        "schedule": float(env("ETH_WATCH_SECONDS", "2")),
+    },
+    "channels-streams-checkpoint": {
+        "task": "channels_app.tasks.streams_checkpoint_due",
+        "schedule": float(env("STREAM_CHECKPOINT_TICK_SECONDS", "5")),
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
