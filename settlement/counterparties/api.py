@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from settlement.counterparties import federation, selectors, services
-from settlement.counterparties.errors import CounterpartyError
+from settlement.counterparties.errors import CounterpartyError, CounterpartyInvalid
 from settlement.counterparties.kyc_rules import KycDecision
 from settlement.counterparties.models import Counterparty, CounterpartyKind, Custody, KycStatus
 from settlement.errors import error_body
@@ -55,6 +55,17 @@ class CounterpartyApiView(APIView):
 
     def counterparty(self, counterparty_id: int) -> Counterparty:
         return selectors.counterparty_get(counterparty_id=counterparty_id)
+
+    @staticmethod
+    def refuse_unknown_fields(data: Any, serializer: serializers.Serializer) -> None:
+        """A field the endpoint does not take (say ``kyc_status``) is an error, not ignored:
+        a client that believes it changed something must hear that it did not."""
+        unknown = sorted(set(data) - set(serializer.fields))
+        if unknown:
+            raise CounterpartyInvalid(
+                "The request has fields this endpoint does not take.",
+                fields={name: ["not accepted here"] for name in unknown},
+            )
 
 
 class CounterpartyOutput(serializers.Serializer):
@@ -125,6 +136,7 @@ class CounterpartyListCreateApi(CounterpartyApiView):
     )
     def post(self, request: Request) -> Response:
         serializer = self.Input(data=request.data)
+        self.refuse_unknown_fields(request.data, serializer)
         serializer.is_valid(raise_exception=True)
         counterparty = services.counterparty_create(actor=request.user, **serializer.validated_data)
         return Response(CounterpartyOutput(counterparty).data, status=status.HTTP_201_CREATED)
@@ -155,6 +167,7 @@ class CounterpartyDetailApi(CounterpartyApiView):
     def patch(self, request: Request, counterparty_id: int) -> Response:
         counterparty = self.counterparty(counterparty_id)
         serializer = self.Input(data=request.data, partial=True)
+        self.refuse_unknown_fields(request.data, serializer)
         serializer.is_valid(raise_exception=True)
         counterparty = services.counterparty_update(
             counterparty=counterparty, actor=request.user, data=serializer.validated_data
