@@ -1,0 +1,56 @@
+"""The protocol's frozen dataclasses as JSON, for PostgreSQL ``jsonb`` columns and the API.
+
+One generic encoder for every protocol type: a dataclass becomes an object tagged with its
+class name, bytes become hex, tuples become lists (and come back as tuples, so decoded states
+stay hashable for the digest cache), mappings become lists of pairs (their keys are bytes or
+ints, which JSON objects cannot hold), enums keep their value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from channels_app.protocol import channel_state, eip712, state
+
+_CLASSES: dict[str, type] = {
+    cls.__name__: cls
+    for module in (channel_state, eip712, state)
+    for cls in vars(module).values()
+    if isinstance(cls, type) and (dataclasses.is_dataclass(cls) or issubclass(cls, enum.Enum))
+}
+
+
+def encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            "_t": type(value).__name__,
+            **{field.name: encode(getattr(value, field.name)) for field in dataclasses.fields(value)},
+        }
+    if isinstance(value, bytes):
+        return {"_b": value.hex()}
+    if isinstance(value, enum.Enum):
+        return {"_e": type(value).__name__, "v": value.value}
+    if isinstance(value, Mapping):
+        return {"_m": [[encode(key), encode(item)] for key, item in value.items()]}
+    if isinstance(value, (tuple, list)):
+        return [encode(item) for item in value]
+    return value
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(decode(item) for item in value)
+    if isinstance(value, dict):
+        if "_b" in value:
+            return bytes.fromhex(value["_b"])
+        if "_e" in value:
+            return _CLASSES[value["_e"]](value["v"])
+        if "_m" in value:
+            return {decode(key): decode(item) for key, item in value["_m"]}
+        if "_t" in value:
+            cls = _CLASSES[value["_t"]]
+            return cls(**{name: decode(item) for name, item in value.items() if name != "_t"})
+    return value
