@@ -27,6 +27,7 @@ def test_create_then_read_it_back(client, operator, person_data, settings):
     assert client.get(f"/api/counterparties/{body['id']}/").json() == body
     event = AuditEvent.objects.get(action="counterparty.create")
     assert event.actor == operator.username
+    assert event.after is not None
     assert event.after["federation_name"] == "alice"
     assert not any("sealed" in key for key in event.after)
 

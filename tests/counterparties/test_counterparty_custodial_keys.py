@@ -45,7 +45,7 @@ def _all_rows_as_text():
         if table.startswith("counterparties_") or table == "settlement_auditevent"
     ]
     assert "counterparties_custodialkeyset" in tables
-    text = []
+    text: list[str] = []
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names from introspection

@@ -48,6 +48,7 @@ def test_an_allowed_document_is_stored_under_its_sha256(
     assert response.json()["size"] == len(content)
     assert (documents_dir / sha[:2] / sha).read_bytes() == content
     event = AuditEvent.objects.get(action="kyc.document_upload")
+    assert event.after is not None
     assert event.after["sha256"] == sha
 
 

@@ -24,6 +24,7 @@ def _assert_step(counterparty, *, source, target, action, actor, reason=""):
     counterparty.refresh_from_db()
     assert counterparty.kyc_status == target
     review = KycReview.objects.filter(counterparty=counterparty).first()
+    assert review is not None
     assert (review.from_status, review.to_status, review.reviewer, review.reason) == (
         source,
         target,
