@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from settlement import node_api, views
+from settlement.api.peers import PeerCreditLimitApi, PeerDetailApi, PeerListApi
 from settlement.api.views import NodeStatusApi
 from settlement.second_factor import second_factor, second_factor_not_required
 
@@ -13,6 +14,9 @@ handler500 = "settlement.errors.server_error"
 
 api_urlpatterns = [
     path("node/", NodeStatusApi.as_view(), name="api-node"),
+    path("peers/", PeerListApi.as_view(), name="api-peers"),
+    path("peers/<int:peer_id>/", PeerDetailApi.as_view(), name="api-peer"),
+    path("peers/<int:peer_id>/credit-limits/", PeerCreditLimitApi.as_view(), name="api-peer-credit-limits"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
