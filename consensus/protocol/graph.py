@@ -46,6 +46,7 @@ from consensus.protocol.types import (
 
 COIN_ROUND_PERIOD = 10
 DEFAULT_PRUNE_MARGIN = 16
+STALE_ROUNDS = 256
 
 
 class MissingParent(MalformedMessage):
@@ -140,6 +141,7 @@ class Graph:
         self.round_members: dict[int, list[EventId]] = {}
         self.newest: list[EventId | None] = [None] * self.n
         self.count: list[int] = [0] * self.n
+        self.pruned_index: list[int] = [-1] * self.n
         self.decided_round = -1
         self.max_round = -1
         self.pruned_below = 0
@@ -471,25 +473,55 @@ class Graph:
     # ----- pruning -------------------------------------------------------------------------
 
     def _prune(self) -> None:
-        horizon = self.decided_round - self.prune_margin
+        """Drop what can no longer matter, keeping what a lagging peer may still build on.
+
+        Ordered events go once they are ``prune_margin`` rounds below the decided round *and*
+        below every live creator's newest round: a peer that fell behind (partitioned, or
+        restarted) names old events as parents, and if we had dropped them its events could
+        never be inserted and its observations never agreed. A creator whose newest event is
+        more than ``STALE_ROUNDS`` behind is treated as gone, so a crashed peer cannot make the
+        graph grow for ever. Unordered events stay until ``STALE_ROUNDS`` behind: they may still
+        be received by a later round (a laggard's events are ordered once others build on them).
+        """
+        decided = self.decided_round
+        lagging_floor = decided
+        for newest in self.newest:
+            record = self.records.get(newest) if newest is not None else None
+            if record is not None and record.round >= decided - STALE_ROUNDS:
+                lagging_floor = min(lagging_floor, record.round)
+        horizon = min(decided, lagging_floor) - self.prune_margin
+        stale = decided - STALE_ROUNDS
         while self.pruned_below < horizon:
             round_number = self.pruned_below
             keep: list[EventId] = []
             for event_id in self.round_members.pop(round_number, []):
-                record = self.records[event_id]
-                if self.newest[record.slot] == event_id:
+                record = self.records.get(event_id)
+                if record is None:
+                    continue
+                # A known forker's chain is kept until stale too: telling its branches apart walks
+                # the chain, and the walk must find the same events on every peer.
+                if self.newest[record.slot] == event_id or (
+                    (not record.ordered or record.slot in self.forkers) and round_number >= stale
+                ):
                     keep.append(event_id)
                     continue
                 self._forget(record)
             if keep:
-                # Newest events stay (the next self-parent names them); they move up so the
-                # next pass considers them again.
+                # Kept events move up a bucket so that the next pass considers them again.
                 self.round_members.setdefault(round_number + 1, []).extend(keep)
             self.witnesses.pop(round_number, None)
             self.pruned_below += 1
 
+    def is_below_horizon(self, event: Event) -> bool:
+        """An event at or below a position we already pruned: a re-send of something decided long
+        ago (or an ancient fork). Inserting it again would make it look new and order it twice."""
+        slot = self.slot_of.get(event.creator)
+        return slot is not None and event.index <= self.pruned_index[slot]
+
     def _forget(self, record: _Record) -> None:
         del self.records[record.id]
+        if record.index > self.pruned_index[record.slot]:
+            self.pruned_index[record.slot] = record.index
         if self._by_signature.get(record.event.signature) == record.id:
             del self._by_signature[record.event.signature]
         if not record.ordered and _has_content(record.event):
@@ -520,6 +552,7 @@ class Graph:
             "forkers": sorted(self.forkers),
             "seq": self._seq,
             "count": list(self.count),
+            "pruned_index": list(self.pruned_index),
             "newest": [item.hex() if item else None for item in self.newest],
             "records": [_export_record(record) for record in records],
             "witnesses": {str(key): [item.hex() for item in value] for key, value in self.witnesses.items()},
@@ -540,6 +573,7 @@ class Graph:
         graph.forkers = set(data["forkers"])
         graph._seq = int(data["seq"])
         graph.count = [int(item) for item in data["count"]]
+        graph.pruned_index = [int(item) for item in data["pruned_index"]]
         graph.newest = [EventId(bytes.fromhex(item)) if item else None for item in data["newest"]]
         for item in data["records"]:
             record = _import_record(item, graph.slot_of)

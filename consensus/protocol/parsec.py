@@ -400,7 +400,7 @@ class Parsec:
         for event in message.events:
             if not isinstance(event, Event):
                 break
-            if event.epoch != self.epoch or self.graph.known_event(event):
+            if event.epoch != self.epoch or self.graph.known_event(event) or self.graph.is_below_horizon(event):
                 continue
             try:
                 event_id = checked_event_id(event)
