@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -18,8 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from settlement.counterparties import federation, selectors, services
-from settlement.counterparties.errors import CounterpartyError, CounterpartyInvalid
+from settlement.counterparties import federation, selectors, services, storage
+from settlement.counterparties.errors import CounterpartyError, CounterpartyInvalid, CounterpartyNotFound
 from settlement.counterparties.kyc_rules import KycDecision
 from settlement.counterparties.models import Counterparty, CounterpartyKind, Custody, KycStatus
 from settlement.errors import error_body
@@ -217,6 +219,31 @@ class KycDocumentsApi(CounterpartyApiView):
             content_type=upload.content_type or "",
         )
         return Response(KycDocumentOutput(document).data, status=status.HTTP_201_CREATED)
+
+
+class KycDocumentContentApi(CounterpartyApiView):
+    @extend_schema(
+        summary="The bytes of a KYC document, as uploaded",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: ERRORS[404]},
+    )
+    def get(self, request: Request, counterparty_id: int, document_id: int) -> FileResponse:
+        document = selectors.kyc_document_get(
+            counterparty=self.counterparty(counterparty_id), document_id=document_id
+        )
+        try:
+            path = storage.document_open(document.sha256)
+        except FileNotFoundError as error:
+            raise CounterpartyNotFound(
+                f"The bytes of document {document.pk} are missing from storage."
+            ) from error
+        response = FileResponse(
+            path.open("rb"),
+            as_attachment=True,
+            filename=document.original_filename,
+            content_type=document.content_type,
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 class KycSubmitApi(CounterpartyApiView):

@@ -15,6 +15,11 @@ urlpatterns = [
         name="api-counterparty-kyc-documents",
     ),
     path(
+        "counterparties/<int:counterparty_id>/kyc/documents/<int:document_id>/content/",
+        api.KycDocumentContentApi.as_view(),
+        name="api-counterparty-kyc-document-content",
+    ),
+    path(
         "counterparties/<int:counterparty_id>/kyc/submit/",
         api.KycSubmitApi.as_view(),
         name="api-counterparty-kyc-submit",

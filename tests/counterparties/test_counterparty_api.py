@@ -140,6 +140,7 @@ def test_every_counterparty_endpoint_is_in_the_schema(client, auditor):
         "/api/counterparties/",
         "/api/counterparties/{counterparty_id}/",
         "/api/counterparties/{counterparty_id}/kyc/documents/",
+        "/api/counterparties/{counterparty_id}/kyc/documents/{document_id}/content/",
         "/api/counterparties/{counterparty_id}/kyc/submit/",
         "/api/counterparties/{counterparty_id}/kyc/decision/",
         "/api/counterparties/{counterparty_id}/kyc/history/",

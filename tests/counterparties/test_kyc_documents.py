@@ -128,9 +128,11 @@ def test_documents_are_listed_and_downloadable_by_every_role(client, alice, make
 
         listed = client.get(f"/api/counterparties/{alice.pk}/kyc/documents/")
         downloaded = client.get(f"/counterparties/{alice.pk}/kyc/documents/{document.pk}/")
+        from_api = client.get(f"/api/counterparties/{alice.pk}/kyc/documents/{document.pk}/content/")
 
         assert [item["sha256"] for item in listed.json()] == [document.sha256]
         assert downloaded.status_code == 200
         assert b"".join(downloaded.streaming_content) == PNG
         assert downloaded["Content-Type"] == "image/png"
         assert "attachment" in downloaded["Content-Disposition"]
+        assert b"".join(from_api.streaming_content) == PNG
