@@ -184,14 +184,14 @@ def events(name: str, from_block: int, to_block: int) -> list[ChainEvent]:
     """Every event of contract ``name`` in ``[from_block, to_block]``, decoded, in chain order."""
     instance = contract(name)
     by_topic = {
-        bytes(getattr(instance.events, item["name"]).topic): getattr(instance.events, item["name"])
+        _as_bytes(getattr(instance.events, item["name"]).topic): getattr(instance.events, item["name"])
         for item in contract_abi(name)
         if item["type"] == "event"
     }
     logs = web3().eth.get_logs({"address": instance.address, "fromBlock": from_block, "toBlock": to_block})
     found = []
     for log in logs:
-        event = by_topic.get(bytes(log["topics"][0]))
+        event = by_topic.get(_as_bytes(log["topics"][0]))
         if event is None:
             continue
         decoded = event().process_log(log)
@@ -206,6 +206,12 @@ def events(name: str, from_block: int, to_block: int) -> list[ChainEvent]:
             )
         )
     return found
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
 
 
 def _one_line(error: BaseException) -> str:
