@@ -13,12 +13,12 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 
 from ledgers.errors import CustodyMismatch, IdempotencyKeyReused
@@ -69,8 +69,39 @@ def bank_key() -> SigningKey:
     return keystore.node_signer().key
 
 
+class _Broadcaster:
+    """Tells the ledger pages to look again, at most every ``interval`` seconds, off the request's
+    thread. "Look again" is idempotent, so a thousand entries a second need a few messages, not a
+    thousand; and a payment's latency does not include a round trip to the channel layer."""
+
+    interval = 0.2
+
+    def __init__(self) -> None:
+        self.wanted = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def request(self) -> None:
+        self.wanted.set()
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name="ledgers-broadcast", daemon=True)
+                self.thread.start()
+
+    def run(self) -> None:
+        while self.wanted.wait(timeout=60):
+            self.wanted.clear()
+            health.broadcast(LEDGERS_GROUP, "ledgers.changed")
+            time.sleep(self.interval)
+        with self.lock:
+            self.thread = None
+
+
+_broadcaster = _Broadcaster()
+
+
 def _broadcast_after_commit() -> None:
-    transaction.on_commit(lambda: health.broadcast(LEDGERS_GROUP, "ledgers.changed"))
+    transaction.on_commit(_broadcaster.request)
 
 
 # --- conversions --------------------------------------------------------------------------------
@@ -320,10 +351,57 @@ def _entry_row(ledger_id: int, appended: chain_rules.Appended) -> LedgerEntry:
     )
 
 
+def _copy_in(
+    model: type[models.Model],
+    rows: Sequence[models.Model],
+    columns: Sequence[str],
+    json_fields: Collection[str] = (),
+) -> None:
+    """Insert ``rows`` with PostgreSQL's COPY: ids drawn from the table's sequence in one query
+    (and set on the objects), then one stream of rows. Several times faster than INSERT for the
+    thousands of entries a batch of payments writes."""
+    if not rows:
+        return
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
+        )
+        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+            row.pk = pk
+        names = ", ".join(["id", *columns])
+        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                values = [row.pk]
+                for column in columns:
+                    value = getattr(row, column)
+                    values.append(json.dumps(value) if column in json_fields else value)
+                copy.write_row(values)
+    for row in rows:
+        row._state.adding = False
+
+
 def _save(state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]) -> list[LedgerEntry]:
     """Write entries, balances, heads, holds and supply in bulk: a handful of statements for any
     number of entries. The caller holds the ledger locks and is inside the transaction."""
-    rows = LedgerEntry.objects.bulk_create([_entry_row(ledger_id, item) for ledger_id, item in appended])
+    rows = [_entry_row(ledger_id, item) for ledger_id, item in appended]
+    _copy_in(
+        LedgerEntry,
+        rows,
+        [
+            "ledger_id",
+            "height",
+            "prev",
+            "hash",
+            "kind",
+            "body",
+            "time",
+            "party_signature",
+            "validator_signature",
+            "recorded_at",
+        ],
+        json_fields={"body"},
+    )
     uai_to_id = {asset.uai: asset_id for asset_id, asset in state.assets_by_id.items()}
     balance_values = [
         (ledger_id, uai_to_id[asset], state.balances[ledger_id][asset])
@@ -677,9 +755,25 @@ def payment_intrabank_batch(*, requests: Sequence[PaymentRequest], actor: Any = 
         )
         for position, (_, request, minor, fingerprint) in enumerate(planned)
     ]
+    for transfer in transfers:
+        transfer.debit_id, transfer.credit_id = transfer.debit.pk, transfer.credit.pk
     try:
         with transaction.atomic():
-            Transfer.objects.bulk_create(transfers)
+            _copy_in(
+                Transfer,
+                transfers,
+                [
+                    "idempotency_key",
+                    "fingerprint",
+                    "sender_id",
+                    "recipient_id",
+                    "asset_id",
+                    "amount",
+                    "debit_id",
+                    "credit_id",
+                    "created_at",
+                ],
+            )
     except IntegrityError as error:
         # Another sender's payment took one of these keys meanwhile (keys are global). Undo all.
         raise IdempotencyKeyReused("an idempotency key of this request was used meanwhile; retry") from error
