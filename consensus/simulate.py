@@ -100,6 +100,8 @@ class SimResult:
     messages: int = 0
     blocks: int = 0
     agreed_payloads: int = 0
+    correct_payloads: int = 0
+    """Payloads voted by correct peers (all must be agreed: liveness)."""
     max_graph_events: int = 0
     virtual_end_us: int = 0
     wall_seconds: float = 0.0
@@ -482,6 +484,7 @@ class Simulation:
         self.result.wall_seconds = time.perf_counter() - started
         self.result.virtual_end_us = self.now
         self.result.agreed_payloads = len(self.chain_seen)
+        self.result.correct_payloads = len(self.correct_payloads)
         return self.result
 
     def check_accountability(self) -> None:

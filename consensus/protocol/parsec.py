@@ -237,6 +237,11 @@ class Parsec:
 
     # ----- the application's side ----------------------------------------------------------
 
+    def section(self) -> Section:
+        """What a validator needs to join at our current epoch (``from_existing``): the shell
+        hands it over, with the agreed blocks that justify it, when the addition is agreed."""
+        return Section(self.epoch, self.validators, BlockHeight(self._height), self._previous_hash)
+
     def vote_for(self, observation: Observation) -> None:
         data = observation_bytes(observation)
         digest = ObservationHash(sha256(data))
