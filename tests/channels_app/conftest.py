@@ -113,3 +113,48 @@ def make_counterparty(transactional_db: None) -> Callable[..., Any]:
         return counterparty
 
     return make
+
+
+def open_funded_channel(counterparty: Any, node_deposit: int, their_deposit: int, challenge: int = 600) -> Any:
+    """A ledger channel in ETH with both deposits on-chain and seen by the watcher."""
+    from channels_app import services
+    from channels_app.models import ChannelPhase
+    from channels_app.protocol.types import ETH
+
+    channel = services.channel_open(
+        counterparty=counterparty,
+        deposits={ETH: (node_deposit, their_deposit)},
+        actor="test",
+        challenge_duration=challenge,
+    )
+    if node_deposit:
+        services.channel_deposit(channel=channel, asset=ETH, amount=node_deposit, actor="test")
+    if their_deposit:
+        services.channel_deposit(channel=channel, asset=ETH, amount=their_deposit, actor="test", by_counterparty=True)
+    run_chain_work(2)
+    channel.refresh_from_db()
+    assert channel.phase == ChannelPhase.OPEN
+    return channel
+
+
+def register_as_counterparty(channel: Any, version: int) -> str:
+    """The counterparty (misbehaving) registers the both-signed state of ``version`` itself."""
+    from channels_app import services
+    from channels_app.models import ChannelState
+    from settlement import ethereum, keystore
+
+    signed = ChannelState.objects.get(channel=channel, version=version).protocol_signed
+    data = services._call("register", channel, signed)
+    key = keystore.open_custodial(channel.counterparty.custodial_keys.sealed_ethereum)
+    sent = ethereum.transaction_send(to=ethereum.contract_address("Adjudicator"), data=data, private_key=key)
+    receipt = _web3().eth.wait_for_transaction_receipt(sent.tx_hash, timeout=10)  # type: ignore[arg-type]
+    assert receipt["status"] == 1
+    return sent.tx_hash
+
+
+def on_chain_status(channel: Any) -> Any:
+    from channels_app.protocol.eip712 import OnChainStatus
+    from settlement import ethereum
+
+    word = ethereum.contract("Adjudicator").functions.statusOf(channel.id_bytes).call()
+    return OnChainStatus.from_word(int(word))
