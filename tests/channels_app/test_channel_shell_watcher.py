@@ -23,10 +23,14 @@ pytestmark = pytest.mark.ethereum
 
 def _two_updates(channel):
     services.channel_pay(channel=channel, asset=ETH, amount=ONE_ETH // 10, actor="test")  # v1: node pays
-    services.channel_pay(channel=channel, asset=ETH, amount=ONE_ETH // 2, actor="test", from_counterparty=True)  # v2
+    services.channel_pay(
+        channel=channel, asset=ETH, amount=ONE_ETH // 2, actor="test", from_counterparty=True
+    )  # v2
 
 
-def test_the_watcher_refutes_a_stale_registered_state_and_the_latest_pays_out(node_account, make_counterparty):
+def test_the_watcher_refutes_a_stale_registered_state_and_the_latest_pays_out(
+    node_account, make_counterparty
+):
     channel = open_funded_channel(make_counterparty("custodial"), ONE_ETH, ONE_ETH, challenge=600)
     _two_updates(channel)
     register_as_counterparty(channel, version=1)  # v1 is better for the counterparty than v2
@@ -35,8 +39,11 @@ def test_the_watcher_refutes_a_stale_registered_state_and_the_latest_pays_out(no
     refute = OnChainTransaction.objects.get(channel=channel, purpose="refute")
     assert refute.tx_hash
     status = on_chain_status(channel)
-    assert status.version == 2 and status.finalizes_at > 0
-    assert DisputeRecord.objects.filter(channel=channel, action=DisputeAction.REFUTED, registered_version=1).exists()
+    assert status.version == 2
+    assert status.finalizes_at > 0
+    assert DisputeRecord.objects.filter(
+        channel=channel, action=DisputeAction.REFUTED, registered_version=1
+    ).exists()
     assert AuditEvent.objects.filter(action="channel.refute", target_id=str(channel.pk)).exists()
 
     run_chain_work()
@@ -60,7 +67,9 @@ def test_a_stale_state_seen_after_the_deadline_is_not_refuted(node_account, make
     assert not OnChainTransaction.objects.filter(channel=channel, purpose="refute").exists()
 
 
-def test_an_operator_settles_by_dispute_and_the_node_concludes_after_the_period(node_account, make_counterparty):
+def test_an_operator_settles_by_dispute_and_the_node_concludes_after_the_period(
+    node_account, make_counterparty
+):
     channel = open_funded_channel(make_counterparty("custodial"), ONE_ETH, ONE_ETH, challenge=120)
     _two_updates(channel)
     services.channel_dispute(channel=channel, actor="test")
