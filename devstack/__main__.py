@@ -158,6 +158,8 @@ class Supervisor:
             "--url",
             node.base_url,
         )
+        # A few ACCEPTED counterparties per bank, through the same services the API uses.
+        manage(env, "counterparties_demo_seed")
         return env
 
     def start(self) -> None:

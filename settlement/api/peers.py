@@ -4,6 +4,7 @@ credit limits this node grants it."""
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -47,7 +48,7 @@ class PeerOutput(serializers.Serializer):
     credit_limits = CreditLimitOutput(many=True, source="credit_limits.all")
 
 
-def _peers():
+def _peers() -> QuerySet[Peer]:
     return Peer.objects.prefetch_related("keys", "credit_limits")
 
 
