@@ -3,35 +3,19 @@ custody) with ledgers, made through the services against the real PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from ledgers import services
-from ledgers.models import Asset, Balance, Hold, Ledger, LedgerEntry, Transfer
-from ledgers.protocol.chain import sign_entry
-from ledgers.protocol.entries import SignedEntry
+from ledgers.models import Asset
 from settlement import keystore
-from settlement.counterparties.models import Counterparty, CustodialKeySet
-from settlement.protocol.signing import SigningKey
+from settlement.counterparties.models import Counterparty
+from tests.ledgers.ledger_shell_support import Party, make_counterparty
 
-
-@dataclass
-class Party:
-    ledger: Ledger
-    key: SigningKey  # the owner's key (for custodial ones the tests know it too)
-    counterparty: Counterparty
-
-    @property
-    def ubi(self) -> str:
-        return self.ledger.ubi
-
-    def sign(self, entry: Any) -> SignedEntry:
-        return SignedEntry(
-            entry=entry, party_signature=sign_entry(entry, key=self.key), validator_signature=None
-        )
+_names = itertools.count()
 
 
 @pytest.fixture
@@ -44,36 +28,10 @@ def eur(node: None) -> Asset:
     return services.asset_create(code="EUR", decimals=2, actor="test")
 
 
-_counter = iter(range(10**9))
-
-
-def make_counterparty(
-    name: str, *, custody: str = "custodial", status: str = "ACCEPTED"
-) -> tuple[Counterparty, SigningKey]:
-    key = SigningKey.generate()
-    counterparty = Counterparty.objects.create(
-        kind="person",
-        legal_name=f"{name.capitalize()} Example",
-        country="DE",
-        federation_name=name,
-        ed25519_public_key=key.public_key.hex(),
-        x25519_public_key="00" * 32,
-        ethereum_address="0x" + "00" * 20,
-        custody=custody,
-        kyc_status=status,
-    )
-    if custody == "custodial":
-        sealed = keystore.seal_for_custody(key.seed)
-        CustodialKeySet.objects.create(
-            counterparty=counterparty, sealed_ed25519=sealed, sealed_x25519=sealed, sealed_ethereum=sealed
-        )
-    return counterparty, key
-
-
 @pytest.fixture
 def make_party(node: None) -> Callable[..., Party]:
     def make(name: str | None = None, *, custody: str = "custodial", status: str = "ACCEPTED") -> Party:
-        name = name or f"party{next(_counter)}"
+        name = name or f"party{next(_names)}"
         counterparty, key = make_counterparty(name, custody=custody)
         ledger = services.ledger_open(name=name, counterparty=counterparty, actor="test")
         if status != "ACCEPTED":
@@ -96,16 +54,7 @@ def funded(make_party: Callable[..., Party], eur: Asset) -> Callable[..., Party]
     return make
 
 
-def row_counts() -> dict[str, int]:
-    """What a refused request must leave unchanged."""
-    return {
-        "entries": LedgerEntry.objects.count(),
-        "transfers": Transfer.objects.count(),
-        "holds": Hold.objects.count(),
-        "balances": sum(Balance.objects.values_list("amount", flat=True)),
-        "heights": sum(Ledger.objects.values_list("next_height", flat=True)),
-    }
-
-
-def balance_of(ledger: Ledger, asset: Asset) -> int:
-    return Balance.objects.filter(ledger=ledger, asset=asset).values_list("amount", flat=True).first() or 0
+@pytest.fixture
+def operator_client(client: Any, make_user: Callable[..., Any]) -> Any:
+    client.force_login(make_user("olga-operator", "operator"))
+    return client

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ledgers import selectors, services
 from ledgers.models import LedgerEntry, Transfer
 from ledgers.services import PaymentRequest
-from tests.ledgers.conftest import balance_of
+from tests.ledgers.ledger_shell_support import balance_of
 
 
 def test_a_custodial_payment_appends_a_signed_debit_and_credit_and_moves_the_balances(
