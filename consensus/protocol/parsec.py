@@ -90,9 +90,14 @@ class _Message:
     wants: tuple[EventId, ...]
     events: tuple[Event, ...]
     signature: bytes
+    sender_epoch: Epoch = Epoch(0)
+    """The sender's own epoch; ``epoch`` is the graph this message is about, which is older when
+    the sender serves a peer that has not reached the cut yet."""
 
     def header(self) -> dict[str, Any]:
-        return _header(self.KIND, self.sender, self.recipient, self.epoch, self.known, self.wants, self.events)
+        return _header(
+            self.KIND, self.sender, self.recipient, self.epoch, self.known, self.wants, self.events, self.sender_epoch
+        )
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -120,9 +125,11 @@ def _header(
     known: tuple[int, ...],
     wants: tuple[EventId, ...],
     events: tuple[Event, ...],
+    sender_epoch: Epoch,
 ) -> dict[str, Any]:
     return {
         "kind": kind,
+        "sender_epoch": sender_epoch,
         "sender": sender.hex(),
         "recipient": recipient.hex(),
         "epoch": epoch,
@@ -149,6 +156,7 @@ def message_from_wire(value: Any) -> Request | Response:
             wants=tuple(EventId(bytes.fromhex(item)) for item in header["wants"]),
             events=tuple(Event.from_wire(item) for item in value["events"]),
             signature=bytes.fromhex(value["signature"]),
+            sender_epoch=Epoch(int(header["sender_epoch"])),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise MalformedMessage(f"bad gossip message: {error}") from error
@@ -308,7 +316,7 @@ class Parsec:
 
     def handle_request(self, peer: ValidatorId, request: Request) -> Response:
         self._check_message(peer, request, Request)
-        self._peer_epoch[peer] = request.epoch
+        self._peer_epoch[peer] = request.sender_epoch
         self._peer_known[(peer, request.epoch)] = request.known
         if request.epoch == self.epoch:
             self._receive(peer, request)
@@ -323,7 +331,7 @@ class Parsec:
 
     def handle_response(self, peer: ValidatorId, response: Response) -> None:
         self._check_message(peer, response, Response)
-        self._peer_epoch[peer] = response.epoch
+        self._peer_epoch[peer] = response.sender_epoch
         self._peer_known[(peer, response.epoch)] = response.known
         if response.epoch == self.epoch:
             if response.wants:
@@ -357,9 +365,9 @@ class Parsec:
         wants: tuple[EventId, ...],
         events: list[Event],
     ) -> Any:
-        header = _header(cls.KIND, self.our_id, peer, epoch, known, wants, tuple(events))
+        header = _header(cls.KIND, self.our_id, peer, epoch, known, wants, tuple(events), self.epoch)
         signature = sign(self._key, MESSAGE_KIND, header)
-        return cls(self.our_id, peer, epoch, known, wants, tuple(events), signature)
+        return cls(self.our_id, peer, epoch, known, wants, tuple(events), signature, self.epoch)
 
     def _known_validators(self) -> set[ValidatorId]:
         known = set(self.validators)

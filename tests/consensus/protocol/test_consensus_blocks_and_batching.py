@@ -1,0 +1,85 @@
+"""Blocks: RFC 9162 Merkle roots, more than 2/3 validator signatures checked, hash links; and
+batching: one event carries every observation voted since the creator's previous event."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from consensus.protocol import Payload, is_certified, merkle_root
+from parsec_network import gossip_until, make_network, sync
+
+
+def _reference_root(leaves: list[bytes]) -> bytes:
+    # RFC 9162 §2.1.1, written as the RFC states it: split at the largest power of two < n.
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + _reference_root(leaves[:k]) + _reference_root(leaves[k:])).digest()
+
+
+def test_merkle_root_matches_the_rfc_9162_definition_for_every_size_up_to_33() -> None:
+    for size in range(34):
+        leaves = [bytes([i]) * (i + 1) for i in range(size)]
+        assert merkle_root(leaves) == _reference_root(leaves)
+
+
+def test_blocks_are_certified_linked_and_identical_on_every_peer() -> None:
+    keys, ids, nodes = make_network(4, seed=61)
+    outputs: list[list] = [[] for _ in nodes]
+    for round_number in range(3):
+        for i, node in enumerate(nodes):
+            node.vote_for(Payload(b"blk-%d-%d" % (round_number, i)))
+        for a in range(4):
+            sync(nodes, ids, a, (a + 1) % 4)
+    gossip_until(nodes, ids, outputs, lambda: all(sum(len(b.observations) for b in out) == 12 for out in outputs))
+    chain = outputs[0]
+    for previous, block in zip(chain, chain[1:], strict=False):
+        assert block.previous_hash == previous.hash
+        assert block.height == previous.height + 1
+    assert all(is_certified(block, tuple(ids)) for block in chain)
+    assert all([b.hash for b in out] == [b.hash for b in chain] for out in outputs)
+
+
+def test_a_block_with_a_forged_signature_is_not_certified() -> None:
+    keys, ids, nodes = make_network(4, seed=62)
+    outputs: list[list] = [[] for _ in nodes]
+    nodes[0].vote_for(Payload(b"one"))
+    gossip_until(nodes, ids, outputs, lambda: all(out for out in outputs))
+    block = outputs[0][0]
+    forged = tuple(replace(item, signature=bytes(64)) for item in block.signatures)
+    assert is_certified(block, tuple(ids))
+    assert not is_certified(replace(block, signatures=forged), tuple(ids))
+    assert not is_certified(replace(block, signatures=block.signatures[:2]), tuple(ids))
+
+
+def test_many_votes_travel_in_one_event() -> None:
+    keys, ids, nodes = make_network(4, seed=63)
+    for k in range(500):
+        nodes[0].vote_for(Payload(b"batched-%d" % k))
+    sync(nodes, ids, 1, 0)  # node 0 answers a request: one new event of its own
+    graph = nodes[0].graph
+    own = [graph.event(eid) for eid in graph.records if graph.event(eid).creator == ids[0]]
+    assert len(own) == 1
+    assert len(own[0].observations) == 500
+
+
+def test_a_payload_voted_twice_by_the_application_is_refused() -> None:
+    import pytest
+    from consensus.protocol import DuplicateVote
+
+    keys, ids, nodes = make_network(2, seed=64)
+    nodes[0].vote_for(Payload(b"once"))
+    with pytest.raises(DuplicateVote):
+        nodes[0].vote_for(Payload(b"once"))
+
+
+def test_a_single_validator_orders_alone() -> None:
+    keys, ids, nodes = make_network(1, seed=65)
+    nodes[0].vote_for(Payload(b"solo"))
+    block = nodes[0].poll()
+    assert block is not None and block.observations == (Payload(b"solo"),)
