@@ -404,7 +404,12 @@ def _save(state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]) -
     )
     uai_to_id = {asset.uai: asset_id for asset_id, asset in state.assets_by_id.items()}
     balance_values = [
-        (ledger_id, uai_to_id[asset], state.balances[ledger_id][asset])
+        (
+            ledger_id,
+            uai_to_id[asset],
+            state.balances[ledger_id][asset],
+            state.credit_lines[ledger_id].get(asset, 0),
+        )
         for ledger_id, asset in sorted(state.changed_balances)
     ]
     touched = sorted({ledger_id for ledger_id, _ in appended})
@@ -421,16 +426,12 @@ def _save(state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]) -
         if balance_values:
             # The balance projection moves in the same transaction as the entries. The CHECK
             # balance_within_credit_line backs the rules up: a bug cannot overdraw quietly.
+            # PostgreSQL checks the proposed row before ON CONFLICT, so it carries the credit line.
             cursor.execute(
                 "INSERT INTO ledgers_balance (ledger_id, asset_id, amount, credit_line) "
-                "SELECT v.ledger_id, v.asset_id, v.amount, 0 FROM unnest(%s::bigint[], %s::bigint[], "
-                "%s::bigint[]) AS v(ledger_id, asset_id, amount) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) "
                 "ON CONFLICT (ledger_id, asset_id) DO UPDATE SET amount = EXCLUDED.amount",
-                [
-                    [v[0] for v in balance_values],
-                    [v[1] for v in balance_values],
-                    [v[2] for v in balance_values],
-                ],
+                [[v[column] for v in balance_values] for column in range(4)],
             )
         if head_values:
             cursor.execute(
