@@ -21,8 +21,10 @@ messages after the network heals and the restarted peers are back).
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 import json
+import operator
 import random
 import sys
 import time
@@ -30,33 +32,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from settlement.protocol.signing import SigningKey
-
 from consensus.protocol import (
     Block,
     BlockHeight,
-    Epoch,
-    Section,
     ConsensusError,
+    Epoch,
     Event,
     MaliceKind,
     Parsec,
     Payload,
     Request,
     Response,
+    Section,
     ValidatorId,
     check_accusation,
     is_certified,
 )
 from consensus.protocol.event import create_event
 from consensus.protocol.malice import make_accusation
+from settlement.protocol.signing import SigningKey
 
 BYZANTINE_BEHAVIOURS = ("fork", "invalid-event", "spam", "false-accusation")
 CRASH_MODES = ("never-started", "all-at-once", "random")
 SECOND = 1_000_000
 
 
-class SimulationFailure(AssertionError):
+class SimulationFailure(AssertionError):  # noqa: N818 - the name says what happened
     """A property did not hold. The message names the seed that replays it."""
 
 
@@ -68,6 +69,8 @@ class SimConfig:
     payloads: int = 10
     """Payloads voted by each peer over the voting period."""
     payload_size: int = 100
+    vote_chunk: int = 1
+    """Payloads voted together at one moment (the benchmark's way to offer load cheaply)."""
     byzantine: tuple[str, ...] = BYZANTINE_BEHAVIOURS
     """Behaviours of the Byzantine peers; with none, every faulty peer crash-stops."""
     byzantine_peers: int | None = None
@@ -114,8 +117,14 @@ class SimResult:
 class ByzantineParsec(Parsec):
     """A validator that follows the protocol except where ``behaviours`` tells it to cheat."""
 
-    def __init__(self, *args: Any, behaviours: tuple[str, ...], rng: random.Random, victims: list[ValidatorId],
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        behaviours: tuple[str, ...],
+        rng: random.Random,
+        victims: list[ValidatorId],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.behaviours = behaviours
         self.rng = rng
@@ -170,10 +179,10 @@ class ByzantineParsec(Parsec):
         return self._signed(cls, peer, message.epoch, message.known, message.wants, list(events))
 
     def create_gossip(self, peer: ValidatorId) -> Request:
-        return self._tamper(super().create_gossip(peer), peer)  # type: ignore[no-any-return]
+        return self._tamper(super().create_gossip(peer), peer)  # type: ignore[no-any-return,unused-ignore]
 
     def handle_request(self, peer: ValidatorId, request: Request) -> Response:
-        return self._tamper(super().handle_request(peer, request), peer)  # type: ignore[no-any-return]
+        return self._tamper(super().handle_request(peer, request), peer)  # type: ignore[no-any-return,unused-ignore]
 
 
 class Simulation:
@@ -195,7 +204,9 @@ class Simulation:
         byzantine_count = config.byzantine_count()
         self.byzantine = set(indices[:byzantine_count])
         self.crash_stop = set(indices[byzantine_count : config.faulty])
-        self.correct = [i for i in range(config.peers) if i not in self.byzantine and i not in self.crash_stop]
+        self.correct = [
+            i for i in range(config.peers) if i not in self.byzantine and i not in self.crash_stop
+        ]
         self.nodes: dict[int, Parsec | None] = {}
         for i in range(config.peers):
             if i in self.byzantine:
@@ -251,9 +262,10 @@ class Simulation:
         n = config.peers
         for i in range(n):
             self.at(self.rng.randrange(config.gossip_interval_us), self._ticker(i))
-            for k in range(config.payloads):
+            for k in range(0, config.payloads, config.vote_chunk):
                 when = self.rng.randrange(config.voting_period_us)
-                self.at(when, self._voter(i, k))
+                for j in range(k, min(k + config.vote_chunk, config.payloads)):
+                    self.at(when, self._voter(i, j))
         if self.crash_stop:
             if config.crash_mode == "never-started":
                 for i in self.crash_stop:
@@ -283,7 +295,9 @@ class Simulation:
             # Restart a correct peer (not counted among the faulty): snapshot, silence, restore.
             who = self.rng.choice(self.correct)
             crash_at = self.rng.randrange(config.voting_period_us)
-            back_at = crash_at + self.rng.randrange(config.voting_period_us // 8, config.voting_period_us // 3)
+            back_at = crash_at + self.rng.randrange(
+                config.voting_period_us // 8, config.voting_period_us // 3
+            )
             self.at(crash_at, self._restart_crash(who, back_at))
             self.heal_time = max(self.heal_time, back_at)
 
@@ -366,7 +380,11 @@ class Simulation:
     def _deliverer(self, src: int, dst: int, message: Any) -> Callable[[], None]:
         def deliver() -> None:
             sides = self.partition_sides
-            if sides is not None and self.now < self.partition_until and (src in sides[0]) != (dst in sides[0]):
+            if (
+                sides is not None
+                and self.now < self.partition_until
+                and (src in sides[0]) != (dst in sides[0])
+            ):
                 # Held by the partition and delivered once it heals.
                 self.at(self.partition_until + self.delay(), deliver)
                 return
@@ -476,7 +494,10 @@ class Simulation:
                     f"liveness: {len(self.correct_payloads - self.chain_seen)} correct payloads not agreed "
                     f"after {self.messages_after_heal} messages since the network healed"
                 )
-            if self.config.real_time_budget_s is not None and time.perf_counter() - started > self.config.real_time_budget_s:
+            if (
+                self.config.real_time_budget_s is not None
+                and time.perf_counter() - started > self.config.real_time_budget_s
+            ):
                 raise self.fail("liveness: real-time budget exhausted")
         if not self.done():
             raise self.fail("liveness: the simulation ran out of events before agreeing everything")
@@ -544,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             f"ok seed={seed} peers={config.peers} faulty={faulty} blocks={result.blocks} "
             f"payloads={result.agreed_payloads} messages={result.messages} rejected={result.rejected_messages} "
             f"max_graph={result.max_graph_events} virtual={result.virtual_end_us / SECOND:.2f}s "
-            f"wall={result.wall_seconds:.2f}s accusations={sorted(set(sum(result.accusations.values(), [])))}"
+            f"wall={result.wall_seconds:.2f}s accusations={sorted(set(functools.reduce(operator.iadd, result.accusations.values(), [])))}"
         )
     return 0
 

@@ -16,10 +16,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from consensus.protocol.types import BlockHeight, Epoch, Observation, Round, ValidatorId, observation_bytes
 from settlement.protocol.encoding import object_hash
 from settlement.protocol.signing import SigningKey, is_valid, sign
-
-from consensus.protocol.types import BlockHeight, Epoch, Observation, Round, ValidatorId, observation_bytes
 
 BLOCK_KIND = "block"
 GENESIS_PREVIOUS = bytes(32)
@@ -35,7 +34,9 @@ def merkle_root(leaves: list[bytes]) -> bytes:
         return hashlib.sha256(b"").digest()
     level = [hashlib.sha256(b"\x00" + leaf).digest() for leaf in leaves]
     while len(level) > 1:
-        paired = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        paired = [
+            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
         if len(level) % 2:
             paired.append(level[-1])
         level = paired
@@ -104,5 +105,9 @@ def is_certified(block: Block, validators: tuple[ValidatorId, ...]) -> bool:
     """More than 2/3 of ``validators`` signed this header, each signature checked."""
     members = set(validators)
     signers = {item.validator for item in block.signatures if item.validator in members}
-    valid = {item.validator for item in block.signatures if item.validator in signers and block_signature_is_valid(block, item)}
+    valid = {
+        item.validator
+        for item in block.signatures
+        if item.validator in signers and block_signature_is_valid(block, item)
+    }
     return 3 * len(valid) > 2 * len(members)

@@ -19,8 +19,6 @@ from typing import Any
 
 import nacl.exceptions
 import nacl.signing
-from settlement.protocol.encoding import domain_bytes, object_hash, sha256
-from settlement.protocol.signing import BadSignature, SigningKey, sign
 
 from consensus.protocol.types import (
     BlockHeight,
@@ -29,6 +27,8 @@ from consensus.protocol.types import (
     MalformedMessage,
     ValidatorId,
 )
+from settlement.protocol.encoding import domain_bytes, object_hash, sha256
+from settlement.protocol.signing import BadSignature, SigningKey, sign
 
 EVENT_KIND = "gossip-event"
 

@@ -34,8 +34,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from settlement.protocol.encoding import sha256
-
 from consensus.protocol.event import Event
 from consensus.protocol.types import (
     EventId,
@@ -43,6 +41,7 @@ from consensus.protocol.types import (
     ObservationHash,
     ValidatorId,
 )
+from settlement.protocol.encoding import sha256
 
 COIN_ROUND_PERIOD = 10
 DEFAULT_PRUNE_MARGIN = 16
@@ -127,7 +126,9 @@ class OrderedRound:
 class Graph:
     """The gossip graph of one epoch (one validator set)."""
 
-    def __init__(self, validators: tuple[ValidatorId, ...], *, prune_margin: int = DEFAULT_PRUNE_MARGIN) -> None:
+    def __init__(
+        self, validators: tuple[ValidatorId, ...], *, prune_margin: int = DEFAULT_PRUNE_MARGIN
+    ) -> None:
         if not validators:
             raise ValueError("a graph needs at least one validator")
         self.validators = validators
@@ -241,9 +242,9 @@ class Graph:
 
     # ----- insertion -----------------------------------------------------------------------
 
-    def insert(self, event: Event, event_id: EventId, observation_hashes: tuple[ObservationHash, ...]) -> list[
-        StructuralMalice
-    ]:
+    def insert(
+        self, event: Event, event_id: EventId, observation_hashes: tuple[ObservationHash, ...]
+    ) -> list[StructuralMalice]:
         """Add a verified event (signature already checked) and compute its round.
 
         Raises :class:`MissingParent` when a parent is not here, :class:`MalformedMessage` when
@@ -269,7 +270,9 @@ class Graph:
             evidence = (event,) if self_parent is None else (event, self_parent.event)
             return [StructuralMalice("bad-self-parent", event.creator, evidence)]
         if other_parent is not None and other_parent.slot == slot:
-            return [StructuralMalice("other-parent-by-same-creator", event.creator, (event, other_parent.event))]
+            return [
+                StructuralMalice("other-parent-by-same-creator", event.creator, (event, other_parent.event))
+            ]
 
         position = (slot, event.index)
         siblings = self.by_position.setdefault(position, [])
@@ -380,7 +383,9 @@ class Graph:
             chosen = []
             for witness_id in self.witnesses.get(voter.round - 1, ()):
                 witness = self.records.get(witness_id)
-                if witness is not None and self._strongly_sees(voter.tips, voter.last, voter.forked, None, witness):
+                if witness is not None and self._strongly_sees(
+                    voter.tips, voter.last, voter.forked, None, witness
+                ):
                     chosen.append(witness_id)
             voter.strongly_seen = chosen
         return voter.strongly_seen
@@ -461,7 +466,12 @@ class Graph:
                 if parent is not None and not parent.ordered:
                     stack.append(parent)
         whitening = sha256(b"".join(sorted(famous.event.signature for famous in unique_famous)))
-        received.sort(key=lambda record: (record.generation, bytes(a ^ b for a, b in zip(record.id, whitening))))
+        received.sort(
+            key=lambda record: (
+                record.generation,
+                bytes(a ^ b for a, b in zip(record.id, whitening, strict=False)),
+            )
+        )
         for record in received:
             record.ordered = True
             if _has_content(record.event):
@@ -585,7 +595,8 @@ class Graph:
             if not record.ordered and _has_content(record.event):
                 graph.unordered_content += 1
         graph.witnesses = {
-            int(key): [EventId(bytes.fromhex(item)) for item in value] for key, value in data["witnesses"].items()
+            int(key): [EventId(bytes.fromhex(item)) for item in value]
+            for key, value in data["witnesses"].items()
         }
         graph.round_members = {
             int(key): [EventId(bytes.fromhex(item)) for item in value]
@@ -642,7 +653,11 @@ def _import_record(data: dict[str, Any], slot_of: dict[ValidatorId, int]) -> _Re
     record.forked = frozenset(int(item) for item in data["forked"])
     record.ordered = bool(data["ordered"])
     strongly_seen = data["strongly_seen"]
-    record.strongly_seen = None if strongly_seen is None else [EventId(bytes.fromhex(i)) for i in strongly_seen]
+    record.strongly_seen = (
+        None if strongly_seen is None else [EventId(bytes.fromhex(i)) for i in strongly_seen]
+    )
     record.votes = {EventId(bytes.fromhex(key)): bool(value) for key, value in data["votes"].items()}
-    record.observation_hashes = tuple(ObservationHash(bytes.fromhex(item)) for item in data["observation_hashes"])
+    record.observation_hashes = tuple(
+        ObservationHash(bytes.fromhex(item)) for item in data["observation_hashes"]
+    )
     return record

@@ -15,9 +15,6 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from settlement.protocol.encoding import canonical, sha256
-from settlement.protocol.signing import is_valid
-
 from consensus.protocol.event import (
     Accusation,
     Event,
@@ -25,7 +22,9 @@ from consensus.protocol.event import (
     event_body,
     event_id_of_body,
 )
-from consensus.protocol.types import ConsensusError, ValidatorId
+from consensus.protocol.types import ConsensusError, EventId, ValidatorId
+from settlement.protocol.encoding import canonical, sha256
+from settlement.protocol.signing import is_valid
 
 MESSAGE_KIND = "gossip-message"
 MAX_NESTING = 2
@@ -63,7 +62,7 @@ def message_digest(signatures: list[bytes] | tuple[bytes, ...]) -> bytes:
     return sha256(b"".join(signatures))
 
 
-def _signed_event(wire: Any, offender: ValidatorId) -> tuple[Event, bytes]:
+def _signed_event(wire: Any, offender: ValidatorId) -> tuple[Event, EventId]:
     event = Event.from_wire(wire)
     if event.creator != offender:
         raise ConsensusError("evidence event is not by the offender")
@@ -76,7 +75,7 @@ def check_accusation(accusation: Accusation, *, depth: int = 0) -> bool:
         return _check(accusation, depth)
     except (ConsensusError, KeyError, TypeError, ValueError, IndexError):
         return False
-    except Exception:  # noqa: BLE001 - evidence is attacker-controlled; any failure means "not proven"
+    except Exception:
         return False
 
 
@@ -85,7 +84,9 @@ def _check(accusation: Accusation, depth: int) -> bool:
     offender = accusation.offender
     kind = MaliceKind(accusation.kind)
     if kind is MaliceKind.FORK:
-        (first, first_id), (second, second_id) = (_signed_event(item, offender) for item in evidence["events"])
+        (first, first_id), (second, second_id) = (
+            _signed_event(item, offender) for item in evidence["events"]
+        )
         return first_id != second_id and first.epoch == second.epoch and first.index == second.index
     if kind is MaliceKind.BAD_SELF_PARENT:
         events = evidence["events"]

@@ -24,9 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from settlement.protocol.encoding import sha256
-from settlement.protocol.signing import BadSignature, SigningKey, is_valid, sign
-
 from consensus.protocol.block import (
     GENESIS_PREVIOUS,
     Block,
@@ -68,6 +65,8 @@ from consensus.protocol.types import (
     observation_bytes,
     observation_from_bytes,
 )
+from settlement.protocol.encoding import sha256
+from settlement.protocol.signing import BadSignature, SigningKey, is_valid, sign
 
 MAX_BATCH = 10_000
 MAX_EVENTS_PER_MESSAGE = 50_000
@@ -90,13 +89,20 @@ class _Message:
     wants: tuple[EventId, ...]
     events: tuple[Event, ...]
     signature: bytes
-    sender_epoch: Epoch = Epoch(0)
+    sender_epoch: Epoch = Epoch(0)  # noqa: RUF009 - a NewType call is the identity at run time
     """The sender's own epoch; ``epoch`` is the graph this message is about, which is older when
     the sender serves a peer that has not reached the cut yet."""
 
     def header(self) -> dict[str, Any]:
         return _header(
-            self.KIND, self.sender, self.recipient, self.epoch, self.known, self.wants, self.events, self.sender_epoch
+            self.KIND,
+            self.sender,
+            self.recipient,
+            self.epoch,
+            self.known,
+            self.wants,
+            self.events,
+            self.sender_epoch,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -196,13 +202,13 @@ class Parsec:
         self._pending_hashes: list[ObservationHash] = []
         self._own_unagreed: dict[ObservationHash, bytes] = {}
         self._agreed: dict[ObservationHash, int] = {}
-        self._height = section.next_height
+        self._height: int = section.next_height
         self._previous_hash = section.previous_hash
         self._built: dict[int, Block] = {}
         self._block_validators: dict[int, tuple[ValidatorId, ...]] = {}
         self._signatures: dict[int, dict[ValidatorId, bytes]] = {}
         self._early_signatures: dict[int, dict[ValidatorId, tuple[bytes, bytes]]] = {}
-        self._next_poll = section.next_height
+        self._next_poll: int = section.next_height
         self._signatures_to_send: list[BlockSignature] = []
         self._accusations: dict[tuple[ValidatorId, str], Accusation] = {}
         self._to_accuse: list[Accusation] = []
@@ -283,7 +289,9 @@ class Parsec:
             round=block.round,
             observations=block.observations,
             merkle_root=block.merkle_root,
-            signatures=tuple(ValidatorSignature(who, signature) for who, signature in sorted(signatures.items())),
+            signatures=tuple(
+                ValidatorSignature(who, signature) for who, signature in sorted(signatures.items())
+            ),
         )
 
     def accusations(self) -> tuple[Accusation, ...]:
@@ -413,7 +421,11 @@ class Parsec:
         for event in message.events:
             if not isinstance(event, Event):
                 break
-            if event.epoch != self.epoch or self.graph.known_event(event) or self.graph.is_below_horizon(event):
+            if (
+                event.epoch != self.epoch
+                or self.graph.known_event(event)
+                or self.graph.is_below_horizon(event)
+            ):
                 continue
             try:
                 event_id = checked_event_id(event)
@@ -429,7 +441,9 @@ class Parsec:
         self._retry_orphans()
         received_new = self.graph.known_vector() != before
         other_parent = self.graph.newest[self.graph.slot_of[peer]] if peer in self.graph.slot_of else None
-        if self.is_validator and (self._has_own_content() or (received_new and self.graph.unordered_content > 0)):
+        if self.is_validator and (
+            self._has_own_content() or (received_new and self.graph.unordered_content > 0)
+        ):
             self._create_own_event(other_parent)
         self._decide()
 
@@ -522,9 +536,12 @@ class Parsec:
         height = int(item.height)
         block = self._built.get(height)
         if block is not None:
-            if signer in self._block_validators[height] and item.block_hash == block.hash:
-                if is_valid(signer, "block", block.header(), item.signature):
-                    self._signatures.setdefault(height, {})[signer] = item.signature
+            if (
+                signer in self._block_validators[height]
+                and item.block_hash == block.hash
+                and is_valid(signer, "block", block.header(), item.signature)
+            ):
+                self._signatures.setdefault(height, {})[signer] = item.signature
         elif self._height <= height < self._height + EARLY_SIGNATURE_WINDOW:
             self._early_signatures.setdefault(height, {})[signer] = (item.block_hash, item.signature)
 
@@ -565,8 +582,10 @@ class Parsec:
         self._previous_hash = block.hash
         signatures = self._signatures.setdefault(height, {})
         for signer, (block_hash, signature) in self._early_signatures.pop(height, {}).items():
-            if signer in self.validators and block_hash == block.hash and is_valid(
-                signer, "block", block.header(), signature
+            if (
+                signer in self.validators
+                and block_hash == block.hash
+                and is_valid(signer, "block", block.header(), signature)
             ):
                 signatures[signer] = signature
         if self.is_validator:
@@ -608,7 +627,10 @@ class Parsec:
         sending what the change produced), so a restart can never sign a second event at one
         position of our chain, which every peer would rightly report as a fork."""
         if self._previous is not None:
-            previous: dict[str, Any] | None = {"epoch": self._previous[0], "graph": self._previous[1].export()}
+            previous: dict[str, Any] | None = {
+                "epoch": self._previous[0],
+                "graph": self._previous[1].export(),
+            }
         else:
             previous = None
         return {
@@ -625,7 +647,9 @@ class Parsec:
             "height": self._height,
             "previous_hash": self._previous_hash.hex(),
             "next_poll": self._next_poll,
-            "built": [_block_to_json(block, self._block_validators[height]) for height, block in self._built.items()],
+            "built": [
+                _block_to_json(block, self._block_validators[height]) for height, block in self._built.items()
+            ],
             "signatures": {
                 str(height): {who.hex(): sig.hex() for who, sig in by.items()}
                 for height, by in self._signatures.items()
@@ -657,12 +681,17 @@ class Parsec:
             parsec.validators = validators
             parsec.graph = Graph.restore(snapshot["graph"])
             if snapshot["previous"] is not None:
-                parsec._previous = (Epoch(int(snapshot["previous"]["epoch"])), Graph.restore(snapshot["previous"]["graph"]))
+                parsec._previous = (
+                    Epoch(int(snapshot["previous"]["epoch"])),
+                    Graph.restore(snapshot["previous"]["graph"]),
+                )
             parsec._pending = [bytes.fromhex(item) for item in snapshot["pending"]]
             parsec._pending_hashes = [ObservationHash(sha256(item)) for item in parsec._pending]
             unagreed = [bytes.fromhex(item) for item in snapshot["own_unagreed"]]
             parsec._own_unagreed = {ObservationHash(sha256(item)): item for item in unagreed}
-            parsec._agreed = {ObservationHash(bytes.fromhex(k)): int(v) for k, v in snapshot["agreed"].items()}
+            parsec._agreed = {
+                ObservationHash(bytes.fromhex(k)): int(v) for k, v in snapshot["agreed"].items()
+            }
             parsec._height = int(snapshot["height"])
             parsec._next_poll = int(snapshot["next_poll"])
             for item in snapshot["built"]:
@@ -674,10 +703,15 @@ class Parsec:
                 for height, by in snapshot["signatures"].items()
             }
             parsec._early_signatures = {
-                int(height): {ValidatorId(bytes.fromhex(w)): (bytes.fromhex(h), bytes.fromhex(s)) for w, (h, s) in by.items()}
+                int(height): {
+                    ValidatorId(bytes.fromhex(w)): (bytes.fromhex(h), bytes.fromhex(s))
+                    for w, (h, s) in by.items()
+                }
                 for height, by in snapshot["early_signatures"].items()
             }
-            parsec._signatures_to_send = [BlockSignature.from_wire(item) for item in snapshot["signatures_to_send"]]
+            parsec._signatures_to_send = [
+                BlockSignature.from_wire(item) for item in snapshot["signatures_to_send"]
+            ]
             for item in snapshot["accusations"]:
                 accusation = Accusation.from_wire(item)
                 parsec._accusations[(accusation.offender, accusation.kind)] = accusation

@@ -80,11 +80,11 @@ class ConsensusError(Exception):
     """Base of every error the consensus protocol raises on purpose."""
 
 
-class NotAValidator(ConsensusError):
+class NotAValidator(ConsensusError):  # noqa: N818 - the name says what happened
     """The peer (or we) are not a validator of the current epoch."""
 
 
-class MalformedMessage(ConsensusError):
+class MalformedMessage(ConsensusError):  # noqa: N818 - the name says what happened
     """A request, response or event that cannot be decoded or breaks a structural rule."""
 
 
@@ -92,11 +92,11 @@ class InvalidMessageSignature(MalformedMessage):
     """The message is not signed by the peer it claims to come from: nothing can be proven about it."""
 
 
-class WrongEpoch(ConsensusError):
+class WrongEpoch(ConsensusError):  # noqa: N818 - the name says what happened
     """The message belongs to an epoch we cannot serve (too old, or one we have not reached)."""
 
 
-class DuplicateVote(ConsensusError):
+class DuplicateVote(ConsensusError):  # noqa: N818 - the name says what happened
     """``vote_for`` was called twice with one observation; a correct node never votes twice."""
 
 

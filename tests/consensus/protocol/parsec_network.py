@@ -14,7 +14,9 @@ def make_keys(count: int, seed: int = 0) -> list[SigningKey]:
     return [SigningKey(rng.randbytes(32)) for _ in range(count)]
 
 
-def make_network(count: int, seed: int = 0, **kwargs: int) -> tuple[list[SigningKey], list[ValidatorId], list[Parsec]]:
+def make_network(
+    count: int, seed: int = 0, **kwargs: int
+) -> tuple[list[SigningKey], list[ValidatorId], list[Parsec]]:
     keys = make_keys(count, seed)
     ids = [ValidatorId(key.public_key) for key in keys]
     nodes = [Parsec.from_genesis(ids[i], keys[i], ids, **kwargs) for i in range(count)]

@@ -4,10 +4,12 @@ batching: one event carries every observation voted since the creator's previous
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import replace
 
-from consensus.protocol import Payload, is_certified, merkle_root
 from parsec_network import gossip_until, make_network, sync
+
+from consensus.protocol import Payload, is_certified, merkle_root
 
 
 def _reference_root(leaves: list[bytes]) -> bytes:
@@ -29,16 +31,18 @@ def test_merkle_root_matches_the_rfc_9162_definition_for_every_size_up_to_33() -
 
 
 def test_blocks_are_certified_linked_and_identical_on_every_peer() -> None:
-    keys, ids, nodes = make_network(4, seed=61)
+    _keys, ids, nodes = make_network(4, seed=61)
     outputs: list[list] = [[] for _ in nodes]
     for round_number in range(3):
         for i, node in enumerate(nodes):
             node.vote_for(Payload(b"blk-%d-%d" % (round_number, i)))
         for a in range(4):
             sync(nodes, ids, a, (a + 1) % 4)
-    gossip_until(nodes, ids, outputs, lambda: all(sum(len(b.observations) for b in out) == 12 for out in outputs))
+    gossip_until(
+        nodes, ids, outputs, lambda: all(sum(len(b.observations) for b in out) == 12 for out in outputs)
+    )
     chain = outputs[0]
-    for previous, block in zip(chain, chain[1:], strict=False):
+    for previous, block in itertools.pairwise(chain):
         assert block.previous_hash == previous.hash
         assert block.height == previous.height + 1
     assert all(is_certified(block, tuple(ids)) for block in chain)
@@ -46,7 +50,7 @@ def test_blocks_are_certified_linked_and_identical_on_every_peer() -> None:
 
 
 def test_a_block_with_a_forged_signature_is_not_certified() -> None:
-    keys, ids, nodes = make_network(4, seed=62)
+    _keys, ids, nodes = make_network(4, seed=62)
     outputs: list[list] = [[] for _ in nodes]
     nodes[0].vote_for(Payload(b"one"))
     gossip_until(nodes, ids, outputs, lambda: all(out for out in outputs))
@@ -58,7 +62,7 @@ def test_a_block_with_a_forged_signature_is_not_certified() -> None:
 
 
 def test_many_votes_travel_in_one_event() -> None:
-    keys, ids, nodes = make_network(4, seed=63)
+    _keys, ids, nodes = make_network(4, seed=63)
     for k in range(500):
         nodes[0].vote_for(Payload(b"batched-%d" % k))
     sync(nodes, ids, 1, 0)  # node 0 answers a request: one new event of its own
@@ -70,16 +74,18 @@ def test_many_votes_travel_in_one_event() -> None:
 
 def test_a_payload_voted_twice_by_the_application_is_refused() -> None:
     import pytest
+
     from consensus.protocol import DuplicateVote
 
-    keys, ids, nodes = make_network(2, seed=64)
+    _keys, _ids, nodes = make_network(2, seed=64)
     nodes[0].vote_for(Payload(b"once"))
     with pytest.raises(DuplicateVote):
         nodes[0].vote_for(Payload(b"once"))
 
 
 def test_a_single_validator_orders_alone() -> None:
-    keys, ids, nodes = make_network(1, seed=65)
+    _keys, _ids, nodes = make_network(1, seed=65)
     nodes[0].vote_for(Payload(b"solo"))
     block = nodes[0].poll()
-    assert block is not None and block.observations == (Payload(b"solo"),)
+    assert block is not None
+    assert block.observations == (Payload(b"solo"),)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import random
 
-from consensus.protocol import Payload
 from parsec_network import make_network, sync
+
+from consensus.protocol import Payload
 
 
 def test_graph_size_stays_bounded_over_a_long_run() -> None:
-    keys, ids, nodes = make_network(4, seed=31, prune_margin=4)
+    _keys, ids, nodes = make_network(4, seed=31, prune_margin=4)
     rng = random.Random(31)
     sizes: list[int] = []
     created = 0
@@ -34,7 +35,7 @@ def test_graph_size_stays_bounded_over_a_long_run() -> None:
 
 
 def test_pruned_rounds_leave_no_votes_or_witness_lists_behind() -> None:
-    keys, ids, nodes = make_network(4, seed=32, prune_margin=4)
+    _keys, ids, nodes = make_network(4, seed=32, prune_margin=4)
     rng = random.Random(32)
     for step in range(800):
         if step % 7 == 0:
@@ -44,5 +45,7 @@ def test_pruned_rounds_leave_no_votes_or_witness_lists_behind() -> None:
     graph = nodes[0].graph
     assert graph.pruned_below > 20
     assert min(graph.witnesses) >= graph.pruned_below
-    assert all(record.round >= graph.pruned_below - 1 or graph.newest[record.slot] == record.id
-               for record in graph.records.values())
+    assert all(
+        record.round >= graph.pruned_below - 1 or graph.newest[record.slot] == record.id
+        for record in graph.records.values()
+    )

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from parsec_network import gossip_until, make_network, sync
+
 from consensus.protocol import MaliceKind, Payload, Request, check_accusation
 from consensus.protocol.event import create_event
 from consensus.protocol.malice import make_accusation
-from parsec_network import gossip_until, make_network, sync
 
 
 def _kinds(node: object) -> set[str]:
@@ -23,8 +24,12 @@ def _push(nodes: list, ids: list, sender: int, receiver: int, events: tuple) -> 
 
 def test_two_events_at_one_position_are_accused_as_a_fork() -> None:
     keys, ids, nodes = make_network(4, seed=11)
-    first, _ = create_event(keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pa",))
-    second, _ = create_event(keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pb",))
+    first, _ = create_event(
+        keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pa",)
+    )
+    second, _ = create_event(
+        keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pb",)
+    )
     _push(nodes, ids, 3, 0, (first,))
     _push(nodes, ids, 3, 0, (second,))
     accusation = next(item for item in nodes[0].accusations() if item.kind == MaliceKind.FORK)
@@ -34,12 +39,18 @@ def test_two_events_at_one_position_are_accused_as_a_fork() -> None:
 
 def test_a_fork_shown_to_different_peers_reaches_every_peer_as_an_accusation() -> None:
     keys, ids, nodes = make_network(4, seed=12)
-    first, _ = create_event(keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pa",))
-    second, _ = create_event(keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pb",))
+    first, _ = create_event(
+        keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pa",)
+    )
+    second, _ = create_event(
+        keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pb",)
+    )
     _push(nodes, ids, 3, 0, (first,))
     _push(nodes, ids, 3, 1, (second,))
     outputs: list[list] = [[] for _ in nodes]
-    gossip_until(nodes, ids, outputs, lambda: all("fork" in _kinds(nodes[i]) for i in range(3)), active=[0, 1, 2])
+    gossip_until(
+        nodes, ids, outputs, lambda: all("fork" in _kinds(nodes[i]) for i in range(3)), active=[0, 1, 2]
+    )
     assert all(nodes[i].malicious_peers() == {ids[3]} for i in range(3))
 
 
@@ -76,8 +87,12 @@ def test_a_self_parent_at_the_wrong_index_is_accused() -> None:
 
 def test_one_observation_voted_twice_by_one_creator_is_accused() -> None:
     keys, ids, nodes = make_network(4, seed=16)
-    first, first_id = create_event(keys[2], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"px",))
-    second, _ = create_event(keys[2], epoch=0, index=1, self_parent=first_id, other_parent=None, observations=(b"px",))
+    first, first_id = create_event(
+        keys[2], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"px",)
+    )
+    second, _ = create_event(
+        keys[2], epoch=0, index=1, self_parent=first_id, other_parent=None, observations=(b"px",)
+    )
     _push(nodes, ids, 2, 0, (first, second))
     (accusation,) = nodes[0].accusations()
     assert accusation.kind == MaliceKind.DUPLICATE_VOTE
@@ -87,7 +102,9 @@ def test_one_observation_voted_twice_by_one_creator_is_accused() -> None:
 def test_an_accusation_with_bogus_evidence_makes_its_author_the_accused() -> None:
     keys, ids, nodes = make_network(4, seed=17)
     bogus = make_accusation(MaliceKind.FORK, ids[0], {"events": []})
-    event, _ = create_event(keys[3], epoch=0, index=0, self_parent=None, other_parent=None, accusations=(bogus,))
+    event, _ = create_event(
+        keys[3], epoch=0, index=0, self_parent=None, other_parent=None, accusations=(bogus,)
+    )
     _push(nodes, ids, 3, 1, (event,))
     kinds = {(item.kind, item.offender) for item in nodes[1].accusations()}
     assert kinds == {(MaliceKind.FALSE_ACCUSATION, ids[3])}
@@ -96,8 +113,12 @@ def test_an_accusation_with_bogus_evidence_makes_its_author_the_accused() -> Non
 
 def test_tampered_evidence_does_not_check() -> None:
     keys, ids, nodes = make_network(4, seed=18)
-    first, _ = create_event(keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pa",))
-    second, _ = create_event(keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pb",))
+    first, _ = create_event(
+        keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pa",)
+    )
+    second, _ = create_event(
+        keys[3], epoch=0, index=0, self_parent=None, other_parent=None, observations=(b"pb",)
+    )
     _push(nodes, ids, 3, 0, (first, second))
     (accusation,) = nodes[0].accusations()
     blamed_elsewhere = replace(accusation, offender=ids[1])
@@ -108,7 +129,7 @@ def test_tampered_evidence_does_not_check() -> None:
 
 
 def test_correct_peers_accuse_nobody_in_a_clean_run() -> None:
-    keys, ids, nodes = make_network(5, seed=19)
+    _keys, ids, nodes = make_network(5, seed=19)
     for i, node in enumerate(nodes):
         node.vote_for(Payload(b"clean-%d" % i))
     outputs: list[list] = [[] for _ in nodes]

@@ -6,15 +6,21 @@ rest at the end, and raises ``SimulationFailure`` naming the seed that replays i
 
 from __future__ import annotations
 
-from consensus.simulate import SimConfig, simulate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from consensus.simulate import SimConfig, simulate
 
 FAST = {"voting_period_us": 200_000, "mean_delay_us": 8_000, "payloads": 2}
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(peers=st.integers(min_value=1, max_value=10), seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_every_network_size_with_maximum_faults_stays_safe_and_live(peers: int, seed: int) -> None:
     faulty = (peers - 1) // 3
@@ -23,8 +29,13 @@ def test_every_network_size_with_maximum_faults_stays_safe_and_live(peers: int, 
     assert result.agreed_payloads >= result.correct_payloads
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     peers=st.integers(min_value=1, max_value=6),
     seed=st.integers(min_value=0, max_value=2**32 - 1),

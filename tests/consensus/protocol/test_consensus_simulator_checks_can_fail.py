@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from consensus.protocol import Payload
 from consensus.simulate import SimConfig, Simulation, SimulationFailure
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from consensus.protocol import Parsec, Payload, SnapshotError
 from parsec_network import gossip_until, make_network, sync
+
+from consensus.protocol import Parsec, Payload, SnapshotError
 
 
 def test_restart_from_snapshot_continues_with_the_same_blocks() -> None:
@@ -21,7 +22,11 @@ def test_restart_from_snapshot_continues_with_the_same_blocks() -> None:
     for i, node in enumerate(nodes):
         node.vote_for(Payload(b"late-%d" % i))
     gossip_until(
-        nodes, ids, outputs, lambda: all(sum(len(b.observations) for b in out) == 8 for out in outputs), seed=2
+        nodes,
+        ids,
+        outputs,
+        lambda: all(sum(len(b.observations) for b in out) == 8 for out in outputs),
+        seed=2,
     )
     hashes = [[block.hash for block in out] for out in outputs]
     assert all(h == hashes[0] for h in hashes)
@@ -39,13 +44,17 @@ def test_restart_while_others_move_on_catches_up() -> None:
     gossip_until(nodes, ids, outputs, lambda: all(len(outputs[i]) >= 1 for i in range(3)), active=[0, 1, 2])
     nodes[3] = Parsec.restore(keys[3], json.loads(saved))
     gossip_until(
-        nodes, ids, outputs, lambda: all(sum(len(b.observations) for b in out) == 4 for out in outputs), seed=3
+        nodes,
+        ids,
+        outputs,
+        lambda: all(sum(len(b.observations) for b in out) == 4 for out in outputs),
+        seed=3,
     )
     assert [b.hash for b in outputs[3]] == [b.hash for b in outputs[0]]
 
 
 def test_a_snapshot_for_another_key_or_corrupted_is_refused() -> None:
-    keys, ids, nodes = make_network(4, seed=43)
+    keys, _ids, nodes = make_network(4, seed=43)
     snapshot = nodes[0].snapshot()
     with pytest.raises(SnapshotError):
         Parsec.restore(keys[1], snapshot)
