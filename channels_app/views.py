@@ -1,0 +1,183 @@
+"""Dashboard pages of channels. Thin: read through selectors, write through services.
+
+Buttons that move funds on-chain (settle, dispute, withdraw, checkpoint) post a form that
+asks for confirmation in the browser and carries ``confirm=yes``; a post without it changes
+nothing. Only operators and admins may post.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
+
+from channels_app import selectors, services
+from channels_app.models import VirtualChannel
+from channels_app.protocol.errors import ChannelError
+from channels_app.protocol.types import ETH, address
+from settlement import ethereum
+from settlement.counterparties.errors import CounterpartyError
+from settlement.counterparties.models import Counterparty, KycStatus
+from settlement.models import Role
+from settlement.permissions import read_roles_required, request_roles, write_roles_required
+
+
+def channel_rows() -> list[dict[str, Any]]:
+    return [
+        {"channel": channel, "balances": selectors.balance_rows(channel)}
+        for channel in selectors.channel_list()[:200]
+    ]
+
+
+def channel_context(channel_id: str) -> dict[str, Any]:
+    channel = selectors.channel_get(channel_id=channel_id)
+    sub_ids = list(channel.sub_allocations.values_list("sub_channel_id", flat=True))
+    return {
+        "channel": channel,
+        "balances": selectors.balance_rows(channel),
+        "states": selectors.state_history(channel),
+        "sub_allocations": list(channel.sub_allocations.all()),
+        "virtual_channels": list(VirtualChannel.objects.filter(channel_id__in=sub_ids)),
+        "transactions": list(selectors.channel_transactions(channel)[:30]),
+        "dispute": selectors.dispute_view(channel),
+        "streams": list(channel.streams.all()),
+    }
+
+
+def _can_write(request: HttpRequest) -> bool:
+    return bool(request_roles(request) & {Role.OPERATOR, Role.ADMIN})
+
+
+@never_cache
+@require_safe
+@read_roles_required
+def channel_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "channels_app/list.html",
+        {
+            "section": "channels",
+            "rows": channel_rows(),
+            "can_write": _can_write(request),
+            "counterparties": Counterparty.objects.filter(kyc_status=KycStatus.ACCEPTED),
+        },
+    )
+
+
+@never_cache
+@require_safe
+@read_roles_required
+def channel_detail(request: HttpRequest, channel_id: str) -> HttpResponse:
+    try:
+        context = channel_context(channel_id)
+    except ChannelError as error:
+        return render(request, "404.html", {"path": request.path, "message": error.message}, status=404)
+    return render(
+        request,
+        "channels_app/detail.html",
+        {**context, "section": "channels", "can_write": _can_write(request)},
+    )
+
+
+@never_cache
+@require_safe
+@read_roles_required
+def channel_dispute(request: HttpRequest, channel_id: str) -> HttpResponse:
+    try:
+        context = channel_context(channel_id)
+    except ChannelError as error:
+        return render(request, "404.html", {"path": request.path, "message": error.message}, status=404)
+    return render(request, "channels_app/dispute.html", {**context, "section": "channels"})
+
+
+def _amount(text: str) -> int:
+    value = (text or "").strip()
+    if not value.isdigit():
+        raise ValueError("amounts are whole numbers in minor units (wei, or micro-PUSD)")
+    return int(value)
+
+
+def _asset(text: str) -> str:
+    if text == "PUSD":
+        return services.demo_coin_address()
+    return ETH if text in ("", "ETH") else address(text)
+
+
+@require_POST
+@write_roles_required
+def channel_open(request: HttpRequest) -> HttpResponse:
+    try:
+        counterparty = Counterparty.objects.get(pk=int(request.POST.get("counterparty", "0")))
+        asset = _asset(request.POST.get("asset", "ETH"))
+        channel = services.channel_open(
+            counterparty=counterparty,
+            deposits={
+                asset: (_amount(request.POST.get("ours", "")), _amount(request.POST.get("theirs", "")))
+            },
+            actor=request.user,
+        )
+    except (ChannelError, CounterpartyError) as error:
+        messages.error(request, error.message)
+        return redirect("channels")
+    except (ValueError, Counterparty.DoesNotExist) as error:
+        messages.error(request, str(error) or "choose a counterparty")
+        return redirect("channels")
+    return redirect("channel-detail", channel_id=channel.channel_id)
+
+
+ACTIONS = ("deposit", "deposit_counterparty", "pay", "receive", "checkpoint", "settle", "dispute", "withdraw")
+
+
+@require_POST
+@write_roles_required
+def channel_action(request: HttpRequest, channel_id: str, action: str) -> HttpResponse:
+    """One button of the channel page; on-chain ones need ``confirm=yes``."""
+    if action not in ACTIONS:
+        messages.error(request, f"no such action: {action}")
+        return redirect("channel-detail", channel_id=channel_id)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Confirm the action: it moves funds.")
+        return redirect("channel-detail", channel_id=channel_id)
+    try:
+        channel = selectors.channel_get(channel_id=channel_id)
+        asset = _asset(request.POST.get("asset", "ETH"))
+        if action in ("deposit", "deposit_counterparty"):
+            services.channel_deposit(
+                channel=channel,
+                asset=asset,
+                amount=_amount(request.POST.get("amount", "")),
+                actor=request.user,
+                by_counterparty=action == "deposit_counterparty",
+            )
+        elif action in ("pay", "receive"):
+            services.channel_pay(
+                channel=channel,
+                asset=asset,
+                amount=_amount(request.POST.get("amount", "")),
+                actor=request.user,
+                from_counterparty=action == "receive",
+            )
+        elif action == "checkpoint":
+            services.channel_checkpoint(channel=channel, actor=request.user)
+        elif action == "settle":
+            services.channel_close(channel=channel, actor=request.user)
+        elif action == "dispute":
+            services.channel_dispute(channel=channel, actor=request.user)
+        else:
+            services.channel_withdraw(
+                channel=channel,
+                asset=asset,
+                receiver=request.POST.get("receiver") or channel.our_address,
+                actor=request.user,
+            )
+    except (ChannelError, CounterpartyError) as error:
+        messages.error(request, f"{error.message} ({error.code})")
+    except (ValueError, ethereum.EthereumError) as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{action.replace('_', ' ')}: done")
+    return redirect("channel-detail", channel_id=channel_id)
