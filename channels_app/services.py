@@ -298,6 +298,9 @@ def _record_events(row: Channel, produced: Sequence[Event], actor: Any) -> None:
             )
         elif isinstance(event, events.SendCheckpoint):
             _intent(_row(event.channel_id), "checkpoint", adjudicator, _call("checkpoint", row, event.signed))
+            Stream.objects.filter(channel=row, status=StreamStatus.OPEN).update(
+                last_checkpoint_version=event.signed.state.version, last_checkpoint_at=timezone.now()
+            )
         elif isinstance(event, events.PaymentReceived):
             _stream_payment_persist(row, event)
         elif isinstance(event, events.ChannelSettled):
