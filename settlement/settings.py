@@ -157,11 +157,35 @@ CELERY_BEAT_SCHEDULE = {
         "task": "channels_app.tasks.onchain_transactions_follow",
         "schedule": float(env("ETH_WATCH_SECONDS", "2")),
     },
+    "consensus-gossip": {
+        "task": "consensus.tasks.gossip_tick",
+        "schedule": float(env("CONSENSUS_GOSSIP_SECONDS", "0.5")),
+        "options": {"expires": 5},
+    },
+    "consensus-anchor": {
+        "task": "consensus.tasks.anchors_tick",
+        "schedule": float(env("ANCHOR_TICK_SECONDS", "2")),
+        "options": {"expires": 10},
+    },
     "channels-streams-checkpoint": {
         "task": "channels_app.tasks.streams_checkpoint_due",
         "schedule": float(env("STREAM_CHECKPOINT_TICK_SECONDS", "5")),
     },
 }
+
+# Consensus (docs/consensus.md "In the nodes"): the genesis validator set, by node name; it is
+# read once, when the node's validator state is first made, and persisted from then on.
+CONSENSUS_VALIDATORS = env_list("CONSENSUS_VALIDATORS", NODE_NAME)
+CONSENSUS_GOSSIP_SECONDS = float(env("CONSENSUS_GOSSIP_SECONDS", "0.5"))
+# A gossip request unanswered this long is given up, and the next tick picks another peer.
+CONSENSUS_RESPONSE_TIMEOUT_SECONDS = float(env("CONSENSUS_RESPONSE_TIMEOUT_SECONDS", "3"))
+CONSENSUS_MAX_MESSAGE_BYTES = int(env("CONSENSUS_MAX_MESSAGE_BYTES", "2000000"))
+# Anchoring block roots in AnchorRegistry: every k-th block, and the newest block once T seconds
+# passed since the last anchor (0: never by time); final after N confirmations or `finalized`.
+ANCHOR_EVERY_BLOCKS = int(env("ANCHOR_EVERY_BLOCKS", "10"))
+ANCHOR_EVERY_SECONDS = float(env("ANCHOR_EVERY_SECONDS", "30"))
+ANCHOR_CONFIRMATIONS = int(env("ANCHOR_CONFIRMATIONS", "3"))
+ANCHOR_TICK_SECONDS = float(env("ANCHOR_TICK_SECONDS", "2"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
