@@ -1,3 +1,9 @@
 """Websocket routes of ledgers."""
 
-websocket_urlpatterns: list[object] = []
+from django.urls import path
+
+from ledgers.consumers import LedgersConsumer
+
+websocket_urlpatterns = [
+    path("ws/ledgers/", LedgersConsumer.as_asgi()),
+]

@@ -2,8 +2,10 @@
 
 from django.urls import path
 
-from settlement import views
+from ledgers import views
 
 urlpatterns = [
-    path("ledgers/", views.section, {"name": "ledgers", "title": "Ledgers"}, name="ledgers"),
+    path("ledgers/", views.ledger_list_page, name="ledgers"),
+    path("ledgers/pay/", views.payment_page, name="ledger-pay"),
+    path("ledgers/<int:ledger_id>/", views.ledger_chain_page, name="ledger-chain"),
 ]
