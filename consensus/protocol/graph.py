@@ -218,26 +218,21 @@ class Graph:
     def _sees(self, record: _Record, target: _Record) -> bool:
         return target.slot not in record.forked and self._is_ancestor(record.tips, record.last, target)
 
-    def _strongly_sees(
-        self,
-        tips: list[EventId | None],
-        last: list[int],
-        forked: frozenset[int],
-        own: _Record | None,
-        target: _Record,
-    ) -> bool:
-        if target.slot in forked or not self._is_ancestor(tips, last, target):
+    def _middles(self, record: _Record) -> list[_Record]:
+        """The newest ancestor by each creator: the only events through which ``record`` can
+        strongly see anything (a creator's older events see less than its newest one)."""
+        records = self.records
+        return [middle for tip in record.tips if tip is not None and (middle := records.get(tip)) is not None]
+
+    def _strongly_sees(self, record: _Record, target: _Record, middles: list[_Record]) -> bool:
+        slot, index = target.slot, target.index
+        if slot in record.forked or not self._is_ancestor(record.tips, record.last, target):
             return False
-        through = 0
-        for slot in range(self.n):
-            tip = tips[slot]
-            if tip is None:
-                continue
-            middle = own if own is not None and tip == own.id else self.records.get(tip)
-            if middle is None:
-                continue
-            if middle is own or self._sees(middle, target):
-                through += 1
+        if slot in self.forkers:
+            through = sum(1 for middle in middles if self._sees(middle, target))
+        else:
+            # Hot path (no fork by the target's creator anywhere): seeing is an index comparison.
+            through = sum(1 for middle in middles if middle.last[slot] >= index and slot not in middle.forked)
         return 3 * through > 2 * self.n
 
     # ----- insertion -----------------------------------------------------------------------
@@ -353,13 +348,16 @@ class Graph:
         parent_round = max((parent.round for parent in parents), default=0)
         strongly_seen = 0
         seen_slots: set[int] = set()
+        middles = self._middles(record)
         for witness_id in self.witnesses.get(parent_round, ()):
             witness = self.records.get(witness_id)
             if witness is None or witness.slot in seen_slots:
                 continue
-            if self._strongly_sees(tips, last, record.forked, record, witness):
+            if self._strongly_sees(record, witness, middles):
                 seen_slots.add(witness.slot)
                 strongly_seen += 1
+                if 3 * strongly_seen > 2 * self.n:
+                    break  # enough to advance; the rest cannot change the round
         record.round = parent_round + 1 if parents and 3 * strongly_seen > 2 * self.n else parent_round
         record.witness = self_parent is None or record.round > self_parent.round
 
@@ -381,11 +379,10 @@ class Graph:
     def _strongly_seen_witnesses(self, voter: _Record) -> list[EventId]:
         if voter.strongly_seen is None:
             chosen = []
+            middles = self._middles(voter)
             for witness_id in self.witnesses.get(voter.round - 1, ()):
                 witness = self.records.get(witness_id)
-                if witness is not None and self._strongly_sees(
-                    voter.tips, voter.last, voter.forked, None, witness
-                ):
+                if witness is not None and self._strongly_sees(voter, witness, middles):
                     chosen.append(witness_id)
             voter.strongly_seen = chosen
         return voter.strongly_seen
