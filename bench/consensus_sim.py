@@ -70,11 +70,14 @@ def run(peers: int, payloads_per_peer: int, seed: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="consensus simulator benchmark")
-    parser.add_argument("--quick", action="store_true", help="small loads, N=4 and 7 only (a few seconds)")
+    parser.add_argument("--quick", action="store_true", help="a small load, N=4 and 7 only (a few seconds)")
     parser.add_argument("--seed", type=int, default=1)
     arguments = parser.parse_args(argv)
-    plan = [(4, 2000), (7, 1000)] if arguments.quick else [(4, 12000), (7, 5000), (16, 1000), (32, 150)]
-    rows = [run(peers, payloads, arguments.seed) for peers, payloads in plan]
+    # The same offered load for every network size (payloads over one virtual second, spread
+    # over the peers), so that the sizes compare like for like.
+    offered = 8_000 if arguments.quick else 48_000
+    sizes = (4, 7) if arguments.quick else (4, 7, 16, 32)
+    rows = [run(peers, offered // peers, arguments.seed) for peers in sizes]
     columns = [
         "peers",
         "payloads",
@@ -89,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         "max_graph_events",
     ]
     print_table("Consensus in the simulator (all peers on one core; latency in virtual time)", rows, columns)
-    path = write_results("consensus_sim", {"quick": arguments.quick, "seed": arguments.seed, "runs": rows})
+    path = write_results(
+        "consensus_sim",
+        {"quick": arguments.quick, "seed": arguments.seed, "offered_payloads": offered, "runs": rows},
+    )
     print(f"\nwrote {path}")
     return 0
 
