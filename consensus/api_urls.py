@@ -1,0 +1,16 @@
+"""REST API of consensus, mounted under /api/."""
+
+from django.urls import path
+
+from consensus import api
+
+urlpatterns = [
+    path("blocks/", api.BlockListApi.as_view(), name="api-blocks"),
+    path("blocks/consistency", api.BlockConsistencyApi.as_view(), name="api-blocks-consistency"),
+    path("blocks/consistency/", api.BlockConsistencyApi.as_view()),
+    path("blocks/<int:height>/", api.BlockDetailApi.as_view(), name="api-block"),
+    path("blocks/<int:height>/proof/<int:index>/", api.BlockProofApi.as_view(), name="api-block-proof"),
+    path("consensus/status", api.ConsensusStatusApi.as_view(), name="api-consensus-status"),
+    path("consensus/status/", api.ConsensusStatusApi.as_view()),
+    path("anchors/", api.AnchorListApi.as_view(), name="api-anchors"),
+]

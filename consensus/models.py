@@ -1,0 +1,149 @@
+"""The consensus shell's state in PostgreSQL (ARCHITECTURE.md §6).
+
+``ConsensusState`` is one row: the validator's protocol snapshot (its gossip graph included),
+versioned, and the lock every mutation takes. Blocks and their observations are stored when
+``Parsec.poll`` hands them out, in the same transaction as the snapshot that no longer holds
+them, so a crash can neither lose a block nor store one twice.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class ConsensusState(models.Model):
+    """The one validator this node runs. Lock it (``select_for_update``) before any change."""
+
+    version = models.BigIntegerField(default=0, help_text="bumped on every persisted change")
+    our_id = models.CharField(max_length=64, help_text="our validator id: the node's Ed25519 key, hex")
+    validators = models.JSONField(
+        default=dict, help_text="validator id (hex) -> node name, of the current epoch"
+    )
+    snapshot = models.BinaryField(help_text="Parsec.snapshot() as JSON bytes")
+    snapshot_bytes = models.PositiveIntegerField(default=0)
+    epoch = models.PositiveIntegerField(default=0)
+    next_height = models.BigIntegerField(default=0)
+    events_in_graph = models.PositiveIntegerField(default=0)
+    rounds_completed = models.BigIntegerField(default=0, help_text="gossip exchanges answered or handled")
+    rounds_per_second = models.FloatField(default=0.0)
+    rate_window_started_at = models.DateTimeField(default=timezone.now)
+    rate_window_rounds = models.PositiveIntegerField(default=0)
+    messages_rejected = models.BigIntegerField(default=0)
+    awaiting_response_from = models.CharField(max_length=100, blank=True)
+    request_sent_at = models.DateTimeField(null=True, blank=True)
+    peers = models.JSONField(default=dict, help_text="node name -> {last_heard_at, last_sent_at, last_error}")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"consensus state v{self.version} (height {self.next_height})"
+
+
+class ObservationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    VOTED = "voted", "Voted"
+    AGREED = "agreed", "Agreed"
+
+
+class PendingObservation(models.Model):
+    """An observation this node voted for (or will at the worker's next step), until agreed."""
+
+    digest = models.BinaryField(max_length=32, unique=True, help_text="SHA-256 of the observation bytes")
+    data = models.BinaryField(help_text="the observation bytes (consensus.protocol observation_bytes)")
+    kind = models.CharField(max_length=40)
+    status = models.CharField(
+        max_length=10, choices=ObservationStatus.choices, default=ObservationStatus.QUEUED
+    )
+    submitted_at = models.DateTimeField(default=timezone.now)
+    voted_at = models.DateTimeField(null=True, blank=True)
+    agreed_at = models.DateTimeField(null=True, blank=True)
+    block_height = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {bytes(self.digest).hex()[:12]} ({self.status})"
+
+
+class Block(models.Model):
+    height = models.BigIntegerField(unique=True)
+    block_hash = models.BinaryField(max_length=32, help_text="object_hash('block', header)")
+    previous_hash = models.BinaryField(max_length=32)
+    epoch = models.PositiveIntegerField()
+    round = models.BigIntegerField()
+    merkle_root = models.BinaryField(max_length=32, help_text="RFC 9162 root over the observations")
+    tree_size = models.PositiveIntegerField(help_text="how many observations (leaves)")
+    signatures = models.JSONField(help_text="[{validator, name, signature}] (hex), more than 2/3")
+    validators = models.JSONField(default=list, help_text="the epoch's validator ids (hex)")
+    log_root = models.BinaryField(
+        max_length=32, help_text="RFC 9162 root of the block log: leaves = block hashes 0..height"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-height"]
+
+    def __str__(self) -> str:
+        return f"block {self.height}"
+
+
+class BlockObservation(models.Model):
+    block = models.ForeignKey(Block, on_delete=models.CASCADE, related_name="observations")
+    index = models.PositiveIntegerField(help_text="leaf index in the block's Merkle tree, 0-based")
+    kind = models.CharField(max_length=40)
+    data = models.BinaryField(help_text="the leaf: the observation bytes the Merkle tree commits to")
+
+    class Meta:
+        ordering = ["block", "index"]
+        constraints = [models.UniqueConstraint(fields=["block", "index"], name="one_observation_per_leaf")]
+
+    def __str__(self) -> str:
+        return f"block {self.block_id} leaf {self.index}"
+
+
+class Accusation(models.Model):
+    offender = models.CharField(max_length=64, help_text="validator id (hex)")
+    offender_name = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(max_length=40)
+    evidence = models.JSONField(help_text="Accusation.to_wire(): checkable by anyone (check_accusation)")
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+        constraints = [models.UniqueConstraint(fields=["offender", "kind"], name="one_accusation_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.offender_name or self.offender[:12]}"
+
+
+class AnchorStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUBMITTED = "submitted", "Submitted"
+    MINED = "mined", "Mined"
+    FINAL = "final", "Final"
+    REVERTED = "reverted", "Reverted"
+
+
+class Anchor(models.Model):
+    """One block root written to the AnchorRegistry contract, followed until final."""
+
+    height = models.BigIntegerField(unique=True)
+    merkle_root = models.BinaryField(max_length=32)
+    status = models.CharField(max_length=10, choices=AnchorStatus.choices, default=AnchorStatus.PENDING)
+    tx_hash = models.CharField(max_length=66, blank=True)
+    previous_tx_hashes = models.JSONField(default=list, help_text="sent before and dropped by a reorg")
+    block_number = models.BigIntegerField(null=True, blank=True)
+    block_hash = models.CharField(max_length=66, blank=True)
+    log_index = models.PositiveIntegerField(null=True, blank=True)
+    gas_used = models.PositiveIntegerField(null=True, blank=True)
+    confirmations = models.PositiveIntegerField(default=0)
+    confirmations_needed = models.PositiveIntegerField(default=3)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-height"]
+
+    def __str__(self) -> str:
+        return f"anchor of block {self.height} ({self.status})"

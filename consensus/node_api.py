@@ -1,0 +1,62 @@
+"""Node-to-node endpoint of consensus: one-way gossip messages (mounted under /node-api/).
+
+The view only checks (transport signature by node_to_node, size, shape, parties, the message's
+own signature) and hands the message to the worker, which owns the validator's state; it
+answers 202 at once. The answer to a request travels back the same way, as its own POST.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from consensus import services
+from settlement.errors import error_body
+from settlement.transport import node_to_node
+
+
+def _refuse(request: HttpRequest, error: services.ConsensusShellError) -> JsonResponse:
+    services.gossip_refused(peer=getattr(request, "peer", None), error=error)
+    return JsonResponse(error_body(error.code, error.message), status=error.http_status)
+
+
+@node_to_node
+def _gossip(request: HttpRequest) -> HttpResponse:
+    from consensus.tasks import gossip_handle
+
+    try:
+        body: Any = json.loads(request.body)
+    except (UnicodeDecodeError, ValueError):
+        return _refuse(request, services.ConsensusShellError("the body is not JSON", code="malformed_gossip"))
+    try:
+        wire = services.gossip_check(peer=request.peer, body=body)  # type: ignore[attr-defined]
+    except services.ConsensusShellError as error:
+        return _refuse(request, error)
+    gossip_handle.delay(request.peer.name, wire)  # type: ignore[attr-defined]
+    return JsonResponse({"accepted": True}, status=202)
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def gossip(request: HttpRequest) -> HttpResponse:
+    # Refuse an oversized body before anything reads it (the transport check hashes the body).
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.CONSENSUS_MAX_MESSAGE_BYTES:
+        error = services.ConsensusShellError(
+            f"a gossip message is at most {settings.CONSENSUS_MAX_MESSAGE_BYTES} bytes",
+            code="message_too_large",
+            http_status=413,
+        )
+        services.gossip_refused(peer=None, error=error)
+        return JsonResponse(error_body(error.code, error.message), status=413)
+    return _gossip(request)

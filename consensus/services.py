@@ -1,0 +1,612 @@
+"""The consensus shell: runs this node's validator (``consensus.protocol.Parsec``) in the worker.
+
+Lock order and why: every change of the validator's state happens inside one transaction that
+holds ``ConsensusState`` (pk 1) ``FOR UPDATE``: the web process never touches the protocol, it
+only verifies a gossip message's transport and message signatures and enqueues it; the
+worker's tasks take the row lock, so two worker processes (or a worker and a management
+command) can never both extend our chain of events, which peers would report as a fork.
+
+In each locked step the shell restores the protocol from the persisted snapshot (or reuses the
+instance cached in this process when the stored version is the one it wrote last), runs one
+protocol call, drains ``poll()`` into ``Block`` rows (bulk inserts), stores new accusations,
+and writes the snapshot with ``version + 1``, all in one transaction. What the step produced
+(a gossip request or response) is sent after commit: the snapshot that signed it is durable
+before any peer can see it (Parsec.snapshot's rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from consensus.models import (
+    Accusation,
+    Block,
+    BlockObservation,
+    ConsensusState,
+    ObservationStatus,
+    PendingObservation,
+)
+from consensus.protocol import Block as ProtocolBlock
+from consensus.protocol import (
+    DuplicateVote,
+    MalformedMessage,
+    NotAValidator,
+    Parsec,
+    Payload,
+    Request,
+    ValidatorId,
+    WrongEpoch,
+    message_from_wire,
+)
+from consensus.protocol.malice import MESSAGE_KIND
+from consensus.protocol.types import ConsensusError, Observation, observation_bytes, observation_from_bytes
+from settlement import health
+from settlement.keystore import node_signer
+from settlement.models import Peer, PeerKey
+from settlement.protocol.encoding import sha256
+from settlement.protocol.merkle import MerkleLog, leaf_hash
+from settlement.protocol.signing import is_valid
+
+logger = logging.getLogger("parsec.consensus")
+
+STATE_PK = 1
+CONSENSUS_GROUP = "consensus"
+BLOCKS_GROUP = "blocks"
+GOSSIP_PATH = "/node-api/consensus/gossip"
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{0,39}$")
+# The protocol refuses observations over 64 KiB; the kind and separator fit in the rest.
+MAX_PAYLOAD_BYTES = 60_000
+MEMBERSHIP_KINDS = {b"a": "add-validator", b"r": "remove-validator"}
+# How many queued observations one worker step votes for (one event carries them all).
+VOTES_PER_STEP = 20_000
+
+
+class ConsensusShellError(Exception):
+    """A refusal of the consensus shell, with a machine-readable code and a sentence."""
+
+    code = "consensus_error"
+    http_status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if http_status:
+            self.http_status = http_status
+
+
+# ----------------------------------------------------------------- observations and payloads
+
+
+def observation_for(*, kind: str, payload: bytes) -> Observation:
+    """An application observation: the kind, a newline, then the payload (all Merkle-committed)."""
+    if not KIND_PATTERN.match(kind):
+        raise ConsensusShellError(
+            "kind is 1 to 40 characters: a lower-case letter, then letters, digits, '.', '_' or '-'",
+            code="bad_kind",
+        )
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ConsensusShellError(
+            f"a payload is at most {MAX_PAYLOAD_BYTES} bytes", code="payload_too_large", http_status=413
+        )
+    return Payload(kind.encode() + b"\n" + payload)
+
+
+def observation_parts(data: bytes) -> tuple[str, bytes]:
+    """(kind, payload) of stored observation bytes (membership changes name the validator key)."""
+    tag, value = data[:1], data[1:]
+    if tag in MEMBERSHIP_KINDS:
+        return MEMBERSHIP_KINDS[tag], value
+    kind, _, payload = value.partition(b"\n")
+    return kind.decode(errors="replace"), payload
+
+
+def consensus_vote(*, payload: bytes, kind: str) -> PendingObservation:
+    """Submit an observation for agreement; the worker votes for it at its next step.
+
+    Call it after your own transaction committed (the observation must describe something that
+    happened). Idempotent: the same kind and payload again returns the first submission.
+    """
+    data = observation_bytes(observation_for(kind=kind, payload=payload))
+    digest = sha256(data)
+    with transaction.atomic():
+        pending, created = PendingObservation.objects.get_or_create(
+            digest=digest, defaults={"data": data, "kind": kind}
+        )
+        if created:
+            transaction.on_commit(_schedule_votes)
+    return pending
+
+
+def consensus_vote_many(*, payloads: list[bytes], kind: str) -> int:
+    """Submit many observations at once (one bulk insert); returns how many were new."""
+    rows = []
+    for payload in payloads:
+        data = observation_bytes(observation_for(kind=kind, payload=payload))
+        rows.append(PendingObservation(digest=sha256(data), data=data, kind=kind))
+    with transaction.atomic():
+        created = PendingObservation.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5_000)
+        transaction.on_commit(_schedule_votes)
+    return len(created)
+
+
+def _schedule_votes() -> None:
+    from consensus.tasks import votes_apply
+
+    votes_apply.delay()
+
+
+# ----------------------------------------------------------------- the validator directory
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Validator ids (Ed25519 public keys) and the node names they belong to."""
+
+    name_of: dict[bytes, str]
+
+    def id_of(self, name: str) -> bytes | None:
+        for key, value in self.name_of.items():
+            if value == name:
+                return key
+        return None
+
+
+def _current_peer_keys() -> dict[str, bytes]:
+    keys = PeerKey.objects.filter(Q(valid_until__isnull=True) | Q(valid_until__gt=timezone.now()))
+    return {
+        key.peer.name: bytes.fromhex(key.public) for key in keys.select_related("peer").order_by("valid_from")
+    }
+
+
+def validator_directory(names: list[str]) -> Directory:
+    """Resolve node names to validator ids: ours from the node key, peers' from their current key."""
+    ours = node_signer().public_key
+    peer_keys = _current_peer_keys()
+    name_of: dict[bytes, str] = {}
+    for name in names:
+        key = ours if name == settings.NODE_NAME else peer_keys.get(name)
+        if key is None:
+            raise ConsensusShellError(
+                f"validator {name} is not a known peer yet (add it with manage.py peer_add)",
+                code="unknown_validator",
+                http_status=409,
+            )
+        name_of[key] = name
+    return Directory(name_of)
+
+
+def _names_for(ids: tuple[ValidatorId, ...] | list[bytes], known: dict[str, str]) -> dict[str, str]:
+    peer_names = {key.hex(): name for name, key in _current_peer_keys().items()}
+    peer_names[node_signer().public_key.hex()] = settings.NODE_NAME
+    return {item.hex(): known.get(item.hex()) or peer_names.get(item.hex(), item.hex()[:12]) for item in ids}
+
+
+# ----------------------------------------------------------------- the state and its lock
+
+
+@dataclass
+class _Cache:
+    version: int | None = None
+    parsec: Parsec | None = None
+    block_log: MerkleLog | None = None
+    accusations: int = 0
+
+
+_cache = _Cache()
+
+
+def forget_cached_state() -> None:
+    """Drop this process's cached validator (tests; after a failed step)."""
+    _cache.version = None
+    _cache.parsec = None
+    _cache.block_log = None
+    _cache.accusations = 0
+
+
+def consensus_state_ensure(*, validators: list[str] | None = None) -> ConsensusState:
+    """Make the validator's genesis state once (names from CONSENSUS_VALIDATORS by default)."""
+    existing = ConsensusState.objects.defer("snapshot").filter(pk=STATE_PK).first()
+    if existing is not None:
+        return existing
+    names = list(dict.fromkeys(validators or settings.CONSENSUS_VALIDATORS))
+    if settings.NODE_NAME not in names:
+        raise ConsensusShellError(
+            f"{settings.NODE_NAME} is not among the validators {names}", code="not_a_validator"
+        )
+    directory = validator_directory(names)
+    signer = node_signer()
+    parsec = Parsec.from_genesis(
+        ValidatorId(signer.public_key), signer.key, [ValidatorId(key) for key in directory.name_of]
+    )
+    snapshot = json.dumps(parsec.snapshot(), separators=(",", ":")).encode()
+    try:
+        with transaction.atomic():
+            state = ConsensusState.objects.create(
+                pk=STATE_PK,
+                version=1,
+                our_id=signer.public_key.hex(),
+                validators={key.hex(): name for key, name in directory.name_of.items()},
+                snapshot=snapshot,
+                snapshot_bytes=len(snapshot),
+            )
+    except IntegrityError:
+        return ConsensusState.objects.defer("snapshot").get(pk=STATE_PK)
+    logger.info("consensus: genesis with validators %s", ", ".join(names))
+    return state
+
+
+@dataclass
+class Step:
+    """What one locked step produced, to be carried out after commit."""
+
+    state: ConsensusState
+    parsec: Parsec
+    blocks: int = 0
+    send: tuple[str, dict[str, Any]] | None = None
+
+
+@contextmanager
+def _locked_step() -> Iterator[Step]:
+    """Lock the state row, hand out the validator, then persist everything in one transaction."""
+    try:
+        with transaction.atomic():
+            state = ConsensusState.objects.select_for_update().defer("snapshot").filter(pk=STATE_PK).first()
+            if state is None:
+                consensus_state_ensure()
+                state = ConsensusState.objects.select_for_update().defer("snapshot").get(pk=STATE_PK)
+            if _cache.parsec is None or _cache.version != state.version:
+                raw = ConsensusState.objects.values_list("snapshot", flat=True).get(pk=STATE_PK)
+                _cache.parsec = Parsec.restore(node_signer().key, json.loads(bytes(raw)))
+                _cache.version = state.version
+            step = Step(state, _cache.parsec)
+            yield step
+            _persist(step)
+    except BaseException:
+        forget_cached_state()  # the instance may hold changes the rollback undid
+        raise
+    if step.blocks:
+        transaction.on_commit(lambda: health.broadcast(BLOCKS_GROUP, "blocks.changed"))
+    _announce_throttled()
+
+
+_last_announced = [0.0]
+
+
+def _announce_throttled() -> None:
+    # Gossip steps run many times a second; the Consensus page needs at most one look a second.
+    now = time.monotonic()
+    if now - _last_announced[0] >= 1.0:
+        _last_announced[0] = now
+        transaction.on_commit(lambda: health.broadcast(CONSENSUS_GROUP, "consensus.changed"))
+
+
+def _persist(step: Step) -> None:
+    state, parsec = step.state, step.parsec
+    while (block := parsec.poll()) is not None:
+        _store_block(block, state)
+        step.blocks += 1
+    accusations = parsec.accusations()
+    if len(accusations) != _cache.accusations:
+        names = _names_for([item.offender for item in accusations], state.validators)
+        Accusation.objects.bulk_create(
+            [
+                Accusation(
+                    offender=item.offender.hex(),
+                    offender_name=names[item.offender.hex()],
+                    kind=item.kind,
+                    evidence=item.to_wire(),
+                )
+                for item in accusations
+            ],
+            ignore_conflicts=True,
+        )
+        _cache.accusations = len(accusations)
+    snapshot = json.dumps(parsec.snapshot(), separators=(",", ":")).encode()
+    state.version += 1
+    state.snapshot = snapshot
+    state.snapshot_bytes = len(snapshot)
+    state.epoch = parsec.epoch
+    state.events_in_graph = len(parsec.graph)
+    if set(state.validators) != {item.hex() for item in parsec.validators}:
+        state.validators = _names_for(parsec.validators, state.validators)
+    state.updated_at = timezone.now()
+    state.save()
+    _cache.version = state.version
+
+
+def _block_log() -> MerkleLog:
+    """The log of block hashes (leaf i = hash of block i), kept in memory, rebuilt when stale."""
+    count = Block.objects.count()
+    if _cache.block_log is None or _cache.block_log.size != count:
+        hashes = Block.objects.order_by("height").values_list("block_hash", flat=True)
+        _cache.block_log = MerkleLog(leaf_hash(bytes(item)) for item in hashes)
+    return _cache.block_log
+
+
+def _store_block(block: ProtocolBlock, state: ConsensusState) -> None:
+    log = _block_log()
+    if log.size != block.height:
+        raise ConsensusShellError(f"block {block.height} does not follow the {log.size} blocks stored")
+    log.append(leaf_hash(block.hash))
+    names = _names_for([item.validator for item in block.signatures], state.validators)
+    row = Block.objects.create(
+        height=block.height,
+        block_hash=block.hash,
+        previous_hash=block.previous_hash,
+        epoch=block.epoch,
+        round=block.round,
+        merkle_root=block.merkle_root,
+        tree_size=len(block.observations),
+        signatures=[
+            {
+                "validator": item.validator.hex(),
+                "name": names[item.validator.hex()],
+                "signature": item.signature.hex(),
+            }
+            for item in block.signatures
+        ],
+        validators=list(state.validators),
+        log_root=log.root,
+    )
+    leaves = [observation_bytes(item) for item in block.observations]
+    BlockObservation.objects.bulk_create(
+        [
+            BlockObservation(block=row, index=index, kind=observation_parts(data)[0], data=data)
+            for index, data in enumerate(leaves)
+        ],
+        batch_size=5_000,
+    )
+    now = timezone.now()
+    digests = [sha256(data) for data in leaves]
+    for start in range(0, len(digests), 5_000):
+        PendingObservation.objects.filter(digest__in=digests[start : start + 5_000]).update(
+            status=ObservationStatus.AGREED, agreed_at=now, block_height=block.height
+        )
+    state.next_height = block.height + 1
+    transaction.on_commit(lambda: _anchor_soon())
+
+
+def _anchor_soon() -> None:
+    from consensus.tasks import anchors_tick
+
+    if settings.ANCHOR_EVERY_BLOCKS == 1:
+        anchors_tick.delay()
+
+
+# ----------------------------------------------------------------- the worker's steps
+
+
+def votes_apply() -> int:
+    """Vote for queued observations (one step; they travel in our next event). Returns how many."""
+    with _locked_step() as step:
+        queued = list(
+            PendingObservation.objects.filter(status=ObservationStatus.QUEUED)
+            .order_by("id")
+            .values_list("id", "data")[:VOTES_PER_STEP]
+        )
+        for _, data in queued:
+            # DuplicateVote: voted before a crash, or agreed already; the row is updated below.
+            with contextlib.suppress(DuplicateVote):
+                step.parsec.vote_for(observation_from_bytes(bytes(data)))
+        if queued:
+            PendingObservation.objects.filter(id__in=[item[0] for item in queued]).update(
+                status=ObservationStatus.VOTED, voted_at=timezone.now()
+            )
+        _maybe_start_round(step)
+    _send(step)
+    return len(queued)
+
+
+def gossip_tick() -> None:
+    """Beat's tick: start a gossip round with a random validator unless one is under way."""
+    with _locked_step() as step:
+        _maybe_start_round(step, force_after_timeout=True)
+    _send(step)
+
+
+def _peers_of(step: Step) -> list[str]:
+    ours = step.state.our_id
+    return [name for key, name in step.state.validators.items() if key != ours]
+
+
+def _maybe_start_round(step: Step, *, force_after_timeout: bool = False) -> None:
+    state = step.state
+    peers = _peers_of(step)
+    if not peers:
+        return
+    if state.awaiting_response_from and state.request_sent_at is not None:
+        waited = timezone.now() - state.request_sent_at
+        if waited < timedelta(seconds=settings.CONSENSUS_RESPONSE_TIMEOUT_SECONDS):
+            return
+        if not force_after_timeout:
+            return
+        _note_peer(state, state.awaiting_response_from, error="no response in time")
+    name = random.choice(peers)  # noqa: S311 - gossip partner choice, not a secret
+    peer_id = bytes.fromhex(next(key for key, value in state.validators.items() if value == name))
+    request = step.parsec.create_gossip(ValidatorId(peer_id))
+    state.awaiting_response_from = name
+    state.request_sent_at = timezone.now()
+    _note_peer(state, name, sent=True)
+    step.send = (name, request.to_wire())
+
+
+def gossip_receive(*, peer_name: str, wire: dict[str, Any]) -> None:
+    """Handle one gossip message a peer sent (already transport- and signature-checked by the view)."""
+    with _locked_step() as step:
+        state = step.state
+        peer_key = next((key for key, value in state.validators.items() if value == peer_name), None)
+        try:
+            message = message_from_wire(wire)
+            sender = ValidatorId(bytes.fromhex(peer_key) if peer_key else message.sender)
+            if isinstance(message, Request):
+                response = step.parsec.handle_request(sender, message)
+                step.send = (peer_name, response.to_wire())
+            else:
+                step.parsec.handle_response(sender, message)
+                if state.awaiting_response_from == peer_name:
+                    state.awaiting_response_from = ""
+                    state.request_sent_at = None
+            _count_round(state)
+            _note_peer(state, peer_name, heard=True)
+        except (ConsensusError, ValueError) as error:
+            state.messages_rejected += 1
+            _note_peer(state, peer_name, error=f"{type(error).__name__}: {error}"[:200])
+            logger.warning("consensus: refused gossip from %s: %s", peer_name, error)
+        if step.send is None and step.parsec.has_unfinished_work():
+            # Keep the conversation going while something waits for agreement or signatures.
+            _maybe_start_round(step)
+    _send(step)
+
+
+def _count_round(state: ConsensusState) -> None:
+    state.rounds_completed += 1
+    state.rate_window_rounds += 1
+    elapsed = (timezone.now() - state.rate_window_started_at).total_seconds()
+    if elapsed >= 5:
+        state.rounds_per_second = state.rate_window_rounds / elapsed
+        state.rate_window_rounds = 0
+        state.rate_window_started_at = timezone.now()
+
+
+def _note_peer(
+    state: ConsensusState, name: str, *, heard: bool = False, sent: bool = False, error: str = ""
+) -> None:
+    entry = dict(state.peers.get(name, {}))
+    now = timezone.now().isoformat()
+    if heard:
+        entry["last_heard_at"] = now
+        entry["last_error"] = ""
+    if sent:
+        entry["last_sent_at"] = now
+    if error:
+        entry["last_error"] = error
+        entry["last_error_at"] = now
+    state.peers = {**state.peers, name: entry}
+
+
+def _send(step: Step) -> None:
+    if step.send is None:
+        return
+    name, wire = step.send
+    from consensus.tasks import gossip_send
+
+    transaction.on_commit(lambda: gossip_send.delay(name, wire))
+
+
+def gossip_deliver(*, peer_name: str, wire: dict[str, Any]) -> bool:
+    """POST one message to a peer over the signed transport (after the snapshot is committed)."""
+    from settlement.transport import PeerUnreachable, peer_request
+
+    peer = Peer.objects.filter(name=peer_name).first()
+    if peer is None:
+        logger.warning("consensus: validator %s is not a known peer", peer_name)
+        return False
+    try:
+        answer = peer_request(peer, "POST", GOSSIP_PATH, json_body={"message": wire}, timeout=10)
+    except PeerUnreachable as error:
+        logger.info("consensus: %s", error)
+        return False
+    if answer.status != 202:
+        logger.warning("consensus: %s refused our gossip: %s %s", peer_name, answer.status, answer.body[:300])
+        return False
+    return True
+
+
+# ----------------------------------------------------------------- receiving (web process)
+
+
+def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
+    """What the receiving view checks before enqueueing: shape, parties, the message signature.
+
+    Raises :class:`ConsensusShellError` (4xx) for what the node refuses outright. What the
+    protocol can prove against the sender (bad events inside a signed message) is left to the
+    worker, where ``handle_*`` records the accusation.
+    """
+    state = ConsensusState.objects.defer("snapshot").filter(pk=STATE_PK).first()
+    if state is None:
+        raise ConsensusShellError(
+            "this node's validator has not started yet", code="not_started", http_status=503
+        )
+    if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
+        raise ConsensusShellError('the body is {"message": <gossip message>}', code="malformed_gossip")
+    wire = body["message"]
+    try:
+        message = message_from_wire(wire)
+        header = message.header()
+    except (MalformedMessage, AttributeError, TypeError, ValueError) as error:
+        raise ConsensusShellError(
+            f"malformed gossip message: {error}"[:300], code="malformed_gossip"
+        ) from error
+    peer_key = next((key for key, value in state.validators.items() if value == peer.name), None)
+    if peer_key is None:
+        raise ConsensusShellError(f"{peer.name} is not a validator", code="not_a_validator", http_status=403)
+    if message.sender.hex() != peer_key or message.recipient.hex() != state.our_id:
+        raise ConsensusShellError("the message names other parties", code="wrong_parties", http_status=403)
+    if not is_valid(message.sender, MESSAGE_KIND, header, message.signature):
+        raise ConsensusShellError(
+            "the message is not signed by its sender", code="bad_message_signature", http_status=401
+        )
+    return wire
+
+
+def _refusals_key() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:consensus:refused"
+
+
+def gossip_refused(*, peer: Peer | None, error: ConsensusShellError) -> None:
+    """Count a refusal for the dashboard. In Redis, not the state row: a flood of bad messages
+    must not queue the web process behind the worker's lock. Best effort, never fails the 4xx."""
+    try:
+        client = health.redis_client()
+        client.hincrby(_refusals_key(), "total", 1)
+        if peer is not None:
+            client.hset(_refusals_key(), f"last:{peer.name}", f"{error.code}: {error.message}"[:200])
+    except Exception:
+        logger.warning("consensus: could not count a refused message")
+
+
+def gossip_refusals() -> dict[str, str]:
+    """Refusals by the receiving view: {"total": n, "last:<peer>": "<code>: <sentence>"}."""
+    try:
+        raw = health.redis_client().hgetall(_refusals_key())
+    except Exception:
+        return {}
+    return {_text(key): _text(value) for key, value in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+__all__ = [
+    "BLOCKS_GROUP",
+    "CONSENSUS_GROUP",
+    "ConsensusShellError",
+    "NotAValidator",
+    "WrongEpoch",
+    "consensus_state_ensure",
+    "consensus_vote",
+    "consensus_vote_many",
+    "gossip_check",
+    "gossip_deliver",
+    "gossip_receive",
+    "gossip_tick",
+    "votes_apply",
+]

@@ -1,0 +1,66 @@
+"""A single validator (N=1) agrees blocks end to end: vote → real Celery worker → stored blocks."""
+
+from __future__ import annotations
+
+import pytest
+from consensus_shell_support import single_validator, wait_for
+
+from consensus.models import Block, BlockObservation, ObservationStatus, PendingObservation
+from consensus.protocol import Block as ProtocolBlock
+from consensus.protocol.block import block_signature_is_valid
+from consensus.protocol.types import observation_from_bytes
+from consensus.services import consensus_vote
+from settlement.keystore import node_signer
+
+pytestmark = pytest.mark.worker
+__all__ = ["single_validator"]
+
+
+def test_votes_become_signed_blocks_through_a_real_worker(single_validator, celery_worker):
+    payloads = [f"payment {number}".encode() for number in range(25)]
+    for payload in payloads:
+        consensus_vote(payload=payload, kind="test.payment")
+
+    wait_for(
+        lambda: PendingObservation.objects.filter(status=ObservationStatus.AGREED).count() == len(payloads),
+        what="every observation agreed",
+    )
+    blocks = list(Block.objects.order_by("height"))
+    assert [block.height for block in blocks] == list(range(len(blocks)))
+    stored = [
+        bytes(item).split(b"\n", 1)[1]
+        for item in BlockObservation.objects.order_by("block__height", "index").values_list("data", flat=True)
+    ]
+    assert sorted(stored) == sorted(payloads)
+    our_key = node_signer().public_key.hex()
+    previous = bytes(32)
+    for block in blocks:
+        assert bytes(block.previous_hash) == previous
+        previous = bytes(block.block_hash)
+        rebuilt = ProtocolBlock(
+            height=block.height,
+            previous_hash=bytes(block.previous_hash),
+            epoch=block.epoch,
+            round=block.round,
+            observations=tuple(
+                observation_from_bytes(bytes(item))
+                for item in block.observations.order_by("index").values_list("data", flat=True)
+            ),
+            merkle_root=bytes(block.merkle_root),
+        )
+        assert rebuilt.hash == bytes(block.block_hash)
+        assert [item["validator"] for item in block.signatures] == [our_key]
+        from consensus.protocol import ValidatorSignature
+
+        signature = block.signatures[0]
+        assert block_signature_is_valid(
+            rebuilt, ValidatorSignature(bytes.fromhex(signature["validator"]), bytes.fromhex(signature["signature"]))
+        )
+
+
+def test_the_same_observation_twice_is_agreed_once(single_validator, celery_worker):
+    first = consensus_vote(payload=b"once", kind="test.payment")
+    again = consensus_vote(payload=b"once", kind="test.payment")
+    assert first.pk == again.pk
+    wait_for(lambda: PendingObservation.objects.filter(status=ObservationStatus.AGREED).exists(), what="agreement")
+    assert BlockObservation.objects.count() == 1
