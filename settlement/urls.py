@@ -40,13 +40,12 @@ urlpatterns = [
     path("", include("settlement.counterparties.urls")),
     path("", include("ledgers.urls")),
     path("", include("channels_app.urls")),
+    path("", include("consensus.urls")),
+    path("api/", include("consensus.api_urls")),
+    path("node-api/", include("consensus.node_api_urls")),
     path("admin/", admin.site.urls),
     *[
         path(f"{name}/", views.section, {"name": name, "title": title}, name=name)
-        for name, title in (
-            ("consensus", "Consensus"),
-            ("blocks", "Blocks"),
-            ("messages", "Messages"),
-        )
+        for name, title in (("messages", "Messages"),)
     ],
 ]
