@@ -3,6 +3,7 @@
 from django.urls import path
 
 from channels_app.routing import websocket_urlpatterns as channel_routes
+from consensus.routing import websocket_urlpatterns as consensus_routes
 from ledgers.routing import websocket_urlpatterns as ledger_routes
 from settlement.consumers import OverviewConsumer, PeersConsumer
 
@@ -11,4 +12,5 @@ websocket_urlpatterns = [
     path("ws/peers/", PeersConsumer.as_asgi()),
     *ledger_routes,
     *channel_routes,
+    *consensus_routes,
 ]
