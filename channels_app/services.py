@@ -655,8 +655,21 @@ def _open_channel(row: Channel) -> ProtocolChannel:
     return row.protocol_channel
 
 
-@transaction.atomic
 def channel_pay(
+    *, channel: Channel, asset: str, amount: int, actor: Any, from_counterparty: bool = False
+) -> UpdateResult:
+    """See :func:`_channel_pay`; with a peer node, the committed proposal then travels to it
+    for its countersignature."""
+    result = _channel_pay(
+        channel=channel, asset=asset, amount=amount, actor=actor, from_counterparty=from_counterparty
+    )
+    if result.channel.peer_id is not None and result.countersignature is None:
+        result.channel = peer_proposal_deliver(result)
+    return result
+
+
+@transaction.atomic
+def _channel_pay(
     *, channel: Channel, asset: str, amount: int, actor: Any, from_counterparty: bool = False
 ) -> UpdateResult:
     """Move ``amount`` of ``asset`` to the counterparty (or, for a custodial counterparty on
@@ -702,8 +715,15 @@ def channel_countersignature_receive(
     return _apply(row.channel_id, [change], actor=actor).channel
 
 
-@transaction.atomic
 def channel_close(*, channel: Channel, actor: Any) -> UpdateResult:
+    result = _channel_close(channel=channel, actor=actor)
+    if result.channel.peer_id is not None and result.countersignature is None:
+        result.channel = peer_proposal_deliver(result)
+    return result
+
+
+@transaction.atomic
+def _channel_close(*, channel: Channel, actor: Any) -> UpdateResult:
     """Cooperative settlement: both sign a final state, then ``conclude`` pays out at once."""
     row = _row_locked(channel.channel_id)
     machine = _open_channel(row)
@@ -899,4 +919,140 @@ def channel_observe(*, channel_id: str, changes: list[object], actor: Any = "wat
 
 
 def now_seconds() -> int:
-    return int(timezone.now().timestamp())
+    """The rules' clock: the chain's time, or the wall clock if the chain has not moved lately
+    (a chain that mines only on demand). Challenge periods end by the chain's clock, so the
+    rules never take a time earlier than the chain's."""
+    return max(int(timezone.now().timestamp()), _chain_time())
+
+
+# ---------------------------------------------------------------- between two nodes
+
+
+def params_document(params: ChannelParams) -> dict[str, Any]:
+    return {
+        "chain_id": params.chain_id,
+        "participants": list(params.participants),
+        "nonce": str(params.nonce),
+        "challenge_duration": params.challenge_duration,
+    }
+
+
+def params_from_document(document: dict[str, Any]) -> ChannelParams:
+    try:
+        participants = (address(document["participants"][0]), address(document["participants"][1]))
+        return ChannelParams(
+            int(document["chain_id"]),
+            participants,
+            int(document["nonce"]),
+            int(document["challenge_duration"]),
+        )
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise BadState(f"the channel's fixed part is malformed: {error}") from None
+
+
+@transaction.atomic
+def peer_channel_accept(
+    *, peer: Any, params: ChannelParams, opening: ProtocolState, signature: bytes
+) -> Channel:
+    """A peer node opens a channel with us: check, countersign, persist (before answering)."""
+    if not peer.ethereum_address or params.participants[0] != address(peer.ethereum_address):
+        raise BadState("the channel's participant A must be the requesting node's Ethereum address")
+    if params.participants[1] != node_address():
+        raise BadState("the channel's participant B must be this node")
+    if Channel.objects.filter(channel_id=_hex(params.channel_id)).exists():
+        raise BadState("this channel is already open")
+    countersignature = eip712.sign_state(keystore.node_ethereum_private_key(), domain(), opening)
+    row = Channel.objects.create(
+        channel_id=_hex(params.channel_id),
+        peer=peer,
+        our_address=params.participants[1],
+        their_address=params.participants[0],
+        our_index=1,
+        params=codec.encode(params),
+        phase=ChannelPhase.PROPOSED,
+        opening={"state": codec.encode(opening), "signature": _hex(countersignature)},
+        clock=_chain_time(),
+    )
+    signed = SignedState(opening, (eip712.Signature(signature), countersignature))
+    _apply(
+        row.channel_id,
+        [state_changes.ChannelOpened(params, ChannelKind.LEDGER, signed)],
+        actor=f"peer:{peer.name}",
+    )
+    return row
+
+
+def peer_channel_open(
+    *, peer: Any, deposits: dict[str, tuple[int, int]], actor: Any, challenge_duration: int | None = None
+) -> Channel:
+    """Open a channel with a peer node over the signed transport; it countersigns the opening."""
+    from django.conf import settings
+
+    from settlement.transport import peer_request
+
+    if not peer.ethereum_address:
+        raise BadState(f"{peer.name} has not published an Ethereum address")
+    params = proposals.channel_params(
+        ethereum.chain_id(),
+        (node_address(), address(peer.ethereum_address)),
+        challenge_duration or settings.ETH_CHALLENGE_SECONDS,
+        random.SystemRandom(),
+    )
+    opening = proposals.opening_state(params, {address(asset): pair for asset, pair in deposits.items()})
+    signature = eip712.sign_state(keystore.node_ethereum_private_key(), domain(), opening)
+    from channels_app.api import state_output
+
+    answer = peer_request(
+        peer,
+        "POST",
+        "/node-api/channels/open",
+        json_body={
+            "params": params_document(params),
+            "state": state_output(opening),
+            "signature": _hex(signature),
+        },
+        idempotency_key=f"channel-open-{_hex(params.channel_id)}",
+    )
+    if not answer.ok:
+        raise BadState(f"{peer.name} refused the channel: {answer.body[:200]!r}")
+    countersignature = bytes.fromhex(answer.json()["signature"][2:])
+    with transaction.atomic():
+        row = Channel.objects.create(
+            channel_id=_hex(params.channel_id),
+            peer=peer,
+            our_address=params.participants[0],
+            their_address=params.participants[1],
+            our_index=0,
+            params=codec.encode(params),
+            phase=ChannelPhase.PROPOSED,
+            opening={"state": codec.encode(opening), "signature": _hex(signature)},
+            clock=_chain_time(),
+        )
+        _opened(row, params, opening, signature, countersignature, actor)
+    return row
+
+
+def peer_proposal_deliver(result: UpdateResult) -> Channel:
+    """Send our committed proposal to the peer node; its countersignature (made after it
+    persisted the state) completes the update here."""
+    from channels_app.api import state_output
+    from settlement.transport import peer_request
+
+    row = result.channel
+    if row.peer is None:
+        raise WrongPhase("this channel is not with a peer node")
+    answer = peer_request(
+        row.peer,
+        "POST",
+        f"/node-api/channels/{row.channel_id}/proposals",
+        json_body={"state": state_output(result.state), "signature": _hex(result.signature)},
+        idempotency_key=f"proposal-{row.channel_id}-{result.state.version}",
+    )
+    if not answer.ok:
+        raise BadState(
+            f"{row.peer.name if row.peer else 'the peer'} refused the update: {answer.body[:200]!r}"
+        )
+    countersignature = bytes.fromhex(answer.json()["countersignature"][2:])
+    return channel_countersignature_receive(
+        channel=row, version=result.state.version, signature=countersignature, actor=f"peer:{row.peer}"
+    )
