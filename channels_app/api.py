@@ -528,3 +528,34 @@ class StreamPaymentApi(ChannelApiView):
             channel=self.channel(channel_id), amount=serializer.validated_data["amount"], actor=request.user
         )
         return self.answer(applied.channel)
+
+
+class NanocontractApi(ChannelApiView):
+    class Input(serializers.Serializer):
+        asset = AssetField()
+        ours = AmountField(help_text="what the node locks")
+        theirs = AmountField(help_text="what the counterparty locks")
+
+    @extend_schema(
+        summary="Open a nanocontract funded by a lock in this ledger channel (custodial counterparty)",
+        request=Input,
+        responses={201: ChannelOutput, **ERRORS},
+    )
+    def post(self, request: Request, channel_id: str) -> Response:
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        sub = services.nanocontract_open(
+            channel=self.channel(channel_id), actor=request.user, **serializer.validated_data
+        )
+        return self.answer(sub, status.HTTP_201_CREATED)
+
+
+class ReleaseApi(ChannelApiView):
+    @extend_schema(
+        summary="Release a final nanocontract into its ledger channel",
+        request=None,
+        responses={200: ChannelOutput, **ERRORS},
+    )
+    def post(self, request: Request, channel_id: str) -> Response:
+        result = services.nanocontract_release(channel=self.channel(channel_id), actor=request.user)
+        return self.answer(result.channel)

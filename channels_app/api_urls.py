@@ -20,6 +20,8 @@ urlpatterns = [
     path(_ID + "states/", api.StatesApi.as_view(), name="api-channel-states"),
     path(_ID + "transactions/", api.TransactionsApi.as_view(), name="api-channel-transactions"),
     path(_ID + "dispute/", api.DisputeApi.as_view(), name="api-channel-dispute"),
+    path(_ID + "nanocontracts/", api.NanocontractApi.as_view(), name="api-channel-nanocontracts"),
+    path(_ID + "release/", api.ReleaseApi.as_view(), name="api-channel-release"),
     path(_ID + "streams/", api.StreamApi.as_view(), name="api-channel-streams"),
     path(_ID + "stream-payments/", api.StreamPaymentApi.as_view(), name="api-channel-stream-payments"),
 ]

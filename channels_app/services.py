@@ -123,6 +123,18 @@ def _sub_ids(channel: ProtocolChannel) -> set[str]:
     return {_hex(sub.channel_id) for sub in channel.latest.state.sub_allocations}
 
 
+def _sub_rows(row: Channel, changes: Iterable[object] = ()) -> list[Channel]:
+    """The rows of the sub-channels ``row`` funds now or would fund after ``changes``; locked
+    in id order (after the parent), so two services never wait on each other in a circle."""
+    ids = _sub_ids(row.protocol_channel)
+    for change in changes:
+        proposed = getattr(change, "state", None)
+        if isinstance(proposed, ProtocolState):
+            ids |= {_hex(sub.channel_id) for sub in proposed.sub_allocations}
+    ids.discard(row.channel_id)
+    return list(Channel.objects.select_for_update().filter(channel_id__in=sorted(ids)).order_by("channel_id"))
+
+
 def _node_channels(rows: Sequence[Channel], now: int) -> NodeChannels:
     channels = {row.id_bytes: row.protocol_channel for row in rows if row.machine is not None}
     return NodeChannels(
@@ -158,14 +170,11 @@ def _apply(
     Must run inside ``transaction.atomic``. A refused change raises ``ChannelError`` and the
     caller's transaction rolls back: nothing is stored.
     """
+    changes = list(changes)
     row = create if create is not None else _row_locked(channel_id)
     rows = [row]
     if row.machine is not None:
-        rows += list(
-            Channel.objects.select_for_update()
-            .filter(channel_id__in=sorted(_sub_ids(row.protocol_channel)))
-            .order_by("channel_id")
-        )
+        rows += _sub_rows(row, changes)
     state = _node_channels(rows, row.clock)
     produced: list[Event] = []
     names: list[str] = []
@@ -494,11 +503,15 @@ def _as_counterparty(channel: ProtocolChannel) -> ProtocolChannel:
     return replace(channel, our_index=channel.their_index)
 
 
-def _counterparty_view(row: Channel) -> NodeChannels:
+def _counterparty_view(row: Channel, changes: Iterable[object] = ()) -> NodeChannels:
+    """The channel (and the sub-channels a change touches) as the counterparty sees it."""
     channel = _as_counterparty(row.protocol_channel)
-    return NodeChannels(
-        us=channel.us, domain=domain(), now=Timestamp(row.clock), channels={channel.channel_id: channel}
-    )
+    channels = {channel.channel_id: channel}
+    for sub in _sub_rows(row, changes):
+        if sub.machine is not None:
+            sub_channel = _as_counterparty(sub.protocol_channel)
+            channels[sub_channel.channel_id] = sub_channel
+    return NodeChannels(us=channel.us, domain=domain(), now=Timestamp(row.clock), channels=channels)
 
 
 @transaction.atomic
@@ -634,10 +647,8 @@ def _propose(row: Channel, new: ProtocolState, actor: Any) -> UpdateResult:
         their_key = _custodial_key(row.counterparty)
         countersignature = eip712.sign_state(their_key, domain(), new)
         # The counterparty's own checks, before its key signs anything.
-        transition(
-            _counterparty_view(row),
-            state_changes.ProposalReceived(row.id_bytes, new, signature, countersignature),
-        )
+        proposal = state_changes.ProposalReceived(row.id_bytes, new, signature, countersignature)
+        transition(_counterparty_view(row, [proposal]), proposal)
         applied = _apply(
             row.channel_id,
             [change, state_changes.CountersignatureReceived(row.id_bytes, new.version, countersignature)],
@@ -1056,3 +1067,71 @@ def peer_proposal_deliver(result: UpdateResult) -> Channel:
     return channel_countersignature_receive(
         channel=row, version=result.state.version, signature=countersignature, actor=f"peer:{row.peer}"
     )
+
+
+# ---------------------------------------------------------------- nanocontracts
+
+
+@transaction.atomic
+def nanocontract_open(*, channel: Channel, asset: str, ours: int, theirs: int, actor: Any) -> Channel:
+    """A nanocontract (multistate channel): a sub-channel between the same two participants,
+    funded by a lock in the ledger channel, with no on-chain transaction. Custodial
+    counterparties only: both opening signatures and the lock are made here."""
+    row = _row_locked(channel.channel_id)
+    parent = _open_channel(row)
+    if row.counterparty is None:
+        raise WrongPhase("nanocontracts with peer nodes are not offered yet")
+    their_key = _custodial_key(row.counterparty)
+    params = row.protocol_params
+    sub_params = proposals.channel_params(
+        params.chain_id, params.participants, params.challenge_duration, random.SystemRandom()
+    )
+    pair = (ours, theirs) if row.our_index == 0 else (theirs, ours)
+    opening = proposals.opening_state(sub_params, {address(asset): pair})
+    signatures = {
+        row.our_index: eip712.sign_state(keystore.node_ethereum_private_key(), domain(), opening),
+        1 - row.our_index: eip712.sign_state(their_key, domain(), opening),
+    }
+    sub = Channel.objects.create(
+        channel_id=_hex(sub_params.channel_id),
+        kind=ChannelKind.NANOCONTRACT.value,
+        counterparty=row.counterparty,
+        our_address=row.our_address,
+        their_address=row.their_address,
+        our_index=row.our_index,
+        params=codec.encode(sub_params),
+        phase=ChannelPhase.PROPOSED,
+        clock=row.clock,
+    )
+    signed = SignedState(opening, (signatures[0], signatures[1]))
+    _apply(
+        sub.channel_id,
+        [state_changes.ChannelOpened(sub_params, ChannelKind.NANOCONTRACT, signed)],
+        actor=actor,
+        create=sub,
+    )
+    _propose(row, proposals.lock(parent, sub_params, address(asset), ours, theirs), actor)
+    sub.refresh_from_db()
+    return sub
+
+
+@transaction.atomic
+def nanocontract_release(*, channel: Channel, actor: Any) -> UpdateResult:
+    """Fold a final nanocontract back into its ledger channel's balances."""
+    # Lock order: the ledger channel first, then its sub-channels (as _apply does).
+    sub = Channel.objects.get(pk=channel.pk)
+    if sub.kind != ChannelKind.NANOCONTRACT.value or sub.machine is None:
+        raise WrongPhase("only a nanocontract is released into its ledger channel")
+    sub_channel = sub.protocol_channel
+    if not sub_channel.latest.state.is_final:
+        raise WrongPhase("close the nanocontract (a final state) before releasing it")
+    parent = SubAllocation.objects.filter(
+        sub_channel_id=sub.channel_id, released_in_version__isnull=True
+    ).first()
+    if parent is None:
+        raise WrongPhase("no ledger channel holds a lock for this nanocontract")
+    row = _row_locked(parent.channel.channel_id)
+    sub = _row_locked(sub.channel_id)
+    sub_channel = sub.protocol_channel
+    new = proposals.release(row.protocol_channel, sub_channel.params, sub_channel.latest.state)
+    return _propose(row, new, actor)

@@ -129,7 +129,18 @@ def channel_open(request: HttpRequest) -> HttpResponse:
     return redirect("channel-detail", channel_id=channel.channel_id)
 
 
-ACTIONS = ("deposit", "deposit_counterparty", "pay", "receive", "checkpoint", "settle", "dispute", "withdraw")
+ACTIONS = (
+    "deposit",
+    "deposit_counterparty",
+    "pay",
+    "receive",
+    "checkpoint",
+    "settle",
+    "dispute",
+    "withdraw",
+    "nanocontract",
+    "release",
+)
 
 
 @require_POST
@@ -161,6 +172,16 @@ def channel_action(request: HttpRequest, channel_id: str, action: str) -> HttpRe
                 actor=request.user,
                 from_counterparty=action == "receive",
             )
+        elif action == "nanocontract":
+            services.nanocontract_open(
+                channel=channel,
+                asset=asset,
+                ours=_amount(request.POST.get("ours", "")),
+                theirs=_amount(request.POST.get("theirs", "")),
+                actor=request.user,
+            )
+        elif action == "release":
+            services.nanocontract_release(channel=channel, actor=request.user)
         elif action == "checkpoint":
             services.channel_checkpoint(channel=channel, actor=request.user)
         elif action == "settle":
