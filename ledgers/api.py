@@ -444,3 +444,62 @@ class FraudProofVerifyApi(LedgerApiView):
         serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(verify_fraud_proof(serializer.validated_data["document"]).to_json())
+
+
+# --- payments between banks -----------------------------------------------------------------
+
+
+class InterbankPaymentOutput(serializers.Serializer):
+    payment_id = serializers.CharField(help_text="hash of the signed instruction")
+    reference = serializers.CharField()
+    role = serializers.CharField()
+    phase = serializers.CharField(help_text="held, final or voided")
+    amount = serializers.CharField(help_text="minor units")
+    proof = serializers.JSONField(
+        help_text="the instruction and its signatures; `python -m settlement.verify`"
+    )
+    void_reason = serializers.CharField()
+
+
+class InterbankPaymentApi(LedgerApiView):
+    class Input(serializers.Serializer):
+        idempotency_key = serializers.CharField(max_length=200, help_text="the instruction's reference")
+        sender = serializers.CharField(help_text="the sender's UBI here")
+        recipient = serializers.CharField(help_text="the recipient's UBI at the other bank")
+        asset = serializers.CharField(help_text="our IOU, e.g. bank-a.test/EUR")
+        recipient_asset = serializers.CharField(help_text="the other bank's IOU, e.g. bank-b.test/EUR")
+        amount = serializers.JSONField(help_text='a decimal string, e.g. "10.50"')
+        expires_in_seconds = serializers.IntegerField(min_value=1, max_value=3600, required=False)
+
+    @extend_schema(
+        summary="Payments between banks, newest first", responses=InterbankPaymentOutput(many=True)
+    )
+    def get(self, request: Request) -> Response:
+        from ledgers.models import InterbankPayment
+
+        return Response(InterbankPaymentOutput(InterbankPayment.objects.all()[:200], many=True).data)
+
+    @extend_schema(
+        summary="Pay a party of another bank: hold, the other bank co-signs, we finalise; both append",
+        request=Input,
+        responses={201: InterbankPaymentOutput, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        from ledgers import interbank_services
+
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        payment = interbank_services.payment_interbank_send(
+            request=interbank_services.InterbankRequest(
+                reference=data["idempotency_key"],
+                sender=data["sender"],
+                recipient=data["recipient"],
+                asset=data["asset"],
+                recipient_asset=data["recipient_asset"],
+                amount=data["amount"],
+                expires_in_ms=1000 * data.get("expires_in_seconds", 30),
+            ),
+            actor=request.user,
+        )
+        return Response(InterbankPaymentOutput(payment).data, status=status.HTTP_201_CREATED)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("ledgers/<str:ledger>/redeem/", api.LedgerRedeemApi.as_view(), name="api-ledger-redeem"),
     path("payments/", api.PaymentCreateApi.as_view(), name="api-payments"),
     path("payments/batch/", api.PaymentBatchApi.as_view(), name="api-payments-batch"),
+    path("payments/interbank/", api.InterbankPaymentApi.as_view(), name="api-payments-interbank"),
     path("fraud-proofs/", api.FraudProofListCreateApi.as_view(), name="api-fraud-proofs"),
     path("fraud-proofs/verify/", api.FraudProofVerifyApi.as_view(), name="api-fraud-proofs-verify"),
 ]

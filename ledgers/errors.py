@@ -53,3 +53,15 @@ def http_status(error: LedgerError) -> int:
     if error.code in NOT_FOUND_CODES:
         return 404
     return 400
+
+
+def error_for_code(code: str, message: str) -> LedgerError:
+    """The typed error whose code another bank answered with (so our API answers with the same
+    code), or :class:`PeerRefused` for a code we do not know."""
+    pending: list[type[LedgerError]] = [LedgerError]
+    while pending:
+        kind = pending.pop()
+        if kind.code == code and kind is not LedgerError:
+            return kind(message)
+        pending.extend(kind.__subclasses__())
+    return PeerRefused(message)

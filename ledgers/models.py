@@ -187,12 +187,21 @@ class InterbankPayment(models.Model):
     expires_at = models.BigIntegerField(help_text="milliseconds since the epoch")
     void_reason = models.CharField(max_length=300, blank=True)
     void_signature = models.CharField(max_length=128, blank=True)
+    peer_confirmed = models.BooleanField(default=False, help_text="the co-signer took the outcome (origin)")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["phase", "expires_at"])]
+        constraints = [
+            # A replay of the sender's idempotency key finds the first payment, never a second one.
+            models.UniqueConstraint(
+                fields=["debit_ledger", "reference"],
+                condition=Q(role="origin"),
+                name="one_origin_payment_per_reference",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.payment_id[:16]}… {self.phase}"

@@ -1,4 +1,12 @@
 """Node-to-node endpoints of ledgers, mounted under /node-api/; each view is wrapped by
 settlement.transport.node_to_node."""
 
-urlpatterns: list[object] = []
+from django.urls import path
+
+from ledgers import node_api
+
+urlpatterns = [
+    path("ledgers/payments/cosign", node_api.payment_cosign, name="node-api-ledger-payment-cosign"),
+    path("ledgers/payments/final", node_api.payment_final, name="node-api-ledger-payment-final"),
+    path("ledgers/payments/void", node_api.payment_void, name="node-api-ledger-payment-void"),
+]

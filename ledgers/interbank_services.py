@@ -1,0 +1,559 @@
+"""Payments between banks (seed 003 Pic. 4) over the signed node-to-node transport.
+
+Bank A (origin), :func:`payment_interbank_send`:
+
+1. one transaction: lock the sender's ledger, check and hold (``start_outgoing_payment``);
+2. no transaction open: ask bank B to co-sign (``POST /node-api/ledgers/payments/cosign``);
+3. one transaction: lock sender and B's account here (lock order), apply B's answer to the
+   state machine (``payment_transition``); on the co-signature A signs last and appends its leg,
+   on a refusal (or no answer) A voids and releases the hold;
+4. after commit: send B the final proof (B appends its leg) or the signed void notice (B releases
+   its hold); if B cannot be reached, a Celery task retries.
+
+Bank B (co-signer), called by the node API: :func:`payment_cosign` (check recipient KYC and the
+credit limit granted to A, hold on A's account here, sign), :func:`payment_apply_final` (verify
+the three signatures, append B's leg), :func:`payment_apply_void` (release on A's signed notice).
+A's signature on both a final proof and a void notice is kept as a fraud proof.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ledgers.errors import PeerRefused, error_for_code
+from ledgers.models import FraudProof, Hold, InterbankPayment, Ledger, LedgerOwner, PaymentRole
+from ledgers.protocol import chain as chain_rules
+from ledgers.protocol import fraud, interbank
+from ledgers.protocol.errors import BadRoute, BadTransition, LedgerError, UnknownLedger
+from ledgers.protocol.identifiers import AssetId, LedgerId, Namespace
+from ledgers.services import (
+    _apply,
+    _assets,
+    _load_state,
+    _lock_ledgers,
+    _save,
+    bank_key,
+    bank_namespace,
+    ledger_open,
+    now_millis,
+)
+from settlement.models import Peer, PeerCreditLimit
+from settlement.protocol.signing import PublicKey, Signature
+from settlement.transport import PeerUnreachable, peer_request
+
+logger = logging.getLogger("parsec.ledgers")
+
+COSIGN_PATH = "/node-api/ledgers/payments/cosign"
+FINAL_PATH = "/node-api/ledgers/payments/final"
+VOID_PATH = "/node-api/ledgers/payments/void"
+DEFAULT_EXPIRY_MS = 30_000
+
+
+def peer_for(namespace: str) -> Peer:
+    peer = Peer.objects.filter(domain=namespace).first()
+    if peer is None:
+        raise BadRoute(f"{namespace} is not a peer of this bank")
+    return peer
+
+
+def peer_public_key(peer: Peer) -> PublicKey:
+    key = peer.keys.filter(valid_until__isnull=True).order_by("-valid_from").first()
+    if key is None:
+        raise BadRoute(f"{peer.domain} has no current signing key here")
+    return PublicKey(bytes.fromhex(key.public))
+
+
+def peer_account(peer: Peer) -> Ledger:
+    """The ledger this bank keeps for ``peer`` (``ubi:<us>:bank.<peer>``), opened on first use."""
+    ubi = f"ubi:{bank_namespace()}:bank.{peer.domain}"
+    found = Ledger.objects.filter(ubi=ubi).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return ledger_open(name=f"bank.{peer.domain}", peer=peer, actor="system")
+    except (IntegrityError, LedgerError):
+        return Ledger.objects.get(ubi=ubi)
+
+
+def _sync_credit_line(state: Any, ledger: Ledger, peer: Peer, asset: AssetId) -> None:
+    """The credit line of a peer's account here is the PeerCreditLimit the operator set."""
+    limit = PeerCreditLimit.objects.filter(peer=peer, asset=asset).values_list("limit", flat=True).first()
+    state.credit_lines[ledger.pk] = {**state.credit_lines[ledger.pk], asset: int(limit or 0)}
+    from django.db import connection
+
+    asset_id = next(pk for pk, row in state.assets_by_id.items() if row.uai == asset)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ledgers_balance (ledger_id, asset_id, amount, credit_line) VALUES (%s, %s, 0, %s) "
+            "ON CONFLICT (ledger_id, asset_id) DO UPDATE SET credit_line = EXCLUDED.credit_line",
+            [ledger.pk, asset_id, int(limit or 0)],
+        )
+
+
+# --- bank A ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InterbankRequest:
+    """A payment to a party of another bank. ``asset`` is ours (the sender's), ``recipient_asset``
+    the recipient bank's IOU of the same currency. A self-custody sender signs the instruction
+    itself and sends ``sender_signature`` with the ``created_at``/``expires_at`` it signed."""
+
+    reference: str
+    sender: str
+    recipient: str
+    asset: str
+    recipient_asset: str
+    amount: object
+    expires_in_ms: int = DEFAULT_EXPIRY_MS
+    sender_signature: Signature | None = None
+    created_at: int | None = None
+    expires_at: int | None = None
+
+
+def _sender_key(ledger: Ledger) -> tuple[PublicKey, Any]:
+    from ledgers.services import party_public_key, party_signer
+
+    return party_public_key(ledger), party_signer(ledger)
+
+
+@transaction.atomic
+def _hold(request: InterbankRequest) -> tuple[InterbankPayment, bool]:
+    sender = Ledger.objects.filter(ubi=request.sender).first()
+    if sender is None:
+        raise UnknownLedger(f"{request.sender} is not a ledger kept by this bank")
+    locked = _lock_ledgers([sender.pk])
+    sender = locked[sender.pk]
+    existing = InterbankPayment.objects.filter(
+        role=PaymentRole.ORIGIN, debit_ledger=sender, reference=request.reference
+    ).first()
+    if existing is not None:
+        return existing, False
+    assets_by_id, assets = _assets()
+    asset = next((row for row in assets_by_id.values() if row.uai == request.asset), None)
+    if asset is None:
+        from ledgers.protocol.errors import UnknownAsset
+
+        raise UnknownAsset(f"{request.asset} is not an asset this node knows")
+    from ledgers.services import minor_units
+
+    minor = minor_units(request.amount, decimals=asset.decimals)
+    now = now_millis()
+    created = request.created_at if request.created_at is not None else now
+    expires = request.expires_at if request.expires_at is not None else created + request.expires_in_ms
+    instruction = interbank.plan_route(
+        reference=request.reference,
+        sender=LedgerId(request.sender),
+        recipient=_ledger_id(request.recipient),
+        amount=minor,
+        assets=[AssetId(request.asset), AssetId(request.recipient_asset)],
+        created_at=chain_rules.Millis(created),
+        expires_at=chain_rules.Millis(expires),
+    )
+    peer = peer_for(instruction.banks[1])
+    account = peer_account(peer)
+    public, signer = _sender_key(sender)
+    signature = request.sender_signature
+    if signature is None:
+        if signer is None:
+            raise BadRoute(
+                f"{request.sender}'s owner holds its own key: send its signature on the instruction"
+            )
+        signature = interbank.sign_payment(instruction, key=signer)
+    state = _load_state(locked, assets_by_id)
+    result = interbank.start_outgoing_payment(
+        instruction=instruction,
+        sender_key=public,
+        sender_signature=signature,
+        sender=state.view(sender.pk),
+        assets=assets,
+        now=now,
+    )
+    for event in result.events:
+        if isinstance(event, interbank.HoldPlaced):
+            Hold.objects.create(
+                ledger=sender,
+                key=event.hold.key,
+                asset=asset,
+                amount=event.hold.amount,
+                expires_at=timezone.now() + timedelta(milliseconds=max(0, expires - now)),
+            )
+    payment = InterbankPayment.objects.create(
+        payment_id=instruction.id,
+        reference=request.reference,
+        role=PaymentRole.ORIGIN,
+        phase=interbank.PaymentPhase.HELD,
+        proof=result.state.proof.to_json(),
+        amount=minor,
+        debit_ledger=sender,
+        credit_ledger=account,
+        expires_at=expires,
+    )
+    return payment, True
+
+
+def _ledger_id(text: str) -> LedgerId:
+    from ledgers.protocol.identifiers import parse_ledger_id
+
+    return parse_ledger_id(text)
+
+
+def _state_of(payment: InterbankPayment) -> interbank.OutgoingPayment:
+    return interbank.OutgoingPayment(
+        proof=interbank.PaymentProof.from_json(payment.proof),
+        phase=interbank.PaymentPhase(payment.phase),
+        void_reason=payment.void_reason or None,
+    )
+
+
+@transaction.atomic
+def payment_origin_transition(*, payment_id: str, change: Any) -> InterbankPayment:
+    """Apply one change to bank A's state machine under the locks, and carry out what it decides:
+    finalise and append A's leg, or void and release the hold. Safe to run twice."""
+    row = InterbankPayment.objects.get(payment_id=payment_id, role=PaymentRole.ORIGIN)
+    locked = _lock_ledgers([row.debit_ledger_id, row.credit_ledger_id])
+    row = InterbankPayment.objects.select_for_update().get(pk=row.pk)
+    key = bank_key()
+    result = interbank.payment_transition(_state_of(row), change, origin_key=key)
+    events = list(result.events)
+    state_after = result.state
+    if any(isinstance(event, interbank.ReadyToFinalise) for event in events):
+        final = interbank.payment_transition(
+            state_after, interbank.Finalise(origin_key=key, now=now_millis()), origin_key=key
+        )
+        events += final.events
+        state_after = final.state
+    assets_by_id, assets = _assets()
+    for event in events:
+        if isinstance(event, interbank.PaymentFinalised):
+            state = _load_state(locked, assets_by_id)
+            debit, credit = interbank.plan_leg_entries(
+                proof=event.proof,
+                bank=Namespace(bank_namespace()),
+                debit_head=state.heads[row.debit_ledger_id],
+                credit_head=state.heads[row.credit_ledger_id],
+                time=now_millis(),
+            )
+            _append_leg(state, locked, row, debit, credit, assets)
+        elif isinstance(event, interbank.HoldReleased):
+            Hold.objects.filter(ledger_id=row.debit_ledger_id, key=event.key).delete()
+        elif isinstance(event, interbank.PaymentVoided):
+            row.void_reason = event.reason[:300]
+            row.void_signature = event.void_signature.hex()
+    row.phase = state_after.phase
+    row.proof = state_after.proof.to_json()
+    row.updated_at = timezone.now()
+    row.save(update_fields=["phase", "proof", "void_reason", "void_signature", "updated_at"])
+    if row.phase != interbank.PaymentPhase.HELD:
+        transaction.on_commit(lambda: _deliver_later(row.payment_id))
+    return row
+
+
+def _append_leg(
+    state: Any, locked: dict[int, Ledger], row: InterbankPayment, debit: Any, credit: Any, assets: Any
+) -> None:
+    appended = []
+    for ledger_id, entry in ((row.debit_ledger_id, debit), (row.credit_ledger_id, credit)):
+        view = state.view(ledger_id)
+        checked = chain_rules.check_append(
+            head=view.head,
+            entry=entry,
+            party_key=view.party_key,
+            party_signature=None,
+            balances=view.balances,
+            holds=view.holds,
+            credit_lines=view.credit_lines,
+            party_accepted=True,  # authorised by the proof; KYC was checked when it was held
+            assets=assets,
+            now=now_millis(),
+        )
+        checked = chain_rules.cosign(checked, validator_key=bank_key())
+        _apply(state, ledger_id, checked)
+        appended.append((ledger_id, checked))
+    _save(state, appended)
+
+
+def _deliver_later(payment_id: str) -> None:
+    """Tell the co-signer the outcome now; if it cannot be reached, a task keeps trying."""
+    try:
+        payment_deliver_outcome(payment_id=payment_id)
+    except (PeerUnreachable, LedgerError) as error:
+        logger.warning("payment %s: outcome not delivered yet (%s); a task retries", payment_id[:16], error)
+        from ledgers.tasks import payment_deliver
+
+        payment_deliver.apply_async(args=(payment_id,), countdown=2)
+
+
+def payment_deliver_outcome(*, payment_id: str) -> None:
+    """Send B the final proof, or A's signed void notice. Idempotent at both ends."""
+    row = InterbankPayment.objects.get(payment_id=payment_id, role=PaymentRole.ORIGIN)
+    if row.peer_confirmed or row.phase == interbank.PaymentPhase.HELD:
+        return
+    proof = interbank.PaymentProof.from_json(row.proof)
+    peer = peer_for(proof.instruction.banks[1])
+    if row.phase == interbank.PaymentPhase.FINAL:
+        answer = peer_request(
+            peer, "POST", FINAL_PATH, json_body={"proof": row.proof}, idempotency_key=f"final-{payment_id}"
+        )
+    else:
+        answer = peer_request(
+            peer,
+            "POST",
+            VOID_PATH,
+            json_body={"instruction": proof.instruction.to_json(), "signature": row.void_signature},
+            idempotency_key=f"void-{payment_id}",
+        )
+    if not answer.ok:
+        raise PeerRefused(
+            f"{peer.domain} answered {answer.status}: {answer.body[:200].decode(errors='replace')}"
+        )
+    InterbankPayment.objects.filter(pk=row.pk).update(peer_confirmed=True)
+
+
+def payment_interbank_send(*, request: InterbankRequest, actor: Any = None) -> InterbankPayment:
+    """The whole of bank A's side; returns the payment once final, raises if it was refused
+    (the hold released, nothing appended). A replay of the reference returns the first payment."""
+    if not isinstance(request.reference, str) or not 0 < len(request.reference) <= 200:
+        raise BadRoute("the idempotency key must be a non-empty string of at most 200 characters")
+    payment, _ = _hold(request)
+    if payment.phase == interbank.PaymentPhase.HELD:
+        proof = interbank.PaymentProof.from_json(payment.proof)
+        peer = peer_for(proof.instruction.banks[1])
+        change: Any
+        try:
+            answer = peer_request(
+                peer,
+                "POST",
+                COSIGN_PATH,
+                json_body={"proof": payment.proof},
+                idempotency_key=f"cosign-{payment.payment_id}",
+            )
+        except PeerUnreachable:
+            change = interbank.CosignRefused(
+                bank=Namespace(peer.domain), code="peer_unreachable", now=now_millis()
+            )
+        else:
+            body = _json_or_empty(answer)
+            if answer.ok and isinstance(body.get("signature"), str):
+                change = interbank.CosignReceived(
+                    bank=Namespace(peer.domain),
+                    key=peer_public_key(peer),
+                    signature=Signature(bytes.fromhex(body["signature"])),
+                    now=now_millis(),
+                )
+            else:
+                error = body.get("error")
+                code = str(
+                    (error.get("code") if isinstance(error, dict) else None) or f"http_{answer.status}"
+                )
+                change = interbank.CosignRefused(bank=Namespace(peer.domain), code=code, now=now_millis())
+        try:
+            payment = payment_origin_transition(payment_id=payment.payment_id, change=change)
+        except LedgerError as error:
+            # A co-signature that does not verify is a refusal too; void so the hold is released.
+            payment = payment_origin_transition(
+                payment_id=payment.payment_id,
+                change=interbank.CosignRefused(
+                    bank=Namespace(peer.domain), code=error.code, now=now_millis()
+                ),
+            )
+    if payment.phase == interbank.PaymentPhase.VOIDED:
+        reason = payment.void_reason or "voided"
+        # The state machine words it "refused by <bank>: <code>" or "expired".
+        code = reason.split(": ", 1)[1] if reason.startswith("refused by ") else "payment_expired"
+        raise error_for_code(code, f"the payment was voided and its hold released: {reason}")
+    return payment
+
+
+def _json_or_empty(answer: Any) -> dict[str, Any]:
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+# --- bank B ----------------------------------------------------------------------------------
+
+
+def _leg_for_us(instruction: interbank.PaymentInstruction) -> interbank.Leg:
+    for leg in instruction.legs:
+        if leg.bank == bank_namespace():
+            return leg
+    raise BadRoute(f"{bank_namespace()} is not on this payment's route")
+
+
+@transaction.atomic
+def payment_cosign(*, peer: Peer, proof_json: Any) -> Signature:
+    """Bank B: check our leg (recipient KYC, the credit limit we grant ``peer``), hold on the
+    peer's account here, co-sign. The same request again gets the same signature."""
+    proof = interbank.PaymentProof.from_json(proof_json)
+    instruction = proof.instruction
+    if instruction.origin != peer.domain:
+        raise BadRoute("only the origin bank may ask for a co-signature")
+    leg = _leg_for_us(instruction)
+    account = peer_account(peer)
+    if leg.debit != account.ubi:
+        raise BadRoute(f"our leg must debit {account.ubi}")
+    recipient = Ledger.objects.filter(ubi=leg.credit).first()
+    if recipient is None:
+        raise UnknownLedger(f"{leg.credit} is not a ledger kept by this bank")
+    locked = _lock_ledgers([account.pk, recipient.pk])
+    existing = InterbankPayment.objects.filter(payment_id=instruction.id).first()
+    key = bank_key()
+    if existing is not None and existing.phase != interbank.PaymentPhase.VOIDED:
+        return interbank.cosign_payment(instruction, key=key)
+    assets_by_id, assets = _assets()
+    state = _load_state(locked, assets_by_id)
+    _sync_credit_line(state, account, peer, leg.asset)
+    now = now_millis()
+    hold = interbank.check_cosign(
+        instruction=instruction,
+        sender_key=proof.sender_key,
+        sender_signature=proof.sender_signature,
+        bank=Namespace(bank_namespace()),
+        debit=state.view(account.pk),
+        credit_accepted=_accepted(locked[recipient.pk]),
+        assets=assets,
+        now=now,
+    )
+    asset = next(row for row in assets_by_id.values() if row.uai == hold.asset)
+    Hold.objects.create(
+        ledger=account,
+        key=hold.key,
+        asset=asset,
+        amount=hold.amount,
+        expires_at=timezone.now() + timedelta(milliseconds=max(0, instruction.expires_at - now)),
+    )
+    signature = interbank.cosign_payment(instruction, key=key)
+    InterbankPayment.objects.create(
+        payment_id=instruction.id,
+        reference=instruction.reference,
+        role=PaymentRole.COSIGNER,
+        phase=interbank.PaymentPhase.HELD,
+        proof=proof.with_bank_signature(
+            bank=Namespace(bank_namespace()), key=key.public_key, signature=signature
+        ).to_json(),
+        amount=instruction.amount,
+        debit_ledger=account,
+        credit_ledger=recipient,
+        expires_at=instruction.expires_at,
+    )
+    return signature
+
+
+def _accepted(ledger: Ledger) -> bool:
+    if ledger.owner != LedgerOwner.COUNTERPARTY:
+        return True
+    assert ledger.counterparty is not None
+    return bool(ledger.counterparty.is_accepted)
+
+
+@transaction.atomic
+def payment_apply_final(*, peer: Peer, proof_json: Any) -> InterbankPayment:
+    """Bank B: the payment is final (sender, A and B signed): append our leg, consuming the hold."""
+    proof = interbank.PaymentProof.from_json(proof_json)
+    instruction = proof.instruction
+    interbank.verify_payment_proof(
+        proof,
+        trusted_bank_keys={
+            Namespace(peer.domain): peer_public_key(peer),
+            Namespace(bank_namespace()): bank_key().public_key,
+        },
+    )
+    row = InterbankPayment.objects.filter(payment_id=instruction.id, role=PaymentRole.COSIGNER).first()
+    if row is None:
+        raise BadTransition("we never co-signed this payment")
+    locked = _lock_ledgers([row.debit_ledger_id, row.credit_ledger_id])
+    row = InterbankPayment.objects.select_for_update().get(pk=row.pk)
+    if row.phase == interbank.PaymentPhase.FINAL:
+        return row
+    if row.phase == interbank.PaymentPhase.VOIDED:
+        _keep_fraud_proof(proof, row.void_signature)
+        raise BadTransition(
+            "the origin bank voided this payment before; both signatures are kept as a fraud proof"
+        )
+    assets_by_id, assets = _assets()
+    state = _load_state(locked, assets_by_id)
+    _sync_credit_line(state, locked[row.debit_ledger_id], peer, _leg_for_us(instruction).asset)
+    debit, credit = interbank.plan_leg_entries(
+        proof=proof,
+        bank=Namespace(bank_namespace()),
+        debit_head=state.heads[row.debit_ledger_id],
+        credit_head=state.heads[row.credit_ledger_id],
+        time=now_millis(),
+    )
+    _append_leg(state, locked, row, debit, credit, assets)
+    row.phase, row.proof, row.updated_at = interbank.PaymentPhase.FINAL, proof.to_json(), timezone.now()
+    row.save(update_fields=["phase", "proof", "updated_at"])
+    return row
+
+
+@transaction.atomic
+def payment_apply_void(*, peer: Peer, instruction_json: Any, signature_hex: str) -> InterbankPayment | None:
+    """Bank B: release our hold on A's signed void notice (and only on it: A may have finalised)."""
+    instruction = interbank.PaymentInstruction.from_json(instruction_json)
+    try:
+        signature = Signature(bytes.fromhex(signature_hex))
+    except ValueError as error:
+        raise BadRoute("the void signature must be hex") from error
+    if instruction.origin != peer.domain:
+        raise BadRoute("only the origin bank may void a payment")
+    interbank.verify_void_notice(instruction, origin_key=peer_public_key(peer), signature=signature)
+    row = InterbankPayment.objects.filter(payment_id=instruction.id, role=PaymentRole.COSIGNER).first()
+    if row is None:
+        return None  # never held here: nothing to release
+    _lock_ledgers([row.debit_ledger_id, row.credit_ledger_id])
+    row = InterbankPayment.objects.select_for_update().get(pk=row.pk)
+    if row.phase == interbank.PaymentPhase.FINAL:
+        _keep_fraud_proof(interbank.PaymentProof.from_json(row.proof), signature.hex())
+        raise BadTransition("this payment is final here; the void notice is kept as a fraud proof")
+    Hold.objects.filter(ledger_id=row.debit_ledger_id, key=f"payment:{instruction.id}").delete()
+    row.phase, row.void_signature, row.updated_at = (
+        interbank.PaymentPhase.VOIDED,
+        signature.hex(),
+        timezone.now(),
+    )
+    row.void_reason = "voided by the origin bank"
+    row.save(update_fields=["phase", "void_signature", "void_reason", "updated_at"])
+    return row
+
+
+def _keep_fraud_proof(proof: interbank.PaymentProof, void_signature_hex: str) -> None:
+    if not void_signature_hex:
+        return
+    document = fraud.voided_and_final_proof(
+        proof=proof, void_signature=Signature(bytes.fromhex(void_signature_hex))
+    )
+    verdict = fraud.verify_fraud_proof(document)
+    if verdict.proven:
+        FraudProof.objects.create(
+            kind=verdict.kind,
+            document=document,
+            proven=True,
+            accused_key=verdict.accused_key,
+            reason=verdict.reason,
+        )
+
+
+# --- expiry (Celery beat) ----------------------------------------------------------------------
+
+
+def payments_void_expired() -> int:
+    """Bank A voids every payment still held at its deadline (it never signs after it), which
+    releases the hold and tells the co-signer. Returns how many it voided."""
+    now = now_millis()
+    voided = 0
+    for payment_id in InterbankPayment.objects.filter(
+        role=PaymentRole.ORIGIN, phase=interbank.PaymentPhase.HELD, expires_at__lte=now
+    ).values_list("payment_id", flat=True):
+        payment_origin_transition(payment_id=payment_id, change=interbank.ClockTick(now=now_millis()))
+        voided += 1
+    return voided

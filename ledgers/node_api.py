@@ -1,0 +1,75 @@
+"""Endpoints other banks call, under /node-api/ledgers/. Each is wrapped by ``node_to_node``:
+the request is signed by a peer we know (``request.peer``), and an Idempotency-Key replay gets
+the first answer without running the handler again."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_POST
+
+from ledgers import interbank_services
+from ledgers.errors import http_status
+from ledgers.protocol.errors import LedgerError
+from settlement.errors import error_body
+from settlement.transport import node_to_node
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _peer(request: HttpRequest) -> Any:
+    return getattr(request, "peer")  # noqa: B009 - set by node_to_node
+
+
+def _refused(error: LedgerError) -> JsonResponse:
+    return JsonResponse(error_body(error.code, str(error)), status=http_status(error))
+
+
+@node_to_node
+@require_POST
+def payment_cosign(request: HttpRequest) -> JsonResponse:
+    """Bank B's check-hold-sign step of a payment from the calling bank."""
+    try:
+        signature = interbank_services.payment_cosign(
+            peer=_peer(request), proof_json=_body(request).get("proof")
+        )
+    except LedgerError as error:
+        return _refused(error)
+    return JsonResponse({"signature": signature.hex()})
+
+
+@node_to_node
+@require_POST
+def payment_final(request: HttpRequest) -> JsonResponse:
+    try:
+        row = interbank_services.payment_apply_final(
+            peer=_peer(request), proof_json=_body(request).get("proof")
+        )
+    except LedgerError as error:
+        return _refused(error)
+    return JsonResponse({"payment": row.payment_id, "phase": row.phase})
+
+
+@node_to_node
+@require_POST
+def payment_void(request: HttpRequest) -> JsonResponse:
+    body = _body(request)
+    try:
+        row = interbank_services.payment_apply_void(
+            peer=_peer(request),
+            instruction_json=body.get("instruction"),
+            signature_hex=str(body.get("signature", "")),
+        )
+    except LedgerError as error:
+        return _refused(error)
+    return JsonResponse(
+        {"payment": row.payment_id if row else None, "phase": row.phase if row else "unknown"}
+    )

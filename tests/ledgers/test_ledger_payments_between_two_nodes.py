@@ -1,0 +1,199 @@
+"""A payment between two real nodes (seed 003 Pic. 4): bank A is this test process on the test
+database (its node API served by `live_web`), bank B is a second daphne on a second database with
+its own name, domain and keys. They know each other through `peer_add` (each reads the other's
+/.well-known/parsec.json) and talk only over the signed node-to-node transport.
+
+Bank A holds, B checks the recipient (KYC) and the credit limit it grants A and co-signs, A
+signs last and appends; B appends on the final proof. Refusals leave no hold on either side.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from devstack.services import ManagedProcess, free_port, port_open
+from ledgers import interbank_services, services
+from ledgers.interbank_services import InterbankRequest
+from ledgers.models import Hold, InterbankPayment
+from ledgers.protocol.errors import CreditLimitExceeded, NotAccepted
+from settlement.identity import fetch_identity_document, peer_add
+from settlement.verify import verify_document
+from tests.ledgers.ledger_shell_support import balance_of
+from tests.support import database_url_for_processes
+
+REPO = Path(__file__).resolve().parents[2]
+B_NAME, B_DOMAIN = "bank-two", "bank-two.test"
+
+B_SETUP = """
+from ledgers import services
+from settlement import keystore
+from settlement.counterparties.models import Counterparty
+from settlement.protocol.signing import SigningKey
+keystore.node_identity_ensure()
+services.asset_create(code="EUR", decimals=2, actor="test")
+for name, status in (("bob", "ACCEPTED"), ("carol", "ACCEPTED")):
+    key = SigningKey.generate()
+    party = Counterparty.objects.create(kind="person", legal_name=name, country="DE", federation_name=name,
+        ed25519_public_key=key.public_key.hex(), x25519_public_key="00" * 32, ethereum_address="0x" + "00" * 20,
+        custody="self", kyc_status=status)
+    services.ledger_open(name=name, counterparty=party, actor="test")
+Counterparty.objects.filter(federation_name="carol").update(kyc_status="NEEDS_INFO")
+"""
+
+B_PEERS = """
+from settlement.identity import fetch_identity_document, peer_add
+from settlement.models import PeerCreditLimit
+peer = peer_add(base_url=A_URL, document=fetch_identity_document(A_URL), actor="test")
+PeerCreditLimit.objects.create(peer=peer, asset="bank-two.test/EUR", limit=5000)
+"""
+
+
+class SecondNode:
+    def __init__(self, url: str, database_url: str, env: dict[str, str]) -> None:
+        self.url, self.database_url, self.env = url, database_url, env
+        self.process: Any = None
+        self.port = 0
+
+    def wait_until_up(self) -> None:
+        deadline = time.monotonic() + 30
+        while not port_open(self.port):
+            if time.monotonic() > deadline or not self.process.running():
+                raise RuntimeError(f"bank B did not start:\n{self.process.log_tail()}")
+            time.sleep(0.1)
+
+    def manage(self, *args: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        return run.stdout
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url) as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def balance(self, name: str) -> int:
+        rows = self.query(
+            "SELECT b.amount FROM ledgers_balance b JOIN ledgers_ledger l ON l.id = b.ledger_id WHERE l.ubi = %s",
+            f"ubi:{B_DOMAIN}:{name}",
+        )
+        return rows[0][0] if rows else 0
+
+
+@pytest.fixture
+def second_node(transactional_db: None, tmp_path: Path) -> Iterator[SecondNode]:
+    """Bank B: a copy of the freshly migrated test database, served by its own daphne."""
+    source = settings.DATABASES["default"]["NAME"]
+    name = f"{source}_bank_two"
+    admin = database_url_for_processes().rsplit("/", 1)[0] + "/postgres"
+    connections.close_all()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    database_url = database_url_for_processes().rsplit("/", 1)[0] + f"/{name}"
+    port = free_port()
+    env = {
+        "DATABASE_URL": database_url,
+        "NODE_NAME": B_NAME,
+        "NODE_DOMAIN": B_DOMAIN,
+        "NODE_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    node = SecondNode(f"http://127.0.0.1:{port}", database_url, env)
+    # daphne starts while bank A's side is prepared; its keys are made below, before any request.
+    process = ManagedProcess(
+        name="bank-two",
+        command=[
+            str(Path(sys.executable).parent / "daphne"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "settlement.asgi:application",
+        ],
+        log_path=tmp_path / "bank-two.log",
+        env=env,
+    )
+    process.start()
+    node.process, node.port = process, port
+    try:
+        yield node
+    finally:
+        process.stop()
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def two_banks(second_node: SecondNode, live_web: Any, funded: Any, eur: Any) -> tuple[SecondNode, Any]:
+    services.asset_create(code="EUR", decimals=2, issuer=B_DOMAIN, actor="test")
+    alice = funded("100.00")
+    second_node.manage("shell", "-c", B_SETUP + B_PEERS.replace("A_URL", repr(live_web.url)))
+    second_node.wait_until_up()
+    peer_add(base_url=second_node.url, document=fetch_identity_document(second_node.url), actor="test")
+    return second_node, alice
+
+
+def send(alice: Any, recipient: str, amount: str, reference: str) -> InterbankPayment:
+    return interbank_services.payment_interbank_send(
+        request=InterbankRequest(
+            reference=reference,
+            sender=alice.ubi,
+            recipient=f"ubi:{B_DOMAIN}:{recipient}",
+            asset="bank-test.test/EUR",
+            recipient_asset=f"{B_DOMAIN}/EUR",
+            amount=amount,
+        )
+    )
+
+
+def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_limit(two_banks, eur):
+    bank_b, alice = two_banks
+
+    # A recipient bank B has not accepted (KYC): B refuses, A voids; no hold on either side.
+    with pytest.raises(NotAccepted, match=r"refused by bank-two\.test"):
+        send(alice, "carol", "10.00", "inv-0")
+    assert balance_of(alice.ledger, eur) == 10000
+    assert not Hold.objects.exists()
+    assert InterbankPayment.objects.get().phase == "voided"
+    assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
+
+    # A payment to an accepted recipient: final with three signatures, both banks append.
+    payment = send(alice, "bob", "10.00", "inv-1")
+    assert payment.phase == "final"
+    assert set(payment.proof["banks"]) == {"bank-test.test", B_DOMAIN}
+    assert verify_document(payment.proof)[0] is True
+    assert balance_of(alice.ledger, eur) == 9000
+    assert not Hold.objects.exists()
+    assert InterbankPayment.objects.get(pk=payment.pk).peer_confirmed
+    assert bank_b.balance("bob") == 1000
+    assert bank_b.balance("bank.bank-test.test") == -1000  # A owes B, within the 50.00 B allows
+    assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
+    assert bank_b.query("SELECT phase FROM ledgers_interbankpayment ORDER BY id") == [("final",)]
+
+    # Replaying the reference returns the first payment; nothing moves twice.
+    assert send(alice, "bob", "10.00", "inv-1").pk == payment.pk
+    assert bank_b.balance("bob") == 1000
+
+    # 10.00 + 45.00 would exceed the 50.00 B lets A owe it: refused, nothing held or moved.
+    with pytest.raises(CreditLimitExceeded):
+        send(alice, "bob", "45.00", "inv-2")
+    assert balance_of(alice.ledger, eur) == 9000
+    assert not Hold.objects.exists()
+    assert bank_b.balance("bob") == 1000
+    assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
