@@ -149,6 +149,7 @@ HEALTH_SAMPLE_SECONDS = float(env("HEALTH_SAMPLE_SECONDS", "10"))
 CELERY_BEAT_SCHEDULE = {
     "health-sample": {"task": "settlement.tasks.health_sample", "schedule": HEALTH_SAMPLE_SECONDS},
     "peers-ping": {"task": "settlement.tasks.peers_ping", "schedule": float(env("PEERS_PING_SECONDS", "5"))},
+    "ledger-payments-void-expired": {"task": "ledgers.tasks.payments_void_expired", "schedule": 5.0},
     "channels-watch": {
         "task": "channels_app.tasks.channels_watch",
         "schedule": float(env("ETH_WATCH_SECONDS", "2")),
