@@ -19,6 +19,7 @@ from consensus import selectors
 from consensus.models import Anchor, Block
 from consensus.services import ConsensusShellError
 from settlement.errors import error_body
+from settlement.protocol.merkle import leaf_hash
 
 
 class ErrorOutput(serializers.Serializer):
@@ -167,6 +168,7 @@ class BlockDetailApi(ConsensusApiView):
 class InclusionProofOutput(serializers.Serializer):
     height = serializers.IntegerField()
     leaf = serializers.CharField(help_text="the observation bytes, hex; leaf hash = SHA-256(0x00 || leaf)")
+    leaf_hash = serializers.CharField(help_text="SHA-256(0x00 || leaf), hex: what the path starts from")
     merkle_root = serializers.CharField()
     leaf_index = serializers.IntegerField()
     tree_size = serializers.IntegerField()
@@ -187,6 +189,7 @@ class BlockProofApi(ConsensusApiView):
             {
                 "height": block.height,
                 "leaf": leaf.hex(),
+                "leaf_hash": leaf_hash(leaf).hex(),
                 "merkle_root": bytes(block.merkle_root).hex(),
                 **proof.to_json(),
             }

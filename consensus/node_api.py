@@ -28,8 +28,6 @@ def _refuse(request: HttpRequest, error: services.ConsensusShellError) -> JsonRe
 
 @node_to_node
 def _gossip(request: HttpRequest) -> HttpResponse:
-    from consensus.tasks import gossip_handle
-
     try:
         body: Any = json.loads(request.body)
     except (UnicodeDecodeError, ValueError):
@@ -38,7 +36,7 @@ def _gossip(request: HttpRequest) -> HttpResponse:
         wire = services.gossip_check(peer=request.peer, body=body)  # type: ignore[attr-defined]
     except services.ConsensusShellError as error:
         return _refuse(request, error)
-    gossip_handle.delay(request.peer.name, wire)  # type: ignore[attr-defined]
+    services.dispatch("gossip_handle", request.peer.name, wire)  # type: ignore[attr-defined]
     return JsonResponse({"accepted": True}, status=202)
 
 

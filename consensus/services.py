@@ -146,10 +146,15 @@ def consensus_vote_many(*, payloads: list[bytes], kind: str) -> int:
     return len(created)
 
 
-def _schedule_votes() -> None:
-    from consensus.tasks import votes_apply
+def dispatch(task: str, *args: Any) -> None:
+    """Hand work to the worker (``consensus.tasks.<task>``); the one door, so tests can watch it."""
+    from consensus import tasks
 
-    votes_apply.delay()
+    getattr(tasks, task).delay(*args)
+
+
+def _schedule_votes() -> None:
+    dispatch("votes_apply")
 
 
 # ----------------------------------------------------------------- the validator directory
@@ -384,10 +389,8 @@ def _store_block(block: ProtocolBlock, state: ConsensusState) -> None:
 
 
 def _anchor_soon() -> None:
-    from consensus.tasks import anchors_tick
-
     if settings.ANCHOR_EVERY_BLOCKS == 1:
-        anchors_tick.delay()
+        dispatch("anchors_tick")
 
 
 # ----------------------------------------------------------------- the worker's steps
@@ -505,9 +508,7 @@ def _send(step: Step) -> None:
     if step.send is None:
         return
     name, wire = step.send
-    from consensus.tasks import gossip_send
-
-    transaction.on_commit(lambda: gossip_send.delay(name, wire))
+    transaction.on_commit(lambda: dispatch("gossip_send", name, wire))
 
 
 def gossip_deliver(*, peer_name: str, wire: dict[str, Any]) -> bool:
