@@ -25,11 +25,23 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if "PARSEC_TEST_REDIS_PORT" not in os.environ:
+# Fixtures that reach PostgreSQL, Redis, anvil or other processes.
+SERVICE_FIXTURES = {"db", "transactional_db", "client", "live_web", "celery_worker", "make_user", "settings"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Pure protocol tests run anywhere; the rest need the services `make test` starts."""
+    if "PARSEC_TEST_REDIS_PORT" in os.environ:
+        return
+    needing = [
+        item
+        for item in items
+        if item.get_closest_marker("django_db") or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ]
+    if needing:
         pytest.exit(
-            "the tests run against real services: use `make test`, or "
-            "`.venv/bin/python -m devstack test -- .venv/bin/python -m pytest tests/...`",
+            f"{len(needing)} of the selected tests run against real services (e.g. {needing[0].nodeid}): "
+            "use `make test`, or `.venv/bin/python -m devstack test -- .venv/bin/python -m pytest tests/...`",
             returncode=2,
         )
 
