@@ -343,7 +343,9 @@ class Parsec:
         self._peer_known[(peer, response.epoch)] = response.known
         if response.epoch == self.epoch:
             if response.wants:
-                self._peer_wants.setdefault(peer, set()).update(response.wants)
+                # Only ids we hold are worth remembering: a peer cannot grow this set at will.
+                held = [item for item in response.wants[:MAX_EVENTS_PER_MESSAGE] if item in self.graph]
+                self._peer_wants.setdefault(peer, set()).update(held)
             self._receive(peer, response)
 
     # ----- internals: messages -------------------------------------------------------------
