@@ -503,3 +503,101 @@ class InterbankPaymentApi(LedgerApiView):
             actor=request.user,
         )
         return Response(InterbankPaymentOutput(payment).data, status=status.HTTP_201_CREATED)
+
+
+# --- exchange offers ------------------------------------------------------------------------
+
+
+class OfferOutput(serializers.Serializer):
+    offer_id = serializers.CharField()
+    maker_bank = serializers.CharField()
+    local = serializers.BooleanField(help_text="made by a party of this bank")
+    phase = serializers.CharField(help_text="open, taken or cancelled")
+    expires_at = serializers.IntegerField()
+    signed_offer = serializers.JSONField(help_text="the offer with the maker's and its bank's signatures")
+    accepted = serializers.JSONField(
+        allow_null=True, help_text="the one accepted take, signed by the maker's bank"
+    )
+
+
+class OfferListCreateApi(LedgerApiView):
+    class Input(serializers.Serializer):
+        maker = serializers.CharField(help_text="the maker's UBI here (custodial)")
+        give_asset = serializers.CharField()
+        give_amount = serializers.JSONField(help_text='a decimal string, e.g. "100.00"')
+        want_asset = serializers.CharField()
+        want_amount = serializers.JSONField(help_text='a decimal string, e.g. "110.00"')
+        reference = serializers.CharField(max_length=200)
+        expires_in_seconds = serializers.IntegerField(min_value=1, max_value=30 * 86400, required=False)
+
+    @extend_schema(
+        summary="The offer board: open offers here and from peers", responses=OfferOutput(many=True)
+    )
+    def get(self, request: Request) -> Response:
+        return Response(OfferOutput(selectors.offer_board(), many=True).data)
+
+    @extend_schema(
+        summary="Make an offer (holds what the maker gives)",
+        request=Input,
+        responses={201: OfferOutput, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        from ledgers import exchange_services
+
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        offer = exchange_services.offer_create(
+            maker=selectors.ledger_get(ledger=data["maker"]),
+            give_asset=data["give_asset"],
+            give_amount=data["give_amount"],
+            want_asset=data["want_asset"],
+            want_amount=data["want_amount"],
+            reference=data["reference"],
+            expires_in_ms=1000 * data.get("expires_in_seconds", 3600),
+            actor=request.user,
+        )
+        return Response(OfferOutput(offer).data, status=status.HTTP_201_CREATED)
+
+
+class OfferTakeApi(LedgerApiView):
+    class Input(serializers.Serializer):
+        taker = serializers.CharField(help_text="the taker's UBI here (custodial)")
+        reference = serializers.CharField(max_length=200)
+
+    class Output(serializers.Serializer):
+        take_id = serializers.CharField()
+        status = serializers.CharField()
+        accepted = serializers.JSONField(help_text="the maker's bank's signed acceptance")
+
+    @extend_schema(
+        summary="Take an offer: both legs settle or neither; only one take is ever accepted",
+        request=Input,
+        responses={201: Output, **ERRORS},
+    )
+    def post(self, request: Request, offer_id: str) -> Response:
+        from ledgers import exchange_services
+
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        take = exchange_services.offer_take(
+            offer_id=offer_id,
+            taker=selectors.ledger_get(ledger=serializer.validated_data["taker"]),
+            reference=serializer.validated_data["reference"],
+            actor=request.user,
+        )
+        return Response(self.Output(take).data, status=status.HTTP_201_CREATED)
+
+
+class OfferCancelApi(LedgerApiView):
+    @extend_schema(
+        summary="Cancel an open offer (releases the maker's hold)",
+        request=None,
+        responses={200: OfferOutput, **ERRORS},
+    )
+    def post(self, request: Request, offer_id: str) -> Response:
+        from ledgers import exchange_services
+
+        return Response(
+            OfferOutput(exchange_services.offer_cancel(offer_id=offer_id, actor=request.user)).data
+        )

@@ -16,6 +16,9 @@ urlpatterns = [
     path("payments/", api.PaymentCreateApi.as_view(), name="api-payments"),
     path("payments/batch/", api.PaymentBatchApi.as_view(), name="api-payments-batch"),
     path("payments/interbank/", api.InterbankPaymentApi.as_view(), name="api-payments-interbank"),
+    path("offers/", api.OfferListCreateApi.as_view(), name="api-offers"),
+    path("offers/<str:offer_id>/take/", api.OfferTakeApi.as_view(), name="api-offer-take"),
+    path("offers/<str:offer_id>/cancel/", api.OfferCancelApi.as_view(), name="api-offer-cancel"),
     path("fraud-proofs/", api.FraudProofListCreateApi.as_view(), name="api-fraud-proofs"),
     path("fraud-proofs/verify/", api.FraudProofVerifyApi.as_view(), name="api-fraud-proofs-verify"),
 ]

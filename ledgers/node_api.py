@@ -73,3 +73,33 @@ def payment_void(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"payment": row.payment_id if row else None, "phase": row.phase if row else "unknown"}
     )
+
+
+@node_to_node
+@require_POST
+def offer_receive(request: HttpRequest) -> JsonResponse:
+    """A peer spreads an offer made by one of its parties, for our offer board."""
+    from ledgers import exchange_services
+
+    try:
+        row = exchange_services.offer_receive(
+            peer=_peer(request), signed_offer_json=_body(request).get("signed_offer")
+        )
+    except LedgerError as error:
+        return _refused(error)
+    return JsonResponse({"offer": row.offer_id})
+
+
+@node_to_node
+@require_POST
+def offer_take(request: HttpRequest) -> JsonResponse:
+    """A peer's party takes one of our offers: accepted exactly once, maker's side appended."""
+    from ledgers import exchange_services
+
+    try:
+        accepted = exchange_services.offer_accept_remote_take(
+            peer=_peer(request), signed_take_json=_body(request).get("signed_take")
+        )
+    except LedgerError as error:
+        return _refused(error)
+    return JsonResponse({"accepted": accepted.to_json()})

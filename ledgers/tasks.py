@@ -22,3 +22,11 @@ def payment_deliver(self: object, payment_id: str) -> None:
         interbank_services.payment_deliver_outcome(payment_id=payment_id)
     except (PeerUnreachable, LedgerError) as error:
         raise self.retry(exc=error, countdown=5) from error  # type: ignore[attr-defined]
+
+
+@shared_task(ignore_result=True)
+def offer_spread(offer_id: str) -> None:
+    """Send a new local offer to every peer's board (best effort; a peer that is down misses it)."""
+    from ledgers import exchange_services
+
+    exchange_services.offer_spread_to_peers(offer_id=offer_id)
