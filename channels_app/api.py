@@ -19,8 +19,10 @@ from rest_framework.views import APIView
 
 from channels_app import codec, selectors, services
 from channels_app.models import Channel
+from channels_app.protocol import eip712
 from channels_app.protocol import errors as protocol_errors
 from channels_app.protocol.channel_state import Allocation, ChannelState, SubAllocation
+from channels_app.protocol.state import StreamPayment
 from channels_app.protocol.types import ETH, ChannelId, Version, Wei, address
 from settlement import ethereum
 from settlement.counterparties.errors import CounterpartyError
@@ -515,19 +517,47 @@ class StreamApi(ChannelApiView):
 class StreamPaymentApi(ChannelApiView):
     class Input(serializers.Serializer):
         amount = AmountField()
+        sequence = serializers.IntegerField(
+            min_value=1, required=False, help_text="self custody: the payment"
+        )
+        previous_hash = serializers.RegexField(r"^0x[0-9a-fA-F]{64}$", required=False)
+        asset = AssetField(required=False)
+        state = StateInput(required=False)
+        signature = SignatureField(required=False)
 
     @extend_schema(
-        summary="The next micro-payment of a custodial counterparty's stream",
+        summary=(
+            "The next micro-payment of a stream to the node: a custodial counterparty's by amount "
+            "(the node signs for it), a self-custody one's as its signed payment (any order within the window)"
+        ),
         request=Input,
         responses={200: ChannelOutput, **ERRORS},
     )
     def post(self, request: Request, channel_id: str) -> Response:
         serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
-        applied = services.stream_pay_custodial(
-            channel=self.channel(channel_id), amount=serializer.validated_data["amount"], actor=request.user
+        data = serializer.validated_data
+        channel = self.channel(channel_id)
+        if "signature" not in data:
+            applied = services.stream_pay_custodial(
+                channel=channel, amount=data["amount"], actor=request.user
+            )
+            return self.answer(applied.channel)
+        missing = [name for name in ("sequence", "previous_hash", "asset", "state") if name not in data]
+        if missing:
+            raise protocol_errors.BadState(f"a signed payment also needs {', '.join(missing)}")
+        payment = StreamPayment(
+            channel_id=channel.id_bytes,
+            sequence=data["sequence"],
+            previous_hash=bytes.fromhex(data["previous_hash"][2:]),
+            asset=data["asset"],
+            amount=Wei(data["amount"]),
+            state=state_from_input(channel, data["state"]),
+            signature=eip712.Signature(data["signature"]),
         )
-        return self.answer(applied.channel)
+        applied = services.stream_payment_receive(channel=channel, payment=payment, actor=request.user)
+        dropped = any(type(event).__name__ == "PaymentDuplicateDropped" for event in applied.events)
+        return self.answer(applied.channel, duplicate=dropped)
 
 
 class NanocontractApi(ChannelApiView):

@@ -54,8 +54,8 @@ def _state(channel_id: bytes, document: Any) -> ChannelState:
     return state_from_input(_Channel(), serializer.validated_data)  # type: ignore[arg-type]
 
 
-@require_POST
 @node_to_node
+@require_POST
 def channel_open(request: HttpRequest) -> JsonResponse:
     try:
         body = _body(request)
@@ -73,8 +73,8 @@ def channel_open(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"channel_id": channel.channel_id, "signature": answer["signature"]}, status=201)
 
 
-@require_POST
 @node_to_node
+@require_POST
 def channel_proposal(request: HttpRequest, channel_id: str) -> JsonResponse:
     try:
         channel = selectors.channel_get(channel_id=channel_id)
