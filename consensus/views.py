@@ -54,7 +54,7 @@ def block_page(request: HttpRequest, height: int) -> HttpResponse:
         return render(request, "404.html", {"path": request.path, "message": error.message}, status=404)
     context: dict[str, Any] = {
         "section": "blocks",
-        "block": block,
+        "agreed": block,
         "observations": selectors.block_observations(block, limit=OBSERVATIONS_ON_PAGE),
         "anchor": selectors.block_anchor(block),
     }

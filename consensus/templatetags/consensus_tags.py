@@ -11,8 +11,10 @@ register = template.Library()
 
 @register.filter
 def hexbytes(value: Any) -> str:
-    """Hex of a binary field (bytes or memoryview); empty for None."""
-    return "" if value is None else bytes(value).hex()
+    """Hex of a binary field (bytes or memoryview); empty for None or a missing variable."""
+    if value is None or isinstance(value, str):
+        return ""
+    return bytes(value).hex()
 
 
 @register.filter
