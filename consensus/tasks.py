@@ -3,21 +3,31 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
 
 from consensus import anchoring, services
 
+logger = logging.getLogger("parsec.consensus")
+
 
 @shared_task(ignore_result=True)
 def votes_apply() -> None:
-    services.votes_apply()
+    try:
+        services.votes_apply()
+    except services.ConsensusShellError as error:
+        logger.info("consensus: not voting yet: %s", error.message)
 
 
 @shared_task(ignore_result=True)
 def gossip_tick() -> None:
-    services.gossip_tick()
+    try:
+        services.gossip_tick()
+    except services.ConsensusShellError as error:
+        # Before every validator is a known peer (make run adds peers after starting nodes).
+        logger.info("consensus: not gossiping yet: %s", error.message)
 
 
 @shared_task(ignore_result=True)
