@@ -149,6 +149,8 @@ class Supervisor:
             var_dir=self.stack.root,
             contracts_file=self.stack.contracts_file,
         )
+        # Every node started is a genesis validator of the consensus (docs/consensus.md).
+        env["CONSENSUS_VALIDATORS"] = ",".join(item.name for item in self.nodes)
         manage(env, "migrate", "--noinput")
         manage(
             env,
@@ -160,6 +162,8 @@ class Supervisor:
         )
         # A few ACCEPTED counterparties per bank, through the same services the API uses.
         manage(env, "counterparties_demo_seed")
+        # Anchoring block roots costs gas: on the local anvil, give the node's account ether.
+        manage(env, "anchor_account_fund")
         return env
 
     def start(self) -> None:
