@@ -601,3 +601,40 @@ class OfferCancelApi(LedgerApiView):
         return Response(
             OfferOutput(exchange_services.offer_cancel(offer_id=offer_id, actor=request.user)).data
         )
+
+
+class InterbankPaymentBatchApi(LedgerApiView):
+    class Input(serializers.Serializer):
+        payments = InterbankPaymentApi.Input(
+            many=True, help_text="1 to 5000 payments to parties of one other bank"
+        )
+
+    @extend_schema(
+        summary="Many payments to one other bank in two round trips; each ends final or voided",
+        request=Input,
+        responses={201: InterbankPaymentOutput(many=True), **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        from ledgers import interbank_services
+
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        items = serializer.validated_data["payments"]
+        if not 0 < len(items) <= 5000:
+            raise BadEntry("send 1 to 5000 payments")
+        payments = interbank_services.payment_interbank_send_batch(
+            requests=[
+                interbank_services.InterbankRequest(
+                    reference=data["idempotency_key"],
+                    sender=data["sender"],
+                    recipient=data["recipient"],
+                    asset=data["asset"],
+                    recipient_asset=data["recipient_asset"],
+                    amount=data["amount"],
+                    expires_in_ms=1000 * data.get("expires_in_seconds", 30),
+                )
+                for data in items
+            ],
+            actor=request.user,
+        )
+        return Response(InterbankPaymentOutput(payments, many=True).data, status=status.HTTP_201_CREATED)

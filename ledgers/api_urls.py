@@ -16,6 +16,11 @@ urlpatterns = [
     path("payments/", api.PaymentCreateApi.as_view(), name="api-payments"),
     path("payments/batch/", api.PaymentBatchApi.as_view(), name="api-payments-batch"),
     path("payments/interbank/", api.InterbankPaymentApi.as_view(), name="api-payments-interbank"),
+    path(
+        "payments/interbank/batch/",
+        api.InterbankPaymentBatchApi.as_view(),
+        name="api-payments-interbank-batch",
+    ),
     path("offers/", api.OfferListCreateApi.as_view(), name="api-offers"),
     path("offers/<str:offer_id>/take/", api.OfferTakeApi.as_view(), name="api-offer-take"),
     path("offers/<str:offer_id>/cancel/", api.OfferCancelApi.as_view(), name="api-offer-cancel"),

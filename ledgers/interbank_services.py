@@ -18,6 +18,7 @@ A's signature on both a final proof and a void notice is kept as a fraud proof.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,6 +53,8 @@ logger = logging.getLogger("parsec.ledgers")
 COSIGN_PATH = "/node-api/ledgers/payments/cosign"
 FINAL_PATH = "/node-api/ledgers/payments/final"
 VOID_PATH = "/node-api/ledgers/payments/void"
+COSIGN_BATCH_PATH = "/node-api/ledgers/payments/cosign-batch"
+FINAL_BATCH_PATH = "/node-api/ledgers/payments/final-batch"
 DEFAULT_EXPIRY_MS = 30_000
 
 
@@ -214,7 +217,7 @@ def _state_of(payment: InterbankPayment) -> interbank.OutgoingPayment:
 
 
 @transaction.atomic
-def payment_origin_transition(*, payment_id: str, change: Any) -> InterbankPayment:
+def payment_origin_transition(*, payment_id: str, change: Any, deliver: bool = True) -> InterbankPayment:
     """Apply one change to bank A's state machine under the locks, and carry out what it decides:
     finalise and append A's leg, or void and release the hold. Safe to run twice."""
     row = InterbankPayment.objects.get(payment_id=payment_id, role=PaymentRole.ORIGIN)
@@ -251,7 +254,7 @@ def payment_origin_transition(*, payment_id: str, change: Any) -> InterbankPayme
     row.proof = state_after.proof.to_json()
     row.updated_at = timezone.now()
     row.save(update_fields=["phase", "proof", "void_reason", "void_signature", "updated_at"])
-    if row.phase != interbank.PaymentPhase.HELD:
+    if deliver and row.phase != interbank.PaymentPhase.HELD:
         transaction.on_commit(lambda: _deliver_later(row.payment_id))
     return row
 
@@ -372,6 +375,105 @@ def payment_interbank_send(*, request: InterbankRequest, actor: Any = None) -> I
     return payment
 
 
+def _change_for(peer: Peer, body: Any, status: int) -> Any:
+    """Bank B's answer as a change of A's state machine: its co-signature or its refusal."""
+    if isinstance(body, dict) and isinstance(body.get("signature"), str) and 200 <= status < 300:
+        return interbank.CosignReceived(
+            bank=Namespace(peer.domain),
+            key=peer_public_key(peer),
+            signature=Signature(bytes.fromhex(body["signature"])),
+            now=now_millis(),
+        )
+    error = body.get("error") if isinstance(body, dict) else None
+    code = str((error.get("code") if isinstance(error, dict) else None) or f"http_{status}")
+    return interbank.CosignRefused(bank=Namespace(peer.domain), code=code, now=now_millis())
+
+
+def payment_interbank_send_batch(
+    *, requests: list[InterbankRequest], actor: Any = None
+) -> list[InterbankPayment]:
+    """Many payments to one peer bank with two round trips in all: hold them all (one
+    transaction), one co-sign request, finalise all (one transaction), one request with the
+    final proofs. Holding is all or nothing; after that each payment is final or voided on its
+    own (a refused one is voided and its hold released). Replays return the first payments."""
+    if not requests:
+        return []
+    with transaction.atomic():
+        # Every row this batch touches is locked first, in lock order, so two batches (or a
+        # batch and a single payment) wait for each other instead of deadlocking.
+        _lock_ledgers(
+            Ledger.objects.filter(ubi__in={request.sender for request in requests}).values_list(
+                "pk", flat=True
+            )
+        )
+        held = [_hold(request)[0] for request in requests]
+    banks = {interbank.PaymentProof.from_json(row.proof).instruction.banks[1] for row in held}
+    if len(banks) != 1:
+        raise BadRoute("a batch pays parties of one other bank")
+    peer = peer_for(banks.pop())
+    pending = [row for row in held if row.phase == interbank.PaymentPhase.HELD]
+    changes: dict[str, Any] = {}
+    if pending:
+        try:
+            answer = peer_request(
+                peer,
+                "POST",
+                COSIGN_BATCH_PATH,
+                json_body={"proofs": [row.proof for row in pending]},
+                idempotency_key=f"cosign-batch-{pending[0].payment_id}-{len(pending)}",
+                timeout=30.0,
+            )
+            body = _json_or_empty(answer)
+            results = body.get("results") if answer.ok else None
+        except PeerUnreachable:
+            results = None
+        if not isinstance(results, list) or len(results) != len(pending):
+            results = [{"error": {"code": "peer_unreachable"}}] * len(pending)
+        for row, result in zip(pending, results, strict=True):
+            changes[row.payment_id] = _change_for(peer, result, 200 if "signature" in result else 409)
+    finals: list[InterbankPayment] = []
+    with transaction.atomic():
+        _lock_ledgers({row.debit_ledger_id for row in pending} | {row.credit_ledger_id for row in pending})
+        for row in pending:
+            try:
+                with transaction.atomic():
+                    done = payment_origin_transition(
+                        payment_id=row.payment_id, change=changes[row.payment_id], deliver=False
+                    )
+            except LedgerError as error:
+                done = payment_origin_transition(
+                    payment_id=row.payment_id,
+                    change=interbank.CosignRefused(
+                        bank=Namespace(peer.domain), code=error.code, now=now_millis()
+                    ),
+                    deliver=False,
+                )
+            if done.phase == interbank.PaymentPhase.FINAL:
+                finals.append(done)
+            else:
+                transaction.on_commit(functools.partial(_deliver_later, done.payment_id))
+    if finals:
+        try:
+            answer = peer_request(
+                peer,
+                "POST",
+                FINAL_BATCH_PATH,
+                json_body={"proofs": [row.proof for row in finals]},
+                idempotency_key=f"final-batch-{finals[0].payment_id}-{len(finals)}",
+                timeout=30.0,
+            )
+            delivered = answer.ok
+        except PeerUnreachable:
+            delivered = False
+        if delivered:
+            InterbankPayment.objects.filter(pk__in=[row.pk for row in finals]).update(peer_confirmed=True)
+        else:
+            for row in finals:
+                _deliver_later(row.payment_id)
+    by_id = InterbankPayment.objects.in_bulk([row.pk for row in held])
+    return [by_id[row.pk] for row in held]
+
+
 def _json_or_empty(answer: Any) -> dict[str, Any]:
     try:
         body = answer.json()
@@ -447,6 +549,38 @@ def payment_cosign(*, peer: Peer, proof_json: Any) -> Signature:
         expires_at=instruction.expires_at,
     )
     return signature
+
+
+@transaction.atomic
+def payment_cosign_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
+    """Bank B: co-sign many payments in one transaction; each is checked on its own (a refusal
+    rolls back only its own savepoint) and answered with a signature or an error."""
+    if not isinstance(proofs, list) or not 0 < len(proofs) <= 5000:
+        raise BadRoute("proofs must be a list of 1 to 5000 payment proofs")
+    results: list[dict[str, Any]] = []
+    for proof in proofs:
+        try:
+            with transaction.atomic():
+                results.append({"signature": payment_cosign(peer=peer, proof_json=proof).hex()})
+        except LedgerError as error:
+            results.append({"error": {"code": error.code, "message": str(error)}})
+    return results
+
+
+@transaction.atomic
+def payment_apply_final_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
+    """Bank B: append our legs of many final payments in one transaction."""
+    if not isinstance(proofs, list) or not 0 < len(proofs) <= 5000:
+        raise BadRoute("proofs must be a list of 1 to 5000 payment proofs")
+    results: list[dict[str, Any]] = []
+    for proof in proofs:
+        try:
+            with transaction.atomic():
+                row = payment_apply_final(peer=peer, proof_json=proof)
+            results.append({"payment": row.payment_id, "phase": row.phase})
+        except LedgerError as error:
+            results.append({"error": {"code": error.code, "message": str(error)}})
+    return results
 
 
 def _accepted(ledger: Ledger) -> bool:

@@ -103,3 +103,28 @@ def offer_take(request: HttpRequest) -> JsonResponse:
     except LedgerError as error:
         return _refused(error)
     return JsonResponse({"accepted": accepted.to_json()})
+
+
+@node_to_node
+@require_POST
+def payment_cosign_batch(request: HttpRequest) -> JsonResponse:
+    """Many co-signatures in one request and one transaction; one answer per payment."""
+    try:
+        results = interbank_services.payment_cosign_batch(
+            peer=_peer(request), proofs=_body(request).get("proofs")
+        )
+    except LedgerError as error:
+        return _refused(error)
+    return JsonResponse({"results": results})
+
+
+@node_to_node
+@require_POST
+def payment_final_batch(request: HttpRequest) -> JsonResponse:
+    try:
+        results = interbank_services.payment_apply_final_batch(
+            peer=_peer(request), proofs=_body(request).get("proofs")
+        )
+    except LedgerError as error:
+        return _refused(error)
+    return JsonResponse({"results": results})

@@ -197,3 +197,24 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
     assert not Hold.objects.exists()
     assert bank_b.balance("bob") == 1000
     assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
+
+    # A batch: one co-sign request and one final request for all; the one B refuses is voided.
+    batch = interbank_services.payment_interbank_send_batch(
+        requests=[
+            InterbankRequest(
+                reference=f"batch-{index}",
+                sender=alice.ubi,
+                recipient=f"ubi:{B_DOMAIN}:{'carol' if index == 2 else 'bob'}",
+                asset="bank-test.test/EUR",
+                recipient_asset=f"{B_DOMAIN}/EUR",
+                amount="1.00",
+            )
+            for index in range(6)
+        ]
+    )
+    assert [payment.phase for payment in batch] == ["final", "final", "voided", "final", "final", "final"]
+    assert all(payment.peer_confirmed for payment in batch if payment.phase == "final")
+    assert balance_of(alice.ledger, eur) == 8500
+    assert not Hold.objects.exists()
+    assert bank_b.balance("bob") == 1500
+    assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
