@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from consensus import selectors
 from consensus.models import Anchor, Block
-from consensus.services import ConsensusShellError
+from consensus.services import MAX_PAYLOAD_BYTES, ConsensusShellError, consensus_vote_many
 from settlement.errors import error_body
 from settlement.protocol.merkle import leaf_hash
 
@@ -264,6 +264,46 @@ class ConsensusStatusApi(ConsensusApiView):
     )
     def get(self, request: Request) -> Response:
         return Response(StatusOutput(selectors.consensus_status()).data)
+
+
+class ObservationSubmitApi(ConsensusApiView):
+    """Operators (and other apps, through ``consensus_vote``) submit observations for agreement."""
+
+    class Input(serializers.Serializer):
+        kind = serializers.CharField(max_length=40, help_text="e.g. ledger.head, offer, message.digest")
+        payloads = serializers.ListField(
+            child=serializers.CharField(max_length=2 * MAX_PAYLOAD_BYTES),
+            min_length=1,
+            max_length=10_000,
+            help_text="hex-encoded payloads",
+        )
+
+        def validate_payloads(self, value: list[str]) -> list[bytes]:
+            try:
+                return [bytes.fromhex(item) for item in value]
+            except ValueError as error:
+                raise serializers.ValidationError("payloads are hex strings") from error
+
+    class Output(serializers.Serializer):
+        submitted = serializers.IntegerField()
+        new = serializers.IntegerField(
+            help_text="not submitted before (the same kind and payload is voted once)"
+        )
+
+    @extend_schema(
+        summary="Submit observations; the validator votes for them at its next step",
+        request=Input,
+        responses={
+            202: Output,
+            400: OpenApiResponse(ErrorOutput, description="invalid, bad_kind, payload_too_large"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        new = consensus_vote_many(payloads=data["payloads"], kind=data["kind"])
+        return Response({"submitted": len(data["payloads"]), "new": new}, status=202)
 
 
 class AnchorListApi(ConsensusApiView):

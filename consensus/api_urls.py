@@ -12,5 +12,6 @@ urlpatterns = [
     path("blocks/<int:height>/proof/<int:index>/", api.BlockProofApi.as_view(), name="api-block-proof"),
     path("consensus/status", api.ConsensusStatusApi.as_view(), name="api-consensus-status"),
     path("consensus/status/", api.ConsensusStatusApi.as_view()),
+    path("consensus/observations/", api.ObservationSubmitApi.as_view(), name="api-consensus-observations"),
     path("anchors/", api.AnchorListApi.as_view(), name="api-anchors"),
 ]

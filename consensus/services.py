@@ -136,14 +136,23 @@ def consensus_vote(*, payload: bytes, kind: str) -> PendingObservation:
 
 def consensus_vote_many(*, payloads: list[bytes], kind: str) -> int:
     """Submit many observations at once (one bulk insert); returns how many were new."""
-    rows = []
+    rows: dict[bytes, PendingObservation] = {}
     for payload in payloads:
         data = observation_bytes(observation_for(kind=kind, payload=payload))
-        rows.append(PendingObservation(digest=sha256(data), data=data, kind=kind))
+        digest = sha256(data)
+        rows[digest] = PendingObservation(digest=digest, data=data, kind=kind)
     with transaction.atomic():
-        created = PendingObservation.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5_000)
+        known = {
+            bytes(item)
+            for start in range(0, len(rows), 5_000)
+            for item in PendingObservation.objects.filter(
+                digest__in=list(rows)[start : start + 5_000]
+            ).values_list("digest", flat=True)
+        }
+        new = [row for digest, row in rows.items() if digest not in known]
+        PendingObservation.objects.bulk_create(new, ignore_conflicts=True, batch_size=5_000)
         transaction.on_commit(_schedule_votes)
-    return len(created)
+    return len(new)
 
 
 def dispatch(task: str, *args: Any) -> None:
