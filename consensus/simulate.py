@@ -50,6 +50,7 @@ from consensus.protocol import (
 )
 from consensus.protocol.event import create_event
 from consensus.protocol.malice import make_accusation
+from consensus.protocol.parsec import MessageT
 from settlement.protocol.signing import SigningKey
 
 BYZANTINE_BEHAVIOURS = ("fork", "invalid-event", "spam", "false-accusation")
@@ -163,7 +164,7 @@ class ByzantineParsec(Parsec):
             return (self.fork_sibling,)
         return ()
 
-    def _tamper(self, message: Any, peer: ValidatorId) -> Any:
+    def _tamper(self, message: MessageT, peer: ValidatorId) -> MessageT:
         extra = self._extra_events(peer)
         events = tuple(message.events)
         if extra:
@@ -179,10 +180,10 @@ class ByzantineParsec(Parsec):
         return self._signed(cls, peer, message.epoch, message.known, message.wants, list(events))
 
     def create_gossip(self, peer: ValidatorId) -> Request:
-        return self._tamper(super().create_gossip(peer), peer)  # type: ignore[no-any-return,unused-ignore]
+        return self._tamper(super().create_gossip(peer), peer)
 
     def handle_request(self, peer: ValidatorId, request: Request) -> Response:
-        return self._tamper(super().handle_request(peer, request), peer)  # type: ignore[no-any-return,unused-ignore]
+        return self._tamper(super().handle_request(peer, request), peer)
 
 
 class Simulation:
@@ -326,10 +327,10 @@ class Simulation:
     def _spam(self, i: int, peer: int) -> Any:
         choice = self.rng.randrange(3)
         if choice == 0:
-            return Request(self.ids[i], self.ids[peer], 0, (), (), (), self.rng.randbytes(64))  # type: ignore[arg-type]
+            return Request(self.ids[i], self.ids[peer], Epoch(0), (), (), (), self.rng.randbytes(64))
         if choice == 1:
             return b"\x00garbage" + self.rng.randbytes(16)
-        return Response(self.ids[i], self.ids[i], 0, (), (), (), self.rng.randbytes(64))  # type: ignore[arg-type]
+        return Response(self.ids[i], self.ids[i], Epoch(0), (), (), (), self.rng.randbytes(64))
 
     def _voter(self, i: int, k: int) -> Callable[[], None]:
         def vote() -> None:

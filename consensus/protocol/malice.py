@@ -108,7 +108,7 @@ def _check(accusation: Accusation, depth: int) -> bool:
         observation = bytes.fromhex(evidence["observation"])
         events = [_signed_event(item, offender) for item in evidence["events"]]
         if len(events) == 1:
-            return events[0][0].observations.count(observation) >= 2
+            return bool(events[0][0].observations.count(observation) >= 2)
         (first, first_id), (second, second_id) = events
         return (
             first_id != second_id

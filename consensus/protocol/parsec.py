@@ -22,7 +22,7 @@ that have not reached the cut yet.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from consensus.protocol.block import (
     GENESIS_PREVIOUS,
@@ -113,6 +113,9 @@ class _Message:
         }
 
 
+MessageT = TypeVar("MessageT", bound=_Message)
+
+
 @dataclass(frozen=True)
 class Request(_Message):
     KIND: ClassVar[str] = "request"
@@ -187,7 +190,7 @@ class Parsec:
         *,
         prune_margin: int = DEFAULT_PRUNE_MARGIN,
     ) -> None:
-        if signing_key.public_key != our_id:
+        if bytes(signing_key.public_key) != bytes(our_id):
             raise ValueError("our_id must be the public key of signing_key")
         if len(set(section.validators)) != len(section.validators):
             raise ValueError("validators must be distinct")
@@ -368,13 +371,13 @@ class Parsec:
 
     def _signed(
         self,
-        cls: type[Request] | type[Response],
+        cls: type[MessageT],
         peer: ValidatorId,
         epoch: Epoch,
         known: tuple[int, ...],
         wants: tuple[EventId, ...],
         events: list[Event],
-    ) -> Any:
+    ) -> MessageT:
         header = _header(cls.KIND, self.our_id, peer, epoch, known, wants, tuple(events), self.epoch)
         signature = sign(self._key, MESSAGE_KIND, header)
         return cls(self.our_id, peer, epoch, known, wants, tuple(events), signature, self.epoch)
@@ -720,7 +723,7 @@ class Parsec:
             parsec._to_accuse = [Accusation.from_wire(item) for item in snapshot["to_accuse"]]
         except (KeyError, TypeError, ValueError, MalformedMessage) as error:
             raise SnapshotError(f"snapshot cannot be restored: {error}") from error
-        if parsec.our_id != signing_key.public_key:
+        if bytes(parsec.our_id) != bytes(signing_key.public_key):
             raise SnapshotError("the snapshot belongs to another key")
         return parsec
 
