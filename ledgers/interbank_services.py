@@ -431,27 +431,7 @@ def payment_interbank_send_batch(
             results = [{"error": {"code": "peer_unreachable"}}] * len(pending)
         for row, result in zip(pending, results, strict=True):
             changes[row.payment_id] = _change_for(peer, result, 200 if "signature" in result else 409)
-    finals: list[InterbankPayment] = []
-    with transaction.atomic():
-        _lock_ledgers({row.debit_ledger_id for row in pending} | {row.credit_ledger_id for row in pending})
-        for row in pending:
-            try:
-                with transaction.atomic():
-                    done = payment_origin_transition(
-                        payment_id=row.payment_id, change=changes[row.payment_id], deliver=False
-                    )
-            except LedgerError as error:
-                done = payment_origin_transition(
-                    payment_id=row.payment_id,
-                    change=interbank.CosignRefused(
-                        bank=Namespace(peer.domain), code=error.code, now=now_millis()
-                    ),
-                    deliver=False,
-                )
-            if done.phase == interbank.PaymentPhase.FINAL:
-                finals.append(done)
-            else:
-                transaction.on_commit(functools.partial(_deliver_later, done.payment_id))
+    finals = _finalise_many(pending, changes, peer) if pending else []
     if finals:
         try:
             answer = peer_request(
@@ -472,6 +452,74 @@ def payment_interbank_send_batch(
                 _deliver_later(row.payment_id)
     by_id = InterbankPayment.objects.in_bulk([row.pk for row in held])
     return [by_id[row.pk] for row in held]
+
+
+@transaction.atomic
+def _finalise_many(
+    pending: list[InterbankPayment], changes: dict[str, Any], peer: Peer
+) -> list[InterbankPayment]:
+    """Bank A's transitions for a batch in one transaction and one write: every row locked once,
+    each payment finalised (A signs, its leg appended) or voided (hold released) on its own."""
+    locked = _lock_ledgers(
+        {row.debit_ledger_id for row in pending} | {row.credit_ledger_id for row in pending}
+    )
+    rows = list(
+        InterbankPayment.objects.select_for_update().filter(pk__in=[row.pk for row in pending]).order_by("pk")
+    )
+    assets_by_id, assets = _assets()
+    state = _load_state(locked, assets_by_id)
+    key = bank_key()
+    appended: list[tuple[int, chain_rules.Appended]] = []
+    released: list[tuple[int, str]] = []
+    finals: list[InterbankPayment] = []
+    others: list[InterbankPayment] = []
+    for row in rows:
+        if row.phase != interbank.PaymentPhase.HELD:
+            (finals if row.phase == interbank.PaymentPhase.FINAL else others).append(row)
+            continue
+        current = _state_of(row)
+        try:
+            result = interbank.payment_transition(current, changes[row.payment_id], origin_key=key)
+            events = list(result.events)
+            after = result.state
+            if any(isinstance(event, interbank.ReadyToFinalise) for event in events):
+                final = interbank.payment_transition(
+                    after, interbank.Finalise(origin_key=key, now=now_millis()), origin_key=key
+                )
+                events += final.events
+                after = final.state
+            checked: list[tuple[int, chain_rules.Appended]] = []
+            for event in events:
+                if isinstance(event, interbank.PaymentFinalised):
+                    checked = _check_leg(state, row, event.proof, assets)
+        except LedgerError as error:
+            refusal = interbank.CosignRefused(bank=Namespace(peer.domain), code=error.code, now=now_millis())
+            result = interbank.payment_transition(current, refusal, origin_key=key)
+            events, after, checked = list(result.events), result.state, []
+        for ledger_id, entry in checked:
+            _apply(state, ledger_id, entry)
+        appended += checked
+        for event in events:
+            if isinstance(event, interbank.HoldReleased):
+                released.append((row.debit_ledger_id, event.key))
+                state.holds[row.debit_ledger_id] = {
+                    k: v for k, v in state.holds[row.debit_ledger_id].items() if k != event.key
+                }
+            elif isinstance(event, interbank.PaymentVoided):
+                row.void_reason, row.void_signature = event.reason[:300], event.void_signature.hex()
+        row.phase, row.proof, row.updated_at = after.phase, after.proof.to_json(), timezone.now()
+        (finals if row.phase == interbank.PaymentPhase.FINAL else others).append(row)
+    if appended:
+        _save(state, appended)
+    for ledger_id, hold_key in released:
+        Hold.objects.filter(ledger_id=ledger_id, key=hold_key).delete()
+    InterbankPayment.objects.bulk_update(
+        rows, ["phase", "proof", "void_reason", "void_signature", "updated_at"]
+    )
+    for row in others:
+        if row.phase == interbank.PaymentPhase.VOIDED:
+            transaction.on_commit(functools.partial(_deliver_later, row.payment_id))
+    return finals
 
 
 def _json_or_empty(answer: Any) -> dict[str, Any]:
@@ -512,7 +560,10 @@ def payment_cosign(*, peer: Peer, proof_json: Any) -> Signature:
     key = bank_key()
     if existing is not None and existing.phase != interbank.PaymentPhase.VOIDED:
         return interbank.cosign_payment(instruction, key=key)
+    if existing is not None:
+        raise BadTransition(f"payment {instruction.id} was voided; it cannot be co-signed again")
     assets_by_id, assets = _assets()
+    _known_asset(assets, leg.asset)
     state = _load_state(locked, assets_by_id)
     _sync_credit_line(state, account, peer, leg.asset)
     now = now_millis()
@@ -551,35 +602,208 @@ def payment_cosign(*, peer: Peer, proof_json: Any) -> Signature:
     return signature
 
 
-@transaction.atomic
-def payment_cosign_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
-    """Bank B: co-sign many payments in one transaction; each is checked on its own (a refusal
-    rolls back only its own savepoint) and answered with a signature or an error."""
+def _batch_of(proofs: Any) -> list[Any]:
     if not isinstance(proofs, list) or not 0 < len(proofs) <= 5000:
         raise BadRoute("proofs must be a list of 1 to 5000 payment proofs")
-    results: list[dict[str, Any]] = []
-    for proof in proofs:
+    return proofs
+
+
+def _error(error: LedgerError) -> dict[str, Any]:
+    return {"error": {"code": error.code, "message": str(error)}}
+
+
+def _known_asset(assets: Any, asset: AssetId) -> None:
+    if asset not in assets:
+        from ledgers.protocol.errors import UnknownAsset
+
+        raise UnknownAsset(f"{asset} is not an asset this node knows")
+
+
+@transaction.atomic
+def payment_cosign_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
+    """Bank B: co-sign many payments in one transaction with a fixed number of statements: every
+    row locked once, the checks run in memory (each payment's hold counts for the next), holds
+    and payments written in bulk. Each payment gets a signature or its own error."""
+    items: list[tuple[interbank.PaymentProof, interbank.Leg] | LedgerError] = []
+    for value in _batch_of(proofs):
         try:
-            with transaction.atomic():
-                results.append({"signature": payment_cosign(peer=peer, proof_json=proof).hex()})
+            proof = interbank.PaymentProof.from_json(value)
+            if proof.instruction.origin != peer.domain:
+                raise BadRoute("only the origin bank may ask for a co-signature")
+            items.append((proof, _leg_for_us(proof.instruction)))
         except LedgerError as error:
-            results.append({"error": {"code": error.code, "message": str(error)}})
+            items.append(error)
+    account = peer_account(peer)
+    wanted = {item[1].credit for item in items if not isinstance(item, LedgerError)}
+    ids = dict(Ledger.objects.filter(ubi__in=wanted).values_list("ubi", "pk"))
+    locked = _lock_ledgers([account.pk, *ids.values()])
+    payment_ids = [item[0].instruction.id for item in items if not isinstance(item, LedgerError)]
+    existing = {row.payment_id: row for row in InterbankPayment.objects.filter(payment_id__in=payment_ids)}
+    assets_by_id, assets = _assets()
+    by_uai = {asset.uai: asset for asset in assets_by_id.values()}
+    state = _load_state(locked, assets_by_id)
+    for asset in {item[1].asset for item in items if not isinstance(item, LedgerError)} & set(assets):
+        _sync_credit_line(state, account, peer, asset)
+    key, now = bank_key(), now_millis()
+    expiry_base = timezone.now()
+    holds, payments, results = [], [], []
+    signed: dict[str, Signature] = {}
+    for item in items:
+        if isinstance(item, LedgerError):
+            results.append(_error(item))
+            continue
+        proof, leg = item
+        instruction = proof.instruction
+        try:
+            if instruction.id in signed or (
+                instruction.id in existing and existing[instruction.id].phase != interbank.PaymentPhase.VOIDED
+            ):
+                results.append({"signature": interbank.cosign_payment(instruction, key=key).hex()})
+                continue
+            if instruction.id in existing:
+                raise BadTransition(f"payment {instruction.id} was voided; it cannot be co-signed again")
+            if leg.debit != account.ubi:
+                raise BadRoute(f"our leg must debit {account.ubi}")
+            if leg.credit not in ids:
+                raise UnknownLedger(f"{leg.credit} is not a ledger kept by this bank")
+            _known_asset(assets, leg.asset)
+            hold = interbank.check_cosign(
+                instruction=instruction,
+                sender_key=proof.sender_key,
+                sender_signature=proof.sender_signature,
+                bank=Namespace(bank_namespace()),
+                debit=state.view(account.pk),
+                credit_accepted=_accepted(locked[ids[leg.credit]]),
+                assets=assets,
+                now=now,
+            )
+        except LedgerError as error:
+            results.append(_error(error))
+            continue
+        state.holds[account.pk] = {**state.holds[account.pk], hold.key: hold}
+        signature = interbank.cosign_payment(instruction, key=key)
+        signed[instruction.id] = signature
+        holds.append(
+            Hold(
+                ledger=account,
+                key=hold.key,
+                asset=by_uai[hold.asset],
+                amount=hold.amount,
+                expires_at=expiry_base + timedelta(milliseconds=max(0, instruction.expires_at - now)),
+            )
+        )
+        payments.append(
+            InterbankPayment(
+                payment_id=instruction.id,
+                reference=instruction.reference,
+                role=PaymentRole.COSIGNER,
+                phase=interbank.PaymentPhase.HELD,
+                proof=proof.with_bank_signature(
+                    bank=Namespace(bank_namespace()), key=key.public_key, signature=signature
+                ).to_json(),
+                amount=instruction.amount,
+                debit_ledger=account,
+                credit_ledger_id=ids[leg.credit],
+                expires_at=instruction.expires_at,
+            )
+        )
+        results.append({"signature": signature.hex()})
+    Hold.objects.bulk_create(holds)
+    InterbankPayment.objects.bulk_create(payments)
     return results
+
+
+def _check_leg(
+    state: Any, row: InterbankPayment, proof: interbank.PaymentProof, assets: Any
+) -> list[tuple[int, chain_rules.Appended]]:
+    """Both entries of this bank's leg, checked and co-signed, not yet applied: both or neither."""
+    debit, credit = interbank.plan_leg_entries(
+        proof=proof,
+        bank=Namespace(bank_namespace()),
+        debit_head=state.heads[row.debit_ledger_id],
+        credit_head=state.heads[row.credit_ledger_id],
+        time=now_millis(),
+    )
+    checked = []
+    for ledger_id, entry in ((row.debit_ledger_id, debit), (row.credit_ledger_id, credit)):
+        view = state.view(ledger_id)
+        appended = chain_rules.check_append(
+            head=view.head,
+            entry=entry,
+            party_key=view.party_key,
+            party_signature=None,
+            balances=view.balances,
+            holds=view.holds,
+            credit_lines=view.credit_lines,
+            party_accepted=True,  # authorised by the proof; KYC was checked when it was held
+            assets=assets,
+            now=now_millis(),
+        )
+        checked.append((ledger_id, chain_rules.cosign(appended, validator_key=bank_key())))
+    return checked
 
 
 @transaction.atomic
 def payment_apply_final_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
-    """Bank B: append our legs of many final payments in one transaction."""
-    if not isinstance(proofs, list) or not 0 < len(proofs) <= 5000:
-        raise BadRoute("proofs must be a list of 1 to 5000 payment proofs")
-    results: list[dict[str, Any]] = []
-    for proof in proofs:
+    """Bank B: append our legs of many final payments in one transaction and one write."""
+    trusted = {
+        Namespace(peer.domain): peer_public_key(peer),
+        Namespace(bank_namespace()): bank_key().public_key,
+    }
+    items: list[interbank.PaymentProof | LedgerError] = []
+    for value in _batch_of(proofs):
         try:
-            with transaction.atomic():
-                row = payment_apply_final(peer=peer, proof_json=proof)
-            results.append({"payment": row.payment_id, "phase": row.phase})
+            proof = interbank.PaymentProof.from_json(value)
+            interbank.verify_payment_proof(proof, trusted_bank_keys=trusted)
+            items.append(proof)
         except LedgerError as error:
-            results.append({"error": {"code": error.code, "message": str(error)}})
+            items.append(error)
+    ids = [item.instruction.id for item in items if not isinstance(item, LedgerError)]
+    found = list(InterbankPayment.objects.filter(payment_id__in=ids, role=PaymentRole.COSIGNER))
+    locked = _lock_ledgers({row.debit_ledger_id for row in found} | {row.credit_ledger_id for row in found})
+    rows = {
+        row.payment_id: row
+        for row in InterbankPayment.objects.select_for_update().filter(pk__in=[row.pk for row in found])
+    }
+    assets_by_id, assets = _assets()
+    state = _load_state(locked, assets_by_id)
+    for held in rows.values():
+        if held.debit_ledger_id in locked:
+            asset = _leg_for_us(interbank.PaymentProof.from_json(held.proof).instruction).asset
+            if asset in assets and asset not in state.credit_lines[held.debit_ledger_id]:
+                _sync_credit_line(state, locked[held.debit_ledger_id], peer, asset)
+    appended: list[tuple[int, chain_rules.Appended]] = []
+    updated, results = [], []
+    for item in items:
+        if isinstance(item, LedgerError):
+            results.append(_error(item))
+            continue
+        found_row = rows.get(item.instruction.id)
+        try:
+            if found_row is None:
+                raise BadTransition("we never co-signed this payment")
+            row = found_row
+            if row.phase == interbank.PaymentPhase.VOIDED:
+                _keep_fraud_proof(item, row.void_signature)
+                raise BadTransition("the origin bank voided this payment before; both signatures are kept")
+            if row.phase != interbank.PaymentPhase.FINAL:
+                checked = _check_leg(state, row, item, assets)
+                for ledger_id, entry in checked:
+                    _apply(state, ledger_id, entry)
+                appended += checked
+                row.phase, row.proof, row.updated_at = (
+                    interbank.PaymentPhase.FINAL,
+                    item.to_json(),
+                    timezone.now(),
+                )
+                updated.append(row)
+        except LedgerError as error:
+            results.append(_error(error))
+            continue
+        results.append({"payment": row.payment_id, "phase": row.phase})
+    if appended:
+        _save(state, appended)
+    InterbankPayment.objects.bulk_update(updated, ["phase", "proof", "updated_at"])
     return results
 
 

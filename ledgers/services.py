@@ -447,8 +447,12 @@ def _save(state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]) -
             )
     released = [(ledger_id, key) for ledger_id, item in appended for key in item.holds_released]
     if released:
-        for ledger_id, key in released:
-            Hold.objects.filter(ledger_id=ledger_id, key=key).delete()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM ledgers_hold h USING unnest(%s::bigint[], %s::varchar[]) AS r(ledger_id, key) "
+                "WHERE h.ledger_id = r.ledger_id AND h.key = r.key",
+                [[ledger_id for ledger_id, _ in released], [key for _, key in released]],
+            )
     placed = [
         Hold(ledger_id=ledger_id, key=hold.key, asset_id=uai_to_id[hold.asset], amount=hold.amount)
         for ledger_id, item in appended
