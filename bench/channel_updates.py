@@ -15,7 +15,13 @@ figure is measured on one core and on all cores (one process per core), in CPU t
 shared machine, wall time would measure the neighbours. The rules check four signatures per
 update (each side also checks its own, a guard against a signing bug), so the cost is about
 two signatures and four recoveries.
-Run: ``python -m bench.channel_updates [--channels 1000] [--seconds 2]``.
+Between two nodes (when `make bench` provides PostgreSQL, Redis and anvil): node A is this
+process, node B a daphne process with its own database; they open channels over the signed
+transport, fund them on anvil, and A pays B. Each update is one signed HTTP request; B checks,
+countersigns and persists before answering, A persists the countersigned state. Reported:
+sequential latency (p50, p99) and the throughput of several channels in parallel threads.
+
+Run: ``python -m bench.channel_updates [--channels 1000] [--seconds 2] [--transport-updates 300]``.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from channels_app.protocol.transition import transition
 from channels_app.protocol.types import ETH, Address, Wei
 
 GOAL_IN_PROCESS = 10_000
+GOAL_TRANSPORT = 2_000
 DOMAIN = eip712.Domain(31337, Address("0x" + "ad" * 20))
 DEPOSIT = 10**18
 
@@ -124,10 +131,169 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def _transport_available() -> bool:
+    return bool(
+        os.environ.get("DATABASE_URL") and os.environ.get("ETH_RPC_URL") and os.environ.get("REDIS_URL")
+    )
+
+
+def transport_benchmark(updates: int, threads: int) -> dict[str, Any]:
+    """Updates between two local nodes over the signed transport (see the module's docstring)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import psycopg
+
+    from devstack.services import ManagedProcess, free_port, port_open
+
+    server, _, _ = os.environ["DATABASE_URL"].rpartition("/")
+    names = {"a": "parsec_bench_node_a", "b": "parsec_bench_node_b"}
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
+        for name in names.values():
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+    port = free_port()
+    env_b = {
+        **os.environ,
+        "DATABASE_URL": f"{server}/{names['b']}",
+        "NODE_NAME": "bench-b",
+        "NODE_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    repo = Path(__file__).resolve().parent.parent
+
+    def manage_b(*arguments: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *arguments],
+            cwd=repo,
+            env=env_b,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode:
+            raise SystemExit(f"node B: manage.py {arguments[0]} failed:\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    manage_b("migrate", "--noinput", "-v", "0")
+    manage_b("shell", "-c", "from settlement.keystore import node_identity_ensure; node_identity_ensure()")
+    log_dir = Path(tempfile.mkdtemp(prefix="parsec-bench-"))
+    web_b = ManagedProcess(
+        name="bench-b",
+        command=[
+            str(Path(sys.executable).parent / "daphne"),
+            "--port",
+            str(port),
+            "settlement.asgi:application",
+        ],
+        log_path=log_dir / "bench-b.log",
+        env=env_b,
+    )
+    web_b.start()
+    try:
+        os.environ.update(
+            {
+                "DATABASE_URL": f"{server}/{names['a']}",
+                "NODE_NAME": "bench-a",
+                "NODE_BASE_URL": "http://127.0.0.1:1",
+            }
+        )
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settlement.settings")
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connection
+
+        call_command("migrate", "--noinput", verbosity=0)
+        from channels_app import services, watcher
+        from settlement.identity import fetch_identity_document, node_identity_document, peer_add
+        from settlement.keystore import node_identity_ensure
+
+        node_identity_ensure()
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"node B did not start:\n{web_b.log_tail()}")
+            time.sleep(0.1)
+        document = json.dumps(node_identity_document())
+        manage_b(
+            "shell",
+            "-c",
+            "import json; from settlement.identity import peer_add; "
+            f"peer_add(base_url='http://127.0.0.1:1', document=json.loads({document!r}), actor='bench')",
+        )
+        peer = peer_add(
+            base_url=f"http://127.0.0.1:{port}",
+            document=fetch_identity_document(f"http://127.0.0.1:{port}"),
+            actor="bench",
+        )
+        from web3 import Web3
+
+        chain = Web3(Web3.HTTPProvider(os.environ["ETH_RPC_URL"]))
+        chain.eth.wait_for_transaction_receipt(
+            chain.eth.send_transaction(
+                {
+                    "from": chain.eth.accounts[0],
+                    "to": Web3.to_checksum_address(services.node_address()),
+                    "value": 10**20,
+                }
+            )
+        )
+        deposit = 10**18
+        channels = []
+        for _ in range(threads):
+            channel = services.peer_channel_open(peer=peer, deposits={ETH: (deposit, 0)}, actor="bench")
+            services.channel_deposit(channel=channel, asset=ETH, amount=deposit, actor="bench")
+            channels.append(channel)
+        for _ in range(3):
+            services.onchain_transactions_follow()
+            watcher.watcher_poll()
+        manage_b("shell", "-c", "from channels_app.watcher import watcher_poll; watcher_poll()")
+
+        def pay(channel: Any, count: int) -> list[float]:
+            from django.db import connection as thread_connection
+
+            timings = []
+            for _ in range(count):
+                begin = time.perf_counter()
+                services.channel_pay(channel=channel, asset=ETH, amount=1, actor="bench")
+                timings.append(time.perf_counter() - begin)
+            thread_connection.close()
+            return timings
+
+        sequential = pay(channels[0], updates)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            parallel = [
+                t for result in pool.map(lambda c: pay(c, updates // threads), channels) for t in result
+            ]
+        parallel_seconds = time.perf_counter() - started
+        connection.close()
+    finally:
+        web_b.stop()
+    return {
+        "sequential_updates": len(sequential),
+        "sequential_updates_per_second": len(sequential) / sum(sequential),
+        "sequential_p50_ms": _percentile(sequential, 0.5) * 1000,
+        "sequential_p99_ms": _percentile(sequential, 0.99) * 1000,
+        "parallel_threads": threads,
+        "parallel_updates": len(parallel),
+        "parallel_updates_per_second": len(parallel) / parallel_seconds,
+        "parallel_p50_ms": _percentile(parallel, 0.5) * 1000,
+        "parallel_p99_ms": _percentile(parallel, 0.99) * 1000,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--channels", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--transport-updates", type=int, default=300, help="0: skip the two-node part")
+    parser.add_argument("--transport-threads", type=int, default=4)
     arguments = parser.parse_args(argv)
 
     ceilings = measure_ceilings(0.3)
@@ -180,6 +346,30 @@ def main(argv: list[str] | None = None) -> None:
         "ceiling per core = 1 / (2/sign + 2/recover) with "
         f"sign {sign:,.0f}/s and recover {recover:,.0f}/s measured in this run"
     )
+    transport: dict[str, Any] | str = "not measured: needs PostgreSQL, Redis and anvil (run under make bench)"
+    if arguments.transport_updates and _transport_available():
+        transport = transport_benchmark(arguments.transport_updates, arguments.transport_threads)
+        print_table(
+            "Off-chain channel updates between two local nodes over the signed transport",
+            [
+                {
+                    "measure": "one channel, sequential",
+                    "updates/s": transport["sequential_updates_per_second"],
+                    "p50 ms": transport["sequential_p50_ms"],
+                    "p99 ms": transport["sequential_p99_ms"],
+                },
+                {
+                    "measure": f"{arguments.transport_threads} channels in parallel",
+                    "updates/s": transport["parallel_updates_per_second"],
+                    "p50 ms": transport["parallel_p50_ms"],
+                    "p99 ms": transport["parallel_p99_ms"],
+                },
+            ],
+            ["measure", "updates/s", "p50 ms", "p99 ms"],
+        )
+        print(
+            f"goal {GOAL_TRANSPORT:,}/s between two nodes: {'met' if transport['parallel_updates_per_second'] >= GOAL_TRANSPORT else 'not met'}"
+        )
     path = write_results(
         "channel_updates",
         {
@@ -196,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
             "secp256k1_recover_per_second": recover,
             "goal_in_process": GOAL_IN_PROCESS,
             "goal_met": best >= GOAL_IN_PROCESS,
-            "transport": "not measured: two-node transport benchmark not built yet",
+            "transport": transport,
         },
     )
     print(f"written to {path}")

@@ -47,7 +47,7 @@ from channels_app.protocol.state import Channel as ProtocolChannel
 from channels_app.protocol.state import ChannelKind, NodeChannels, SignedState
 from channels_app.protocol.state import StreamPayment as ProtocolStreamPayment
 from channels_app.protocol.transition import transition
-from channels_app.protocol.types import ETH, Address, Timestamp, Version, Wei, address
+from channels_app.protocol.types import ETH, Address, ChannelId, Timestamp, Version, Wei, address
 from settlement import ethereum, keystore
 from settlement.audit import audit_record
 from settlement.counterparties.models import Counterparty, Custody
@@ -132,6 +132,8 @@ def _sub_rows(row: Channel, changes: Iterable[object] = ()) -> list[Channel]:
         if isinstance(proposed, ProtocolState):
             ids |= {_hex(sub.channel_id) for sub in proposed.sub_allocations}
     ids.discard(row.channel_id)
+    if not ids:
+        return []
     return list(Channel.objects.select_for_update().filter(channel_id__in=sorted(ids)).order_by("channel_id"))
 
 
@@ -176,6 +178,9 @@ def _apply(
     if row.machine is not None:
         rows += _sub_rows(row, changes)
     state = _node_channels(rows, row.clock)
+    had_locks = {
+        channel_id for channel_id, channel in state.channels.items() if channel.latest.state.sub_allocations
+    }
     produced: list[Event] = []
     names: list[str] = []
     pending = list(changes)
@@ -217,7 +222,7 @@ def _apply(
                 "version": record.latest.state.version,
             },
         )
-    _record_events(row, produced, actor)
+    _record_events(row, produced, actor, had_locks)
     return Applied(row, tuple(produced))
 
 
@@ -241,14 +246,14 @@ def _row(channel_id: bytes) -> Channel:
     return Channel.objects.get(channel_id=_hex(channel_id))
 
 
-def _record_events(row: Channel, produced: Sequence[Event], actor: Any) -> None:
+def _record_events(row: Channel, produced: Sequence[Event], actor: Any, had_locks: set[ChannelId]) -> None:
     """What must be stored with the change (signed states, intents), in the same transaction;
     the rest runs after commit."""
     adjudicator = ethereum.contract_address("Adjudicator")
     for event in produced:
         if isinstance(event, events.StateAccepted):
-            target = _row(event.channel_id)
-            _state_persist(target, event.signed)
+            target = row if row.id_bytes == event.channel_id else _row(event.channel_id)
+            _state_persist(target, event.signed, had_locks=event.channel_id in had_locks)
         elif isinstance(event, events.SendDeposit):
             _deposit_intents(row, node_address(), event.asset, event.amount)
         elif isinstance(event, events.ChannelFinalised):
@@ -330,27 +335,40 @@ def _announce(channel_id: str) -> None:
     broadcast(channel_group(channel_id), "channel.changed")
 
 
-def _state_persist(row: Channel, signed: SignedState) -> None:
-    ChannelState.objects.get_or_create(
-        channel=row,
-        version=signed.state.version,
-        defaults={
-            "state": codec.encode(signed.state),
-            "signatures": signatures_hex(signed.signatures),
-            "is_final": signed.state.is_final,
-            "digest": _hex(eip712.state_digest(domain(), signed.state)),
-        },
+def _state_persist(row: Channel, signed: SignedState, *, had_locks: bool = True) -> None:
+    # ON CONFLICT DO NOTHING: a replayed StateAccepted (a retried request) stores nothing twice.
+    ChannelState.objects.bulk_create(
+        [
+            ChannelState(
+                channel=row,
+                version=signed.state.version,
+                state=codec.encode(signed.state),
+                signatures=signatures_hex(signed.signatures),
+                is_final=signed.state.is_final,
+                digest=_hex(eip712.state_digest(domain(), signed.state)),
+            )
+        ],
+        ignore_conflicts=True,
     )
     current = {sub.channel_id: sub for sub in signed.state.sub_allocations}
-    for sub in current.values():
-        SubAllocation.objects.get_or_create(
-            channel=row,
-            sub_channel_id=_hex(sub.channel_id),
-            defaults={"asset": sub.asset, "amount": sub.amount, "locked_in_version": signed.state.version},
+    if current:
+        SubAllocation.objects.bulk_create(
+            [
+                SubAllocation(
+                    channel=row,
+                    sub_channel_id=_hex(sub.channel_id),
+                    asset=sub.asset,
+                    amount=sub.amount,
+                    locked_in_version=signed.state.version,
+                )
+                for sub in current.values()
+            ],
+            ignore_conflicts=True,
         )
-    SubAllocation.objects.filter(channel=row, released_in_version__isnull=True).exclude(
-        sub_channel_id__in=[_hex(i) for i in current]
-    ).update(released_in_version=signed.state.version)
+    if had_locks:
+        SubAllocation.objects.filter(channel=row, released_in_version__isnull=True).exclude(
+            sub_channel_id__in=[_hex(i) for i in current]
+        ).update(released_in_version=signed.state.version)
 
 
 def _call(function: str, row: Channel, signed: SignedState) -> str:

@@ -67,19 +67,31 @@ def web3() -> Web3:
     return _web3_for(settings.ETH_RPC_URL, max(10.0, float(settings.ETH_RPC_TIMEOUT_SECONDS)))
 
 
-def chain_id() -> int:
+@functools.lru_cache(maxsize=8)
+def _chain_id_of(url: str) -> int:
     return int(web3().eth.chain_id)
 
 
+def chain_id() -> int:
+    """The chain's id, asked once per RPC URL and process (it is fixed for a chain)."""
+    return _chain_id_of(settings.ETH_RPC_URL)
+
+
+@functools.lru_cache(maxsize=8)
+def _record_at(path: str, modified: float) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(Path(path).read_text())
+    return record
+
+
 def contracts_record() -> dict[str, Any]:
+    """The deployed contracts' addresses; read again whenever the file changes."""
     path = Path(settings.CONTRACTS_FILE)
     try:
-        record: dict[str, Any] = json.loads(path.read_text())
+        return _record_at(str(path), path.stat().st_mtime)
     except FileNotFoundError as error:
         raise EthereumError(
             f"{path} is missing: the contracts are not deployed (make run deploys them)"
         ) from error
-    return record
 
 
 def contract_address(name: str) -> str:
