@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,21 +34,21 @@ from settlement.errors import error_body
 _CONFLICT = {"channel_closed", "not_funded", "update_pending", "wrong_phase", "no_pending_update"}
 
 
-class ErrorOutput(serializers.Serializer):
-    class Body(serializers.Serializer):
+class ChannelErrorOutput(serializers.Serializer):
+    class ChannelErrorBody(serializers.Serializer):
         code = serializers.CharField()
         message = serializers.CharField()
 
-    error = Body()
+    error = ChannelErrorBody()
 
 
 ERRORS = {
     400: OpenApiResponse(
-        ErrorOutput, description="Bad input (wrong version, bad signature, ...): nothing stored"
+        ChannelErrorOutput, description="Bad input (wrong version, bad signature, ...): nothing stored"
     ),
-    403: OpenApiResponse(ErrorOutput, description="Your role does not allow this"),
-    404: OpenApiResponse(ErrorOutput, description="No such channel (unknown_channel)"),
-    409: OpenApiResponse(ErrorOutput, description="The channel's phase does not allow this"),
+    403: OpenApiResponse(ChannelErrorOutput, description="Your role does not allow this"),
+    404: OpenApiResponse(ChannelErrorOutput, description="No such channel (unknown_channel)"),
+    409: OpenApiResponse(ChannelErrorOutput, description="The channel's phase does not allow this"),
 }
 
 
@@ -82,20 +83,20 @@ class SignatureField(serializers.CharField):
         return bytes.fromhex(text)
 
 
-class StateInput(serializers.Serializer):
-    class AllocationInput(serializers.Serializer):
+class ChannelStateInput(serializers.Serializer):
+    class ChannelAllocationInput(serializers.Serializer):
         asset = AssetField()
         balance_a = AmountField()
         balance_b = AmountField()
 
-    class SubAllocationInput(serializers.Serializer):
+    class ChannelSubAllocationInput(serializers.Serializer):
         channel_id = serializers.RegexField(r"^0x[0-9a-fA-F]{64}$")
         asset = AssetField()
         amount = AmountField()
 
     version = serializers.IntegerField(min_value=0, max_value=2**64 - 1)
-    allocations = AllocationInput(many=True)
-    sub_allocations = SubAllocationInput(many=True, required=False, default=list)
+    allocations = ChannelAllocationInput(many=True)
+    sub_allocations = ChannelSubAllocationInput(many=True, required=False, default=list)
     is_final = serializers.BooleanField(default=False)
 
 
@@ -168,7 +169,7 @@ class ChannelOutput(serializers.Serializer):
         return {"state": state_output(pending.state), "node_signature": "0x" + pending.signature.hex()}
 
 
-class TransactionOutput(serializers.Serializer):
+class ChannelTransactionOutput(serializers.Serializer):
     id = serializers.IntegerField()
     purpose = serializers.CharField()
     status = serializers.CharField()
@@ -206,14 +207,15 @@ class ChannelApiView(APIView):
 
 
 class ChannelListApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelChannelListInput")
     class Input(serializers.Serializer):
-        class Deposit(serializers.Serializer):
+        class ChannelDepositSplit(serializers.Serializer):
             asset = AssetField()
             ours = AmountField(help_text="what the node deposits")
             theirs = AmountField(help_text="what the counterparty deposits")
 
         counterparty_id = serializers.IntegerField()
-        deposits = Deposit(many=True, allow_empty=False)
+        deposits = ChannelDepositSplit(many=True, allow_empty=False)
         challenge_seconds = serializers.IntegerField(min_value=1, max_value=2**32 - 1, required=False)
 
     @extend_schema(summary="Channels", responses=ChannelOutput(many=True))
@@ -253,18 +255,18 @@ class ChannelDetailApi(ChannelApiView):
         return self.answer(self.channel(channel_id))
 
 
-class SignatureInput(serializers.Serializer):
+class ChannelSignatureInput(serializers.Serializer):
     signature = SignatureField()
 
 
 class OpeningSignatureApi(ChannelApiView):
     @extend_schema(
         summary="A self-custody counterparty signs the opening state",
-        request=SignatureInput,
+        request=ChannelSignatureInput,
         responses={200: ChannelOutput, **ERRORS},
     )
     def post(self, request: Request, channel_id: str) -> Response:
-        serializer = SignatureInput(data=request.data)
+        serializer = ChannelSignatureInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         channel = services.channel_open_countersign(
             channel=self.channel(channel_id),
@@ -275,6 +277,7 @@ class OpeningSignatureApi(ChannelApiView):
 
 
 class DepositApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelDepositInput")
     class Input(serializers.Serializer):
         asset = AssetField()
         amount = AmountField()
@@ -283,7 +286,7 @@ class DepositApi(ChannelApiView):
     @extend_schema(
         summary="Deposit the agreed share on-chain (the node's, or a custodial counterparty's)",
         request=Input,
-        responses={202: TransactionOutput(many=True), **ERRORS},
+        responses={202: ChannelTransactionOutput(many=True), **ERRORS},
     )
     def post(self, request: Request, channel_id: str) -> Response:
         serializer = self.Input(data=request.data)
@@ -296,10 +299,11 @@ class DepositApi(ChannelApiView):
             actor=request.user,
             by_counterparty=data["by"] == "counterparty",
         )
-        return Response(TransactionOutput(sent, many=True).data, status=202)
+        return Response(ChannelTransactionOutput(sent, many=True).data, status=202)
 
 
 class PaymentApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelPaymentInput")
     class Input(serializers.Serializer):
         asset = AssetField()
         amount = AmountField()
@@ -329,8 +333,9 @@ class PaymentApi(ChannelApiView):
 
 
 class ProposalApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelProposalInput")
     class Input(serializers.Serializer):
-        state = StateInput()
+        state = ChannelStateInput()
         signature = SignatureField()
 
     @extend_schema(
@@ -350,6 +355,7 @@ class ProposalApi(ChannelApiView):
 
 
 class CountersignatureApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelCountersignatureInput")
     class Input(serializers.Serializer):
         version = serializers.IntegerField(min_value=0)
         signature = SignatureField()
@@ -372,6 +378,7 @@ class CountersignatureApi(ChannelApiView):
 
 
 class SettleApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelSettleInput")
     class Input(serializers.Serializer):
         mode = serializers.ChoiceField(choices=["cooperative", "dispute"])
 
@@ -395,14 +402,15 @@ class CheckpointApi(ChannelApiView):
     @extend_schema(
         summary="Record the latest both-signed state on-chain",
         request=None,
-        responses={202: TransactionOutput, **ERRORS},
+        responses={202: ChannelTransactionOutput, **ERRORS},
     )
     def post(self, request: Request, channel_id: str) -> Response:
         tx = services.channel_checkpoint(channel=self.channel(channel_id), actor=request.user)
-        return Response(TransactionOutput(tx).data, status=202)
+        return Response(ChannelTransactionOutput(tx).data, status=202)
 
 
 class WithdrawApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelWithdrawInput")
     class Input(serializers.Serializer):
         asset = AssetField()
         receiver = serializers.RegexField(r"^0x[0-9a-fA-F]{40}$")
@@ -410,7 +418,7 @@ class WithdrawApi(ChannelApiView):
     @extend_schema(
         summary="Take out the node's credit in the channel",
         request=Input,
-        responses={202: TransactionOutput, **ERRORS},
+        responses={202: ChannelTransactionOutput, **ERRORS},
     )
     def post(self, request: Request, channel_id: str) -> Response:
         serializer = self.Input(data=request.data)
@@ -421,12 +429,12 @@ class WithdrawApi(ChannelApiView):
             receiver=serializer.validated_data["receiver"],
             actor=request.user,
         )
-        return Response(TransactionOutput(tx).data, status=202)
+        return Response(ChannelTransactionOutput(tx).data, status=202)
 
 
 class StatesApi(ChannelApiView):
     @extend_schema(
-        summary="The channel's both-signed states, newest first", responses={200: serializers.JSONField()}
+        summary="The channel's both-signed states, newest first", responses={200: OpenApiTypes.OBJECT}
     )
     def get(self, request: Request, channel_id: str) -> Response:
         channel = self.channel(channel_id)
@@ -445,18 +453,18 @@ class StatesApi(ChannelApiView):
 class TransactionsApi(ChannelApiView):
     @extend_schema(
         summary="The channel's on-chain transactions and their progress",
-        responses=TransactionOutput(many=True),
+        responses=ChannelTransactionOutput(many=True),
     )
     def get(self, request: Request, channel_id: str) -> Response:
         return Response(
-            TransactionOutput(selectors.channel_transactions(self.channel(channel_id)), many=True).data
+            ChannelTransactionOutput(selectors.channel_transactions(self.channel(channel_id)), many=True).data
         )
 
 
 class DisputeApi(ChannelApiView):
     @extend_schema(
         summary="The dispute view: phase, time left, who acts next, on-chain beside ours, gas, watcher",
-        responses={200: serializers.JSONField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, channel_id: str) -> Response:
         view = selectors.dispute_view(self.channel(channel_id))
@@ -494,6 +502,7 @@ class DisputeApi(ChannelApiView):
 
 
 class StreamApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelStreamInput")
     class Input(serializers.Serializer):
         asset = AssetField()
         window = serializers.IntegerField(min_value=1, default=16)
@@ -503,7 +512,7 @@ class StreamApi(ChannelApiView):
     @extend_schema(
         summary="Open a micro-payment stream from the counterparty to the node",
         request=Input,
-        responses={201: serializers.JSONField(), **ERRORS},
+        responses={201: OpenApiTypes.OBJECT, **ERRORS},
     )
     def post(self, request: Request, channel_id: str) -> Response:
         serializer = self.Input(data=request.data)
@@ -515,6 +524,7 @@ class StreamApi(ChannelApiView):
 
 
 class StreamPaymentApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelStreamPaymentInput")
     class Input(serializers.Serializer):
         amount = AmountField()
         sequence = serializers.IntegerField(
@@ -522,7 +532,7 @@ class StreamPaymentApi(ChannelApiView):
         )
         previous_hash = serializers.RegexField(r"^0x[0-9a-fA-F]{64}$", required=False)
         asset = AssetField(required=False)
-        state = StateInput(required=False)
+        state = ChannelStateInput(required=False)
         signature = SignatureField(required=False)
 
     @extend_schema(
@@ -561,6 +571,7 @@ class StreamPaymentApi(ChannelApiView):
 
 
 class NanocontractApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelNanocontractInput")
     class Input(serializers.Serializer):
         asset = AssetField()
         ours = AmountField(help_text="what the node locks")

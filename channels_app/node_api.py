@@ -10,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 
 from channels_app import selectors, services
-from channels_app.api import StateInput, state_from_input
+from channels_app.api import ChannelStateInput, state_from_input
 from channels_app.protocol.channel_state import ChannelState
 from channels_app.protocol.errors import BadSignature, BadState, ChannelError
 from settlement.errors import error_body
@@ -44,7 +44,7 @@ def _signature(text: Any) -> bytes:
 
 
 def _state(channel_id: bytes, document: Any) -> ChannelState:
-    serializer = StateInput(data=document)
+    serializer = ChannelStateInput(data=document)
     if not serializer.is_valid():
         raise BadState(f"the state is malformed: {serializer.errors}")
 
