@@ -127,79 +127,118 @@ def _sender_key(ledger: Ledger) -> tuple[PublicKey, Any]:
     return party_public_key(ledger), party_signer(ledger)
 
 
-@transaction.atomic
 def _hold(request: InterbankRequest) -> tuple[InterbankPayment, bool]:
-    sender = Ledger.objects.filter(ubi=request.sender).first()
-    if sender is None:
-        raise UnknownLedger(f"{request.sender} is not a ledger kept by this bank")
-    locked = _lock_ledgers([sender.pk])
-    sender = locked[sender.pk]
-    existing = InterbankPayment.objects.filter(
-        role=PaymentRole.ORIGIN, debit_ledger=sender, reference=request.reference
-    ).first()
-    if existing is not None:
-        return existing, False
-    assets_by_id, assets = _assets()
-    asset = next((row for row in assets_by_id.values() if row.uai == request.asset), None)
-    if asset is None:
-        from ledgers.protocol.errors import UnknownAsset
+    """Bank A's first phase for one payment; ``True`` when it was held now (not a replay)."""
+    payment, created = _hold_many([request])[0]
+    return payment, created
 
-        raise UnknownAsset(f"{request.asset} is not an asset this node knows")
+
+@transaction.atomic
+def _hold_many(requests: list[InterbankRequest]) -> list[tuple[InterbankPayment, bool]]:
+    """Check and hold many payments in one transaction: every sender and peer account locked
+    once in lock order (so a concurrent finalisation, which locks the same rows, cannot deadlock
+    with us), the checks in memory (each hold counts for the next), holds and payments written in
+    bulk. All or nothing: the first refusal raises. A replayed reference returns its payment."""
+    from ledgers.protocol.errors import UnknownAsset
+    from ledgers.protocol.identifiers import asset_issuer, parse_asset_id
     from ledgers.services import minor_units
 
-    minor = minor_units(request.amount, decimals=asset.decimals)
-    now = now_millis()
-    created = request.created_at if request.created_at is not None else now
-    expires = request.expires_at if request.expires_at is not None else created + request.expires_in_ms
-    instruction = interbank.plan_route(
-        reference=request.reference,
-        sender=LedgerId(request.sender),
-        recipient=_ledger_id(request.recipient),
-        amount=minor,
-        assets=[AssetId(request.asset), AssetId(request.recipient_asset)],
-        created_at=chain_rules.Millis(created),
-        expires_at=chain_rules.Millis(expires),
+    senders = dict(
+        Ledger.objects.filter(ubi__in={request.sender for request in requests}).values_list("ubi", "pk")
     )
-    peer = peer_for(instruction.banks[1])
-    account = peer_account(peer)
-    public, signer = _sender_key(sender)
-    signature = request.sender_signature
-    if signature is None:
-        if signer is None:
-            raise BadRoute(
-                f"{request.sender}'s owner holds its own key: send its signature on the instruction"
-            )
-        signature = interbank.sign_payment(instruction, key=signer)
+    accounts: dict[str, Ledger] = {}
+    for request in requests:
+        if request.sender not in senders:
+            raise UnknownLedger(f"{request.sender} is not a ledger kept by this bank")
+        try:
+            namespace = asset_issuer(parse_asset_id(request.recipient_asset))
+        except LedgerError as error:
+            raise BadRoute(str(error)) from error
+        if namespace not in accounts:
+            accounts[namespace] = peer_account(peer_for(namespace))
+    locked = _lock_ledgers([*senders.values(), *(account.pk for account in accounts.values())])
+    existing = {
+        (row.debit_ledger_id, row.reference): row
+        for row in InterbankPayment.objects.filter(
+            role=PaymentRole.ORIGIN,
+            debit_ledger_id__in=list(senders.values()),
+            reference__in=[request.reference for request in requests],
+        )
+    }
+    assets_by_id, assets = _assets()
+    by_uai = {row.uai: row for row in assets_by_id.values()}
     state = _load_state(locked, assets_by_id)
-    result = interbank.start_outgoing_payment(
-        instruction=instruction,
-        sender_key=public,
-        sender_signature=signature,
-        sender=state.view(sender.pk),
-        assets=assets,
-        now=now,
-    )
-    for event in result.events:
-        if isinstance(event, interbank.HoldPlaced):
-            Hold.objects.create(
-                ledger=sender,
-                key=event.hold.key,
-                asset=asset,
-                amount=event.hold.amount,
-                expires_at=timezone.now() + timedelta(milliseconds=max(0, expires - now)),
-            )
-    payment = InterbankPayment.objects.create(
-        payment_id=instruction.id,
-        reference=request.reference,
-        role=PaymentRole.ORIGIN,
-        phase=interbank.PaymentPhase.HELD,
-        proof=result.state.proof.to_json(),
-        amount=minor,
-        debit_ledger=sender,
-        credit_ledger=account,
-        expires_at=expires,
-    )
-    return payment, True
+    now = now_millis()
+    expiry_base = timezone.now()
+    holds: list[Hold] = []
+    payments: list[InterbankPayment] = []
+    out: list[tuple[InterbankPayment, bool]] = []
+    for request in requests:
+        sender_id = senders[request.sender]
+        if (sender_id, request.reference) in existing:
+            out.append((existing[(sender_id, request.reference)], False))
+            continue
+        asset = by_uai.get(request.asset)
+        if asset is None:
+            raise UnknownAsset(f"{request.asset} is not an asset this node knows")
+        minor = minor_units(request.amount, decimals=asset.decimals)
+        created = request.created_at if request.created_at is not None else now
+        expires = request.expires_at if request.expires_at is not None else created + request.expires_in_ms
+        instruction = interbank.plan_route(
+            reference=request.reference,
+            sender=LedgerId(request.sender),
+            recipient=_ledger_id(request.recipient),
+            amount=minor,
+            assets=[AssetId(request.asset), AssetId(request.recipient_asset)],
+            created_at=chain_rules.Millis(created),
+            expires_at=chain_rules.Millis(expires),
+        )
+        sender = locked[sender_id]
+        public, signer = _sender_key(sender)
+        signature = request.sender_signature
+        if signature is None:
+            if signer is None:
+                raise BadRoute(
+                    f"{request.sender}'s owner holds its own key: send its signature on the instruction"
+                )
+            signature = interbank.sign_payment(instruction, key=signer)
+        result = interbank.start_outgoing_payment(
+            instruction=instruction,
+            sender_key=public,
+            sender_signature=signature,
+            sender=state.view(sender_id),
+            assets=assets,
+            now=now,
+        )
+        for event in result.events:
+            if isinstance(event, interbank.HoldPlaced):
+                state.holds[sender_id] = {**state.holds[sender_id], event.hold.key: event.hold}
+                holds.append(
+                    Hold(
+                        ledger_id=sender_id,
+                        key=event.hold.key,
+                        asset=asset,
+                        amount=event.hold.amount,
+                        expires_at=expiry_base + timedelta(milliseconds=max(0, expires - now)),
+                    )
+                )
+        payment = InterbankPayment(
+            payment_id=instruction.id,
+            reference=request.reference,
+            role=PaymentRole.ORIGIN,
+            phase=interbank.PaymentPhase.HELD,
+            proof=result.state.proof.to_json(),
+            amount=minor,
+            debit_ledger_id=sender_id,
+            credit_ledger=accounts[instruction.banks[1]],
+            expires_at=expires,
+        )
+        existing[(sender_id, request.reference)] = payment
+        payments.append(payment)
+        out.append((payment, True))
+    Hold.objects.bulk_create(holds)
+    InterbankPayment.objects.bulk_create(payments)
+    return out
 
 
 def _ledger_id(text: str) -> LedgerId:
@@ -398,15 +437,7 @@ def payment_interbank_send_batch(
     own (a refused one is voided and its hold released). Replays return the first payments."""
     if not requests:
         return []
-    with transaction.atomic():
-        # Every row this batch touches is locked first, in lock order, so two batches (or a
-        # batch and a single payment) wait for each other instead of deadlocking.
-        _lock_ledgers(
-            Ledger.objects.filter(ubi__in={request.sender for request in requests}).values_list(
-                "pk", flat=True
-            )
-        )
-        held = [_hold(request)[0] for request in requests]
+    held = [payment for payment, _ in _hold_many(requests)]
     banks = {interbank.PaymentProof.from_json(row.proof).instruction.banks[1] for row in held}
     if len(banks) != 1:
         raise BadRoute("a batch pays parties of one other bank")

@@ -261,7 +261,10 @@ def ledger_credit_line_set(*, ledger: Ledger, asset: Asset, credit_line: int, ac
 def _lock_ledgers(ids: Iterable[int]) -> dict[int, Ledger]:
     """Lock the ledger rows in lock order (sorted UBIs) in one statement."""
     rows = list(
-        Ledger.objects.select_for_update(of=("self",))
+        # NO KEY UPDATE: we change the head, never the key, so inserting rows that refer to a locked
+        # ledger (entries, holds, payments take KEY SHARE for their foreign key) never waits on
+        # it, and never deadlocks with a transaction that locks the same ledgers in lock order.
+        Ledger.objects.select_for_update(of=("self",), no_key=True)
         .select_related("counterparty")
         .filter(pk__in=set(ids))
         .order_by("ubi")
