@@ -476,7 +476,18 @@ class Simulation:
         if self.agreed_correct < len(self.correct_payloads):
             return False
         height = len(self.chain)
-        return all(len(self.blocks[i]) == height for i in self.live_correct())
+        if not all(len(self.blocks[i]) == height for i in self.live_correct()):
+            return False
+        # Accountability is part of finishing: every correct peer must have learnt every
+        # injected malice (within the same message budget as liveness).
+        for i in self.live_correct():
+            node = self.nodes[i]
+            if node is None:
+                return False
+            known = {(accusation.kind, accusation.offender) for accusation in node.accusations()}
+            if not self.expected <= known:
+                return False
+        return True
 
     def run(self) -> SimResult:
         started = time.perf_counter()

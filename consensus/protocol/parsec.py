@@ -426,11 +426,7 @@ class Parsec:
         for event in message.events:
             if not isinstance(event, Event):
                 break
-            if (
-                event.epoch != self.epoch
-                or self.graph.known_event(event)
-                or self.graph.is_below_horizon(event)
-            ):
+            if event.epoch != self.epoch or self.graph.known_event(event):
                 continue
             try:
                 event_id = checked_event_id(event)
@@ -440,7 +436,8 @@ class Parsec:
                 if isinstance(event.signature, bytes):
                     self._accuse_message(peer, message, event)
                 break
-            if event_id in self.graph or event_id in self._orphans:
+            # Checked after the signature, so an invalid event is accused even when it is old.
+            if event_id in self.graph or event_id in self._orphans or self.graph.is_below_horizon(event):
                 continue
             self._insert(peer, event, event_id)
         self._retry_orphans()
