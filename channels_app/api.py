@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app import codec, selectors, services
-from channels_app.models import Channel
+from channels_app.models import Channel, VirtualChannel
 from channels_app.protocol import eip712
 from channels_app.protocol import errors as protocol_errors
 from channels_app.protocol.channel_state import Allocation, ChannelState, SubAllocation
@@ -600,3 +600,65 @@ class ReleaseApi(ChannelApiView):
     def post(self, request: Request, channel_id: str) -> Response:
         result = services.nanocontract_release(channel=self.channel(channel_id), actor=request.user)
         return self.answer(result.channel)
+
+
+class VirtualChannelOutput(serializers.Serializer):
+    channel_id = serializers.CharField()
+    role = serializers.CharField()
+    version = serializers.IntegerField()
+    participants = serializers.SerializerMethodField()
+
+    def get_participants(self, virtual: Any) -> list[str]:
+        return list(codec.decode(virtual.params).participants)
+
+
+class VirtualChannelListApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelVirtualOpenInput")
+    class Input(serializers.Serializer):
+        first_channel_id = serializers.CharField(help_text="our ledger channel with the first end (Alice)")
+        second_channel_id = serializers.CharField(help_text="our ledger channel with the second end (Bob)")
+        asset = AssetField()
+        first_amount = AmountField()
+        second_amount = AmountField()
+
+    @extend_schema(
+        summary="Open a virtual channel between two custodial counterparties through this node",
+        request=Input,
+        responses={201: VirtualChannelOutput, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        virtual = services.virtual_channel_open(
+            first=self.channel(data["first_channel_id"]),
+            second=self.channel(data["second_channel_id"]),
+            asset=data["asset"],
+            first_amount=data["first_amount"],
+            second_amount=data["second_amount"],
+            actor=request.user,
+        )
+        return Response(VirtualChannelOutput(virtual).data, status=201)
+
+
+class VirtualChannelSettleApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelVirtualSettleInput")
+    class Input(serializers.Serializer):
+        first_balance = AmountField()
+        second_balance = AmountField()
+
+    @extend_schema(
+        summary="Settle a virtual channel: its final state releases both locks, neutral for this node",
+        request=Input,
+        responses={200: VirtualChannelOutput, **ERRORS},
+    )
+    def post(self, request: Request, channel_id: str) -> Response:
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        virtual = VirtualChannel.objects.filter(channel_id=channel_id.lower()).first()
+        if virtual is None:
+            raise protocol_errors.UnknownChannel(f"no virtual channel {channel_id} is known here")
+        virtual = services.virtual_channel_settle(
+            virtual=virtual, actor=request.user, **serializer.validated_data
+        )
+        return Response(VirtualChannelOutput(virtual).data)

@@ -8,6 +8,12 @@ _ID = "channels/<str:channel_id>/"
 
 urlpatterns = [
     path("channels/", api.ChannelListApi.as_view(), name="api-channels"),
+    path("virtual-channels/", api.VirtualChannelListApi.as_view(), name="api-virtual-channels"),
+    path(
+        "virtual-channels/<str:channel_id>/settle/",
+        api.VirtualChannelSettleApi.as_view(),
+        name="api-virtual-channel-settle",
+    ),
     path(_ID, api.ChannelDetailApi.as_view(), name="api-channel"),
     path(_ID + "opening-signature/", api.OpeningSignatureApi.as_view(), name="api-channel-opening-signature"),
     path(_ID + "deposits/", api.DepositApi.as_view(), name="api-channel-deposits"),

@@ -137,6 +137,29 @@ def _sub_rows(row: Channel, changes: Iterable[object] = ()) -> list[Channel]:
     return list(Channel.objects.select_for_update().filter(channel_id__in=sorted(ids)).order_by("channel_id"))
 
 
+def _sub_channel_records(rows: Sequence[Channel], changes: Iterable[object]) -> dict[ChannelId, Any]:
+    """Sub-channels we fund but do not take part in (virtual channels we mediate), as the rules
+    know them: their fixed part and the latest both-signed state we hold."""
+    from channels_app.protocol.state import SubChannelRecord
+
+    ids: set[str] = set()
+    for row in rows:
+        if row.machine is not None:
+            ids |= _sub_ids(row.protocol_channel)
+    for change in changes:
+        proposed = getattr(change, "state", None)
+        if isinstance(proposed, ProtocolState):
+            ids |= {_hex(sub.channel_id) for sub in proposed.sub_allocations}
+    if not ids:
+        return {}
+    return {
+        ChannelId(bytes.fromhex(record.channel_id[2:])): SubChannelRecord(
+            codec.decode(record.params), codec.decode(record.latest)
+        )
+        for record in VirtualChannel.objects.filter(channel_id__in=ids, role=VirtualRole.INTERMEDIARY)
+    }
+
+
 def _node_channels(rows: Sequence[Channel], now: int) -> NodeChannels:
     channels = {row.id_bytes: row.protocol_channel for row in rows if row.machine is not None}
     return NodeChannels(
@@ -166,18 +189,27 @@ def _apply(
     *,
     actor: Any,
     create: Channel | None = None,
+    also: Sequence[str] = (),
 ) -> Applied:
     """Apply ``changes`` to one channel (and the sub-channels it funds) atomically.
 
-    Must run inside ``transaction.atomic``. A refused change raises ``ChannelError`` and the
-    caller's transaction rolls back: nothing is stored.
+    ``also`` names other ledger channels the change may touch (the mirror lock of a virtual
+    channel we mediate). Must run inside ``transaction.atomic``. A refused change raises
+    ``ChannelError`` and the caller's transaction rolls back: nothing is stored.
     """
     changes = list(changes)
     row = create if create is not None else _row_locked(channel_id)
     rows = [row]
+    if also:
+        rows += list(
+            Channel.objects.select_for_update()
+            .filter(channel_id__in=sorted(set(also) - {row.channel_id}))
+            .order_by("channel_id")
+        )
     if row.machine is not None:
         rows += _sub_rows(row, changes)
     state = _node_channels(rows, row.clock)
+    state = replace(state, sub_channels=_sub_channel_records(rows, changes))
     had_locks = {
         channel_id for channel_id, channel in state.channels.items() if channel.latest.state.sub_allocations
     }
@@ -1153,3 +1185,134 @@ def nanocontract_release(*, channel: Channel, actor: Any) -> UpdateResult:
     sub_channel = sub.protocol_channel
     new = proposals.release(row.protocol_channel, sub_channel.params, sub_channel.latest.state)
     return _propose(row, new, actor)
+
+
+# ---------------------------------------------------------------- virtual channels (we are Ingrid)
+
+
+def _custodial_view(row: Channel) -> tuple[ProtocolChannel, bytes]:
+    if row.counterparty is None:
+        raise WrongPhase("virtual channels through this node join two custodial counterparties")
+    return _as_counterparty(row.protocol_channel), _custodial_key(row.counterparty)
+
+
+@transaction.atomic
+def virtual_channel_open(
+    *, first: Channel, second: Channel, asset: str, first_amount: int, second_amount: int, actor: Any
+) -> VirtualChannel:
+    """A virtual channel between the counterparties of two of our ledger channels, through the
+    node (Perun's Ingrid), with no on-chain transaction.
+
+    The node holds both counterparties' keys (custodial), so it makes their signatures; as
+    Ingrid it runs the intermediary's rules: it holds its countersignature on the first lock
+    until the mirror lock arrives, and is neutral whatever the two pay each other.
+    """
+    ids = sorted({first.channel_id, second.channel_id})
+    if len(ids) != 2:
+        raise BadState("a virtual channel joins two different ledger channels")
+    rows = {
+        row.channel_id: row
+        for row in Channel.objects.select_for_update().filter(channel_id__in=ids).order_by("channel_id")
+    }
+    first, second = rows[first.channel_id], rows[second.channel_id]
+    (first_view, first_key), (second_view, second_key) = _custodial_view(first), _custodial_view(second)
+    _open_channel(first)
+    _open_channel(second)
+    ends = (first_view.us, second_view.us)
+    if ends[0] == ends[1]:
+        raise BadState("the two ends of a virtual channel are different counterparties")
+    params = first.protocol_params
+    virtual = proposals.channel_params(
+        params.chain_id, ends, params.challenge_duration, random.SystemRandom()
+    )
+    opening = proposals.opening_state(virtual, {address(asset): (first_amount, second_amount)})
+    signed = SignedState(
+        opening,
+        (eip712.sign_state(first_key, domain(), opening), eip712.sign_state(second_key, domain(), opening)),
+    )
+    evidence = state_changes.SubChannelEvidence(virtual, signed)
+    _apply(
+        first.channel_id,
+        [state_changes.SubChannelStateReceived(evidence)],
+        actor=actor,
+        also=[second.channel_id],
+    )
+    node_key = keystore.node_ethereum_private_key()
+    for row, key, ours, theirs in (
+        (first, first_key, first_amount, second_amount),
+        (second, second_key, second_amount, first_amount),
+    ):
+        row.refresh_from_db()
+        lock = proposals.lock(_as_counterparty(row.protocol_channel), virtual, address(asset), ours, theirs)
+        change = state_changes.ProposalReceived(
+            row.id_bytes,
+            lock,
+            eip712.sign_state(key, domain(), lock),
+            eip712.sign_state(node_key, domain(), lock),
+        )
+        other = second if row is first else first
+        _apply(row.channel_id, [change], actor=actor, also=[other.channel_id])
+    audit_record(
+        actor=actor,
+        action="virtual_channel.open",
+        target=("channels_app.virtualchannel", _hex(virtual.channel_id)),
+    )
+    return VirtualChannel.objects.get(channel_id=_hex(virtual.channel_id))
+
+
+@transaction.atomic
+def virtual_channel_settle(
+    *, virtual: VirtualChannel, first_balance: int, second_balance: int, actor: Any
+) -> VirtualChannel:
+    """Alice and Bob agree a final state; each ledger channel releases its lock with it as
+    evidence. Ingrid checks the evidence and that she loses nothing."""
+    params: ChannelParams = codec.decode(virtual.params)
+    latest: SignedState = codec.decode(virtual.latest)
+    locks = list(
+        SubAllocation.objects.filter(
+            sub_channel_id=virtual.channel_id, released_in_version__isnull=True
+        ).select_related("channel")
+    )
+    if len(locks) != 2:
+        raise WrongPhase("this virtual channel is not locked in two of our ledger channels")
+    rows = {
+        row.channel_id: row
+        for row in Channel.objects.select_for_update()
+        .filter(channel_id__in=sorted(lock.channel.channel_id for lock in locks))
+        .order_by("channel_id")
+    }
+    by_end = {}
+    for row in rows.values():
+        view, key = _custodial_view(row)
+        by_end[view.us] = (row, key)
+    allocation = latest.state.allocations[0]
+    final = ProtocolState(
+        params.channel_id,
+        Version(latest.state.version + 1),
+        (type(allocation)(allocation.asset, Wei(first_balance), Wei(second_balance)),),
+        is_final=True,
+    )
+    keys = [by_end[end][1] for end in params.participants]
+    signed = SignedState(
+        final, (eip712.sign_state(keys[0], domain(), final), eip712.sign_state(keys[1], domain(), final))
+    )
+    evidence = state_changes.SubChannelEvidence(params, signed)
+    node_key = keystore.node_ethereum_private_key()
+    for end in params.participants:
+        row, key = by_end[end]
+        row.refresh_from_db()
+        release = proposals.release(_as_counterparty(row.protocol_channel), params, final)
+        change = state_changes.ProposalReceived(
+            row.id_bytes,
+            release,
+            eip712.sign_state(key, domain(), release),
+            eip712.sign_state(node_key, domain(), release),
+            evidence=(evidence,),
+        )
+        _apply(row.channel_id, [change], actor=actor, also=[r for r in rows if r != row.channel_id])
+    audit_record(
+        actor=actor,
+        action="virtual_channel.settle",
+        target=("channels_app.virtualchannel", virtual.channel_id),
+    )
+    return VirtualChannel.objects.get(pk=virtual.pk)
