@@ -156,13 +156,31 @@ def consensus_vote_many(*, payloads: list[bytes], kind: str) -> int:
 
 
 def dispatch(task: str, *args: Any) -> None:
-    """Hand work to the worker (``consensus.tasks.<task>``); the one door, so tests can watch it."""
+    """Hand work on (``consensus.tasks.<task>``); the one door, so tests can watch it.
+
+    Gossip is sent at once by the worker step that made it (after its commit), not through
+    another trip through the queue: every hop of a gossip round is latency until agreement.
+    """
     from consensus import tasks
 
-    getattr(tasks, task).delay(*args)
+    if task == "gossip_send":
+        tasks.gossip_send.run(*args)
+    else:
+        getattr(tasks, task).delay(*args)
+
+
+def _votes_scheduled_key() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:consensus:votes-scheduled"
 
 
 def _schedule_votes() -> None:
+    # Many submissions a second must not become many worker steps a second: one votes_apply
+    # is queued at a time (the flag expires by itself should the task be lost).
+    try:
+        if not health.redis_client().set(_votes_scheduled_key(), "1", nx=True, ex=2):
+            return
+    except Exception:  # noqa: S110 - without Redis there is no Celery either; dispatch decides
+        pass
     dispatch("votes_apply")
 
 
@@ -405,30 +423,55 @@ def _anchor_soon() -> None:
 # ----------------------------------------------------------------- the worker's steps
 
 
-def votes_apply() -> int:
-    """Vote for queued observations (one step; they travel in our next event). Returns how many."""
-    with _locked_step() as step:
-        queued = list(
-            PendingObservation.objects.filter(status=ObservationStatus.QUEUED)
-            .order_by("id")
-            .values_list("id", "data")[:VOTES_PER_STEP]
+def _vote_queued(step: Step) -> int:
+    """Vote for what is queued; it travels in our next event. Every step does this, so a busy
+    node votes in the gossip it is doing anyway."""
+    queued = list(
+        PendingObservation.objects.filter(status=ObservationStatus.QUEUED)
+        .order_by("id")
+        .values_list("id", "data")[:VOTES_PER_STEP]
+    )
+    for _, data in queued:
+        # DuplicateVote: voted before a crash, or agreed already; the row is updated below.
+        with contextlib.suppress(DuplicateVote):
+            step.parsec.vote_for(observation_from_bytes(bytes(data)))
+    if queued:
+        PendingObservation.objects.filter(id__in=[item[0] for item in queued]).update(
+            status=ObservationStatus.VOTED, voted_at=timezone.now()
         )
-        for _, data in queued:
-            # DuplicateVote: voted before a crash, or agreed already; the row is updated below.
-            with contextlib.suppress(DuplicateVote):
-                step.parsec.vote_for(observation_from_bytes(bytes(data)))
-        if queued:
-            PendingObservation.objects.filter(id__in=[item[0] for item in queued]).update(
-                status=ObservationStatus.VOTED, voted_at=timezone.now()
-            )
+    return len(queued)
+
+
+def votes_apply() -> int:
+    """Vote for queued observations and start a round if none is under way. Returns how many."""
+    with contextlib.suppress(Exception):
+        health.redis_client().delete(_votes_scheduled_key())
+    with _locked_step() as step:
+        voted = _vote_queued(step)
         _maybe_start_round(step)
     _send(step)
-    return len(queued)
+    return voted
+
+
+def _nothing_to_do() -> bool:
+    """A cheap look without the lock: a round is under way (and not overdue) and nothing is queued."""
+    state = ConsensusState.objects.defer("snapshot").filter(pk=STATE_PK).first()
+    if state is None or PendingObservation.objects.filter(status=ObservationStatus.QUEUED).exists():
+        return False
+    if len(state.validators) <= 1:
+        return True
+    if not state.awaiting_response_from or state.request_sent_at is None:
+        return False
+    waited = timezone.now() - state.request_sent_at
+    return waited < timedelta(seconds=settings.CONSENSUS_RESPONSE_TIMEOUT_SECONDS)
 
 
 def gossip_tick() -> None:
     """Beat's tick: start a gossip round with a random validator unless one is under way."""
+    if _nothing_to_do():
+        return
     with _locked_step() as step:
+        _vote_queued(step)
         _maybe_start_round(step, force_after_timeout=True)
     _send(step)
 
@@ -463,6 +506,7 @@ def gossip_receive(*, peer_name: str, wire: dict[str, Any]) -> None:
     """Handle one gossip message a peer sent (already transport- and signature-checked by the view)."""
     with _locked_step() as step:
         state = step.state
+        _vote_queued(step)
         peer_key = next((key for key, value in state.validators.items() if value == peer_name), None)
         try:
             message = message_from_wire(wire)
@@ -529,7 +573,7 @@ def gossip_deliver(*, peer_name: str, wire: dict[str, Any]) -> bool:
         logger.warning("consensus: validator %s is not a known peer", peer_name)
         return False
     try:
-        answer = peer_request(peer, "POST", GOSSIP_PATH, json_body={"message": wire}, timeout=10)
+        answer = peer_request(peer, "POST", GOSSIP_PATH, json_body={"message": wire}, timeout=3)
     except PeerUnreachable as error:
         logger.info("consensus: %s", error)
         return False

@@ -47,6 +47,7 @@ def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     from consensus import services
 
     work: list[tuple[Any, ...]] = []
+    services.health.redis_client().delete(services._votes_scheduled_key())
     monkeypatch.setattr(services, "dispatch", lambda task, *args: work.append((task, *args)))
     return work
 
