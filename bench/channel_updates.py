@@ -239,7 +239,7 @@ def transport_benchmark(updates: int, threads: int) -> dict[str, Any]:
                 {
                     "from": chain.eth.accounts[0],
                     "to": Web3.to_checksum_address(services.node_address()),
-                    "value": 10**20,
+                    "value": Web3.to_wei(100, "ether"),
                 }
             )
         )
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     all_cores = sum(done / elapsed for done, elapsed in results)
     wall = time.perf_counter() - started
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "measure": "one core (CPU time)",
             "updates/s": one_core,

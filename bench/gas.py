@@ -68,7 +68,11 @@ class Channel:
         for participant in participants:  # accounts that exist, as a participant's would
             chain.web3.eth.wait_for_transaction_receipt(
                 chain.web3.eth.send_transaction(
-                    {"from": chain.sender, "to": to_checksum_address(participant), "value": 1}
+                    {
+                        "from": chain.sender,
+                        "to": to_checksum_address(participant),
+                        "value": Web3.to_wei(1, "wei"),
+                    }
                 )
             )
         self.params = ChannelParams(chain.chain_id, participants, secrets.randbits(63), CHALLENGE)
@@ -155,13 +159,13 @@ def main() -> None:
     raiden_for = {"deposit": "open", "cooperative exit": "close", "dispute exit": "settle"}
     rows = []
     for step, used in gas.items():
-        nitro = GO_NITRO.get(nitro_for.get(step, ""), "")
+        nitro = GO_NITRO.get(nitro_for.get(step, ""), 0)
         raiden_step = raiden_for.get(step, "")
         rows.append(
             {
                 "step": step,
                 "Parsec gas": used,
-                "go-nitro": nitro,
+                "go-nitro": nitro or "",
                 "vs go-nitro": f"{used / nitro:.2f}x" if nitro else "",
                 "Raiden (step)": f"{RAIDEN[raiden_step]:,} ({raiden_step})" if raiden_step else "",
             }
