@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 
 import coincurve
@@ -31,11 +32,8 @@ CEILING_NAMES = (
 
 
 def _keccak_backend() -> str:
-    try:
-        import sha3  # noqa: F401  (pysha3, which eth_hash prefers when present)
-    except ImportError:
-        return "pycryptodome backend"
-    return "pysha3 backend"
+    # eth_hash prefers pysha3 ("sha3") when it is installed, else pycryptodome.
+    return "pysha3 backend" if importlib.util.find_spec("sha3") else "pycryptodome backend"
 
 
 def ceiling_measurements(seconds_per_item: float = 0.5) -> list[Measurement]:
