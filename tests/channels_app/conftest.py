@@ -115,7 +115,9 @@ def make_counterparty(transactional_db: None) -> Callable[..., Any]:
     return make
 
 
-def open_funded_channel(counterparty: Any, node_deposit: int, their_deposit: int, challenge: int = 600) -> Any:
+def open_funded_channel(
+    counterparty: Any, node_deposit: int, their_deposit: int, challenge: int = 600
+) -> Any:
     """A ledger channel in ETH with both deposits on-chain and seen by the watcher."""
     from channels_app import services
     from channels_app.models import ChannelPhase
@@ -130,7 +132,9 @@ def open_funded_channel(counterparty: Any, node_deposit: int, their_deposit: int
     if node_deposit:
         services.channel_deposit(channel=channel, asset=ETH, amount=node_deposit, actor="test")
     if their_deposit:
-        services.channel_deposit(channel=channel, asset=ETH, amount=their_deposit, actor="test", by_counterparty=True)
+        services.channel_deposit(
+            channel=channel, asset=ETH, amount=their_deposit, actor="test", by_counterparty=True
+        )
     run_chain_work(2)
     channel.refresh_from_db()
     assert channel.phase == ChannelPhase.OPEN
