@@ -14,11 +14,12 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods
 
-from ledgers import selectors, services
+from ledgers import interbank_services, selectors, services
 from ledgers.errors import http_status
 from ledgers.models import Asset, Ledger
 from ledgers.protocol.amounts import format_amount
 from ledgers.protocol.errors import LedgerError
+from ledgers.protocol.identifiers import ledger_namespace, parse_ledger_id
 from settlement.permissions import read_roles_required, request_roles, write_roles_required
 from settlement.roles import WRITE_ROLES
 
@@ -90,14 +91,26 @@ def ledger_chain_page(request: HttpRequest, ledger_id: int) -> HttpResponse:
 
 class PaymentForm(forms.Form):
     sender = forms.ModelChoiceField(queryset=Ledger.objects.all(), to_field_name="ubi")
-    recipient = forms.ModelChoiceField(queryset=Ledger.objects.all(), to_field_name="ubi")
+    recipient = forms.CharField(
+        max_length=330, help_text="a UBI: ubi:<bank>:<name>; at another bank, the payment goes through it"
+    )
     asset = forms.ModelChoiceField(queryset=Asset.objects.all(), to_field_name="uai")
     amount = forms.CharField(max_length=40, help_text='a decimal amount, e.g. "10.50"')
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("sender") and data.get("sender") == data.get("recipient"):
+        recipient = data.get("recipient")
+        if recipient:
+            try:
+                namespace = ledger_namespace(parse_ledger_id(recipient))
+            except LedgerError as error:
+                self.add_error("recipient", str(error))
+            else:
+                data["other_bank"] = namespace if namespace != settings.NODE_DOMAIN else ""
+                if not data["other_bank"] and not Ledger.objects.filter(ubi=recipient).exists():
+                    self.add_error("recipient", f"{recipient} is not a ledger kept by this bank")
+        if data.get("sender") and data["sender"].ubi == recipient:
             self.add_error("recipient", "pay another ledger")
         asset, amount = data.get("asset"), data.get("amount")
         if asset is not None and amount:
@@ -128,11 +141,24 @@ def payment_page(request: HttpRequest) -> HttpResponse:
             request, "ledgers/pay_confirm.html", {**context, "form": form, "data": data, "shown": shown}
         )
     try:
+        if data["other_bank"]:
+            payment = interbank_services.payment_interbank_send(
+                request=interbank_services.InterbankRequest(
+                    reference=data["idempotency_key"],
+                    sender=data["sender"].ubi,
+                    recipient=data["recipient"],
+                    asset=data["asset"].uai,
+                    recipient_asset=f"{data['other_bank']}/{data['asset'].code}",
+                    amount=data["amount"],
+                ),
+                actor=request.user,
+            )
+            return render(request, "ledgers/pay_done.html", {**context, "payment": payment, "data": data})
         result = services.payment_intrabank(
             request=services.PaymentRequest(
                 idempotency_key=data["idempotency_key"],
                 sender=data["sender"].ubi,
-                recipient=data["recipient"].ubi,
+                recipient=data["recipient"],
                 asset=data["asset"].uai,
                 amount=data["amount"],
             ),

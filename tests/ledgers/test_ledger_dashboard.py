@@ -135,3 +135,37 @@ def test_the_live_table_is_pushed_when_a_payment_lands(make_user, funded, make_p
     assert "live-1" not in first
     assert "live-1" in second
     assert 'id="ledgers-table"' in second
+
+
+def test_the_payment_form_sends_to_another_bank_through_it_and_shows_the_refusal(
+    operator_client, funded, eur
+):
+    alice = funded("10.00")
+    form = {
+        "sender": alice.ubi,
+        "recipient": "ubi:bank-nowhere.test:bob",
+        "asset": eur.uai,
+        "amount": "1.00",
+        "idempotency_key": "w-3",
+    }
+    review = operator_client.post("/ledgers/pay/", form).content.decode()
+    assert "The recipient is at <strong>bank-nowhere.test</strong>" in review
+    answer = operator_client.post("/ledgers/pay/", {**form, "step": "confirm"})
+    assert answer.status_code == 400
+    assert 'data-code="bad_route"' in answer.content.decode()
+    assert Transfer.objects.count() == 0
+    assert balance_of(alice.ledger, eur) == 1000
+
+
+def test_the_payment_form_refuses_an_unknown_local_recipient(operator_client, funded, eur):
+    alice = funded("10.00")
+    form = {
+        "sender": alice.ubi,
+        "recipient": "ubi:bank-test.test:nobody",
+        "asset": eur.uai,
+        "amount": "1.00",
+        "idempotency_key": "w-4",
+    }
+    answer = operator_client.post("/ledgers/pay/", form)
+    assert answer.status_code == 400
+    assert "is not a ledger kept by this bank" in answer.content.decode()
