@@ -109,3 +109,48 @@ def test_the_dispute_view_shows_time_left_who_acts_and_what_the_watcher_did(
     assert 0 < body["seconds_left"] <= 800
     assert body["gas_spent"] > 0
     assert OnChainTransaction.objects.filter(channel=channel, purpose="refute").exists()
+
+
+def test_the_channel_page_socket_pushes_the_new_version_and_refuses_strangers(
+    node_account, make_counterparty, make_user
+):
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth.models import AnonymousUser
+
+    from channels_app.consumers import ChannelConsumer
+
+    channel = open_funded_channel(make_counterparty("custodial"), ONE_ETH, ONE_ETH)
+    user = make_user("viewer-2", "auditor")
+    session = {DEVICE_ID_SESSION_KEY: confirmed_totp_device(user).persistent_id}
+    path = f"/ws/channels/{channel.channel_id}/"
+
+    def communicator(who, their_session):
+        connection = WebsocketCommunicator(ChannelConsumer.as_asgi(), path)
+        connection.scope["user"] = who
+        connection.scope["session"] = their_session
+        connection.scope["url_route"] = {"kwargs": {"channel_id": channel.channel_id}}
+        return connection
+
+    @sync_to_async
+    def _pay():
+        with transaction.atomic():
+            services.channel_pay(channel=channel, asset=ETH, amount=ONE_ETH // 5, actor="test")
+
+    async def scenario():
+        stranger = communicator(AnonymousUser(), {})
+        refused = await stranger.connect()
+        viewer = communicator(user, session)
+        connected, _ = await viewer.connect()
+        assert connected
+        first = await viewer.receive_from(timeout=10)
+        await _pay()
+        second = await viewer.receive_from(timeout=10)
+        await viewer.disconnect()
+        return refused, first, second
+
+    refused, first, second = async_to_sync(scenario)()
+    assert refused == (False, 4403)
+    assert 'id="channel-live"' in first
+    assert 'data-version="0"' in first
+    assert 'data-version="1"' in second
+    assert 'id="dispute-view"' in second
