@@ -231,6 +231,7 @@ class TransactionStatus(models.TextChoices):
     MINED = "mined", "Mined"
     FINAL = "final", "Final"
     REVERTED = "reverted", "Reverted"
+    DROPPED = "dropped", "Dropped by a reorganisation; no longer needed"
 
 
 class OnChainTransaction(models.Model):

@@ -481,7 +481,7 @@ def onchain_transactions_follow() -> int:
     if latest is None:
         return 0
     for tx_id in OnChainTransaction.objects.exclude(
-        status__in=[TransactionStatus.FINAL, TransactionStatus.REVERTED]
+        status__in=[TransactionStatus.FINAL, TransactionStatus.REVERTED, TransactionStatus.DROPPED]
     ).values_list("pk", flat=True):
         if _transaction_follow(tx_id, latest.number):
             changed += 1
@@ -512,16 +512,19 @@ def _transaction_follow(tx_id: int, latest: int) -> bool:
                 else:
                     tx.status = TransactionStatus.MINED
             elif tx.status == TransactionStatus.MINED or not _known_to_node(tx.tx_hash):
-                # A reorganisation took its block away (or the node forgot it): send it again.
-                logger.warning("transaction %s (%s) was dropped; sending it again", tx.tx_hash, tx.purpose)
+                # A reorganisation took its block away (or the node forgot it): send it again,
+                # unless the chain no longer needs it (the stale registration it refuted went
+                # with the same reorganisation, or someone else concluded meanwhile).
                 tx.previous_hashes = [*tx.previous_hashes, tx.tx_hash]
-                tx.status, tx.block_number, tx.block_hash, tx.confirmations = (
-                    TransactionStatus.PENDING,
-                    None,
-                    "",
-                    0,
-                )
-                resend = True
+                tx.block_number, tx.block_hash, tx.confirmations = None, "", 0
+                if _still_needed(tx):
+                    logger.warning(
+                        "transaction %s (%s) was dropped; sending it again", tx.tx_hash, tx.purpose
+                    )
+                    tx.status = TransactionStatus.PENDING
+                    resend = True
+                else:
+                    tx.status = TransactionStatus.DROPPED
         changed = before != (tx.status, tx.confirmations, tx.block_hash)
         if changed:
             tx.updated_at = timezone.now()
@@ -532,6 +535,22 @@ def _transaction_follow(tx_id: int, latest: int) -> bool:
     if changed and channel_id:
         _announce(channel_id)
     return changed
+
+
+def _still_needed(tx: OnChainTransaction) -> bool:
+    """Whether a dropped channel transaction still has work to do on-chain."""
+    if tx.channel is None or tx.purpose not in ("refute", "checkpoint", "conclude", "conclude_registered"):
+        return True
+    try:
+        word = ethereum.contract("Adjudicator").functions.statusOf(tx.channel.id_bytes).call()
+    except Exception:  # the RPC is down: send again, the contract refuses what is not needed
+        return True
+    status = eip712.OnChainStatus.from_word(int(word))
+    if tx.purpose in ("conclude", "conclude_registered"):
+        return not status.paid
+    if tx.purpose == "refute":
+        return bool(status.finalizes_at) and status.version < tx.channel.version
+    return status.version < tx.channel.version  # a checkpoint
 
 
 def _still_canonical(found: dict[str, Any]) -> bool:
