@@ -218,3 +218,62 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
     assert not Hold.objects.exists()
     assert bank_b.balance("bob") == 1500
     assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
+
+
+B_TAKER = """
+from ledgers import exchange_services, services
+from ledgers.models import Asset, Offer
+from settlement import keystore
+from settlement.counterparties.models import Counterparty, CustodialKeySet
+from settlement.protocol.signing import SigningKey
+key = SigningKey.generate()
+dave = Counterparty.objects.create(kind="person", legal_name="dave", country="DE", federation_name="dave",
+    ed25519_public_key=key.public_key.hex(), x25519_public_key="00" * 32, ethereum_address="0x" + "00" * 20,
+    custody="custodial", kyc_status="ACCEPTED")
+sealed = keystore.seal_for_custody(key.seed)
+CustodialKeySet.objects.create(counterparty=dave, sealed_ed25519=sealed, sealed_x25519=sealed, sealed_ethereum=sealed)
+ledger = services.ledger_open(name="dave", counterparty=dave, actor="test")
+services.asset_create(code="EUR", decimals=2, issuer="bank-test.test", actor="test")
+services.asset_issue(ledger=ledger, asset=Asset.objects.get(uai="bank-two.test/EUR"), amount="20.00", reference="d", actor="test")
+offer = Offer.objects.get(offer_id=OFFER_ID)
+take = exchange_services.offer_take(offer_id=offer.offer_id, taker=ledger, reference="dave-takes", actor="test")
+print("TAKE", take.status)
+try:
+    exchange_services.offer_take(offer_id=offer.offer_id, taker=ledger, reference="dave-again", actor="test")
+except Exception as error:
+    print("AGAIN", error.code)
+"""
+
+
+def test_an_offer_spreads_to_the_other_node_and_its_party_takes_it_once(two_banks, eur):
+    from ledgers import exchange_services
+    from ledgers.models import Offer
+
+    bank_b, alice = two_banks
+    b_eur = services.asset_create(code="EUR", decimals=2, issuer=B_DOMAIN, actor="test")
+    offer = exchange_services.offer_create(
+        maker=alice.ledger,
+        give_asset=eur.uai,
+        give_amount="10.00",
+        want_asset=b_eur.uai,
+        want_amount="9.00",
+        reference="swap-1",
+        actor="test",
+    )
+    assert exchange_services.offer_spread_to_peers(offer_id=offer.offer_id) == 1
+    assert bank_b.query("SELECT phase FROM ledgers_offer WHERE offer_id = %s", offer.offer_id) == [("open",)]
+
+    out = bank_b.manage("shell", "-c", B_TAKER.replace("OFFER_ID", repr(offer.offer_id)))
+    assert "TAKE applied" in out
+    assert "AGAIN offer_already_taken" in out
+    # Bank A (maker's bank) accepted it and appended the maker's side; bank B the taker's.
+    assert Offer.objects.get(pk=offer.pk).phase == "taken"
+    assert balance_of(alice.ledger, eur) == 9000
+    assert balance_of(alice.ledger, b_eur) == 900
+    assert not Hold.objects.exists()
+    rows = bank_b.query(
+        "SELECT a.uai, b.amount FROM ledgers_balance b JOIN ledgers_ledger l ON l.id = b.ledger_id "
+        "JOIN ledgers_asset a ON a.id = b.asset_id WHERE l.ubi = %s ORDER BY a.uai",
+        f"ubi:{B_DOMAIN}:dave",
+    )
+    assert rows == [("bank-test.test/EUR", 1000), (f"{B_DOMAIN}/EUR", 1100)]
