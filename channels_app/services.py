@@ -674,6 +674,12 @@ def channel_deposit(
     change = state_changes.DepositRequested(row.id_bytes, address(asset), Wei(amount))
     if not by_counterparty:
         applied = _apply(row.channel_id, [change], actor=actor)
+        audit_record(
+            actor=actor,
+            action="channel.deposit",
+            target=row,
+            after={"asset": asset, "amount": str(amount), "by": "node"},
+        )
         return list(
             OnChainTransaction.objects.filter(
                 channel=applied.channel, purpose__in=["approve", "deposit"]
