@@ -51,6 +51,9 @@ from settlement.transport import PeerUnreachable, peer_request
 
 logger = logging.getLogger("parsec.ledgers")
 
+# No Idempotency-Key on these calls: every handler is idempotent by payment id already (the same
+# signature again, a final payment stays final, a void releases nothing twice), and the stored
+# answer would cost bank B two more writes on every payment.
 COSIGN_PATH = "/node-api/ledgers/payments/cosign"
 FINAL_PATH = "/node-api/ledgers/payments/final"
 VOID_PATH = "/node-api/ledgers/payments/void"
@@ -342,16 +345,13 @@ def payment_deliver_outcome(*, payment_id: str) -> None:
     proof = interbank.PaymentProof.from_json(row.proof)
     peer = peer_for(proof.instruction.banks[1])
     if row.phase == interbank.PaymentPhase.FINAL:
-        answer = peer_request(
-            peer, "POST", FINAL_PATH, json_body={"proof": row.proof}, idempotency_key=f"final-{payment_id}"
-        )
+        answer = peer_request(peer, "POST", FINAL_PATH, json_body={"proof": row.proof})
     else:
         answer = peer_request(
             peer,
             "POST",
             VOID_PATH,
             json_body={"instruction": proof.instruction.to_json(), "signature": row.void_signature},
-            idempotency_key=f"void-{payment_id}",
         )
     if not answer.ok:
         raise PeerRefused(
@@ -376,7 +376,6 @@ def payment_interbank_send(*, request: InterbankRequest, actor: Any = None) -> I
                 "POST",
                 COSIGN_PATH,
                 json_body={"proof": payment.proof},
-                idempotency_key=f"cosign-{payment.payment_id}",
             )
         except PeerUnreachable:
             change = interbank.CosignRefused(
@@ -452,7 +451,6 @@ def payment_interbank_send_batch(
                 "POST",
                 COSIGN_BATCH_PATH,
                 json_body={"proofs": [row.proof for row in pending]},
-                idempotency_key=f"cosign-batch-{pending[0].payment_id}-{len(pending)}",
                 timeout=30.0,
             )
             body = _json_or_empty(answer)
@@ -474,7 +472,6 @@ def payment_interbank_send_batch(
                 "POST",
                 FINAL_BATCH_PATH,
                 json_body={"proofs": [row.proof for row in finals]},
-                idempotency_key=f"final-batch-{finals[0].payment_id}-{len(finals)}",
                 timeout=30.0,
             )
             delivered = answer.ok
