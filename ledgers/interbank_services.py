@@ -279,15 +279,7 @@ def payment_origin_transition(*, payment_id: str, change: Any, deliver: bool = T
     assets_by_id, assets = _assets()
     for event in events:
         if isinstance(event, interbank.PaymentFinalised):
-            state = _load_state(locked, assets_by_id)
-            debit, credit = interbank.plan_leg_entries(
-                proof=event.proof,
-                bank=Namespace(bank_namespace()),
-                debit_head=state.heads[row.debit_ledger_id],
-                credit_head=state.heads[row.credit_ledger_id],
-                time=now_millis(),
-            )
-            _append_leg(state, locked, row, debit, credit, assets)
+            _append_leg(_load_state(locked, assets_by_id), row, event.proof, assets, key)
         elif isinstance(event, interbank.HoldReleased):
             Hold.objects.filter(ledger_id=row.debit_ledger_id, key=event.key).delete()
         elif isinstance(event, interbank.PaymentVoided):
@@ -303,27 +295,13 @@ def payment_origin_transition(*, payment_id: str, change: Any, deliver: bool = T
 
 
 def _append_leg(
-    state: Any, locked: dict[int, Ledger], row: InterbankPayment, debit: Any, credit: Any, assets: Any
+    state: Any, row: InterbankPayment, proof: interbank.PaymentProof, assets: Any, key: SigningKey
 ) -> None:
-    appended = []
-    for ledger_id, entry in ((row.debit_ledger_id, debit), (row.credit_ledger_id, credit)):
-        view = state.view(ledger_id)
-        checked = chain_rules.check_append(
-            head=view.head,
-            entry=entry,
-            party_key=view.party_key,
-            party_signature=None,
-            balances=view.balances,
-            holds=view.holds,
-            credit_lines=view.credit_lines,
-            party_accepted=True,  # authorised by the proof; KYC was checked when it was held
-            assets=assets,
-            now=now_millis(),
-        )
-        checked = chain_rules.cosign(checked, validator_key=bank_key())
-        _apply(state, ledger_id, checked)
-        appended.append((ledger_id, checked))
-    _save(state, appended)
+    """Append this bank's leg of a final payment (both entries or neither) and save."""
+    checked = _check_leg(state, row, proof, assets, key)
+    for ledger_id, entry in checked:
+        _apply(state, ledger_id, entry)
+    _save(state, checked)
 
 
 def _deliver_later(payment_id: str) -> None:
@@ -892,14 +870,7 @@ def payment_apply_final(*, peer: Peer, proof_json: Any) -> InterbankPayment:
     assets_by_id, assets = _assets()
     state = _load_state(locked, assets_by_id)
     _sync_credit_line(state, locked[row.debit_ledger_id], peer, _leg_for_us(instruction).asset)
-    debit, credit = interbank.plan_leg_entries(
-        proof=proof,
-        bank=Namespace(bank_namespace()),
-        debit_head=state.heads[row.debit_ledger_id],
-        credit_head=state.heads[row.credit_ledger_id],
-        time=now_millis(),
-    )
-    _append_leg(state, locked, row, debit, credit, assets)
+    _append_leg(state, row, proof, assets, bank_key())
     row.phase, row.proof, row.updated_at = interbank.PaymentPhase.FINAL, proof.to_json(), timezone.now()
     row.save(update_fields=["phase", "proof", "updated_at"])
     return row
