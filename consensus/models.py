@@ -30,8 +30,9 @@ class ConsensusState(models.Model):
     rate_window_started_at = models.DateTimeField(default=timezone.now)
     rate_window_rounds = models.PositiveIntegerField(default=0)
     messages_rejected = models.BigIntegerField(default=0)
-    awaiting_response_from = models.CharField(max_length=100, blank=True)
-    request_sent_at = models.DateTimeField(null=True, blank=True)
+    awaiting = models.JSONField(
+        default=dict, help_text="node name -> when our unanswered gossip request to it was sent (ISO)"
+    )
     peers = models.JSONField(default=dict, help_text="node name -> {last_heard_at, last_sent_at, last_error}")
     updated_at = models.DateTimeField(default=timezone.now)
 

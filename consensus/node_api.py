@@ -36,7 +36,7 @@ def _gossip(request: HttpRequest) -> HttpResponse:
         wire = services.gossip_check(peer=request.peer, body=body)  # type: ignore[attr-defined]
     except services.ConsensusShellError as error:
         return _refuse(request, error)
-    services.dispatch("gossip_handle", request.peer.name, wire)  # type: ignore[attr-defined]
+    services.gossip_enqueue(peer_name=request.peer.name, wire=wire)  # type: ignore[attr-defined]
     return JsonResponse({"accepted": True}, status=202)
 
 

@@ -24,8 +24,8 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -291,7 +291,7 @@ class Step:
     state: ConsensusState
     parsec: Parsec
     blocks: int = 0
-    send: tuple[str, dict[str, Any]] | None = None
+    sends: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 @contextmanager
@@ -460,75 +460,129 @@ def _nothing_to_do() -> bool:
         return False
     if len(state.validators) <= 1:
         return True
-    if not state.awaiting_response_from or state.request_sent_at is None:
-        return False
-    waited = timezone.now() - state.request_sent_at
-    return waited < timedelta(seconds=settings.CONSENSUS_RESPONSE_TIMEOUT_SECONDS)
+    return not _free_peers(state)
 
 
 def gossip_tick() -> None:
-    """Beat's tick: start a gossip round with a random validator unless one is under way."""
+    """Beat's tick: start a gossip round with a random validator we are not waiting for."""
     if _nothing_to_do():
         return
     with _locked_step() as step:
         _vote_queued(step)
-        _maybe_start_round(step, force_after_timeout=True)
+        _maybe_start_round(step)
     _send(step)
 
 
-def _peers_of(step: Step) -> list[str]:
-    ours = step.state.our_id
-    return [name for key, name in step.state.validators.items() if key != ours]
+def _free_peers(state: ConsensusState) -> list[str]:
+    """Validators we may start a round with: none of our requests to them is waiting for an
+    answer (or it is overdue). One round per peer at a time, so up to n-1 run at once."""
+    ours = state.our_id
+    limit = timedelta(seconds=settings.CONSENSUS_RESPONSE_TIMEOUT_SECONDS)
+    now = timezone.now()
+    free = []
+    for key, name in state.validators.items():
+        if key == ours:
+            continue
+        sent = state.awaiting.get(name)
+        if sent is None or now - datetime.fromisoformat(sent) >= limit:
+            free.append(name)
+    return free
 
 
-def _maybe_start_round(step: Step, *, force_after_timeout: bool = False) -> None:
+def _maybe_start_round(step: Step) -> None:
     state = step.state
-    peers = _peers_of(step)
+    peers = _free_peers(state)
     if not peers:
         return
-    if state.awaiting_response_from and state.request_sent_at is not None:
-        waited = timezone.now() - state.request_sent_at
-        if waited < timedelta(seconds=settings.CONSENSUS_RESPONSE_TIMEOUT_SECONDS):
-            return
-        if not force_after_timeout:
-            return
-        _note_peer(state, state.awaiting_response_from, error="no response in time")
     name = random.choice(peers)  # noqa: S311 - gossip partner choice, not a secret
+    if name in state.awaiting:
+        _note_peer(state, name, error="no response in time")
     peer_id = bytes.fromhex(next(key for key, value in state.validators.items() if value == name))
     request = step.parsec.create_gossip(ValidatorId(peer_id))
-    state.awaiting_response_from = name
-    state.request_sent_at = timezone.now()
+    state.awaiting = {**state.awaiting, name: timezone.now().isoformat()}
     _note_peer(state, name, sent=True)
-    step.send = (name, request.to_wire())
+    step.sends.append((name, request.to_wire()))
 
 
 def gossip_receive(*, peer_name: str, wire: dict[str, Any]) -> None:
     """Handle one gossip message a peer sent (already transport- and signature-checked by the view)."""
+    gossip_receive_many([(peer_name, wire)])
+
+
+def gossip_receive_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Handle several messages in one locked step: one snapshot written for all of them, which
+    is what the step costs most once many observations are in flight."""
     with _locked_step() as step:
-        state = step.state
         _vote_queued(step)
-        peer_key = next((key for key, value in state.validators.items() if value == peer_name), None)
-        try:
-            message = message_from_wire(wire)
-            sender = ValidatorId(bytes.fromhex(peer_key) if peer_key else message.sender)
-            if isinstance(message, Request):
-                response = step.parsec.handle_request(sender, message)
-                step.send = (peer_name, response.to_wire())
-            else:
-                step.parsec.handle_response(sender, message)
-                if state.awaiting_response_from == peer_name:
-                    state.awaiting_response_from = ""
-                    state.request_sent_at = None
-            _count_round(state)
-            _note_peer(state, peer_name, heard=True)
-        except (ConsensusError, ValueError) as error:
-            state.messages_rejected += 1
-            _note_peer(state, peer_name, error=f"{type(error).__name__}: {error}"[:200])
-            logger.warning("consensus: refused gossip from %s: %s", peer_name, error)
-        if step.send is None and step.parsec.has_unfinished_work():
+        for peer_name, wire in messages:
+            _receive_one(step, peer_name, wire)
+        if step.parsec.has_unfinished_work():
             # Keep the conversation going while something waits for agreement or signatures.
             _maybe_start_round(step)
     _send(step)
+
+
+def _receive_one(step: Step, peer_name: str, wire: dict[str, Any]) -> bool:
+    """Handle one message inside a step; True if it was a request we answered."""
+    state = step.state
+    peer_key = next((key for key, value in state.validators.items() if value == peer_name), None)
+    try:
+        message = message_from_wire(wire)
+        sender = ValidatorId(bytes.fromhex(peer_key) if peer_key else message.sender)
+        if isinstance(message, Request):
+            response = step.parsec.handle_request(sender, message)
+            step.sends.append((peer_name, response.to_wire()))
+            answered = True
+        else:
+            step.parsec.handle_response(sender, message)
+            answered = False
+            state.awaiting = {name: sent for name, sent in state.awaiting.items() if name != peer_name}
+        _count_round(state)
+        _note_peer(state, peer_name, heard=True)
+    except (ConsensusError, ValueError) as error:
+        state.messages_rejected += 1
+        _note_peer(state, peer_name, error=f"{type(error).__name__}: {error}"[:200])
+        logger.warning("consensus: refused gossip from %s: %s", peer_name, error)
+        return False
+    return answered
+
+
+def _inbox_key() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:consensus:inbox"
+
+
+def _drain_scheduled_key() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:consensus:drain-scheduled"
+
+
+def gossip_enqueue(*, peer_name: str, wire: dict[str, Any]) -> None:
+    """The receiving view's hand-off: queue the checked message for the worker's next drain.
+
+    Messages wait in a Redis list (like any Celery message would) and one ``gossip_drain`` is
+    queued at a time, so a burst of messages becomes one locked step, not one step each."""
+    client = health.redis_client()
+    client.rpush(_inbox_key(), json.dumps([peer_name, wire], separators=(",", ":")))
+    if client.set(_drain_scheduled_key(), "1", nx=True, ex=5):
+        dispatch("gossip_drain")
+
+
+# At most this many messages are handled in one locked step (bounded work per transaction).
+DRAIN_BATCH = 32
+
+
+def gossip_drain() -> int:
+    """Handle every queued message, up to DRAIN_BATCH per locked step. Returns how many."""
+    client = health.redis_client()
+    client.delete(_drain_scheduled_key())
+    handled = 0
+    for _ in range(50):
+        raw = client.lpop(_inbox_key(), DRAIN_BATCH)
+        if not raw:
+            break
+        batch = [json.loads(item) for item in raw]  # type: ignore[arg-type]
+        gossip_receive_many([(str(name), wire) for name, wire in batch])
+        handled += len(batch)
+    return handled
 
 
 def _count_round(state: ConsensusState) -> None:
@@ -558,10 +612,8 @@ def _note_peer(
 
 
 def _send(step: Step) -> None:
-    if step.send is None:
-        return
-    name, wire = step.send
-    transaction.on_commit(lambda: dispatch("gossip_send", name, wire))
+    for name, wire in step.sends:
+        transaction.on_commit(lambda name=name, wire=wire: dispatch("gossip_send", name, wire))  # type: ignore[misc]
 
 
 def gossip_deliver(*, peer_name: str, wire: dict[str, Any]) -> bool:

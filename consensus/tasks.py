@@ -36,6 +36,11 @@ def gossip_handle(peer_name: str, wire: dict[str, Any]) -> None:
 
 
 @shared_task(ignore_result=True)
+def gossip_drain() -> None:
+    services.gossip_drain()
+
+
+@shared_task(ignore_result=True)
 def gossip_send(peer_name: str, wire: dict[str, Any]) -> None:
     services.gossip_deliver(peer_name=peer_name, wire=wire)
 

@@ -1,0 +1,329 @@
+"""Agreed transactions per second and latency from vote to block across real local nodes (issue 6).
+
+Each node is what `make run` starts: its own PostgreSQL database, its own Redis database, a
+daphne, a Celery worker and Celery beat, with every node a genesis validator and every other
+node a peer. Observations are 100-byte random payloads submitted to every node's REST API
+(``POST /api/consensus/observations/``) at an offered rate, spread evenly over the nodes.
+
+* agreed tx/s: observations agreed (in a block stored at the node that submitted them) divided
+  by the time from the first submission to the last agreement;
+* latency: per observation, from the API accepting it (``submitted_at``) to the block holding
+  it being stored at that node (``agreed_at``, after more than 2/3 of the validators signed);
+* agreement: every node's list of block hashes is compared (one must be a prefix of another).
+
+Goal (issue 6): four nodes, 2,000 tx/s with p50 under 0.5 s. It makes its own databases
+(``<DATABASE_URL's name>_bench_consensus_<i>``) and drops them at the end. Run under `make bench`
+(devstack gives PostgreSQL and Redis): ``python -m bench.consensus_nodes [--nodes 4] [--seconds 15]
+[--rate 2000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from bench.common import machine_info, print_table, write_results
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+GOAL_TX_PER_SECOND = 2000
+GOAL_P50_SECONDS = 0.5
+PAYLOAD_BYTES = 100
+
+
+def _database_urls(nodes: int) -> tuple[str, str, list[str]]:
+    source = os.environ.get("DATABASE_URL")
+    if not source or not os.environ.get("REDIS_URL"):
+        raise SystemExit(
+            "DATABASE_URL/REDIS_URL are not set: run under `make bench` (python -m devstack exec -- ...)"
+        )
+    parts = urlsplit(source)
+    base = f"{parts.path.lstrip('/') or 'parsec'}_bench_consensus"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    template = urlunsplit(parts._replace(path=f"/{base}_template"))
+    return admin, template, [urlunsplit(parts._replace(path=f"/{base}_{index}")) for index in range(nodes)]
+
+
+def _name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def _sql(admin: str, *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement)
+
+
+def _redis_url(index: int) -> str:
+    parts = urlsplit(os.environ["REDIS_URL"])
+    return urlunsplit(parts._replace(path=f"/{8 + index}"))
+
+
+class Node:
+    def __init__(self, index: int, names: list[str], database_url: str, work: Path) -> None:
+        from devstack.services import free_port
+
+        self.index = index
+        self.name = names[index]
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        self.env = {
+            "DJANGO_SETTINGS_MODULE": "settlement.settings",
+            "NODE_NAME": self.name,
+            "NODE_DOMAIN": f"{self.name}.test",
+            "NODE_BASE_URL": self.url,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": _redis_url(index),
+            "CELERY_BROKER_URL": _redis_url(index),
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "NODE_KEY_PASSPHRASE": "bench-only-passphrase",
+            "CONSENSUS_VALIDATORS": ",".join(names),
+            "CONSENSUS_GOSSIP_SECONDS": "0.2",
+            "ANCHOR_EVERY_BLOCKS": "1000000000",
+            "ANCHOR_EVERY_SECONDS": "0",
+            "LOG_LEVEL": "WARNING",
+            "PARSEC_VAR_DIR": str(work / self.name),
+        }
+        self.work = work
+        self.processes: list[Any] = []
+        self.token = ""
+
+    def manage(self, *args: str) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        from devstack.services import ManagedProcess
+
+        credentials = self.work / "credentials.json"
+        self.manage("node_bootstrap", "--credentials", str(credentials), "--url", self.url)
+        self.token = json.loads(credentials.read_text())[self.name]["api_token"]
+        commands = {
+            "web": [str(VENV_BIN / "daphne"), "--bind", "127.0.0.1", "--port", str(self.port), "settlement.asgi:application"],
+            "worker": [
+                str(VENV_BIN / "celery"), "--app", "settlement", "worker", "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
+                "--hostname", f"worker@{self.name}", "--concurrency", "1", "--without-gossip", "--without-mingle",
+            ],
+            "beat": [
+                str(VENV_BIN / "celery"), "--app", "settlement", "beat", "--loglevel", "WARNING",
+                "--schedule", str(self.work / f"{self.name}-beat-schedule"),
+            ],
+        }  # fmt: skip
+        for kind, command in commands.items():
+            process = ManagedProcess(
+                name=f"{self.name}-{kind}",
+                command=command,
+                log_path=self.work / f"{self.name}-{kind}.log",
+                env=self.env,
+            )
+            process.start()
+            self.processes.append(process)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def submit(self, payloads: list[bytes]) -> None:
+        answer = requests.post(
+            self.url + "/api/consensus/observations/",
+            json={"kind": "bench.tx", "payloads": [item.hex() for item in payloads]},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
+        if answer.status_code != 202:
+            raise RuntimeError(f"{self.name} refused a submission: {answer.status_code} {answer.text[:200]}")
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.database_url) as connection:
+            return connection.execute(sql, params).fetchall()
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _pending(nodes: list[Node]) -> int:
+    return sum(
+        int(node.query("SELECT count(*) FROM consensus_pendingobservation WHERE status <> 'agreed'")[0][0])
+        for node in nodes
+    )
+
+
+def _load(nodes: list[Node], rate: float, seconds: float, batch_interval: float = 0.1) -> int:
+    """Offer ``rate`` observations a second for ``seconds``, one thread per node."""
+    per_node = rate * batch_interval / len(nodes)
+    sent = [0] * len(nodes)
+
+    def run(position: int, node: Node) -> None:
+        started = time.monotonic()
+        owed = 0.0
+        while time.monotonic() - started < seconds:
+            owed += per_node
+            count = int(owed)
+            owed -= count
+            if count:
+                node.submit([os.urandom(PAYLOAD_BYTES) for _ in range(count)])
+                sent[position] += count
+            time.sleep(max(0.0, batch_interval - (time.monotonic() - started) % batch_interval))
+
+    threads = [threading.Thread(target=run, args=(position, node)) for position, node in enumerate(nodes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(sent)
+
+
+def _measure(nodes: list[Node], rate: float, seconds: float) -> dict[str, Any]:
+    for node in nodes:
+        node.query("SELECT 1")
+    marker = nodes[0].query("SELECT now()")[0][0]
+    offered = _load(nodes, rate, seconds)
+    _wait(lambda: _pending(nodes) == 0, 120, "every observation agreed")
+    latencies: list[float] = []
+    first_submit, last_agreed = None, None
+    for node in nodes:
+        rows = node.query(
+            "SELECT submitted_at, agreed_at FROM consensus_pendingobservation "
+            "WHERE kind = 'bench.tx' AND submitted_at >= %s",
+            (marker,),
+        )
+        for submitted, agreed in rows:
+            latencies.append((agreed - submitted).total_seconds())
+            first_submit = submitted if first_submit is None else min(first_submit, submitted)
+            last_agreed = agreed if last_agreed is None else max(last_agreed, agreed)
+    assert first_submit is not None
+    assert last_agreed is not None
+    latencies.sort()
+    span = (last_agreed - first_submit).total_seconds()
+    return {
+        "offered_per_second": rate,
+        "observations": offered,
+        "agreed_per_second": len(latencies) / span,
+        "p50_s": statistics.median(latencies),
+        "p99_s": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "span_s": span,
+    }
+
+
+def _agreement(nodes: list[Node]) -> dict[str, Any]:
+    chains = [
+        [bytes(row[0]) for row in node.query("SELECT block_hash FROM consensus_block ORDER BY height")]
+        for node in nodes
+    ]
+    shortest = min(len(chain) for chain in chains)
+    agree = all(chain[:shortest] == chains[0][:shortest] for chain in chains)
+    stats = nodes[0].query(
+        "SELECT rounds_completed, events_in_graph, snapshot_bytes FROM consensus_consensusstate WHERE id = 1"
+    )[0]
+    return {
+        "blocks": [len(chain) for chain in chains],
+        "agree": agree,
+        "rounds_completed_node0": stats[0],
+        "events_in_graph_node0": stats[1],
+        "snapshot_bytes_node0": stats[2],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--rates", default="200,1000,2000", help="offered tx/s, comma-separated")
+    arguments = parser.parse_args()
+    names = [f"bench-{chr(ord('a') + index)}" for index in range(arguments.nodes)]
+    admin, template, urls = _database_urls(arguments.nodes)
+    work = Path(tempfile.mkdtemp(prefix="parsec-bench-consensus-"))
+    _sql(admin, *[f'DROP DATABASE IF EXISTS "{_name(url)}" WITH (FORCE)' for url in [template, *urls]])
+    _sql(admin, f'CREATE DATABASE "{_name(template)}"')
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": template, "SECRET_KEY": "bench"},
+        check=True,
+        capture_output=True,
+    )
+    _sql(admin, *[f'CREATE DATABASE "{_name(url)}" TEMPLATE "{_name(template)}"' for url in urls])
+    nodes = [Node(index, names, url, work) for index, url in enumerate(urls)]
+    results: dict[str, Any] = {"nodes": arguments.nodes, "payload_bytes": PAYLOAD_BYTES, "runs": []}
+    try:
+        from devstack.services import port_open
+
+        for node in nodes:
+            node.start()
+        _wait(lambda: all(port_open(node.port) for node in nodes), 60, "every daphne")
+        for node in nodes:
+            others = [other.url for other in nodes if other is not node]
+            if others:
+                node.manage("peer_add", *others)
+        # Warm-up: the validators start and agree a first block.
+        for node in nodes:
+            node.submit([os.urandom(PAYLOAD_BYTES)])
+        _wait(lambda: _pending(nodes) == 0, 120, "the warm-up block")
+        for rate in [float(item) for item in arguments.rates.split(",")]:
+            run = _measure(nodes, rate, arguments.seconds)
+            results["runs"].append(run)
+            print(
+                f"offered {rate:.0f}/s: agreed {run['agreed_per_second']:.0f}/s, p50 {run['p50_s']:.3f} s",
+                flush=True,
+            )
+        results["agreement"] = _agreement(nodes)
+    finally:
+        for node in nodes:
+            node.stop()
+        _sql(admin, *[f'DROP DATABASE IF EXISTS "{_name(url)}" WITH (FORCE)' for url in [template, *urls]])
+    print_table(
+        f"Consensus across {arguments.nodes} real local nodes (100-byte payloads, daphne + worker + beat each)",
+        [
+            {
+                "offered tx/s": run["offered_per_second"],
+                "agreed tx/s": run["agreed_per_second"],
+                "p50 s": run["p50_s"],
+                "p99 s": run["p99_s"],
+                "observations": run["observations"],
+            }
+            for run in results["runs"]
+        ],
+        ["offered tx/s", "agreed tx/s", "p50 s", "p99 s", "observations"],
+    )
+    agreement = results["agreement"]
+    print(
+        f"blocks per node {agreement['blocks']}, chains agree: {agreement['agree']}; goal "
+        f"{GOAL_TX_PER_SECOND} tx/s with p50 < {GOAL_P50_SECONDS} s at 4 nodes"
+    )
+    results["machine"] = machine_info()
+    write_results("consensus_nodes", results)
+    return 0 if agreement["agree"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
