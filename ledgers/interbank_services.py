@@ -57,6 +57,9 @@ logger = logging.getLogger("parsec.ledgers")
 COSIGN_PATH = "/node-api/ledgers/payments/cosign"
 FINAL_PATH = "/node-api/ledgers/payments/final"
 VOID_PATH = "/node-api/ledgers/payments/void"
+STATUS_PATH = "/node-api/ledgers/payments/status"
+# A co-signer asks the origin about a payment still held this long after its deadline.
+STATUS_GRACE_MS = 5_000
 COSIGN_BATCH_PATH = "/node-api/ledgers/payments/cosign-batch"
 FINAL_BATCH_PATH = "/node-api/ledgers/payments/final-batch"
 DEFAULT_EXPIRY_MS = 30_000
@@ -926,6 +929,45 @@ def _keep_fraud_proof(proof: interbank.PaymentProof, void_signature_hex: str) ->
 # --- expiry (Celery beat) ----------------------------------------------------------------------
 
 
+def payment_status_for_peer(*, peer: Peer, instruction_json: Any) -> dict[str, Any]:
+    """Bank A answers a co-signer about a payment: final (with the proof), voided (with A's signed
+    void notice), or still held. Past the deadline A voids what it still holds, and signs a void
+    notice even for a payment it never held: it can never finalise it any more (it refuses to
+    hold or sign at or after ``expires_at``), so the co-signer may release its hold."""
+    instruction = interbank.PaymentInstruction.from_json(instruction_json)
+    if instruction.origin != bank_namespace() or peer.domain not in instruction.banks:
+        raise BadRoute("ask the origin bank, about a payment you are on the route of")
+    expired = now_millis() >= instruction.expires_at
+    row = InterbankPayment.objects.filter(payment_id=instruction.id, role=PaymentRole.ORIGIN).first()
+    if row is not None and row.phase == interbank.PaymentPhase.HELD and expired:
+        row = payment_origin_transition(
+            payment_id=row.payment_id, change=interbank.ClockTick(now=now_millis())
+        )
+    if row is not None and row.phase == interbank.PaymentPhase.FINAL:
+        return {"phase": "final", "proof": row.proof}
+    if row is not None and row.phase == interbank.PaymentPhase.VOIDED:
+        return {"phase": "voided", "signature": row.void_signature}
+    if row is None and expired:
+        return {"phase": "voided", "signature": interbank.sign_void_notice(instruction, key=bank_key()).hex()}
+    return {"phase": "held"}
+
+
+def _ask_origin(row: InterbankPayment) -> None:
+    """Bank B, for a payment still held after its deadline: ask A, and apply its answer."""
+    instruction = interbank.PaymentProof.from_json(row.proof).instruction
+    peer = peer_for(instruction.origin)
+    answer = peer_request(peer, "POST", STATUS_PATH, json_body={"instruction": instruction.to_json()})
+    body = _json_or_empty(answer)
+    if not answer.ok:
+        return
+    if body.get("phase") == "final":
+        payment_apply_final(peer=peer, proof_json=body.get("proof"))
+    elif body.get("phase") == "voided":
+        payment_apply_void(
+            peer=peer, instruction_json=instruction.to_json(), signature_hex=str(body.get("signature"))
+        )
+
+
 def payments_void_expired() -> int:
     """Bank A voids every payment still held at its deadline (it never signs after it), which
     releases the hold and tells the co-signer. Returns how many it voided."""
@@ -936,4 +978,12 @@ def payments_void_expired() -> int:
     ).values_list("payment_id", flat=True):
         payment_origin_transition(payment_id=payment_id, change=interbank.ClockTick(now=now_millis()))
         voided += 1
+    # Co-signed here but never finished by the origin: only its signed word releases our hold.
+    for row in InterbankPayment.objects.filter(
+        role=PaymentRole.COSIGNER, phase=interbank.PaymentPhase.HELD, expires_at__lte=now - STATUS_GRACE_MS
+    ):
+        try:
+            _ask_origin(row)
+        except (PeerUnreachable, LedgerError) as error:
+            logger.warning("payment %s: origin not asked yet (%s)", row.payment_id[:16], error)
     return voided

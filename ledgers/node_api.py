@@ -128,3 +128,16 @@ def payment_final_batch(request: HttpRequest) -> JsonResponse:
     except LedgerError as error:
         return _refused(error)
     return JsonResponse({"results": results})
+
+
+@node_to_node
+@require_POST
+def payment_status(request: HttpRequest) -> JsonResponse:
+    """A co-signer asks the origin (us) what became of a payment it still holds."""
+    try:
+        answer = interbank_services.payment_status_for_peer(
+            peer=_peer(request), instruction_json=_body(request).get("instruction")
+        )
+    except LedgerError as error:
+        return _refused(error)
+    return JsonResponse(answer)

@@ -19,6 +19,7 @@ urlpatterns = [
         node_api.payment_final_batch,
         name="node-api-ledger-payment-final-batch",
     ),
+    path("ledgers/payments/status", node_api.payment_status, name="node-api-ledger-payment-status"),
     path("ledgers/offers", node_api.offer_receive, name="node-api-ledger-offers"),
     path("ledgers/offers/take", node_api.offer_take, name="node-api-ledger-offer-take"),
 ]

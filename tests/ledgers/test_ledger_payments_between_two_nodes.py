@@ -24,10 +24,13 @@ from django.db import connections
 
 from devstack.services import ManagedProcess, free_port, port_open
 from ledgers import interbank_services, services
-from ledgers.interbank_services import InterbankRequest
+from ledgers.interbank_services import COSIGN_PATH, InterbankRequest
 from ledgers.models import Hold, InterbankPayment
+from ledgers.protocol import interbank
 from ledgers.protocol.errors import CreditLimitExceeded, NotAccepted
 from settlement.identity import fetch_identity_document, peer_add
+from settlement.models import Peer
+from settlement.transport import peer_request
 from settlement.verify import verify_document
 from tests.ledgers.ledger_shell_support import balance_of
 from tests.support import database_url_for_processes
@@ -218,6 +221,39 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
     assert not Hold.objects.exists()
     assert bank_b.balance("bob") == 1500
     assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
+
+    # B co-signed a payment that A never finished (A crashed before holding it, say): past the
+    # deadline B asks A, A signs a void notice (it can never sign the payment now), B releases.
+    now = services.now_millis()
+    ghost = interbank.plan_route(
+        reference="ghost",
+        sender=alice.ubi,
+        recipient=f"ubi:{B_DOMAIN}:bob",
+        amount=100,
+        assets=["bank-test.test/EUR", f"{B_DOMAIN}/EUR"],
+        created_at=now,
+        expires_at=now + 300,
+    )
+    proof = interbank.PaymentProof(
+        instruction=ghost,
+        sender_key=alice.key.public_key,
+        sender_signature=interbank.sign_payment(ghost, key=alice.key),
+    )
+    answer = peer_request(
+        Peer.objects.get(domain=B_DOMAIN), "POST", COSIGN_PATH, json_body={"proof": proof.to_json()}
+    )
+    assert answer.ok, answer.body
+    assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(1,)]
+    time.sleep(0.4)
+    bank_b.manage(
+        "shell",
+        "-c",
+        "from ledgers import interbank_services as s; s.STATUS_GRACE_MS = 0; s.payments_void_expired()",
+    )
+    assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
+    assert bank_b.query("SELECT phase FROM ledgers_interbankpayment WHERE payment_id = %s", ghost.id) == [
+        ("voided",)
+    ]
 
 
 B_TAKER = """
