@@ -29,6 +29,8 @@ from settlement import ethereum
 from settlement.counterparties.errors import CounterpartyError
 from settlement.counterparties.models import Counterparty
 from settlement.errors import error_body
+from settlement.models import Peer
+from settlement.transport import PeerUnreachable
 
 # Refusals that are about the channel's state rather than the request's content.
 _CONFLICT = {"channel_closed", "not_funded", "update_pending", "wrong_phase", "no_pending_update"}
@@ -214,7 +216,8 @@ class ChannelListApi(ChannelApiView):
             ours = AmountField(help_text="what the node deposits")
             theirs = AmountField(help_text="what the counterparty deposits")
 
-        counterparty_id = serializers.IntegerField()
+        counterparty_id = serializers.IntegerField(required=False, help_text="a counterparty of ours, or...")
+        peer = serializers.CharField(required=False, help_text="...a peer node, by name")
         deposits = ChannelDepositSplit(many=True, allow_empty=False)
         challenge_seconds = serializers.IntegerField(min_value=1, max_value=2**32 - 1, required=False)
 
@@ -224,7 +227,10 @@ class ChannelListApi(ChannelApiView):
         return Response(ChannelOutput(channels, many=True).data)
 
     @extend_schema(
-        summary="Open a ledger channel with a counterparty (self custody: sign the opening state next)",
+        summary=(
+            "Open a ledger channel with a counterparty (self custody: sign the opening state next) "
+            "or a peer node (it countersigns over the transport)"
+        ),
         request=Input,
         responses={201: ChannelOutput, **ERRORS},
     )
@@ -232,14 +238,30 @@ class ChannelListApi(ChannelApiView):
         serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        counterparty = Counterparty.objects.filter(pk=data["counterparty_id"]).first()
-        if counterparty is None:
-            return Response(error_body("not_found", "No such counterparty."), status=404)
+        if ("counterparty_id" in data) == ("peer" in data):
+            raise protocol_errors.BadState("name either a counterparty_id or a peer")
         deposits: dict[str, tuple[int, int]] = {}
         for item in data["deposits"]:
             if item["asset"] in deposits:
                 raise protocol_errors.BadState("each asset appears once in the deposits")
             deposits[item["asset"]] = (item["ours"], item["theirs"])
+        if "peer" in data:
+            peer = Peer.objects.filter(name=data["peer"]).first()
+            if peer is None:
+                return Response(error_body("not_found", "No such peer node."), status=404)
+            try:
+                channel = services.peer_channel_open(
+                    peer=peer,
+                    deposits=deposits,
+                    actor=request.user,
+                    challenge_duration=data.get("challenge_seconds"),
+                )
+            except PeerUnreachable as error:
+                return Response(error_body("peer_unreachable", str(error)), status=502)
+            return self.answer(channel, status.HTTP_201_CREATED)
+        counterparty = Counterparty.objects.filter(pk=data["counterparty_id"]).first()
+        if counterparty is None:
+            return Response(error_body("not_found", "No such counterparty."), status=404)
         channel = services.channel_open(
             counterparty=counterparty,
             deposits=deposits,

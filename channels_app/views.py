@@ -22,8 +22,9 @@ from channels_app.protocol.types import ETH, address
 from settlement import ethereum
 from settlement.counterparties.errors import CounterpartyError
 from settlement.counterparties.models import Counterparty, KycStatus
-from settlement.models import Role
+from settlement.models import Peer, Role
 from settlement.permissions import read_roles_required, request_roles, write_roles_required
+from settlement.transport import PeerUnreachable
 
 
 def channel_rows() -> list[dict[str, Any]]:
@@ -64,6 +65,7 @@ def channel_list(request: HttpRequest) -> HttpResponse:
             "rows": channel_rows(),
             "can_write": _can_write(request),
             "counterparties": Counterparty.objects.filter(kyc_status=KycStatus.ACCEPTED),
+            "peers": Peer.objects.exclude(ethereum_address=""),
         },
     )
 
@@ -111,19 +113,21 @@ def _asset(text: str) -> str:
 @write_roles_required
 def channel_open(request: HttpRequest) -> HttpResponse:
     try:
-        counterparty = Counterparty.objects.get(pk=int(request.POST.get("counterparty", "0")))
         asset = _asset(request.POST.get("asset", "ETH"))
-        channel = services.channel_open(
-            counterparty=counterparty,
-            deposits={
-                asset: (_amount(request.POST.get("ours", "")), _amount(request.POST.get("theirs", "")))
-            },
-            actor=request.user,
-        )
+        deposits = {asset: (_amount(request.POST.get("ours", "")), _amount(request.POST.get("theirs", "")))}
+        party = request.POST.get("counterparty", "")
+        if party.startswith("peer:"):
+            peer = Peer.objects.filter(pk=int(party[5:])).first()
+            if peer is None:
+                raise ValueError("choose a peer node")
+            channel = services.peer_channel_open(peer=peer, deposits=deposits, actor=request.user)
+        else:
+            counterparty = Counterparty.objects.get(pk=int(party or "0"))
+            channel = services.channel_open(counterparty=counterparty, deposits=deposits, actor=request.user)
     except (ChannelError, CounterpartyError) as error:
         messages.error(request, error.message)
         return redirect("channels")
-    except (ValueError, Counterparty.DoesNotExist) as error:
+    except (ValueError, Counterparty.DoesNotExist, PeerUnreachable) as error:
         messages.error(request, str(error) or "choose a counterparty")
         return redirect("channels")
     return redirect("channel-detail", channel_id=channel.channel_id)

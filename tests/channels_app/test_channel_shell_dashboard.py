@@ -154,3 +154,23 @@ def test_the_channel_page_socket_pushes_the_new_version_and_refuses_strangers(
     assert 'data-version="0"' in first
     assert 'data-version="1"' in second
     assert 'id="dispute-view"' in second
+
+
+def test_an_operator_opens_a_channel_from_the_dashboard(node_account, make_counterparty, make_user, client):
+    from channels_app.models import Channel
+
+    counterparty = make_counterparty("custodial", funded=False)
+    client.force_login(make_user("operator-o", "operator"))
+    assert f'value="{counterparty.pk}"' in client.get("/channels/").content.decode()
+    answer = client.post(
+        "/channels/open/",
+        {"counterparty": str(counterparty.pk), "asset": "ETH", "ours": "1000", "theirs": "500"},
+    )
+    channel = Channel.objects.get(counterparty=counterparty)
+    assert answer.status_code == 302
+    assert answer["Location"] == f"/channels/{channel.channel_id}/"
+    assert channel.phase == ChannelPhase.FUNDING
+    answer = client.post(
+        "/channels/open/", {"counterparty": str(counterparty.pk), "asset": "ETH", "ours": "-1", "theirs": "0"}
+    )
+    assert Channel.objects.filter(counterparty=counterparty).count() == 1

@@ -9,7 +9,7 @@ from channel_shell_peer_node import PeerNode
 from conftest import ONE_ETH, on_chain_status, run_chain_work
 
 from channels_app import services
-from channels_app.models import ChannelPhase
+from channels_app.models import Channel, ChannelPhase
 from channels_app.protocol.types import ETH
 from settlement.identity import fetch_identity_document, peer_add
 
@@ -32,11 +32,20 @@ def _peer_channel(node: PeerNode, channel_id: str) -> dict:
     )
 
 
-def test_two_nodes_open_pay_and_settle_a_channel_over_the_transport(peer_node, live_web):
+def test_two_nodes_open_pay_and_settle_a_channel_over_the_transport(peer_node, live_web, client, make_user):
     peer = peer_add(base_url=peer_node.url, document=fetch_identity_document(peer_node.url), actor="test")
-    channel = services.peer_channel_open(
-        peer=peer, deposits={ETH: (ONE_ETH, 0)}, actor="test", challenge_duration=600
+    client.force_login(make_user("operator-t", "operator"))
+    answer = client.post(
+        "/api/channels/",
+        {
+            "peer": peer.name,
+            "deposits": [{"asset": "ETH", "ours": str(ONE_ETH), "theirs": "0"}],
+            "challenge_seconds": 600,
+        },
+        content_type="application/json",
     )
+    assert answer.status_code == 201, answer.json()
+    channel = Channel.objects.get(channel_id=answer.json()["channel_id"])
     assert channel.our_index == 0
     services.channel_deposit(channel=channel, asset=ETH, amount=ONE_ETH, actor="test")
     run_chain_work(2)
