@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
 import random
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -362,9 +364,31 @@ def _record_events(row: Channel, produced: Sequence[Event], actor: Any, had_lock
     transaction.on_commit(lambda: _announce(channel_id))
 
 
+_announcements: queue.SimpleQueue[str] = queue.SimpleQueue()
+_announcer_lock = threading.Lock()
+_announcer: threading.Thread | None = None
+
+
 def _announce(channel_id: str) -> None:
-    broadcast(CHANNELS_GROUP, "channels.changed")
-    broadcast(channel_group(channel_id), "channel.changed")
+    """Tell the pages to look again, from a background thread: a page refresh is not worth
+    holding up a payment (each group_send is a Redis round trip), and a burst of changes
+    becomes one message per page."""
+    global _announcer
+    _announcements.put(channel_id)
+    with _announcer_lock:
+        if _announcer is None or not _announcer.is_alive():
+            _announcer = threading.Thread(target=_announce_forever, name="channel-announcer", daemon=True)
+            _announcer.start()
+
+
+def _announce_forever() -> None:
+    while True:
+        changed = {_announcements.get()}
+        while not _announcements.empty():
+            changed.add(_announcements.get_nowait())
+        broadcast(CHANNELS_GROUP, "channels.changed")
+        for channel_id in changed:
+            broadcast(channel_group(channel_id), "channel.changed")
 
 
 def _state_persist(row: Channel, signed: SignedState, *, had_locks: bool = True) -> None:
