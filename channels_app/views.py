@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from channels_app import selectors, services
-from channels_app.models import VirtualChannel
+from channels_app.models import DisputeRecord, VirtualChannel
 from channels_app.protocol.errors import ChannelError
 from channels_app.protocol.types import ETH, address
 from settlement import ethereum
@@ -28,10 +29,13 @@ from settlement.transport import PeerUnreachable
 
 
 def channel_rows() -> list[dict[str, Any]]:
-    return [
-        {"channel": channel, "balances": selectors.balance_rows(channel)}
-        for channel in selectors.channel_list()[:200]
-    ]
+    """The list's rows; the watcher's latest action on each channel is the alert people see."""
+    latest = DisputeRecord.objects.filter(channel=OuterRef("pk")).order_by("-at", "-id")
+    channels = selectors.channel_list().annotate(
+        watcher_action=Subquery(latest.values("action")[:1]),
+        watcher_detail=Subquery(latest.values("detail")[:1]),
+    )[:200]
+    return [{"channel": channel, "balances": selectors.balance_rows(channel)} for channel in channels]
 
 
 def channel_context(channel_id: str) -> dict[str, Any]:

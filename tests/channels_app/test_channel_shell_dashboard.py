@@ -99,6 +99,8 @@ def test_the_dispute_view_shows_time_left_who_acts_and_what_the_watcher_did(
     advance_chain_time(100)
 
     client.force_login(make_user("auditor-3", "auditor"))
+    listing = client.get("/channels/").content.decode()
+    assert 'class="error watcher-alert"' in listing  # the watcher's latest word on the channel
     page = client.get(f"/channels/{channel.channel_id}/dispute/").content.decode()
     assert 'id="registered-version">2<' in page
     assert 'id="our-version">2<' in page
