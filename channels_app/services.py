@@ -227,6 +227,10 @@ def _apply(
         names.append(type(change).__name__)
         produced += result.events
         pending += _follow_ups(state, result.events)
+        if isinstance(change, state_changes.Tick) and not result.events and len(changes) == 1:
+            # Beat ticks disputed channels every few seconds; a tick that changes nothing but
+            # the clock (kept on the row) is not worth a log row each time.
+            continue
         ChannelStateChange.objects.create(
             channel=row,
             change=type(change).__name__,
