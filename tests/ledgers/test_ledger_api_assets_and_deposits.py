@@ -139,3 +139,29 @@ def test_a_payment_to_an_unreachable_bank_is_voided_and_releases_its_hold(operat
     )
     assert unknown.status_code == 400
     assert unknown.json()["error"]["code"] == "bad_route"
+
+
+def test_the_demo_seed_readies_a_node_and_can_run_twice(node):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from ledgers.models import Ledger
+    from settlement.models import PeerCreditLimit
+
+    custodial, _ = make_counterparty("carla")
+    make_counterparty("sam", custody="self")
+    Peer.objects.create(name="bank-peer", domain="bank-peer.test", base_url="http://127.0.0.1:9")
+    for _ in range(2):
+        call_command("ledgers_demo_seed", stdout=StringIO())
+    assert set(Ledger.objects.values_list("ubi", flat=True)) == {
+        "ubi:bank-test.test:bank",
+        "ubi:bank-test.test:carla",
+        "ubi:bank-test.test:sam",
+    }
+    assert (
+        balance_of(Ledger.objects.get(counterparty=custodial), Asset.objects.get(uai="bank-test.test/EUR"))
+        == 100000
+    )
+    assert Asset.objects.filter(uai="bank-peer.test/EUR").exists()
+    assert PeerCreditLimit.objects.get().limit == 10000000
