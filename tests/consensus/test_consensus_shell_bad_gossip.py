@@ -157,8 +157,8 @@ def test_bad_gossip_is_refused_the_sender_accused_and_blocks_keep_coming(network
         (json.dumps({"message": {**good, "events": [{"creator": "zz"}]}}).encode(), 400, "malformed_gossip"),
         (
             json.dumps({"message": {**good, "header": {**good["header"], "known": ["a"]}}}).encode(),
-            400,
-            "malformed_gossip",
+            401,
+            "bad_message_signature",
         ),
         (json.dumps({"message": bad_signature}).encode(), 401, "bad_message_signature"),
         (json.dumps({"message": wrong_sender}).encode(), 403, "wrong_parties"),
