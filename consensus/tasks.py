@@ -31,11 +31,6 @@ def gossip_tick() -> None:
 
 
 @shared_task(ignore_result=True)
-def gossip_handle(peer_name: str, wire: dict[str, Any]) -> None:
-    services.gossip_receive(peer_name=peer_name, wire=wire)
-
-
-@shared_task(ignore_result=True)
 def gossip_drain() -> None:
     services.gossip_drain()
 
