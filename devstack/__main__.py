@@ -193,6 +193,9 @@ class Supervisor:
             others = [other.base_url for other in self.nodes if other is not node]
             if others:
                 manage(self.environments[node.name], "peer_add", *others)
+        # Assets, ledgers, deposits and peer credit limits, once every node knows its peers.
+        for node in self.nodes:
+            manage(self.environments[node.name], "ledgers_demo_seed")
 
     def watch(self) -> None:
         while not self.stopping:
