@@ -54,7 +54,8 @@ def test_votes_become_signed_blocks_through_a_real_worker(single_validator, cele
 
         signature = block.signatures[0]
         assert block_signature_is_valid(
-            rebuilt, ValidatorSignature(bytes.fromhex(signature["validator"]), bytes.fromhex(signature["signature"]))
+            rebuilt,
+            ValidatorSignature(bytes.fromhex(signature["validator"]), bytes.fromhex(signature["signature"])),
         )
 
 
@@ -62,5 +63,7 @@ def test_the_same_observation_twice_is_agreed_once(single_validator, celery_work
     first = consensus_vote(payload=b"once", kind="test.payment")
     again = consensus_vote(payload=b"once", kind="test.payment")
     assert first.pk == again.pk
-    wait_for(lambda: PendingObservation.objects.filter(status=ObservationStatus.AGREED).exists(), what="agreement")
+    wait_for(
+        lambda: PendingObservation.objects.filter(status=ObservationStatus.AGREED).exists(), what="agreement"
+    )
     assert BlockObservation.objects.count() == 1
