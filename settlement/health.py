@@ -6,6 +6,7 @@ short and bounded by a timeout: a health check that hangs is itself an outage.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -54,8 +55,15 @@ class NodeHealth:
         return tuple((service.name, service.up) for service in self.services)
 
 
+@functools.cache
+def _redis_client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1, health_check_interval=30)
+
+
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    """One client (and connection pool, which is thread-safe) per process and URL: a new client
+    per call would open a TCP connection per nonce check."""
+    return _redis_client_for(settings.REDIS_URL)
 
 
 def _heartbeat_key(hostname: str) -> str:
