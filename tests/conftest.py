@@ -55,9 +55,8 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
         cursor.execute(
             f'ALTER DATABASE "{connection.settings_dict["NAME"]}" SET parsec.allow_audit_truncate = on'
         )
-    # A database setting reaches new connections only: empty the pool so every one is new.
+    # A database setting reaches new connections only.
     connection.close()
-    connection.close_pool()
 
 
 def _process_env() -> dict[str, str]:
