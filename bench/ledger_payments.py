@@ -134,7 +134,7 @@ def _single(ubis: list[str], asset: str, seconds: float) -> dict[str, Any]:
     from ledgers import services
 
     rng = random.Random(1)
-    latencies = []
+    latencies: list[float] = []
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         (request,) = _requests(1, ubis, asset, rng, f"single-{len(latencies)}")
@@ -153,7 +153,7 @@ def _batched(ubis: list[str], asset: str, seconds: float, batch: int, seed: int 
     from ledgers import services
 
     rng = random.Random(seed)
-    count, latencies = 0, []
+    count, latencies = 0, list[float]()
     cpu_started, started = time.process_time(), time.perf_counter()
     while time.perf_counter() - started < seconds:
         requests = _requests(batch, ubis, asset, rng, f"batch-{seed}-{len(latencies)}")
