@@ -43,4 +43,7 @@ def test_the_overview_follows_the_worker_live(live_web, celery_worker, make_user
 
         celery_worker.start()
         expect(worker).to_have_attribute("data-status", "up", timeout=15_000)
+        # The page changed without a reload: still the one document we logged in to.
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+        assert page.url == f"{live_web.url}/"
         browser.close()
