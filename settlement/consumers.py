@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -36,7 +36,8 @@ class LivePartialConsumer(AsyncWebsocketConsumer):
     recheck_seconds = 0.0
 
     async def connect(self) -> None:
-        if not await sync_to_async(_may_view)(self.scope.get("user"), self.scope.get("session")):
+        # database_sync_to_async closes stale connections around the call, as a request would.
+        if not await database_sync_to_async(_may_view)(self.scope.get("user"), self.scope.get("session")):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.last_html: str | None = None
@@ -64,7 +65,8 @@ class LivePartialConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     async def push(self, event: dict[str, Any] | None = None) -> None:
-        html, fingerprint = await sync_to_async(self.render, thread_sensitive=False)()
+        # Off the shared thread: a health probe may wait seconds for an RPC that is down.
+        html, fingerprint = await database_sync_to_async(self.render, thread_sensitive=False)()
         if event is None and fingerprint == getattr(self, "last_fingerprint", None):
             return
         self.last_fingerprint = fingerprint
