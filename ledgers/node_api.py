@@ -5,6 +5,8 @@ the first answer without running the handler again."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
@@ -33,43 +35,46 @@ def _refused(error: LedgerError) -> JsonResponse:
     return JsonResponse(error_body(error.code, str(error)), status=http_status(error))
 
 
+def refuses_ledger_errors(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+    """A rule the caller's request breaks is answered with its code and sentence, not a 500."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except LedgerError as error:
+            return _refused(error)
+
+    return wrapped
+
+
 @node_to_node
 @require_POST
+@refuses_ledger_errors
 def payment_cosign(request: HttpRequest) -> JsonResponse:
     """Bank B's check-hold-sign step of a payment from the calling bank."""
-    try:
-        signature = interbank_services.payment_cosign(
-            peer=_peer(request), proof_json=_body(request).get("proof")
-        )
-    except LedgerError as error:
-        return _refused(error)
+    signature = interbank_services.payment_cosign(peer=_peer(request), proof_json=_body(request).get("proof"))
     return JsonResponse({"signature": signature.hex()})
 
 
 @node_to_node
 @require_POST
+@refuses_ledger_errors
 def payment_final(request: HttpRequest) -> JsonResponse:
-    try:
-        row = interbank_services.payment_apply_final(
-            peer=_peer(request), proof_json=_body(request).get("proof")
-        )
-    except LedgerError as error:
-        return _refused(error)
+    row = interbank_services.payment_apply_final(peer=_peer(request), proof_json=_body(request).get("proof"))
     return JsonResponse({"payment": row.payment_id, "phase": row.phase})
 
 
 @node_to_node
 @require_POST
+@refuses_ledger_errors
 def payment_void(request: HttpRequest) -> JsonResponse:
     body = _body(request)
-    try:
-        row = interbank_services.payment_apply_void(
-            peer=_peer(request),
-            instruction_json=body.get("instruction"),
-            signature_hex=str(body.get("signature", "")),
-        )
-    except LedgerError as error:
-        return _refused(error)
+    row = interbank_services.payment_apply_void(
+        peer=_peer(request),
+        instruction_json=body.get("instruction"),
+        signature_hex=str(body.get("signature", "")),
+    )
     return JsonResponse(
         {"payment": row.payment_id if row else None, "phase": row.phase if row else "unknown"}
     )
@@ -77,67 +82,57 @@ def payment_void(request: HttpRequest) -> JsonResponse:
 
 @node_to_node
 @require_POST
+@refuses_ledger_errors
 def offer_receive(request: HttpRequest) -> JsonResponse:
     """A peer spreads an offer made by one of its parties, for our offer board."""
     from ledgers import exchange_services
 
-    try:
-        row = exchange_services.offer_receive(
-            peer=_peer(request), signed_offer_json=_body(request).get("signed_offer")
-        )
-    except LedgerError as error:
-        return _refused(error)
+    row = exchange_services.offer_receive(
+        peer=_peer(request), signed_offer_json=_body(request).get("signed_offer")
+    )
     return JsonResponse({"offer": row.offer_id})
 
 
 @node_to_node
 @require_POST
+@refuses_ledger_errors
 def offer_take(request: HttpRequest) -> JsonResponse:
     """A peer's party takes one of our offers: accepted exactly once, maker's side appended."""
     from ledgers import exchange_services
 
-    try:
-        accepted = exchange_services.offer_accept_remote_take(
-            peer=_peer(request), signed_take_json=_body(request).get("signed_take")
-        )
-    except LedgerError as error:
-        return _refused(error)
+    accepted = exchange_services.offer_accept_remote_take(
+        peer=_peer(request), signed_take_json=_body(request).get("signed_take")
+    )
     return JsonResponse({"accepted": accepted.to_json()})
 
 
 @node_to_node
 @require_POST
+@refuses_ledger_errors
 def payment_cosign_batch(request: HttpRequest) -> JsonResponse:
     """Many co-signatures in one request and one transaction; one answer per payment."""
-    try:
-        results = interbank_services.payment_cosign_batch(
-            peer=_peer(request), proofs=_body(request).get("proofs")
-        )
-    except LedgerError as error:
-        return _refused(error)
+    results = interbank_services.payment_cosign_batch(
+        peer=_peer(request), proofs=_body(request).get("proofs")
+    )
     return JsonResponse({"results": results})
 
 
 @node_to_node
 @require_POST
+@refuses_ledger_errors
 def payment_final_batch(request: HttpRequest) -> JsonResponse:
-    try:
-        results = interbank_services.payment_apply_final_batch(
-            peer=_peer(request), proofs=_body(request).get("proofs")
-        )
-    except LedgerError as error:
-        return _refused(error)
+    results = interbank_services.payment_apply_final_batch(
+        peer=_peer(request), proofs=_body(request).get("proofs")
+    )
     return JsonResponse({"results": results})
 
 
 @node_to_node
 @require_POST
+@refuses_ledger_errors
 def payment_status(request: HttpRequest) -> JsonResponse:
     """A co-signer asks the origin (us) what became of a payment it still holds."""
-    try:
-        answer = interbank_services.payment_status_for_peer(
-            peer=_peer(request), instruction_json=_body(request).get("instruction")
-        )
-    except LedgerError as error:
-        return _refused(error)
+    answer = interbank_services.payment_status_for_peer(
+        peer=_peer(request), instruction_json=_body(request).get("instruction")
+    )
     return JsonResponse(answer)

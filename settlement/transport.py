@@ -117,16 +117,15 @@ def peer_request(
     )
 
 
-def _lookup_peer_key(key_id: str) -> bytes | None:
+def _current_peer_key(key_id: str) -> PeerKey | None:
     # A retired key is refused for new requests: a signature made after retirement is the
     # very thing retirement exists to stop. (Old signatures on objects are verified elsewhere.)
-    key = (
-        PeerKey.objects.filter(key_id=key_id)
+    return (
+        PeerKey.objects.select_related("peer")
+        .filter(key_id=key_id)
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=timezone.now()))
-        .values_list("public", flat=True)
         .first()
     )
-    return bytes.fromhex(key) if key else None
 
 
 def _nonce_is_fresh(verified: http_signature.VerifiedRequest) -> bool:
@@ -165,6 +164,16 @@ def node_to_node(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # One query finds the key and its peer; the view gets the peer without asking again.
+        found: dict[str, PeerKey] = {}
+
+        def lookup_key(key_id: str) -> bytes | None:
+            key = _current_peer_key(key_id)
+            if key is None:
+                return None
+            found[key_id] = key
+            return bytes.fromhex(key.public)
+
         try:
             verified = http_signature.verify_request(
                 method=request.method or "GET",
@@ -172,14 +181,14 @@ def node_to_node(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
                 headers=dict(request.headers),
                 body=request.body,
                 now=int(time.time()),
-                lookup_key=_lookup_peer_key,
+                lookup_key=lookup_key,
                 audience=settings.NODE_DOMAIN,
             )
         except http_signature.RequestSignatureError as error:
             return _refuse(request, error.code, str(error))
         if not _nonce_is_fresh(verified):
             return _refuse(request, "replayed_nonce", "This nonce was already used; a replay is refused.")
-        peer = Peer.objects.get(keys__key_id=verified.key_id)
+        peer = found[verified.key_id].peer
         request.peer = peer  # type: ignore[attr-defined]
         idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
         if not idempotency_key:
