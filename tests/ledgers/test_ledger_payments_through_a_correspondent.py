@@ -9,6 +9,7 @@ it 50.00; bank-far lets bank-mid owe it 30.00.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
+from playwright.sync_api import expect, sync_playwright
 
 from ledgers import correspondent_services, services
 from ledgers.correspondent_services import RELAY_PATH
@@ -32,6 +34,12 @@ from settlement.models import Peer
 from settlement.transport import peer_request
 from tests.ledgers.ledger_shell_support import balance_of, post_json
 from tests.ledgers.peer_node_support import REPO, PeerNode, peer_nodes, supply_mismatches
+from tests.support import confirmed_totp_device, totp_code
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = pytest.mark.browser
 
 MID, FAR = "bank-mid.test", "bank-far.test"
 
@@ -54,6 +62,33 @@ def three_banks(other_banks: dict[str, PeerNode], live_web: Any, funded: Any, eu
     far.meet([mid.url], limits={MID: 3000})
     peer_add(base_url=mid.url, document=fetch_identity_document(mid.url), actor="test")
     return mid, far, alice
+
+
+def pay_in_the_browser(live_web: Any, make_user: Any, alice: Any, eur: Any, far: PeerNode) -> None:
+    user = make_user("olga-browser", "operator")
+    device = confirmed_totp_device(user)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{live_web.url}/ledgers/pay/")
+        page.fill("#id_username", "olga-browser")
+        page.fill("#id_password", "a-long-test-password")  # make_user's
+        page.click("main button[type=submit]")
+        page.fill("#id_code", totp_code(device))
+        page.click("main button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/ledgers/pay/$"))
+        page.select_option("#id_sender", alice.ubi)
+        page.fill("#id_recipient", f"ubi:{FAR}:carol")
+        page.select_option("#id_asset", eur.uai)
+        page.fill("#id_amount", "1.00")
+        page.select_option("#id_via", MID)
+        page.click("main button[type=submit]")
+        expect(page.locator("#route")).to_contain_text(f"correspondent {MID}")
+        assert far.balance(f"ubi:{FAR}:carol") == 1500  # nothing moved before the confirmation
+        page.click("#confirm button[type=submit]")
+        expect(page.locator("#paid")).to_contain_text("final")
+        expect(page.locator("#paid")).to_contain_text(MID)
+        browser.close()
 
 
 def send(alice: Any, recipient: str, amount: str, reference: str, via: str | None = None) -> InterbankPayment:
@@ -87,7 +122,7 @@ def assert_books_balance_and_nothing_held(mid: PeerNode, far: PeerNode) -> None:
 
 
 def test_payments_through_a_correspondent_settle_at_three_banks_and_refusals_hold_nothing(
-    three_banks, eur, operator_client, tmp_path
+    three_banks, eur, operator_client, make_user, live_web, tmp_path
 ):
     mid, far, alice = three_banks
     a = settings.NODE_DOMAIN
@@ -184,21 +219,8 @@ def test_payments_through_a_correspondent_settle_at_three_banks_and_refusals_hol
         send(alice, "dave", "1.00", "c-5")
     assert_books_balance_and_nothing_held(mid, far)
 
-    # The dashboard: pick the correspondent, see the route, confirm.
-    form = {
-        "sender": alice.ubi,
-        "recipient": f"ubi:{FAR}:carol",
-        "asset": eur.uai,
-        "amount": "1.00",
-        "via": MID,
-        "idempotency_key": "web-c-1",
-    }
-    assert f'value="{MID}"' in operator_client.get("/ledgers/pay/").content.decode()
-    review = operator_client.post("/ledgers/pay/", form).content.decode()
-    assert f"correspondent <strong>{MID}</strong>" in review
-    assert far.balance(f"ubi:{FAR}:carol") == 1500  # nothing moved before the confirmation
-    done = operator_client.post("/ledgers/pay/", {**form, "step": "confirm"}).content.decode()
-    assert "<strong>final</strong>" in done
+    # The dashboard, in Chromium: pick the correspondent, see the route, confirm.
+    pay_in_the_browser(live_web, make_user, alice, eur, far)
     assert far.balance(f"ubi:{FAR}:carol") == 1600
 
     # bank-mid relayed a payment A never held or finished (A crashed, say): bank-far holds past
