@@ -345,7 +345,10 @@ def relay_cosign(*, peer: Peer, proof_json: Any) -> dict[str, Any]:
         raise BadRoute(f"{bank_namespace()} is not a correspondent on this route")
     if previous_bank(instruction) != peer.domain:
         raise BadRoute("only the bank before us on the route may ask us to relay")
-    following = direct.peer_for(instruction.banks[_our_index(instruction) + 1])
+    after = instruction.banks[_our_index(instruction) + 1]
+    following = Peer.objects.filter(domain=after).first()
+    if following is None:
+        raise BadRoute(f"{bank_namespace()} has no relation with {after}: it cannot be the correspondent")
     row, answer = _relay_hold(previous=peer, following=following, proof=proof)
     if answer is not None:
         return answer

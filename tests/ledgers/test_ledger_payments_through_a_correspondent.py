@@ -8,6 +8,7 @@ it 50.00; bank-far lets bank-mid owe it 30.00.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 from playwright.sync_api import expect, sync_playwright
 
@@ -26,7 +28,7 @@ from ledgers import correspondent_services, services
 from ledgers.correspondent_services import RELAY_PATH
 from ledgers.errors import NoRoute, PeerRefused
 from ledgers.interbank_services import InterbankRequest
-from ledgers.models import Hold, InterbankPayment
+from ledgers.models import Hold, InterbankPayment, Ledger
 from ledgers.protocol import interbank
 from ledgers.protocol.errors import CreditLimitExceeded, NotAccepted
 from settlement.identity import fetch_identity_document, peer_add
@@ -42,6 +44,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 pytestmark = pytest.mark.browser
 
 MID, FAR = "bank-mid.test", "bank-far.test"
+VERIFY_EVERY_LEDGER = """
+from django.core.management import call_command
+from ledgers.models import Ledger
+for ubi in Ledger.objects.values_list("ubi", flat=True):
+    call_command("verify_ledger", ubi)
+"""
 
 
 @pytest.fixture
@@ -266,3 +274,10 @@ def test_payments_through_a_correspondent_settle_at_three_banks_and_refusals_hol
     assert mid.query("SELECT phase FROM ledgers_interbankpayment ORDER BY id DESC LIMIT 1") == [("voided",)]
     assert balance_of(alice.ledger, eur) == 8400
     assert_books_balance_and_nothing_held(mid, far)
+
+    # Every chain at every bank replays from height 0 to its stored head and balances.
+    for ubi in Ledger.objects.values_list("ubi", flat=True):
+        call_command("verify_ledger", ubi, stdout=io.StringIO())
+    for node in (mid, far):
+        out = node.manage("shell", "-c", VERIFY_EVERY_LEDGER)
+        assert out.count("entries verify") == node.query("SELECT count(*) FROM ledgers_ledger")[0][0] >= 2
