@@ -275,6 +275,14 @@ def test_payments_through_a_correspondent_settle_at_three_banks_and_refusals_hol
     assert balance_of(alice.ledger, eur) == 8400
     assert_books_balance_and_nothing_held(mid, far)
 
+    # The correspondent itself is down: A cannot reach it and releases at once.
+    mid.process.stop()
+    with pytest.raises(PeerRefused, match="peer_unreachable"):
+        send(alice, "carol", "1.00", "c-7", via=MID)
+    assert InterbankPayment.objects.order_by("-id").first().phase == "voided"
+    assert balance_of(alice.ledger, eur) == 8400
+    assert_books_balance_and_nothing_held(mid, far)
+
     # Every chain at every bank replays from height 0 to its stored head and balances.
     for ubi in Ledger.objects.values_list("ubi", flat=True):
         call_command("verify_ledger", ubi, stdout=io.StringIO())
