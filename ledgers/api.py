@@ -470,6 +470,13 @@ class InterbankPaymentApi(LedgerApiView):
         recipient_asset = serializers.CharField(help_text="the other bank's IOU, e.g. bank-b.test/EUR")
         amount = serializers.JSONField(help_text='a decimal string, e.g. "10.50"')
         expires_in_seconds = serializers.IntegerField(min_value=1, max_value=3600, required=False)
+        via = serializers.CharField(
+            max_length=253,
+            required=False,
+            help_text="a correspondent bank (a peer's domain) to pay through (seed 003 Pic. 5/6). "
+            "Without it: directly when the recipient's bank is our peer, else through the peer that "
+            "reaches it with the most credit to spare (no_route when none does)",
+        )
 
     @extend_schema(
         summary="Payments between banks, newest first", responses=InterbankPaymentOutput(many=True)
@@ -480,17 +487,19 @@ class InterbankPaymentApi(LedgerApiView):
         return Response(InterbankPaymentOutput(InterbankPayment.objects.all()[:200], many=True).data)
 
     @extend_schema(
-        summary="Pay a party of another bank: hold, the other bank co-signs, we finalise; both append",
+        summary="Pay a party of another bank, directly or through a correspondent: hold, the banks "
+        "on the route co-sign, we finalise; every bank appends its leg",
         request=Input,
         responses={201: InterbankPaymentOutput, **ERRORS},
     )
     def post(self, request: Request) -> Response:
-        from ledgers import interbank_services
+        from ledgers import correspondent_services, interbank_services
 
         serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        payment = interbank_services.payment_interbank_send(
+        payment = correspondent_services.payment_send(
+            via=data.get("via") or None,
             request=interbank_services.InterbankRequest(
                 reference=data["idempotency_key"],
                 sender=data["sender"],

@@ -28,6 +28,12 @@ class PeerRefused(LedgerError):
     code = "peer_refused"
 
 
+class NoRoute(LedgerError):
+    """No bank we relate to reaches the recipient's bank with enough credit to carry the payment."""
+
+    code = "no_route"
+
+
 CONFLICT_CODES = frozenset(
     {
         "insufficient_funds",
@@ -40,6 +46,7 @@ CONFLICT_CODES = frozenset(
         "wrong_height",
         "wrong_prev",
         "peer_refused",
+        "no_route",
     }
 )
 NOT_FOUND_CODES = frozenset({"unknown_ledger"})

@@ -126,6 +126,8 @@ class InterbankRequest:
     sender_signature: Signature | None = None
     created_at: int | None = None
     expires_at: int | None = None
+    # Through a correspondent (Pic. 5/6): its IOU of the same currency; see correspondent_services.
+    correspondent_asset: str | None = None
 
 
 def _sender_key(ledger: Ledger) -> tuple[PublicKey, Any]:
@@ -158,7 +160,7 @@ def _hold_many(requests: list[InterbankRequest]) -> list[tuple[InterbankPayment,
         if request.sender not in senders:
             raise UnknownLedger(f"{request.sender} is not a ledger kept by this bank")
         try:
-            namespace = asset_issuer(parse_asset_id(request.recipient_asset))
+            namespace = asset_issuer(parse_asset_id(request.correspondent_asset or request.recipient_asset))
         except LedgerError as error:
             raise BadRoute(str(error)) from error
         if namespace not in accounts:
@@ -196,7 +198,11 @@ def _hold_many(requests: list[InterbankRequest]) -> list[tuple[InterbankPayment,
             sender=LedgerId(request.sender),
             recipient=_ledger_id(request.recipient),
             amount=minor,
-            assets=[AssetId(request.asset), AssetId(request.recipient_asset)],
+            assets=[
+                AssetId(request.asset),
+                *([AssetId(request.correspondent_asset)] if request.correspondent_asset else []),
+                AssetId(request.recipient_asset),
+            ],
             created_at=chain_rules.Millis(created),
             expires_at=chain_rules.Millis(expires),
         )
@@ -578,10 +584,11 @@ def _leg_for_us(instruction: interbank.PaymentInstruction) -> interbank.Leg:
 def payment_cosign(*, peer: Peer, proof_json: Any) -> Signature:
     """Bank B: check our leg (recipient KYC, the credit limit we grant ``peer``), hold on the
     peer's account here, co-sign. The same request again gets the same signature."""
+    from ledgers.correspondent_services import check_cosign_caller
+
     proof = interbank.PaymentProof.from_json(proof_json)
     instruction = proof.instruction
-    if instruction.origin != peer.domain:
-        raise BadRoute("only the origin bank may ask for a co-signature")
+    check_cosign_caller(instruction, peer)  # the origin, or the correspondent before us
     leg = _leg_for_us(instruction)
     account = peer_account(peer)
     if leg.debit != account.ubi:
@@ -848,15 +855,14 @@ def _accepted(ledger: Ledger) -> bool:
 
 @transaction.atomic
 def payment_apply_final(*, peer: Peer, proof_json: Any) -> InterbankPayment:
-    """Bank B: the payment is final (sender, A and B signed): append our leg, consuming the hold."""
+    """Bank B: the payment is final (sender, A and B signed): append our leg, consuming the hold.
+    A correspondent then passes the proof on to the next bank."""
+    from ledgers import correspondent_services
+
     proof = interbank.PaymentProof.from_json(proof_json)
     instruction = proof.instruction
     interbank.verify_payment_proof(
-        proof,
-        trusted_bank_keys={
-            Namespace(peer.domain): peer_public_key(peer),
-            Namespace(bank_namespace()): bank_key().public_key,
-        },
+        proof, trusted_bank_keys=correspondent_services.trusted_bank_keys(proof, peer)
     )
     row = InterbankPayment.objects.filter(payment_id=instruction.id, role=PaymentRole.COSIGNER).first()
     if row is None:
@@ -876,20 +882,25 @@ def payment_apply_final(*, peer: Peer, proof_json: Any) -> InterbankPayment:
     _append_leg(state, row, proof, assets, bank_key())
     row.phase, row.proof, row.updated_at = interbank.PaymentPhase.FINAL, proof.to_json(), timezone.now()
     row.save(update_fields=["phase", "proof", "updated_at"])
+    correspondent_services.forward_outcome_on_commit(instruction, row.payment_id)
     return row
 
 
 @transaction.atomic
-def payment_apply_void(*, peer: Peer, instruction_json: Any, signature_hex: str) -> InterbankPayment | None:
-    """Bank B: release our hold on A's signed void notice (and only on it: A may have finalised)."""
+def payment_apply_void(
+    *, peer: Peer, instruction_json: Any, signature_hex: str, origin_key_hex: object = None
+) -> InterbankPayment | None:
+    """Bank B: release our hold on A's signed void notice (and only on it: A may have finalised).
+    Through a correspondent, it relays the notice and vouches for A's key (``origin_key_hex``)."""
+    from ledgers import correspondent_services
+
     instruction = interbank.PaymentInstruction.from_json(instruction_json)
     try:
         signature = Signature(bytes.fromhex(signature_hex))
     except ValueError as error:
         raise BadRoute("the void signature must be hex") from error
-    if instruction.origin != peer.domain:
-        raise BadRoute("only the origin bank may void a payment")
-    interbank.verify_void_notice(instruction, origin_key=peer_public_key(peer), signature=signature)
+    origin_key = correspondent_services.origin_key_for_void(instruction, peer, origin_key_hex)
+    interbank.verify_void_notice(instruction, origin_key=origin_key, signature=signature)
     row = InterbankPayment.objects.filter(payment_id=instruction.id, role=PaymentRole.COSIGNER).first()
     if row is None:
         return None  # never held here: nothing to release
@@ -906,6 +917,7 @@ def payment_apply_void(*, peer: Peer, instruction_json: Any, signature_hex: str)
     )
     row.void_reason = "voided by the origin bank"
     row.save(update_fields=["phase", "void_signature", "void_reason", "updated_at"])
+    correspondent_services.forward_outcome_on_commit(instruction, row.payment_id)
     return row
 
 
@@ -935,6 +947,10 @@ def payment_status_for_peer(*, peer: Peer, instruction_json: Any) -> dict[str, A
     notice even for a payment it never held: it can never finalise it any more (it refuses to
     hold or sign at or after ``expires_at``), so the co-signer may release its hold."""
     instruction = interbank.PaymentInstruction.from_json(instruction_json)
+    if instruction.origin != bank_namespace() and bank_namespace() in instruction.banks:
+        from ledgers.correspondent_services import relay_status
+
+        return relay_status(peer=peer, instruction=instruction)  # we are the correspondent
     if instruction.origin != bank_namespace() or peer.domain not in instruction.banks:
         raise BadRoute("ask the origin bank, about a payment you are on the route of")
     expired = now_millis() >= instruction.expires_at
@@ -953,9 +969,12 @@ def payment_status_for_peer(*, peer: Peer, instruction_json: Any) -> dict[str, A
 
 
 def _ask_origin(row: InterbankPayment) -> None:
-    """Bank B, for a payment still held after its deadline: ask A, and apply its answer."""
+    """Bank B, for a payment still held after its deadline: ask A, and apply its answer. Through a
+    correspondent, the bank before us on the route is asked (it asks A in turn)."""
+    from ledgers.correspondent_services import previous_bank
+
     instruction = interbank.PaymentProof.from_json(row.proof).instruction
-    peer = peer_for(instruction.origin)
+    peer = peer_for(previous_bank(instruction))
     answer = peer_request(peer, "POST", STATUS_PATH, json_body={"instruction": instruction.to_json()})
     body = _json_or_empty(answer)
     if not answer.ok:
@@ -964,7 +983,10 @@ def _ask_origin(row: InterbankPayment) -> None:
         payment_apply_final(peer=peer, proof_json=body.get("proof"))
     elif body.get("phase") == "voided":
         payment_apply_void(
-            peer=peer, instruction_json=instruction.to_json(), signature_hex=str(body.get("signature"))
+            peer=peer,
+            instruction_json=instruction.to_json(),
+            signature_hex=str(body.get("signature")),
+            origin_key_hex=body.get("origin_key"),
         )
 
 

@@ -74,6 +74,7 @@ def payment_void(request: HttpRequest) -> JsonResponse:
         peer=_peer(request),
         instruction_json=body.get("instruction"),
         signature_hex=str(body.get("signature", "")),
+        origin_key_hex=body.get("origin_key"),
     )
     return JsonResponse(
         {"payment": row.payment_id if row else None, "phase": row.phase if row else "unknown"}
@@ -134,5 +135,31 @@ def payment_status(request: HttpRequest) -> JsonResponse:
     """A co-signer asks the origin (us) what became of a payment it still holds."""
     answer = interbank_services.payment_status_for_peer(
         peer=_peer(request), instruction_json=_body(request).get("instruction")
+    )
+    return JsonResponse(answer)
+
+
+@node_to_node
+@require_POST
+@refuses_ledger_errors
+def payment_relay(request: HttpRequest) -> JsonResponse:
+    """We are the correspondent (Pic. 5/6): check and hold our leg, have the next bank co-sign,
+    sign, and answer with every co-signature."""
+    from ledgers import correspondent_services
+
+    answer = correspondent_services.relay_cosign(peer=_peer(request), proof_json=_body(request).get("proof"))
+    return JsonResponse(answer)
+
+
+@node_to_node
+@require_POST
+@refuses_ledger_errors
+def payment_route(request: HttpRequest) -> JsonResponse:
+    """A peer looking for a correspondent asks whether we reach a bank, and with how much credit."""
+    from ledgers import correspondent_services
+
+    body = _body(request)
+    answer = correspondent_services.route_answer(
+        peer=_peer(request), bank=body.get("bank"), code=body.get("code")
     )
     return JsonResponse(answer)

@@ -20,6 +20,8 @@ urlpatterns = [
         name="node-api-ledger-payment-final-batch",
     ),
     path("ledgers/payments/status", node_api.payment_status, name="node-api-ledger-payment-status"),
+    path("ledgers/payments/relay", node_api.payment_relay, name="node-api-ledger-payment-relay"),
+    path("ledgers/payments/route", node_api.payment_route, name="node-api-ledger-payment-route"),
     path("ledgers/offers", node_api.offer_receive, name="node-api-ledger-offers"),
     path("ledgers/offers/take", node_api.offer_take, name="node-api-ledger-offer-take"),
 ]

@@ -24,6 +24,17 @@ def payment_deliver(self: object, payment_id: str) -> None:
         raise self.retry(exc=error, countdown=5) from error  # type: ignore[attr-defined]
 
 
+@shared_task(bind=True, ignore_result=True, max_retries=20)
+def payment_forward(self: object, payment_id: str) -> None:
+    """A correspondent passes the origin's outcome on to the next bank until that bank has it."""
+    from ledgers import correspondent_services
+
+    try:
+        correspondent_services.forward_outcome(payment_id=payment_id)
+    except (PeerUnreachable, LedgerError) as error:
+        raise self.retry(exc=error, countdown=5) from error  # type: ignore[attr-defined]
+
+
 @shared_task(ignore_result=True)
 def offer_spread(offer_id: str) -> None:
     """Send a new local offer to every peer's board (best effort; a peer that is down misses it)."""

@@ -14,7 +14,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods
 
-from ledgers import interbank_services, selectors, services
+from ledgers import correspondent_services, interbank_services, selectors, services
 from ledgers.errors import http_status
 from ledgers.models import Asset, Ledger
 from ledgers.protocol.amounts import format_amount
@@ -96,7 +96,23 @@ class PaymentForm(forms.Form):
     )
     asset = forms.ModelChoiceField(queryset=Asset.objects.all(), to_field_name="uai")
     amount = forms.CharField(max_length=40, help_text='a decimal amount, e.g. "10.50"')
+    via = forms.ChoiceField(
+        required=False,
+        label="Route",
+        help_text="to another bank: directly when it is our peer, else through a correspondent we find; "
+        "or through the correspondent you pick",
+    )
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from settlement.models import Peer
+
+        via = self.fields["via"]
+        assert isinstance(via, forms.ChoiceField)
+        via.choices = [("", "automatic")] + [
+            (domain, f"through {domain}") for domain in Peer.objects.values_list("domain", flat=True)
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -112,6 +128,8 @@ class PaymentForm(forms.Form):
                     self.add_error("recipient", f"{recipient} is not a ledger kept by this bank")
         if data.get("sender") and data["sender"].ubi == recipient:
             self.add_error("recipient", "pay another ledger")
+        if data.get("via") and (not data.get("other_bank") or data["via"] == data["other_bank"]):
+            self.add_error("via", "a correspondent is a third bank, for a recipient at another bank")
         asset, amount = data.get("asset"), data.get("amount")
         if asset is not None and amount:
             try:
@@ -142,7 +160,7 @@ def payment_page(request: HttpRequest) -> HttpResponse:
         )
     try:
         if data["other_bank"]:
-            payment = interbank_services.payment_interbank_send(
+            payment = correspondent_services.payment_send(
                 request=interbank_services.InterbankRequest(
                     reference=data["idempotency_key"],
                     sender=data["sender"].ubi,
@@ -151,6 +169,7 @@ def payment_page(request: HttpRequest) -> HttpResponse:
                     recipient_asset=f"{data['other_bank']}/{data['asset'].code}",
                     amount=data["amount"],
                 ),
+                via=data.get("via") or None,
                 actor=request.user,
             )
             return render(request, "ledgers/pay_done.html", {**context, "payment": payment, "data": data})

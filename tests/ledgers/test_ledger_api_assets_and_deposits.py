@@ -137,8 +137,9 @@ def test_a_payment_to_an_unreachable_bank_is_voided_and_releases_its_hold(operat
             "recipient": "ubi:bank-nope.test:bob",
         },
     )
-    assert unknown.status_code == 400
-    assert unknown.json()["error"]["code"] == "bad_route"
+    # Not a peer, and the only peer is down: no correspondent reaches it either.
+    assert unknown.status_code == 409
+    assert unknown.json()["error"]["code"] == "no_route"
 
 
 def test_the_demo_seed_readies_a_node_and_can_run_twice(node):

@@ -151,8 +151,9 @@ def test_the_payment_form_sends_to_another_bank_through_it_and_shows_the_refusal
     review = operator_client.post("/ledgers/pay/", form).content.decode()
     assert "The recipient is at <strong>bank-nowhere.test</strong>" in review
     answer = operator_client.post("/ledgers/pay/", {**form, "step": "confirm"})
-    assert answer.status_code == 400
-    assert 'data-code="bad_route"' in answer.content.decode()
+    # Not a peer, and no peer reaches it: no route (409), nothing held or moved.
+    assert answer.status_code == 409
+    assert 'data-code="no_route"' in answer.content.decode()
     assert Transfer.objects.count() == 0
     assert balance_of(alice.ledger, eur) == 1000
 
