@@ -213,6 +213,9 @@ class NodeRequestReceipt(models.Model):
     idempotency_key = models.CharField(max_length=100)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=500)
+    request_fingerprint = models.CharField(
+        max_length=64, default="", help_text="SHA-256 of method, full path and body digest (hex)"
+    )
     status_code = models.PositiveSmallIntegerField()
     response_body = models.BinaryField()
     content_type = models.CharField(max_length=100)

@@ -4,12 +4,14 @@ Every request between nodes is plain HTTP with signed headers (settlement.protoc
 http_signature): key id, created time, nonce, audience, body digest, Ed25519 signature. The
 receiver refuses unknown keys, bad signatures, clocks more than 30 s apart and nonces it has
 seen (kept in Redis for twice the allowed skew, after which the timestamp alone refuses a
-replay). With an Idempotency-Key header the first answer is kept in PostgreSQL and a retry gets
-it again without running the handler twice.
+replay). With an Idempotency-Key header (signed with the rest) the first answer is kept in
+PostgreSQL and a retry gets it again without running the handler twice; the same key on a
+different request is refused rather than answered with another request's answer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -37,7 +39,6 @@ from settlement.protocol import http_signature
 
 logger = logging.getLogger("parsec.transport")
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 # A request is accepted while its time is within MAX_SKEW of ours on either side; its nonce
 # must be remembered at least that long, with a margin for the clocks' own drift.
 NONCE_TTL_SECONDS = 2 * http_signature.MAX_SKEW_SECONDS + 10
@@ -96,10 +97,9 @@ def peer_request(
         created=int(time.time()),
         nonce=http_signature.new_nonce(),
         audience=peer.domain,
+        idempotency_key=idempotency_key or None,
     )
     headers["Content-Type"] = "application/json"
-    if idempotency_key:
-        headers[IDEMPOTENCY_HEADER] = idempotency_key
     started = time.perf_counter()
     try:
         answer = _session().request(
@@ -146,7 +146,21 @@ def _refuse(request: HttpRequest, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=401)
 
 
-def _stored_answer(receipt: NodeRequestReceipt) -> HttpResponse:
+def _request_fingerprint(request: HttpRequest) -> str:
+    """What a retry must repeat exactly to be given the first answer: method, path and body."""
+    text = f"{request.method} {request.get_full_path()} {http_signature.body_digest(request.body)}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stored_answer(receipt: NodeRequestReceipt, fingerprint: str) -> HttpResponse:
+    if receipt.request_fingerprint != fingerprint:
+        return JsonResponse(
+            error_body(
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used for a different request; use a new key.",
+            ),
+            status=422,
+        )
     if receipt.status_code == IN_PROGRESS:
         return JsonResponse(
             error_body("request_in_progress", "A request with this Idempotency-Key is still being handled."),
@@ -190,13 +204,11 @@ def node_to_node(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
             return _refuse(request, "replayed_nonce", "This nonce was already used; a replay is refused.")
         peer = found[verified.key_id].peer
         request.peer = peer  # type: ignore[attr-defined]
-        idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
-        if not idempotency_key:
+        # The signed key, not the raw header: verify_request refused any mismatch already.
+        idempotency_key = verified.idempotency_key
+        if idempotency_key is None:
             return view(request, *args, **kwargs)
-        if len(idempotency_key) > 100:
-            return JsonResponse(
-                error_body("invalid", "Idempotency-Key is at most 100 characters."), status=400
-            )
+        fingerprint = _request_fingerprint(request)
         try:
             with transaction.atomic():
                 receipt = NodeRequestReceipt.objects.create(
@@ -204,12 +216,14 @@ def node_to_node(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
                     idempotency_key=idempotency_key,
                     method=request.method or "",
                     path=request.path,
+                    request_fingerprint=fingerprint,
                     status_code=IN_PROGRESS,
                     response_body=b"",
                     content_type="",
                 )
         except IntegrityError:
-            return _stored_answer(NodeRequestReceipt.objects.get(peer=peer, idempotency_key=idempotency_key))
+            stored = NodeRequestReceipt.objects.get(peer=peer, idempotency_key=idempotency_key)
+            return _stored_answer(stored, fingerprint)
         response = view(request, *args, **kwargs)
         if response.status_code >= 500:
             receipt.delete()  # a failure is not an answer: let the retry run the handler

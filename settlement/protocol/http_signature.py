@@ -4,9 +4,12 @@ The sender signs, with its node Ed25519 key, the object-kind ``node-request`` (s
 ``b"parsec/v1/node-request\\x00" + canonical(fields)``) over::
 
     {"method": "POST", "path": "/n2n/payments?x=1", "key_id": "...", "created": 1763700000,
-     "nonce": "<32 hex>", "content_digest": "sha-256=:<base64>:", "audience": "bank-b"}
+     "nonce": "<32 hex>", "content_digest": "sha-256=:<base64>:", "audience": "bank-b",
+     "idempotency_key": "pay-42"}
 
-and sends them as headers. ``Content-Digest`` follows RFC 9530 so that ordinary tooling can
+and sends them as headers (``idempotency_key`` only when the request carries an
+``Idempotency-Key``: signing it keeps anyone on the path from changing which stored answer a
+retry is matched with). ``Content-Digest`` follows RFC 9530 so that ordinary tooling can
 read it. The receiver calls :func:`verify_request` with the raw path it received (query
 included, exactly as sent), its clock, a key look-up and its own name as the audience.
 Replays are the caller's business (the nonce is returned, to be kept in Redis for longer than
@@ -31,6 +34,7 @@ __all__ = [
     "HEADER_AUDIENCE",
     "HEADER_CONTENT_DIGEST",
     "HEADER_CREATED",
+    "HEADER_IDEMPOTENCY_KEY",
     "HEADER_KEY_ID",
     "HEADER_NONCE",
     "HEADER_SIGNATURE",
@@ -60,6 +64,7 @@ HEADER_NONCE = "Parsec-Nonce"
 HEADER_AUDIENCE = "Parsec-Audience"
 HEADER_SIGNATURE = "Parsec-Signature"
 HEADER_CONTENT_DIGEST = "Content-Digest"
+HEADER_IDEMPOTENCY_KEY = "Idempotency-Key"
 
 _METHOD = re.compile(r"[A-Z]{1,16}")
 # Printable ASCII without spaces: the path is signed as sent, percent-encoding and all.
@@ -70,6 +75,7 @@ _AUDIENCE = re.compile(r"[\x21-\x7e]{1,200}")
 _CREATED = re.compile(r"[0-9]{1,12}")
 _DIGEST = re.compile(r"sha-256=:([A-Za-z0-9+/]{43}=):")
 _SIGNATURE = re.compile(r"[A-Za-z0-9+/]{86}==")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,100}")
 
 
 class RequestSignatureError(ValueError):
@@ -113,6 +119,7 @@ class VerifiedRequest:
     created: int
     nonce: str
     audience: str
+    idempotency_key: str | None = None
 
 
 def body_digest(body: bytes) -> str:
@@ -126,10 +133,18 @@ def new_nonce() -> str:
 
 
 def signed_fields(
-    *, method: str, path: str, key_id: str, created: int, nonce: str, content_digest: str, audience: str
+    *,
+    method: str,
+    path: str,
+    key_id: str,
+    created: int,
+    nonce: str,
+    content_digest: str,
+    audience: str,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """The object that is signed, after checking each field's shape."""
-    fields = {
+    fields: dict[str, Any] = {
         "method": method,
         "path": path,
         "key_id": key_id,
@@ -149,6 +164,10 @@ def signed_fields(
         value = fields[name]
         if not isinstance(value, str) or not pattern.fullmatch(value):
             raise MalformedHeaders(f"{name} is malformed")
+    if idempotency_key is not None:
+        if not isinstance(idempotency_key, str) or not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise MalformedHeaders("idempotency_key is 1 to 100 printable ASCII characters")
+        fields["idempotency_key"] = idempotency_key
     if isinstance(created, bool) or not isinstance(created, int) or not 0 <= created < 10**12:
         raise MalformedHeaders("created is a whole number of seconds since the epoch")
     return fields
@@ -164,6 +183,7 @@ def sign_request(
     created: int,
     nonce: str,
     audience: str,
+    idempotency_key: str | None = None,
 ) -> dict[str, str]:
     """Header values for a request; ``created`` and ``nonce`` are passed in (clock and randomness)."""
     content_digest = body_digest(body)
@@ -175,9 +195,10 @@ def sign_request(
         nonce=nonce,
         content_digest=content_digest,
         audience=audience,
+        idempotency_key=idempotency_key,
     )
     signature = signing.sign(key, REQUEST_KIND, fields)
-    return {
+    headers = {
         HEADER_KEY_ID: key_id,
         HEADER_CREATED: str(created),
         HEADER_NONCE: nonce,
@@ -185,6 +206,9 @@ def sign_request(
         HEADER_CONTENT_DIGEST: content_digest,
         HEADER_SIGNATURE: base64.b64encode(signature).decode("ascii"),
     }
+    if idempotency_key is not None:
+        headers[HEADER_IDEMPOTENCY_KEY] = idempotency_key
+    return headers
 
 
 def verify_request(
@@ -227,6 +251,9 @@ def verify_request(
         nonce=header(HEADER_NONCE),
         content_digest=header(HEADER_CONTENT_DIGEST),
         audience=header(HEADER_AUDIENCE),
+        # Present or absent, it is part of what was signed: adding, removing or changing it
+        # on the way breaks the signature.
+        idempotency_key=lowered.get(HEADER_IDEMPOTENCY_KEY.lower()),
     )
     if fields["audience"] != audience:
         raise WrongAudience(f"this request was signed for {fields['audience']!r}, not for {audience!r}")
@@ -252,4 +279,5 @@ def verify_request(
         created=fields["created"],
         nonce=fields["nonce"],
         audience=fields["audience"],
+        idempotency_key=fields.get("idempotency_key"),
     )

@@ -33,7 +33,15 @@ def peer_key():
 
 
 def _headers(
-    key, *, body=b"{}", skew=0, nonce=None, key_id="bank-z.test#ed25519-1", audience=None, path=PATH
+    key,
+    *,
+    body=b"{}",
+    skew=0,
+    nonce=None,
+    key_id="bank-z.test#ed25519-1",
+    audience=None,
+    path=PATH,
+    idempotency_key=None,
 ):
     signed = http_signature.sign_request(
         key,
@@ -44,6 +52,7 @@ def _headers(
         created=int(time.time()) + skew,
         nonce=nonce or http_signature.new_nonce(),
         audience=audience or settings.NODE_DOMAIN,
+        idempotency_key=idempotency_key,
     )
     return {name: value for name, value in signed.items()}
 
@@ -113,14 +122,54 @@ def test_a_retired_peer_key_is_refused(client, peer_key):
 
 
 def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer(client, peer_key):
-    first = _post(client, {**_headers(peer_key), "Idempotency-Key": "pay-1"})
+    first = _post(client, _headers(peer_key, idempotency_key="pay-1"))
     time.sleep(1.1)  # a new answer would carry a later time
-    retry = _post(client, {**_headers(peer_key), "Idempotency-Key": "pay-1"})
+    retry = _post(client, _headers(peer_key, idempotency_key="pay-1"))
 
     assert retry.status_code == first.status_code == 200
     assert retry.content == first.content
     assert retry["Idempotent-Replay"] == "true"
     assert NodeRequestReceipt.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("signed_key", "sent_key"),
+    [("pay-1", "pay-2"), ("pay-1", None), (None, "pay-2")],
+    ids=["changed", "removed", "added"],
+)
+def test_an_idempotency_key_changed_on_the_way_breaks_the_signature(client, peer_key, signed_key, sent_key):
+    headers = _headers(peer_key, idempotency_key=signed_key)
+    headers.pop("Idempotency-Key", None)
+    if sent_key is not None:
+        headers["Idempotency-Key"] = sent_key
+
+    response = _post(client, headers)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "bad_signature"
+    assert not NodeRequestReceipt.objects.exists()
+
+
+def test_an_idempotency_key_reused_for_another_request_is_refused_not_answered(client, peer_key):
+    first = _post(client, _headers(peer_key, idempotency_key="pay-1"))
+    other_body = b'{"other":true}'
+
+    reused = _post(client, _headers(peer_key, idempotency_key="pay-1", body=other_body), body=other_body)
+
+    assert first.status_code == 200
+    assert reused.status_code == 422
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    assert NodeRequestReceipt.objects.count() == 1
+
+
+def test_an_overlong_idempotency_key_is_refused_as_malformed(client, peer_key):
+    headers = _headers(peer_key)
+    headers["Idempotency-Key"] = "k" * 101
+
+    response = _post(client, headers)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "malformed_signature_headers"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,6 +10,7 @@ from settlement.protocol.http_signature import (
     HEADER_AUDIENCE,
     HEADER_CONTENT_DIGEST,
     HEADER_CREATED,
+    HEADER_IDEMPOTENCY_KEY,
     HEADER_KEY_ID,
     HEADER_NONCE,
     HEADER_SIGNATURE,
@@ -28,6 +29,7 @@ SIGNED_HEADERS = [
     HEADER_AUDIENCE,
     HEADER_CONTENT_DIGEST,
     HEADER_SIGNATURE,
+    HEADER_IDEMPOTENCY_KEY,
 ]
 
 
@@ -63,6 +65,7 @@ def test_any_changed_header_character_is_refused(
         created=NOW,
         nonce="ab" * 16,
         audience="bank-b",
+        idempotency_key="pay-42",
     )
     _verify(dict(headers), body, path)
     value = headers[header]
@@ -96,3 +99,25 @@ def test_any_changed_body_bit_is_refused(body: bytes, position: int, bit: int) -
     changed[position % len(body)] ^= 1 << bit
     with pytest.raises(RequestSignatureError):
         _verify(headers, bytes(changed), "/p")
+
+
+@pytest.mark.parametrize("signed_key", [None, "pay-42"])
+def test_adding_or_removing_the_idempotency_key_is_refused(signed_key: str | None) -> None:
+    headers = sign_request(
+        KEY,
+        key_id="bank-a#1",
+        method="POST",
+        path="/p",
+        body=b"{}",
+        created=NOW,
+        nonce="ab" * 16,
+        audience="bank-b",
+        idempotency_key=signed_key,
+    )
+    changed = dict(headers)
+    if signed_key is None:
+        changed[HEADER_IDEMPOTENCY_KEY] = "pay-43"
+    else:
+        del changed[HEADER_IDEMPOTENCY_KEY]
+    with pytest.raises(RequestSignatureError):
+        _verify(changed, b"{}", "/p")
