@@ -46,7 +46,11 @@ async def _receive_blocks(communicator, count, *, ack=True):
     return records
 
 
-def test_catch_up_then_live_then_resume_without_gap_or_duplicate(two_validators, dispatched, make_user):
+def test_catch_up_then_live_then_resume_without_gap_or_duplicate(
+    two_validators, dispatched, make_user, settings
+):
+    # No re-read by the clock during the test: a live block must come from the shell's wake-up.
+    settings.FIREHOSE_HEARTBEAT_SECONDS = 120
     user = make_user("auditor-1", "auditor")
     stored = store_blocks(two_validators, dispatched, 3)
 
