@@ -11,6 +11,7 @@
   let socket = null;
   let nextHeight = null; // everything before it is shown
   let stopped = false;
+  let retryDelay = 1000;
 
   function setStatus(state, text) {
     status.dataset.state = state;
@@ -96,7 +97,10 @@
     const ws = new WebSocket(`${scheme}://${window.location.host}/ws/firehose/?from=${encodeURIComponent(from)}`);
     socket = ws;
     setStatus("connecting", `Connecting from height ${from}…`);
-    ws.onopen = () => setStatus("live", `Following from height ${from}`);
+    ws.onopen = () => {
+      retryDelay = 1000;
+      setStatus("live", `Following from height ${from}`);
+    };
     ws.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (message.type === "error") {
@@ -120,8 +124,9 @@
       }
       // Resume from the last complete block: no gap, no block twice.
       const resume = nextHeight === null ? from : nextHeight;
-      setStatus("reconnecting", `Disconnected; resuming from height ${resume}…`);
-      setTimeout(() => { if (socket === ws) follow(resume); }, 2000);
+      retryDelay = Math.min(retryDelay * 2, 30000); // a node that is down is not hammered
+      setStatus("reconnecting", `Disconnected; resuming from height ${resume} in ${retryDelay / 1000} s…`);
+      setTimeout(() => { if (socket === ws) follow(resume); }, retryDelay);
     };
   }
 
