@@ -14,6 +14,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from firehose_support import check_block_record, store_blocks
 
 from consensus.consumers import FirehoseConsumer
+from consensus.firehose import OBSERVATIONS_PER_MESSAGE
 from consensus.models import Block
 from tests.support import confirmed_totp_device
 
@@ -200,3 +201,34 @@ def test_a_session_without_the_second_factor_is_refused(two_validators, dispatch
     _, connected, code = async_to_sync(scenario)()
     assert not connected
     assert code == 4403
+
+
+def test_a_large_block_comes_in_parts_that_add_up_to_it(two_validators, dispatched, make_user):
+    user = make_user("auditor-5", "auditor")
+    store_blocks(two_validators, dispatched, 1, per_block=1_200)
+    large = Block.objects.filter(tree_size__gt=OBSERVATIONS_PER_MESSAGE).order_by("height").first()
+    assert large is not None, "the 1,200 observations were agreed in blocks of at most 500"
+
+    async def scenario():
+        communicator, _, _ = await _connect(user, f"from={large.height}")
+        parts = []
+        while not parts or not parts[-1]["complete"]:
+            message = json.loads(await communicator.receive_from(timeout=15))
+            await communicator.send_to(
+                text_data=json.dumps({"type": "ack", "next_height": message["next_height"]})
+            )
+            parts.append(message)
+        await communicator.disconnect()
+        return parts
+
+    parts = async_to_sync(scenario)()
+    assert parts[0]["type"] == "block"
+    assert all(part["type"] == "observations" for part in parts[1:])
+    assert all(part["height"] == large.height for part in parts)
+    assert len(parts) == -(-large.tree_size // OBSERVATIONS_PER_MESSAGE)
+    assert [part["complete"] for part in parts] == [False] * (len(parts) - 1) + [True]
+    # Until the last part, the client holds nothing of this block: it would resume from it.
+    assert [part["next_height"] for part in parts] == [large.height] * (len(parts) - 1) + [large.height + 1]
+    whole = {**parts[0], "observations": [item for part in parts for item in part["observations"]]}
+    whole["complete"], whole["next_height"] = True, large.height + 1
+    check_block_record(whole)
