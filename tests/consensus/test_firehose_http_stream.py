@@ -5,6 +5,8 @@ next_height gets every block once, no gap, no duplicate."""
 
 from __future__ import annotations
 
+import time
+
 from consensus_shell_support import dispatched, two_validators
 from firehose_support import (
     RESPONSE_BUDGET,
@@ -90,3 +92,26 @@ def test_resuming_from_any_cut_gives_every_block_once(firehose_web, two_validato
         assert records == whole
 
     cut_and_resume()
+
+
+def test_a_client_that_hangs_up_leaves_no_subscription_behind(
+    firehose_web, two_validators, dispatched, make_user
+):
+    from django.conf import settings as django_settings
+
+    from settlement import health
+
+    token = _token(make_user)
+    chain = len(store_blocks(two_validators, dispatched, 1))
+    group = f"{django_settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:group:blocks"
+    client = health.redis_client()
+    readers = [StreamReader(firehose_web.url, token, chain) for _ in range(3)]
+    for reader in readers:
+        assert reader.next()["type"] == "heartbeat"  # each is waiting, subscribed
+    assert client.zcard(group) == 3
+    for reader in readers:
+        reader.close()
+    deadline = time.monotonic() + 10
+    while client.zcard(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.zcard(group) == 0
