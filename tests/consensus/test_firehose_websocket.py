@@ -15,7 +15,7 @@ from firehose_support import check_block_record, store_blocks
 
 from consensus.consumers import FirehoseConsumer
 from consensus.firehose import OBSERVATIONS_PER_MESSAGE
-from consensus.models import Block
+from consensus.models import Anchor, Block
 from tests.support import confirmed_totp_device
 
 __all__ = ["dispatched", "two_validators"]
@@ -54,6 +54,14 @@ def test_catch_up_then_live_then_resume_without_gap_or_duplicate(
     settings.FIREHOSE_HEARTBEAT_SECONDS = 120
     user = make_user("auditor-1", "auditor")
     stored = store_blocks(two_validators, dispatched, 3)
+    first_block = Block.objects.get(height=0)
+    Anchor.objects.create(
+        height=0,
+        merkle_root=first_block.merkle_root,
+        status="mined",
+        tx_hash="0x" + "ab" * 32,
+        block_number=7,
+    )
 
     async def scenario():
         communicator, connected, _ = await _connect(user, "from=0")
@@ -75,6 +83,9 @@ def test_catch_up_then_live_then_resume_without_gap_or_duplicate(
     assert [record["height"] for record in records] == list(range(Block.objects.count()))
     for record in records:
         check_block_record(record)
+    assert records[0]["anchor"]["status"] == "mined"
+    assert records[0]["anchor"]["block_number"] == 7
+    assert all(record["anchor"] is None for record in records[1:])
 
 
 def test_an_idle_stream_sends_heartbeats_with_its_next_height(
@@ -172,6 +183,7 @@ def test_a_bad_client_message_gets_an_error_then_a_close(two_validators, dispatc
         while error["type"] == "heartbeat":
             error = json.loads(await communicator.receive_from(timeout=5))
         closed = await communicator.receive_output(timeout=5)
+        await communicator.disconnect()
         return error, closed
 
     error, closed = async_to_sync(scenario)()
