@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consensus import selectors
+from consensus import firehose, selectors
+from consensus.firehose import FIREHOSE_ROLES
 from consensus.models import Anchor, Block
+from consensus.protocol.firehose import HEIGHT_NOT_REACHED, FirehoseRequestError
 from consensus.services import MAX_PAYLOAD_BYTES, ConsensusShellError, consensus_vote_many
 from settlement.errors import error_body
 from settlement.protocol.merkle import leaf_hash
@@ -321,3 +325,45 @@ class AnchorListApi(ConsensusApiView):
         return Response(
             AnchorOutput(selectors.anchor_list()[: query.validated_data["limit"]], many=True).data
         )
+
+
+class NdjsonRenderer(JSONRenderer):
+    """Lets a client ask for ``application/x-ndjson``; refusals are still one JSON object."""
+
+    media_type = "application/x-ndjson"
+
+
+class FirehoseApi(ConsensusApiView):
+    """Every agreed block and its observations as NDJSON, from ``from`` on, then live."""
+
+    read_roles = FIREHOSE_ROLES
+    renderer_classes = [JSONRenderer, NdjsonRenderer]
+
+    @extend_schema(
+        summary="Firehose: agreed blocks and observations as NDJSON, resumable from a height",
+        description=(
+            "One JSON message a line: `block` (header, observations, `complete`, `next_height`), "
+            "`observations` (more of a large block), `heartbeat` while idle, `end` when the "
+            "response's byte budget is spent. Resume from the last `next_height`. See docs/firehose.md."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "from", int, description="first block height (default 0); at most the next height"
+            )
+        ],
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(description="the stream"),
+            400: OpenApiResponse(ErrorOutput, description="bad_height"),
+            404: OpenApiResponse(ErrorOutput, description="height_not_reached"),
+        },
+    )
+    def get(self, request: Request) -> StreamingHttpResponse | Response:
+        try:
+            start = firehose.firehose_start(request.query_params.getlist("from"))
+        except FirehoseRequestError as error:
+            status = 404 if error.code == HEIGHT_NOT_REACHED else 400
+            return Response(error_body(error.code, error.message, {"from": [error.message]}), status=status)
+        response = StreamingHttpResponse(firehose.firehose_ndjson(start), content_type="application/x-ndjson")
+        response["Cache-Control"] = "no-store"
+        response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold lines back
+        return response

@@ -14,4 +14,6 @@ urlpatterns = [
     path("consensus/status/", api.ConsensusStatusApi.as_view()),
     path("consensus/observations/", api.ObservationSubmitApi.as_view(), name="api-consensus-observations"),
     path("anchors/", api.AnchorListApi.as_view(), name="api-anchors"),
+    path("firehose", api.FirehoseApi.as_view(), name="api-firehose"),
+    path("firehose/", api.FirehoseApi.as_view()),
 ]

@@ -9,13 +9,14 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from consensus import selectors
+from consensus import firehose, selectors
 from consensus.models import Anchor
 from consensus.services import ConsensusShellError
-from settlement.permissions import read_roles_required
+from settlement.permissions import read_roles_required, roles_required
 
 BLOCKS_ON_PAGE = 50
 OBSERVATIONS_ON_PAGE = 200
+FIREHOSE_BLOCKS_BACK = 10
 
 
 def consensus_context() -> dict[str, Any]:
@@ -71,3 +72,16 @@ def block_page(request: HttpRequest, height: int) -> HttpResponse:
                 "path": [p.hex() for p in proof.audit_path],
             }
     return render(request, "consensus/block.html", context)
+
+
+@never_cache
+@require_safe
+@roles_required(firehose.FIREHOSE_ROLES)
+def firehose_page(request: HttpRequest) -> HttpResponse:
+    # Start a few blocks back, so the page shows something before the next block arrives.
+    newest = firehose.next_height()
+    return render(
+        request,
+        "consensus/firehose.html",
+        {"section": "firehose", "next_height": newest, "start": max(0, newest - FIREHOSE_BLOCKS_BACK)},
+    )

@@ -14,6 +14,7 @@ NAVIGATION = (
     ("channels", "Channels"),
     ("consensus", "Consensus"),
     ("blocks", "Blocks"),
+    ("firehose", "Firehose"),
     ("messages", "Messages"),
     ("peers", "Peers"),
     ("node-identity", "Node"),

@@ -185,6 +185,12 @@ CONSENSUS_GOSSIP_SECONDS = float(env("CONSENSUS_GOSSIP_SECONDS", "0.5"))
 # A gossip request unanswered this long is given up, and the next tick picks another peer.
 CONSENSUS_RESPONSE_TIMEOUT_SECONDS = float(env("CONSENSUS_RESPONSE_TIMEOUT_SECONDS", "3"))
 CONSENSUS_MAX_MESSAGE_BYTES = int(env("CONSENSUS_MAX_MESSAGE_BYTES", "2000000"))
+# The firehose (docs/firehose.md): an idle stream sends a heartbeat (and reads the database again)
+# this often; a websocket client may leave this many bytes unacknowledged; one HTTP response
+# carries about this many bytes, then ends with an "end" record naming the height to resume from.
+FIREHOSE_HEARTBEAT_SECONDS = float(env("FIREHOSE_HEARTBEAT_SECONDS", "15"))
+FIREHOSE_WINDOW_BYTES = int(env("FIREHOSE_WINDOW_BYTES", str(1024 * 1024)))
+FIREHOSE_RESPONSE_BYTES = int(env("FIREHOSE_RESPONSE_BYTES", str(16 * 1024 * 1024)))
 # Anchoring block roots in AnchorRegistry: every k-th block, and the newest block once T seconds
 # passed since the last anchor (0: never by time); final after N confirmations or `finalized`.
 ANCHOR_EVERY_BLOCKS = int(env("ANCHOR_EVERY_BLOCKS", "10"))
