@@ -42,7 +42,7 @@ CONFLICT_CODES = frozenset(
         "peer_refused",
     }
 )
-NOT_FOUND_CODES = frozenset({"unknown_ledger"})
+NOT_FOUND_CODES = frozenset({"unknown_ledger", "unknown_entry"})
 
 
 def http_status(error: LedgerError) -> int:

@@ -29,6 +29,10 @@ PARTY = key_for("alice")
 VALIDATORS = tuple(key_for(f"validator-{number}") for number in range(4))
 
 
+def validator_keys(count: int) -> tuple[SigningKey, ...]:
+    return VALIDATORS if count == 4 else tuple(key_for(f"validator-{number}") for number in range(count))
+
+
 @dataclass(frozen=True)
 class World:
     document: dict[str, Any]
@@ -75,11 +79,13 @@ def build_world(
     leaf_index: int = 7,
     anchor_height: int | None = 9,
     signers: int = 3,
+    validators: int = 4,
     party_signs: bool = True,
 ) -> World:
     """A receipt for the entry at ``leaf_index`` of block ``block_height``; every block holds
     ``leaves_per_block`` observations; the log of ``blocks`` blocks is anchored at ``anchor_height``."""
     entry_section, leaf = _entry(party_signs=party_signs)
+    keys = validator_keys(validators)
     log = MerkleLog()
     previous = bytes(32)
     target: tuple[BlockSection, MerkleTree] | None = None
@@ -99,19 +105,18 @@ def build_world(
         block_hash = object_hash(BLOCK_KIND, header)
         if height == block_height:
             signatures = tuple(
-                sign(key, BLOCK_KIND, header) if number < signers else None
-                for number, key in enumerate(VALIDATORS)
+                sign(key, BLOCK_KIND, header) if number < signers else None for number, key in enumerate(keys)
             )
             target = (
                 BlockSection(
                     height=height,
                     previous=previous,
                     epoch=0,
-                    round=header["round"],
+                    round=3 * height + 2,
                     count=len(leaves),
                     leaf_index=leaf_index,
                     inclusion_path=tree.inclusion_proof(leaf_index).audit_path,
-                    validators=tuple(key.public_key for key in VALIDATORS),
+                    validators=tuple(key.public_key for key in keys),
                     signatures=signatures,
                 ),
                 tree,
@@ -148,7 +153,7 @@ def build_world(
         issuer_key=BANK,
         issued_at=1_795_000_123_456,
     )
-    return World(document, frozenset(key.public_key for key in VALIDATORS), BANK.public_key)
+    return World(document, frozenset(key.public_key for key in keys), BANK.public_key)
 
 
 def resign(document: dict[str, Any]) -> dict[str, Any]:
