@@ -31,6 +31,16 @@ from settlement.protocol.encoding import Digest, sha256
 from settlement.protocol.merkle import MerkleLog, MerkleTree, leaf_hash
 
 DIGEST = 32
+_BLOCK_FIELDS = (
+    "height",
+    "previous_hash",
+    "epoch",
+    "round",
+    "tree_size",
+    "signatures",
+    "validators",
+    "merkle_root",
+)
 
 
 class ReceiptNotReady(ConsensusShellError):  # noqa: N818 - the name is the API code
@@ -53,19 +63,21 @@ def observation_receipt(*, leaf: bytes) -> ObservationReceipt:
     """The block, log and anchor sections for the observation whose Merkle leaf is ``leaf``.
 
     Raises :class:`ReceiptNotReady` while it is not in a block."""
+    # One round trip for the observation and its block. Block ids grow with heights (blocks are
+    # stored in order), so the lowest block id is the first agreement.
     found = (
         BlockObservation.objects.filter(digest=sha256(leaf))
-        .order_by("block__height")
-        .values_list("block_id", "index", "data")
+        .select_related("block")
+        .order_by("block_id")
+        .only("index", "data", *(f"block__{name}" for name in _BLOCK_FIELDS))
         .first()
     )
-    if found is None or bytes(found[2]) != leaf:
+    if found is None or bytes(found.data) != leaf:
         raise ReceiptNotReady(
             "This observation is not in an agreed block yet; ask again once consensus has agreed it "
             "(usually within seconds)."
         )
-    block_id, index, _ = found
-    block = Block.objects.get(pk=block_id)
+    block, index = found.block, found.index
     section = BlockSection(
         height=block.height,
         previous=bytes(block.previous_hash),
@@ -80,7 +92,7 @@ def observation_receipt(*, leaf: bytes) -> ObservationReceipt:
     anchor = _covering_anchor(block.height)
     if anchor is None:
         return ObservationReceipt(section, None, None)
-    log = _block_log(anchor.height + 1)
+    log = _block_log(anchor.height + 1, bytes(anchor.log_root))
     if bytes(log.root_at(anchor.height + 1)) != bytes(anchor.log_root):
         # Never expected: the anchored root is read from these very blocks. A receipt that
         # would not verify is not issued; the block is then receipted as not yet anchored.
@@ -143,15 +155,17 @@ def _audit_path(block: Block, index: int) -> tuple[Digest, ...]:
     offsets = _path_offsets(block.tree_size, index)
     if not offsets:
         return ()
-    block_tree_ensure(block)
     # PostgreSQL's substring is 1-based; every slice comes from one read of the row.
     columns = ", ".join(["substring(levels from %s for 32)"] * len(offsets))
+    query = f"SELECT {columns} FROM consensus_blocktree WHERE block_id = %s"  # noqa: S608 - only placeholders
+    parameters = [*(offset + 1 for offset in offsets), block.pk]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns} FROM consensus_blocktree WHERE block_id = %s",  # noqa: S608 - only placeholders
-            [*(offset + 1 for offset in offsets), block.pk],
-        )
+        cursor.execute(query, parameters)
         row = cursor.fetchone()
+        if row is None:  # the first receipt of this block: write its tree, then read the path
+            block_tree_ensure(block)
+            cursor.execute(query, parameters)
+            row = cursor.fetchone()
     return tuple(Digest(bytes(item)) for item in row)
 
 
@@ -159,35 +173,37 @@ def _audit_path(block: Block, index: int) -> tuple[Digest, ...]:
 
 
 class _LogCache:
-    """The block log in this process, extended with new blocks only; rebuilt if the database no
-    longer has the blocks it was built from (a restored or reset database)."""
+    """The block log in this process, extended with new blocks only."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.log = MerkleLog()
-        self.last_hash = b""
 
 
 _log_cache = _LogCache()
 
 
-def _block_log(size: int) -> MerkleLog:
-    """A log holding at least ``size`` blocks (the caller asks for proofs at sizes up to it)."""
+def _block_log(size: int, root: bytes) -> MerkleLog:
+    """A log holding at least ``size`` blocks whose root at ``size`` is ``root`` (the anchored
+    root, read from the database): when the cached log agrees, no query is needed; otherwise it
+    is extended with the blocks it lacks, or rebuilt (a restored or reset database)."""
     with _log_cache.lock:
         cache = _log_cache
-        if cache.log.size:
-            stored = (
-                Block.objects.filter(height=cache.log.size - 1).values_list("block_hash", flat=True).first()
+        if cache.log.size >= size and bytes(cache.log.root_at(size)) == root:
+            return cache.log
+        if cache.log.size >= size:
+            cache.log = MerkleLog()
+        rows = Block.objects.filter(height__gte=cache.log.size).order_by("height")
+        for height, block_hash in rows.values_list("height", "block_hash"):
+            if height != cache.log.size:
+                raise ConsensusShellError(f"block {cache.log.size} is missing from the block log")
+            cache.log.append(leaf_hash(bytes(block_hash)))
+        if cache.log.size >= size and bytes(cache.log.root_at(size)) != root:
+            # Extended on a stale prefix (the database was replaced): start from scratch once.
+            cache.log = MerkleLog(
+                leaf_hash(bytes(item))
+                for item in Block.objects.order_by("height").values_list("block_hash", flat=True)
             )
-            if stored is None or bytes(stored) != cache.last_hash:
-                cache.log, cache.last_hash = MerkleLog(), b""
-        if cache.log.size < size:
-            rows = Block.objects.filter(height__gte=cache.log.size).order_by("height")
-            for height, block_hash in rows.values_list("height", "block_hash"):
-                if height != cache.log.size:
-                    raise ConsensusShellError(f"block {cache.log.size} is missing from the block log")
-                cache.log.append(leaf_hash(bytes(block_hash)))
-                cache.last_hash = bytes(block_hash)
         return cache.log
 
 
