@@ -220,11 +220,7 @@ def _covering_anchor(height: int) -> Anchor | None:
             status__in=[AnchorStatus.FINAL, AnchorStatus.MINED],
             log_index__isnull=False,
             block_number__isnull=False,
-        )
-        .order_by("-height")
-        .only(
-            "height", "status", "log_root", "account", "tx_hash", "block_number", "block_hash", "log_index"
-        )[:50]
+        ).order_by("-height")[:50]
     )
     final = [anchor for anchor in anchors if anchor.status == AnchorStatus.FINAL]
     chosen = final or anchors
