@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         document = json.loads(arguments.document.read_text())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: nested beyond reason
         print(f"cannot read {arguments.document}: {error}", file=sys.stderr)
         return 2
     if isinstance(document, dict) and document.get("type") == RECEIPT_TYPE:

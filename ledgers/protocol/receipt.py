@@ -384,6 +384,10 @@ def receipt_verify(document: object, *, trust: Trust | None = None) -> ReceiptRe
         domain_bytes(RECEIPT_KIND, document)
     except (ReceiptError, CanonicalEncodingError) as error:
         return ReceiptReport((CheckResult("format", "fail", str(error)),))
+    except RecursionError:
+        return ReceiptReport(
+            (CheckResult("format", "fail", "the document is nested too deeply to be a receipt"),)
+        )
     assert isinstance(document, Mapping)
     context = _Context(document=document, receipt=receipt, trust=trust or Trust(), derived=Derived())
     results = [CheckResult("format", "pass", f"a {RECEIPT_TYPE} version {RECEIPT_VERSION}")]

@@ -211,3 +211,15 @@ def _two_of_four() -> dict[str, Any]:
     forged = copy.deepcopy(world.document)
     forged["block"]["signatures"][2] = None
     return resign(forged)
+
+
+def test_a_body_nested_beyond_reason_is_a_format_failure_not_a_crash() -> None:
+    forged = copy.deepcopy(WORLDS["anchored"].document)
+    nested: dict[str, Any] = {}
+    inner = nested
+    for _ in range(5_000):
+        inner["x"] = {}
+        inner = inner["x"]
+    forged["entry"]["entry"]["body"] = nested
+    report = receipt_verify(forged)
+    assert [(check.name, check.status) for check in report.checks] == [("format", "fail")]
