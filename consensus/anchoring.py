@@ -1,8 +1,13 @@
-"""Anchoring block roots in the AnchorRegistry contract (ARCHITECTURE.md §6).
+"""Anchoring the block log in the AnchorRegistry contract (ARCHITECTURE.md §6).
 
-Which blocks: every ``ANCHOR_EVERY_BLOCKS``-th block (heights k-1, 2k-1, ...), and the newest
+What is anchored is the RFC 9162 root of the *block log* at size ``height + 1`` (leaves: the
+hashes of blocks 0..height, ``Block.log_root``), not one block's own root: so one anchor covers
+every block up to its height, and a receipt ties any earlier block to it with the block's path
+in the log and a consistency proof (docs/receipt.md).
+
+Which heights: every ``ANCHOR_EVERY_BLOCKS``-th block (heights k-1, 2k-1, ...), and the newest
 block whenever ``ANCHOR_EVERY_SECONDS`` passed since the last anchor was made (0: never by
-time). Each anchor is ``anchor(height, merkle_root)`` from the node's Ethereum account, sent with
+time). Each anchor is ``anchor(height, log_root)`` from the node's Ethereum account, sent with
 the shared gateway (``settlement.ethereum``: nonce lock, gas estimate), and then followed:
 submitted → mined (transaction hash, block number, block hash, log index of ``Anchored``) →
 final once ``ANCHOR_CONFIRMATIONS`` blocks deep (its own included) or at or below the chain's
@@ -46,12 +51,12 @@ def anchors_due() -> int:
         since = last.created_at if last is not None else None
         if since is None or timezone.now() - since >= timedelta(seconds=settings.ANCHOR_EVERY_SECONDS):
             heights.append(newest)
-    roots = dict(Block.objects.filter(height__in=heights).values_list("height", "merkle_root"))
+    roots = dict(Block.objects.filter(height__in=heights).values_list("height", "log_root"))
     made = Anchor.objects.bulk_create(
         [
             Anchor(
                 height=height,
-                merkle_root=bytes(roots[height]),
+                log_root=bytes(roots[height]),
                 confirmations_needed=settings.ANCHOR_CONFIRMATIONS,
             )
             for height in heights
@@ -67,13 +72,14 @@ def anchor_send(*, anchor_id: int) -> Anchor | None:
         anchor = Anchor.objects.select_for_update(skip_locked=True).filter(pk=anchor_id).first()
         if anchor is None or anchor.status != AnchorStatus.PENDING:
             return anchor
-        data = ethereum.encode_call(CONTRACT, "anchor", anchor.height, bytes(anchor.merkle_root))
+        data = ethereum.encode_call(CONTRACT, "anchor", anchor.height, bytes(anchor.log_root))
         sent = ethereum.transaction_send(to=ethereum.contract_address(CONTRACT), data=data)
         anchor.tx_hash = sent.tx_hash
+        anchor.account = sent.sender.lower()
         anchor.status = AnchorStatus.SUBMITTED
         anchor.updated_at = timezone.now()
         anchor.save()
-    logger.info("anchored block %s in %s", anchor.height, anchor.tx_hash)
+    logger.info("anchored the block log up to block %s in %s", anchor.height, anchor.tx_hash)
     return anchor
 
 

@@ -46,8 +46,11 @@ def _hex(value: Any) -> str | None:
 
 
 class AnchorOutput(serializers.Serializer):
-    height = serializers.IntegerField()
-    merkle_root = serializers.SerializerMethodField()
+    height = serializers.IntegerField(help_text="the anchor covers blocks 0..height")
+    log_root = serializers.SerializerMethodField(
+        help_text="RFC 9162 root of the block log at size height + 1 (leaves: block hashes), as anchored"
+    )
+    account = serializers.CharField(help_text="the Ethereum account that sent the anchor")
     status = serializers.CharField(help_text="pending, submitted, mined, final, reverted")
     tx_hash = serializers.CharField()
     previous_tx_hashes = serializers.ListField(child=serializers.CharField(), help_text="dropped by reorgs")
@@ -59,8 +62,8 @@ class AnchorOutput(serializers.Serializer):
     confirmations_needed = serializers.IntegerField()
     updated_at = serializers.DateTimeField()
 
-    def get_merkle_root(self, anchor: Anchor) -> str:
-        return bytes(anchor.merkle_root).hex()
+    def get_log_root(self, anchor: Anchor) -> str:
+        return bytes(anchor.log_root).hex()
 
 
 class BlockSummaryOutput(serializers.Serializer):
@@ -315,7 +318,7 @@ class AnchorListApi(ConsensusApiView):
         limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
     @extend_schema(
-        summary="Block roots anchored on Ethereum, newest first",
+        summary="Block-log roots anchored on Ethereum (each covers blocks 0..height), newest first",
         parameters=[Filter],
         responses=AnchorOutput(many=True),
     )

@@ -94,13 +94,33 @@ class BlockObservation(models.Model):
     index = models.PositiveIntegerField(help_text="leaf index in the block's Merkle tree, 0-based")
     kind = models.CharField(max_length=40)
     data = models.BinaryField(help_text="the leaf: the observation bytes the Merkle tree commits to")
+    digest = models.BinaryField(
+        max_length=32,
+        help_text="SHA-256 of the leaf bytes (PendingObservation.digest): finds an observation's block",
+    )
 
     class Meta:
         ordering = ["block", "index"]
         constraints = [models.UniqueConstraint(fields=["block", "index"], name="one_observation_per_leaf")]
+        # Not unique: an observation is agreed once within the de-duplication window (4,096
+        # blocks), but may be agreed again after it; a receipt takes the first.
+        indexes = [models.Index(fields=["digest"], name="observation_by_digest")]
 
     def __str__(self) -> str:
         return f"block {self.block_id} leaf {self.index}"
+
+
+class BlockTree(models.Model):
+    """Every node hash of a block's Merkle tree, level by level (leaf hashes first, root last),
+    written the first time a receipt needs the block (blocks never change). An audit path is
+    then ``log2(n)`` 32-byte slices read with ``substring`` from this uncompressed, out-of-line
+    value, instead of reading and hashing every observation of the block again."""
+
+    block = models.OneToOneField(Block, on_delete=models.CASCADE, primary_key=True, related_name="tree")
+    levels = models.BinaryField(help_text="the levels' hashes concatenated, 32 bytes each")
+
+    def __str__(self) -> str:
+        return f"tree of block {self.block_id}"
 
 
 class Accusation(models.Model):
@@ -127,10 +147,17 @@ class AnchorStatus(models.TextChoices):
 
 
 class Anchor(models.Model):
-    """One block root written to the AnchorRegistry contract, followed until final."""
+    """The block log's root at size ``height + 1`` written to the AnchorRegistry contract, followed
+    until final. One anchor covers every block up to ``height``: each block's hash is a leaf of
+    that log, and a consistency proof ties the block's own log size to the anchored one."""
 
     height = models.BigIntegerField(unique=True)
-    merkle_root = models.BinaryField(max_length=32)
+    log_root = models.BinaryField(
+        max_length=32, help_text="RFC 9162 root of the block log (leaves: block hashes 0..height)"
+    )
+    account = models.CharField(
+        max_length=42, blank=True, help_text="the Ethereum account that sent it (0x-hex, lower case)"
+    )
     status = models.CharField(max_length=10, choices=AnchorStatus.choices, default=AnchorStatus.PENDING)
     tx_hash = models.CharField(max_length=66, blank=True)
     previous_tx_hashes = models.JSONField(default=list, help_text="sent before and dropped by a reorg")
@@ -147,4 +174,4 @@ class Anchor(models.Model):
         ordering = ["-height"]
 
     def __str__(self) -> str:
-        return f"anchor of block {self.height} ({self.status})"
+        return f"anchor of blocks 0..{self.height} ({self.status})"

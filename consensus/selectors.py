@@ -13,6 +13,7 @@ Two Merkle trees, both RFC 9162 (``settlement.protocol.merkle``):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,24 @@ def block_observations(block: Block, *, limit: int = 500, offset: int = 0) -> li
 
 
 def block_anchor(block: Block) -> Anchor | None:
-    return Anchor.objects.filter(height=block.height).first()
+    """The first anchor that covers ``block``: the lowest anchored height at or above it (an
+    anchor holds the block log's root, so it covers every block up to its height)."""
+    return Anchor.objects.filter(height__gte=block.height).order_by("height").first()
+
+
+def covering_anchors(heights: list[int]) -> dict[int, Anchor]:
+    """``block_anchor`` for many heights in one query."""
+    if not heights:
+        return {}
+    anchors = list(
+        Anchor.objects.filter(height__gte=min(heights)).order_by("height")[: max(heights) - min(heights) + 1]
+    )
+    found: dict[int, Anchor] = {}
+    for height in heights:
+        position = bisect_left([anchor.height for anchor in anchors], height)
+        if position < len(anchors):
+            found[height] = anchors[position]
+    return found
 
 
 def inclusion_proof(*, height: int, index: int) -> tuple[Block, bytes, InclusionProof]:

@@ -399,15 +399,17 @@ def _store_block(block: ProtocolBlock, state: ConsensusState) -> None:
         log_root=log.root,
     )
     leaves = [observation_bytes(item) for item in block.observations]
+    digests = [sha256(data) for data in leaves]
     BlockObservation.objects.bulk_create(
         [
-            BlockObservation(block=row, index=index, kind=observation_parts(data)[0], data=data)
-            for index, data in enumerate(leaves)
+            BlockObservation(
+                block=row, index=index, kind=observation_parts(data)[0], data=data, digest=digest
+            )
+            for index, (data, digest) in enumerate(zip(leaves, digests, strict=True))
         ],
         batch_size=5_000,
     )
     now = timezone.now()
-    digests = [sha256(data) for data in leaves]
     for start in range(0, len(digests), 5_000):
         PendingObservation.objects.filter(digest__in=digests[start : start + 5_000]).update(
             status=ObservationStatus.AGREED, agreed_at=now, block_height=block.height

@@ -10,7 +10,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from consensus import firehose, selectors
-from consensus.models import Anchor
 from consensus.services import ConsensusShellError
 from settlement.permissions import read_roles_required, roles_required
 
@@ -25,9 +24,7 @@ def consensus_context() -> dict[str, Any]:
 
 def blocks_context() -> dict[str, Any]:
     blocks = list(selectors.block_list()[:BLOCKS_ON_PAGE])
-    anchors = {
-        anchor.height: anchor for anchor in Anchor.objects.filter(height__in=[b.height for b in blocks])
-    }
+    anchors = selectors.covering_anchors([block.height for block in blocks])
     return {"rows": [{"block": block, "anchor": anchors.get(block.height)} for block in blocks]}
 
 

@@ -17,7 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ledgers import selectors, services
+from consensus.services import ConsensusShellError
+from ledgers import receipts, selectors, services
 from ledgers.errors import http_status
 from ledgers.protocol.amounts import format_amount
 from ledgers.protocol.entries import Millis, SignedEntry
@@ -198,6 +199,52 @@ class LedgerEntriesApi(LedgerApiView):
             raise BadEntry("from must be at least 0 and limit at least 1")
         rows = selectors.entries_from(ledger=found, from_height=start, limit=limit)
         return Response([_entry_json(row, found.ubi) for row in rows])
+
+
+class ReceiptOutput(serializers.Serializer):
+    """docs/receipt.md describes every field and check; `python -m settlement.verify` checks it."""
+
+    type = serializers.CharField(help_text='"parsec-receipt"')
+    version = serializers.IntegerField()
+    entry = serializers.JSONField(
+        help_text="the entry exactly as signed, party key and signature, bank signature"
+    )
+    block = serializers.JSONField(help_text="header fields, the leaf's audit path, validators and signatures")
+    log = serializers.JSONField(
+        allow_null=True, help_text="block-log inclusion and consistency paths; null until anchored"
+    )
+    anchor = serializers.JSONField(
+        allow_null=True, help_text="the Ethereum anchor of the block log; null until anchored"
+    )
+    issuer = serializers.JSONField(help_text="the issuing node, its key, the time, its signature on the rest")
+
+
+class LedgerEntryReceiptApi(LedgerApiView):
+    @extend_schema(
+        summary="The offline-verifiable receipt of one entry (docs/receipt.md)",
+        description=(
+            "One JSON document: the entry and its signatures, the Merkle path of its head commitment "
+            "into its block, the validators' signatures, the block's place in the block log, a "
+            "consistency proof to the newest anchor covering it, and that anchor on Ethereum; signed "
+            "by this node. Check it with `python -m settlement.verify receipt.json [--rpc URL]`. "
+            "`log` and `anchor` are null while the block is not anchored yet."
+        ),
+        responses={
+            200: ReceiptOutput,
+            404: OpenApiResponse(ErrorOutput, description="unknown_ledger, unknown_entry"),
+            409: OpenApiResponse(
+                ErrorOutput, description="receipt_not_ready: the entry is not in an agreed block yet"
+            ),
+        },
+    )
+    def get(self, request: Request, ledger: str, height: int) -> Response:
+        found = selectors.ledger_get(ledger=ledger)
+        return Response(receipts.entry_receipt(ledger=found, height=height))
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ConsensusShellError):
+            return Response(error_body(exc.code, exc.message), status=exc.http_status)
+        return super().handle_exception(exc)
 
 
 class LedgerVerifyApi(LedgerApiView):

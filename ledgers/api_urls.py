@@ -10,6 +10,12 @@ urlpatterns = [
     path("ledgers/<str:ledger>/", api.LedgerDetailApi.as_view(), name="api-ledger"),
     path("ledgers/<str:ledger>/entries", api.LedgerEntriesApi.as_view(), name="api-ledger-entries"),
     path("ledgers/<str:ledger>/entries/", api.LedgerEntriesApi.as_view()),
+    path(
+        "ledgers/<str:ledger>/entries/<int:height>/receipt",
+        api.LedgerEntryReceiptApi.as_view(),
+        name="api-ledger-entry-receipt",
+    ),
+    path("ledgers/<str:ledger>/entries/<int:height>/receipt/", api.LedgerEntryReceiptApi.as_view()),
     path("ledgers/<str:ledger>/verify/", api.LedgerVerifyApi.as_view(), name="api-ledger-verify"),
     path("ledgers/<str:ledger>/issue/", api.LedgerIssueApi.as_view(), name="api-ledger-issue"),
     path("ledgers/<str:ledger>/redeem/", api.LedgerRedeemApi.as_view(), name="api-ledger-redeem"),

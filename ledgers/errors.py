@@ -49,7 +49,7 @@ CONFLICT_CODES = frozenset(
         "no_route",
     }
 )
-NOT_FOUND_CODES = frozenset({"unknown_ledger"})
+NOT_FOUND_CODES = frozenset({"unknown_ledger", "unknown_entry"})
 
 
 def http_status(error: LedgerError) -> int:

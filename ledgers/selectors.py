@@ -10,10 +10,12 @@ from django.db.models import Prefetch, QuerySet
 from ledgers.models import Asset, Balance, Ledger, LedgerEntry, LedgerOwner, Offer, Transfer
 from ledgers.protocol import chain as chain_rules
 from ledgers.protocol import identifiers
-from ledgers.protocol.entries import SignedEntry, encode_entry, verify_encoded
+from ledgers.protocol.entries import EncodedEntry, SignedEntry, encode_entry, verify_encoded
 from ledgers.protocol.errors import LedgerError, UnknownLedger
 from ledgers.protocol.identifiers import AssetId
+from ledgers.protocol.receipt import commitment_leaf
 from settlement.keystore import node_signer
+from settlement.protocol.encoding import sha256
 from settlement.protocol.signing import PublicKey
 
 
@@ -94,10 +96,21 @@ class ChainLink:
     link_ok: bool
     party_ok: bool | None  # None: no party signature (the kind does not need one)
     validator_ok: bool
+    in_block: bool = False
+    """Its head commitment is in an agreed block: the entry is finished and has a receipt."""
 
     @property
     def ok(self) -> bool:
         return self.hash_ok and self.link_ok and self.validator_ok and self.party_ok is not False
+
+
+def _agreed_commitments(entries: list[EncodedEntry]) -> set[bytes]:
+    """The digests of these entries' commitment leaves that are in agreed blocks (one query)."""
+    from consensus.models import BlockObservation
+
+    digests = [sha256(commitment_leaf(encoded)) for encoded in entries]
+    found = BlockObservation.objects.filter(digest__in=digests).values_list("digest", flat=True)
+    return {bytes(item) for item in found}
 
 
 def chain_links(*, ledger: Ledger, from_height: int = 0, limit: int = 100) -> list[ChainLink]:
@@ -113,9 +126,10 @@ def chain_links(*, ledger: Ledger, from_height: int = 0, limit: int = 100) -> li
             .first()
         )
     links = []
-    for row in rows:
-        signed = signed_entry_of(row, ledger.ubi)
-        encoded = encode_entry(signed.entry)
+    encoded_rows = [(row, signed_entry_of(row, ledger.ubi)) for row in rows]
+    encoded_entries = [encode_entry(signed.entry) for _, signed in encoded_rows]
+    agreed = _agreed_commitments(encoded_entries)
+    for (row, signed), encoded in zip(encoded_rows, encoded_entries, strict=True):
         expected_prev = "0" * 64 if row.height == 0 else previous_hash
         links.append(
             ChainLink(
@@ -127,6 +141,7 @@ def chain_links(*, ledger: Ledger, from_height: int = 0, limit: int = 100) -> li
                 else _verifies(party_key, encoded, signed.party_signature),
                 validator_ok=signed.validator_signature is not None
                 and _verifies(bank, encoded, signed.validator_signature),
+                in_block=sha256(commitment_leaf(encoded)) in agreed,
             )
         )
         previous_hash = encoded.hash.hex()

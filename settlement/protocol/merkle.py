@@ -42,6 +42,7 @@ __all__ = [
     "leaf_hash",
     "merkle_root",
     "node_hash",
+    "root_from_consistency_proof",
     "root_from_inclusion_proof",
     "verify_consistency",
     "verify_inclusion",
@@ -290,6 +291,13 @@ class MerkleTree:
     def leaf(self, index: int) -> Digest:
         self._check_index(index, self._size)
         return Digest(self._levels[0][index])
+
+    def level_bytes(self) -> bytes:
+        """Every stored hash, level by level (leaf hashes first, the root last), 32 bytes each.
+
+        Level ``k`` holds ``ceil(n / 2**k)`` hashes, so a reader can find any node's offset from
+        ``n`` alone and read an audit path without the rest (``consensus.receipts``)."""
+        return b"".join(b"".join(level) for level in self._levels)
 
     def root_at(self, tree_size: int) -> Digest:
         """MTH(D[0:tree_size]): the root this tree had when it held ``tree_size`` leaves."""
@@ -583,36 +591,28 @@ def verify_inclusion(
         raise InvalidProof("the audit path does not lead to this root")
 
 
-def verify_consistency(
-    first_size: int,
-    second_size: int,
-    first_root: bytes,
-    second_root: bytes,
-    path: Sequence[bytes],
-) -> None:
-    """Raise :class:`InvalidProof` unless ``path`` proves the tree of ``first_size`` leaves is a
-    prefix of the tree of ``second_size`` leaves (RFC 9162 §2.1.4.2).
+def root_from_consistency_proof(
+    first_size: int, second_size: int, first_root: bytes, path: Sequence[bytes]
+) -> Digest:
+    """The second root that ``path`` proves the tree of ``first_size`` leaves (whose root is
+    ``first_root``) grows into (RFC 9162 §2.1.4.2 steps 1 to 7, returning ``sr``).
 
-    As in transparency-dev/merkle: equal sizes need an empty path and equal roots; a first size
-    of 0 (the empty tree is a prefix of everything) needs an empty path.
+    Raises :class:`InvalidProof` unless the path leads back to ``first_root``: only then is the
+    second root it yields one the first tree is a prefix of. A receipt uses this to derive the
+    anchored root instead of carrying it. ``first_size`` must be at least 1.
     """
     _check_size(first_size, "first_size")
     _check_size(second_size, "second_size")
     first_hash = _check_digest(first_root, "the first root", InvalidProof)
-    second_hash = _check_digest(second_root, "the second root", InvalidProof)
+    if first_size == 0:
+        raise InvalidProof("the empty tree is a prefix of every tree: it proves no second root")
     if first_size > second_size:
         raise InvalidProof(f"first size {first_size} is larger than second size {second_size}")
     elements = _checked_path(path, "consistency path")
-    if first_size == 0:
-        if elements:
-            raise InvalidProof("a proof from the empty tree is empty")
-        return
     if first_size == second_size:
         if elements:
             raise InvalidProof("a proof between equal sizes is empty")
-        if not hmac.compare_digest(first_hash, second_hash):
-            raise InvalidProof("two trees of the same size have different roots")
-        return
+        return Digest(first_hash)
     # Step 1.
     if not elements:
         raise InvalidProof("the consistency path is empty")
@@ -646,5 +646,34 @@ def verify_consistency(
         raise InvalidProof("the consistency path is shorter than the tree is deep")
     if not hmac.compare_digest(fr, first_hash):
         raise InvalidProof("the consistency path does not lead to the first root")
-    if not hmac.compare_digest(sr, second_hash):
+    return Digest(sr)
+
+
+def verify_consistency(
+    first_size: int,
+    second_size: int,
+    first_root: bytes,
+    second_root: bytes,
+    path: Sequence[bytes],
+) -> None:
+    """Raise :class:`InvalidProof` unless ``path`` proves the tree of ``first_size`` leaves is a
+    prefix of the tree of ``second_size`` leaves (RFC 9162 §2.1.4.2).
+
+    As in transparency-dev/merkle: equal sizes need an empty path and equal roots; a first size
+    of 0 (the empty tree is a prefix of everything) needs an empty path.
+    """
+    _check_size(first_size, "first_size")
+    _check_size(second_size, "second_size")
+    _check_digest(first_root, "the first root", InvalidProof)
+    second_hash = _check_digest(second_root, "the second root", InvalidProof)
+    if first_size > second_size:
+        raise InvalidProof(f"first size {first_size} is larger than second size {second_size}")
+    if first_size == 0:
+        if _checked_path(path, "consistency path"):
+            raise InvalidProof("a proof from the empty tree is empty")
+        return
+    computed = root_from_consistency_proof(first_size, second_size, first_root, path)
+    if not hmac.compare_digest(computed, second_hash):
+        if first_size == second_size:
+            raise InvalidProof("two trees of the same size have different roots")
         raise InvalidProof("the consistency path does not lead to the second root")

@@ -1,4 +1,4 @@
-"""Block roots are anchored in AnchorRegistry on anvil: transaction, block and log index are
+"""The block log's root is anchored in AnchorRegistry on anvil: transaction, block and log index are
 recorded; the anchor is final after N confirmations; a reorg that drops it makes the node send
 it again."""
 
@@ -54,7 +54,8 @@ def test_an_anchor_records_transaction_block_and_log_index_and_becomes_final(fun
     assert event.log_index == anchor.log_index
     assert event.args["node"].lower() == funded.lower()
     assert event.args["height"] == block.height
-    assert bytes(event.args["root"]) == bytes(block.merkle_root)
+    assert bytes(event.args["root"]) == bytes(block.log_root) == bytes(anchor.log_root)
+    assert anchor.account == funded.lower()
 
     _chain("evm_mine")
     anchoring.anchors_tick()
@@ -86,7 +87,7 @@ def test_a_reorg_that_drops_the_anchor_makes_the_node_send_it_again(funded):
     assert anchor.block_number >= first_block
     events = ethereum.events("AnchorRegistry", anchor.block_number, anchor.block_number)
     assert [bytes(item.args["root"]) for item in events if item.transaction_hash == anchor.tx_hash] == [
-        bytes(anchor.merkle_root)
+        bytes(anchor.log_root)
     ]
 
 

@@ -1,0 +1,245 @@
+"""The consensus part of a receipt, for any observation leaf (docs/receipt.md).
+
+Given the leaf bytes of an agreed observation, find its block (``BlockObservation.digest``,
+indexed), and gather what ``consensus.protocol.receipt`` needs: the leaf's audit path in the
+block, the header fields and the validators' signatures, the block hash's path in the block log
+at the block's own size, a consistency path to the newest anchor that covers the block, and that
+anchor's Ethereum facts. The ledger receipt (``ledgers.receipts``) and, later, message receipts
+build on it.
+
+Speed (a receipt should take a few milliseconds, not a read of the whole block):
+
+- the block's tree is written once to ``BlockTree`` (every level's hashes, uncompressed) the
+  first time a receipt needs the block; afterwards an audit path is one query reading ``log2(n)``
+  32-byte slices with ``substring``;
+- the block log is a :class:`MerkleLog` kept in this process and extended with new blocks only.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from consensus.anchoring import CONTRACT
+from consensus.models import Anchor, AnchorStatus, Block, BlockObservation, BlockTree
+from consensus.protocol.receipt import AnchorSection, BlockSection, LogSection
+from consensus.services import ConsensusShellError
+from settlement import ethereum
+from settlement.protocol.encoding import Digest, sha256
+from settlement.protocol.merkle import MerkleLog, MerkleTree, leaf_hash
+
+DIGEST = 32
+_BLOCK_FIELDS = (
+    "height",
+    "previous_hash",
+    "epoch",
+    "round",
+    "tree_size",
+    "signatures",
+    "validators",
+    "merkle_root",
+)
+
+
+class ReceiptNotReady(ConsensusShellError):  # noqa: N818 - the name is the API code
+    """The observation is not in a block yet (or not agreed at all)."""
+
+    code = "receipt_not_ready"
+    http_status = 409
+
+
+@dataclass(frozen=True)
+class ObservationReceipt:
+    """The consensus sections of a receipt; ``log`` and ``anchor`` are ``None`` until anchored."""
+
+    block: BlockSection
+    log: LogSection | None
+    anchor: AnchorSection | None
+
+
+def observation_receipt(*, leaf: bytes) -> ObservationReceipt:
+    """The block, log and anchor sections for the observation whose Merkle leaf is ``leaf``.
+
+    Raises :class:`ReceiptNotReady` while it is not in a block."""
+    # One round trip for the observation and its block. Block ids grow with heights (blocks are
+    # stored in order), so the lowest block id is the first agreement.
+    found = (
+        BlockObservation.objects.filter(digest=sha256(leaf))
+        .select_related("block")
+        .order_by("block_id")
+        .only("index", "data", *(f"block__{name}" for name in _BLOCK_FIELDS))
+        .first()
+    )
+    if found is None or bytes(found.data) != leaf:
+        raise ReceiptNotReady(
+            "This observation is not in an agreed block yet; ask again once consensus has agreed it "
+            "(usually within seconds)."
+        )
+    block, index = found.block, found.index
+    section = BlockSection(
+        height=block.height,
+        previous=bytes(block.previous_hash),
+        epoch=block.epoch,
+        round=block.round,
+        count=block.tree_size,
+        leaf_index=index,
+        inclusion_path=_audit_path(block, index),
+        validators=tuple(bytes.fromhex(key) for key in block.validators),
+        signatures=_aligned_signatures(block),
+    )
+    anchor = _covering_anchor(block.height)
+    if anchor is None:
+        return ObservationReceipt(section, None, None)
+    log = _block_log(anchor.height + 1, bytes(anchor.log_root))
+    if bytes(log.root_at(anchor.height + 1)) != bytes(anchor.log_root):
+        # Never expected: the anchored root is read from these very blocks. A receipt that
+        # would not verify is not issued; the block is then receipted as not yet anchored.
+        return ObservationReceipt(section, None, None)
+    log_section = LogSection(
+        inclusion_path=log.inclusion_proof(block.height, block.height + 1).audit_path,
+        consistency_path=log.consistency_proof(block.height + 1, anchor.height + 1).path,
+    )
+    return ObservationReceipt(section, log_section, _anchor_section(anchor))
+
+
+def _aligned_signatures(block: Block) -> tuple[bytes | None, ...]:
+    by_validator = {item["validator"]: bytes.fromhex(item["signature"]) for item in block.signatures}
+    return tuple(by_validator.get(key) for key in block.validators)
+
+
+# ----------------------------------------------------------------- the block's tree
+
+
+def _level_sizes(count: int) -> list[int]:
+    sizes = [count]
+    while sizes[-1] > 1:
+        sizes.append((sizes[-1] + 1) // 2)
+    return sizes
+
+
+def _path_offsets(count: int, index: int) -> list[int]:
+    """Byte offsets in ``BlockTree.levels`` of the leaf's siblings, bottom up (RFC 9162's order):
+    a node with no sibling on its level was promoted and adds nothing to the path."""
+    offsets, start, position = [], 0, index
+    for size in _level_sizes(count)[:-1]:
+        sibling = position ^ 1
+        if sibling < size:
+            offsets.append(start + DIGEST * sibling)
+        start += DIGEST * size
+        position >>= 1
+    return offsets
+
+
+def block_tree_ensure(block: Block) -> None:
+    """Write the block's tree levels once (idempotent; a race writes the same bytes)."""
+    if BlockTree.objects.filter(block=block).exists():
+        return
+    leaves = [
+        bytes(item)
+        for item in BlockObservation.objects.filter(block=block)
+        .order_by("index")
+        .values_list("data", flat=True)
+    ]
+    tree = MerkleTree.from_entries(leaves)
+    if tree.root != bytes(block.merkle_root):
+        raise ConsensusShellError(f"the stored observations of block {block.height} do not give its root")
+    with transaction.atomic():
+        BlockTree.objects.bulk_create(
+            [BlockTree(block=block, levels=tree.level_bytes())], ignore_conflicts=True
+        )
+
+
+def _audit_path(block: Block, index: int) -> tuple[Digest, ...]:
+    offsets = _path_offsets(block.tree_size, index)
+    if not offsets:
+        return ()
+    # PostgreSQL's substring is 1-based; every slice comes from one read of the row.
+    columns = ", ".join(["substring(levels from %s for 32)"] * len(offsets))
+    query = f"SELECT {columns} FROM consensus_blocktree WHERE block_id = %s"  # noqa: S608 - only placeholders
+    parameters = [*(offset + 1 for offset in offsets), block.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(query, parameters)
+        row = cursor.fetchone()
+        if row is None:  # the first receipt of this block: write its tree, then read the path
+            block_tree_ensure(block)
+            cursor.execute(query, parameters)
+            row = cursor.fetchone()
+    return tuple(Digest(bytes(item)) for item in row)
+
+
+# ----------------------------------------------------------------- the block log
+
+
+class _LogCache:
+    """The block log in this process, extended with new blocks only."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.log = MerkleLog()
+
+
+_log_cache = _LogCache()
+
+
+def _block_log(size: int, root: bytes) -> MerkleLog:
+    """A log holding at least ``size`` blocks whose root at ``size`` is ``root`` (the anchored
+    root, read from the database): when the cached log agrees, no query is needed; otherwise it
+    is extended with the blocks it lacks, or rebuilt (a restored or reset database)."""
+    with _log_cache.lock:
+        cache = _log_cache
+        if cache.log.size >= size and bytes(cache.log.root_at(size)) == root:
+            return cache.log
+        if cache.log.size >= size:
+            cache.log = MerkleLog()
+        rows = Block.objects.filter(height__gte=cache.log.size).order_by("height")
+        for height, block_hash in rows.values_list("height", "block_hash"):
+            if height != cache.log.size:
+                raise ConsensusShellError(f"block {cache.log.size} is missing from the block log")
+            cache.log.append(leaf_hash(bytes(block_hash)))
+        if cache.log.size >= size and bytes(cache.log.root_at(size)) != root:
+            # Extended on a stale prefix (the database was replaced): start from scratch once.
+            cache.log = MerkleLog(
+                leaf_hash(bytes(item))
+                for item in Block.objects.order_by("height").values_list("block_hash", flat=True)
+            )
+        return cache.log
+
+
+# ----------------------------------------------------------------- the anchor
+
+
+def _covering_anchor(height: int) -> Anchor | None:
+    """The anchor a receipt points to: among the mined anchors at or above ``height``, a final
+    one if there is one (it will not be reorganised away), else the newest mined; the newest
+    within each kind, so the consistency proof reaches as far as the chain has."""
+    anchors = list(
+        Anchor.objects.filter(
+            height__gte=height,
+            status__in=[AnchorStatus.FINAL, AnchorStatus.MINED],
+            log_index__isnull=False,
+            block_number__isnull=False,
+        ).order_by("-height")[:50]
+    )
+    final = [anchor for anchor in anchors if anchor.status == AnchorStatus.FINAL]
+    chosen = final or anchors
+    return chosen[0] if chosen else None
+
+
+def _anchor_section(anchor: Anchor) -> AnchorSection:
+    account = anchor.account or ethereum.address_of(ethereum.node_private_key())
+    assert anchor.block_number is not None
+    assert anchor.log_index is not None
+    return AnchorSection(
+        chain_id=ethereum.chain_id(),
+        contract=ethereum.contract_address(CONTRACT).lower(),
+        account=account.lower(),
+        height=anchor.height,
+        tx=anchor.tx_hash.lower(),
+        block_number=anchor.block_number,
+        block_hash=anchor.block_hash.lower(),
+        log_index=anchor.log_index,
+        confirmations=max(1, anchor.confirmations),
+        root="0x" + bytes(anchor.log_root).hex(),
+    )

@@ -1,0 +1,403 @@
+"""Receipts of ledger entries: one JSON document that proves an entry offline (docs/receipt.md).
+
+``receipt_build`` writes the document and signs it with the issuing node's key;
+``receipt_verify`` checks every part of it, in order, and reports each check. The issuer's
+signature makes every field attributable, but no check trusts it: each proof is recomputed from
+the entry up (entry signatures → commitment leaf → block root → validators' signatures → block
+log → anchored root), so an issuer that re-signs a forged receipt is caught by the first proof
+the forgery breaks.
+
+Sections (top-level keys): ``REQUIRED_SECTIONS`` always, ``OPTIONAL_SECTIONS`` when present;
+anything else is refused. To add a section (the coordinator's ``"message"``), add its name to
+``OPTIONAL_SECTIONS``, its parser to ``Receipt.from_json`` and its check to ``_CHECKS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.exceptions
+import nacl.signing
+
+from consensus.protocol.receipt import (
+    AnchorSection,
+    BlockSection,
+    Derived,
+    LogSection,
+    NotYet,
+    ReceiptCheckFailed,
+    ReceiptError,
+    ReceiptFormatError,
+    Skipped,
+    Trust,
+    anchor_to_json,
+    b64,
+    check_anchor_offline,
+    check_block_inclusion,
+    check_block_signatures,
+    check_log_consistency,
+    check_log_inclusion,
+    log_to_json,
+    read_b64,
+    read_int,
+    read_object,
+)
+from consensus.protocol.types import Payload, observation_bytes
+from ledgers.protocol.commitments import ENTRY_OBSERVATION_KIND, entry_commitment
+from ledgers.protocol.entries import EncodedEntry, Entry, encode_entry
+from ledgers.protocol.errors import LedgerError
+from settlement.protocol.encoding import CanonicalEncodingError, canonical, domain_bytes
+from settlement.protocol.signing import SigningKey, is_valid, sign
+
+RECEIPT_TYPE = "parsec-receipt"
+RECEIPT_VERSION = 1
+RECEIPT_KIND = "receipt"
+"""The issuer signs ``domain_bytes("receipt", document without issuer.signature)``."""
+
+REQUIRED_SECTIONS = frozenset({"type", "version", "entry", "block", "log", "anchor", "issuer"})
+OPTIONAL_SECTIONS: frozenset[str] = frozenset()
+
+__all__ = [
+    "RECEIPT_TYPE",
+    "CheckResult",
+    "EntrySection",
+    "Issuer",
+    "Receipt",
+    "ReceiptError",
+    "ReceiptReport",
+    "Trust",
+    "commitment_leaf",
+    "receipt_build",
+    "receipt_verify",
+]
+
+
+def commitment_leaf(encoded: EncodedEntry) -> bytes:
+    """The Merkle leaf consensus agreed for this entry: the observation bytes of
+    ``ledger-entry\\n`` + the entry's head commitment (consensus.services.observation_for)."""
+    payload = entry_commitment(encoded.entry.ledger, encoded.entry.height, encoded.hash)
+    return observation_bytes(Payload(ENTRY_OBSERVATION_KIND.encode() + b"\n" + payload))
+
+
+@dataclass(frozen=True)
+class EntrySection:
+    """The entry exactly as signed and its signatures. The bank's key is the issuer's key: a
+    ledger's receipts are issued by the bank that keeps (and co-signs) it."""
+
+    entry: Entry
+    party_key: bytes | None
+    """``None`` together with ``party_signature`` when the bank's signature alone makes the entry
+    (a credit, or the bank's own ledger): a key nothing checks would be a field nobody can verify."""
+    party_signature: bytes | None
+    bank_signature: bytes
+
+    KEYS = frozenset({"entry", "party_key", "party_signature", "bank_signature"})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entry": self.entry.to_json(),
+            "party_key": None if self.party_key is None else b64(self.party_key),
+            "party_signature": None if self.party_signature is None else b64(self.party_signature),
+            "bank_signature": b64(self.bank_signature),
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> EntrySection:
+        data = read_object(value, what="entry", keys=cls.KEYS)
+        try:
+            entry = Entry.from_json(data["entry"])
+            # Exactly as signed: a value that only parses to the same entry (an extra
+            # field, another spelling) is not what was signed.
+            if entry.to_json() != data["entry"] or canonical(entry.to_json()) != canonical(data["entry"]):
+                raise ReceiptFormatError("entry.entry is not in the form that was signed")
+        except (LedgerError, CanonicalEncodingError) as error:
+            raise ReceiptFormatError(f"entry.entry: {error}") from error
+        party_key, party_signature = data["party_key"], data["party_signature"]
+        if (party_key is None) != (party_signature is None):
+            raise ReceiptFormatError("entry.party_key and entry.party_signature are both given or both null")
+        return cls(
+            entry=entry,
+            party_key=None if party_key is None else read_b64(party_key, what="entry.party_key", size=32),
+            party_signature=(
+                None
+                if party_signature is None
+                else read_b64(party_signature, what="entry.party_signature", size=64)
+            ),
+            bank_signature=read_b64(data["bank_signature"], what="entry.bank_signature", size=64),
+        )
+
+
+@dataclass(frozen=True)
+class Issuer:
+    node: str
+    key: bytes
+    issued_at: int
+    """Milliseconds since the Unix epoch (UTC), as entries count time."""
+    signature: bytes
+
+    KEYS = frozenset({"node", "key", "issued_at", "signature"})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "key": b64(self.key),
+            "issued_at": self.issued_at,
+            "signature": b64(self.signature),
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> Issuer:
+        data = read_object(value, what="issuer", keys=cls.KEYS)
+        node = data["node"]
+        if not isinstance(node, str) or not 0 < len(node) <= 100:
+            raise ReceiptFormatError("issuer.node must be the issuing node's name (1 to 100 characters)")
+        return cls(
+            node=node,
+            key=read_b64(data["key"], what="issuer.key", size=32),
+            issued_at=read_int(data["issued_at"], what="issuer.issued_at"),
+            signature=read_b64(data["signature"], what="issuer.signature", size=64),
+        )
+
+
+@dataclass(frozen=True)
+class Receipt:
+    entry: EntrySection
+    block: BlockSection
+    log: LogSection | None
+    anchor: AnchorSection | None
+    issuer: Issuer
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": RECEIPT_TYPE,
+            "version": RECEIPT_VERSION,
+            "entry": self.entry.to_json(),
+            "block": self.block.to_json(),
+            "log": log_to_json(self.log),
+            "anchor": anchor_to_json(self.anchor),
+            "issuer": self.issuer.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, document: object) -> Receipt:
+        if not isinstance(document, Mapping):
+            raise ReceiptFormatError("a receipt is a JSON object")
+        keys = set(document)
+        missing = REQUIRED_SECTIONS - keys
+        unknown = keys - REQUIRED_SECTIONS - OPTIONAL_SECTIONS
+        if missing or unknown:
+            parts = ([f"missing {', '.join(sorted(missing))}"] if missing else []) + (
+                [f"unknown {', '.join(sorted(unknown))}"] if unknown else []
+            )
+            raise ReceiptFormatError(f"receipt: {'; '.join(parts)}")
+        if document["type"] != RECEIPT_TYPE:
+            raise ReceiptFormatError(f"type must be {RECEIPT_TYPE!r}")
+        version = document["version"]
+        if isinstance(version, bool) or version != RECEIPT_VERSION:
+            raise ReceiptFormatError(f"this verifier reads receipt version {RECEIPT_VERSION}")
+        log, anchor = LogSection.from_json(document["log"]), AnchorSection.from_json(document["anchor"])
+        if (log is None) != (anchor is None):
+            raise ReceiptFormatError("log and anchor are both present (anchored) or both null (not yet)")
+        return cls(
+            entry=EntrySection.from_json(document["entry"]),
+            block=BlockSection.from_json(document["block"]),
+            log=log,
+            anchor=anchor,
+            issuer=Issuer.from_json(document["issuer"]),
+        )
+
+
+def _unsigned(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The document the issuer signs: everything, with the issuer's signature left out."""
+    issuer = {key: value for key, value in document["issuer"].items() if key != "signature"}
+    return {**document, "issuer": issuer}
+
+
+def receipt_build(
+    *,
+    entry: EntrySection,
+    block: BlockSection,
+    log: LogSection | None,
+    anchor: AnchorSection | None,
+    node: str,
+    issuer_key: SigningKey,
+    issued_at: int,
+) -> dict[str, Any]:
+    """The signed receipt document. Raises :class:`ReceiptError` if it would not verify: a node
+    never hands out a receipt its own verifier refuses."""
+    draft = Receipt(entry, block, log, anchor, Issuer(node, issuer_key.public_key, issued_at, bytes(64)))
+    unsigned = _unsigned(draft.to_json())
+    document = draft.to_json()
+    document["issuer"]["signature"] = b64(sign(issuer_key, RECEIPT_KIND, unsigned))
+    report = receipt_verify(document)
+    if not report.ok:
+        failed = report.first_failure
+        assert failed is not None
+        raise ReceiptCheckFailed(f"the receipt would not verify: {failed.detail}", check=failed.name)
+    return document
+
+
+# ----------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: str
+    """"pass", "fail", "skip" (an earlier check failed) or "not yet" (no anchor yet)."""
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("fail", "skip")
+
+
+@dataclass(frozen=True)
+class ReceiptReport:
+    checks: tuple[CheckResult, ...]
+    receipt: Receipt | None = None
+    derived: Derived | None = None
+    """What the checks recomputed (the anchored root that ``--rpc`` compares with the chain)."""
+
+    @property
+    def ok(self) -> bool:
+        return not any(check.failed for check in self.checks)
+
+    @property
+    def first_failure(self) -> CheckResult | None:
+        return next((check for check in self.checks if check.status == "fail"), None)
+
+    @property
+    def anchored(self) -> bool:
+        return any(check.name == "anchor" and check.status == "pass" for check in self.checks)
+
+
+@dataclass
+class _Context:
+    document: Mapping[str, Any]
+    receipt: Receipt
+    trust: Trust
+    derived: Derived
+    encoded: EncodedEntry | None = None
+
+
+def _check_issuer_signature(context: _Context) -> str:
+    issuer = context.receipt.issuer
+    if context.trust.issuer is not None and issuer.key != context.trust.issuer:
+        raise ReceiptCheckFailed("the issuer's key is not the key you trust for this bank")
+    if not is_valid(issuer.key, RECEIPT_KIND, _unsigned(context.document), issuer.signature):
+        raise ReceiptCheckFailed("the issuer's signature does not verify on the receipt")
+    pinned = "pinned" if context.trust.issuer is not None else "not pinned: compare it with the bank's"
+    return (
+        f"signed by node {issuer.node!r}, key {b64(issuer.key)} ({pinned}), issued at {issuer.issued_at} ms"
+    )
+
+
+def _check_entry_bank_signature(context: _Context) -> str:
+    section = context.receipt.entry
+    encoded = encode_entry(section.entry)
+    key = context.receipt.issuer.key
+    if not is_valid_bytes(key, encoded.message, section.bank_signature):
+        raise ReceiptCheckFailed("the bank's signature (by the issuer's key) does not verify on the entry")
+    context.encoded = encoded
+    return f"entry {section.entry.height} of {section.entry.ledger} co-signed by its bank, hash {encoded.hash.hex()}"
+
+
+def _check_entry_party_signature(context: _Context) -> str:
+    section = context.receipt.entry
+    encoded = encode_entry(section.entry)
+    if section.party_key is None or section.party_signature is None:
+        return "not signed by the party: the bank's signature alone makes this entry (its own ledger, or a credit)"
+    if not is_valid_bytes(section.party_key, encoded.message, section.party_signature):
+        raise ReceiptCheckFailed("the party's signature does not verify on the entry")
+    return f"signed by the party, key {b64(section.party_key)}"
+
+
+def _check_entry_links(context: _Context) -> str:
+    entry = context.receipt.entry.entry
+    if entry.height == 0 and any(entry.prev):
+        raise ReceiptCheckFailed("the first entry of a ledger links to 32 zero bytes")
+    return f"ledger {entry.ledger}, height {entry.height}, prev {entry.prev.hex()}"
+
+
+def _check_commitment(context: _Context) -> str:
+    encoded = context.encoded
+    if encoded is None:
+        raise Skipped("needs the entry's bank signature, which did not verify")
+    context.derived.leaf = commitment_leaf(encoded)
+    return f"leaf = 'p' + 'ledger-entry\\n' + {entry_commitment(encoded.entry.ledger, encoded.entry.height, encoded.hash).decode()}"
+
+
+def _check_block_inclusion(context: _Context) -> str:
+    return check_block_inclusion(context.receipt.block, context.derived)
+
+
+def _check_block_signatures(context: _Context) -> str:
+    return check_block_signatures(context.receipt.block, context.derived, context.trust)
+
+
+def _check_log_inclusion(context: _Context) -> str:
+    return check_log_inclusion(context.receipt.block, context.receipt.log, context.derived)
+
+
+def _check_log_consistency(context: _Context) -> str:
+    receipt = context.receipt
+    return check_log_consistency(receipt.block, receipt.log, receipt.anchor, context.derived)
+
+
+def _check_anchor(context: _Context) -> str:
+    return check_anchor_offline(context.receipt.anchor, context.derived)
+
+
+_CHECKS: tuple[tuple[str, Callable[[_Context], str]], ...] = (
+    ("issuer-signature", _check_issuer_signature),
+    ("entry-bank-signature", _check_entry_bank_signature),
+    ("entry-party-signature", _check_entry_party_signature),
+    ("entry-links", _check_entry_links),
+    ("commitment", _check_commitment),
+    ("block-inclusion", _check_block_inclusion),
+    ("block-signatures", _check_block_signatures),
+    ("log-inclusion", _check_log_inclusion),
+    ("log-consistency", _check_log_consistency),
+    ("anchor", _check_anchor),
+)
+CHECK_NAMES = ("format", *(name for name, _ in _CHECKS))
+
+
+def is_valid_bytes(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Ed25519 on bytes already domain-separated (the entry's signed bytes)."""
+    try:
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+def receipt_verify(document: object, *, trust: Trust | None = None) -> ReceiptReport:
+    """Every check, in order (docs/receipt.md). A check whose input an earlier one failed to
+    establish is reported as skipped; the report is valid only if none failed or was skipped."""
+    try:
+        receipt = Receipt.from_json(document)
+        # The bytes the issuer signed must exist: a value out of canonical JSON's domain cannot be signed.
+        domain_bytes(RECEIPT_KIND, document)
+    except (ReceiptError, CanonicalEncodingError) as error:
+        return ReceiptReport((CheckResult("format", "fail", str(error)),))
+    except RecursionError:
+        return ReceiptReport(
+            (CheckResult("format", "fail", "the document is nested too deeply to be a receipt"),)
+        )
+    assert isinstance(document, Mapping)
+    context = _Context(document=document, receipt=receipt, trust=trust or Trust(), derived=Derived())
+    results = [CheckResult("format", "pass", f"a {RECEIPT_TYPE} version {RECEIPT_VERSION}")]
+    for name, check in _CHECKS:
+        try:
+            results.append(CheckResult(name, "pass", check(context)))
+        except Skipped as skipped:
+            results.append(CheckResult(name, "skip", str(skipped)))
+        except NotYet as not_yet:
+            results.append(CheckResult(name, "not yet", str(not_yet)))
+        except ReceiptError as error:
+            results.append(CheckResult(name, "fail", str(error)))
+    return ReceiptReport(tuple(results), receipt, context.derived)
