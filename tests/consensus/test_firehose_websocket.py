@@ -57,7 +57,7 @@ def test_catch_up_then_live_then_resume_without_gap_or_duplicate(
     first_block = Block.objects.get(height=0)
     Anchor.objects.create(
         height=0,
-        merkle_root=first_block.merkle_root,
+        log_root=first_block.log_root,
         status="mined",
         tx_hash="0x" + "ab" * 32,
         block_number=7,
