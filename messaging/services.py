@@ -71,6 +71,7 @@ from messaging.protocol.envelope import (
     sign_message,
 )
 from messaging.protocol.errors import (
+    BadAddress,
     BadEnvelope,
     BadLink,
     BadMessageSignature,
@@ -224,7 +225,7 @@ def recipients_resolve(addresses: Iterable[str]) -> dict[str, Recipient]:
         try:
             parse_federation_address(address)
         except InvalidFederationAddress as error:
-            raise UnknownRecipient(f"{address!r}: {error}", field="recipients") from error
+            raise BadAddress(f"recipient {address!r}: {error}", field="recipients") from error
     by_domain: dict[str, list[str]] = defaultdict(list)
     for address in wanted:
         by_domain[_domain(address)].append(address)
