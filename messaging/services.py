@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -217,9 +217,15 @@ def recipients_describe(addresses: Sequence[str]) -> dict[str, dict[str, Any]]:
     return answer
 
 
-def recipients_resolve(addresses: Iterable[str]) -> dict[str, Recipient]:
+def recipients_resolve(
+    addresses: Iterable[str], *, keys_needed: Collection[str] = ()
+) -> dict[str, Recipient]:
     """Every address as a :class:`Recipient`, or the refusal for the first that cannot receive:
-    unknown here or at its node, a node that is not our peer, or a recipient not ACCEPTED."""
+    unknown here or at its node, a node that is not our peer, or a recipient not ACCEPTED.
+
+    A node that does not answer now is the router's business (it retries until the timeout),
+    unless this node must encrypt to one of its recipients (``keys_needed``): then nothing can
+    be built and the send is refused (``peer_unreachable``)."""
     wanted = sorted(set(addresses))
     for address in wanted:
         try:
@@ -255,12 +261,19 @@ def recipients_resolve(addresses: Iterable[str]) -> dict[str, Recipient]:
             )
         try:
             answer = peer_request(peer, "POST", RECIPIENTS_PATH, json_body={"addresses": group})
-        except PeerUnreachable as error:
-            raise RecipientsUnreachable(f"{peer.name} did not answer who its recipients are") from error
-        if not answer.ok:
-            raise RecipientsUnreachable(
-                f"{peer.name} refused to say who its recipients are ({answer.status})"
+            problem = (
+                "" if answer.ok else f"{peer.name} refused to say who its recipients are ({answer.status})"
             )
+        except PeerUnreachable:
+            problem = f"{peer.name} did not answer who its recipients are"
+        if problem:
+            if set(group) & set(keys_needed):
+                raise RecipientsUnreachable(
+                    f"{problem}; this node cannot encrypt to them", field="recipients"
+                )
+            logger.warning("%s; accepting for the router to deliver (or time out)", problem)
+            resolved.update((address, Recipient(address, b"", peer=peer)) for address in group)
+            continue
         described = answer.json().get("recipients", {})
         for address in group:
             item = described.get(address) or {}
@@ -370,6 +383,25 @@ def _compose(
     return sign_message(encode_message(envelope), key=custodial_signing_key(sender))
 
 
+def _replayed_compose(request: ComposeRequest) -> SignedMessage | None:
+    """A composed message whose id was sent before: the first envelope again (a new one would
+    have a new time and new boxes), so a resent form or API call is a replay, not a conflict."""
+    if not request.message_id:
+        return None
+    stored = Message.objects.filter(message_id=request.message_id).first()
+    if stored is None:
+        return None
+    if (stored.sender_address, stored.kind, list(stored.recipients)) != (
+        request.sender,
+        request.kind,
+        list(request.recipients),
+    ):
+        raise MessageIdReused(
+            f"message id {request.message_id} was used before for another message", field="id"
+        )
+    return parse_signed_message({"envelope": stored.envelope, "signature": stored.signature})
+
+
 def _check_signed_attachments(signed: SignedMessage) -> None:
     items = signed.envelope.attachments
     rows = _attachment_rows(item.sha256 for item in items)
@@ -405,14 +437,22 @@ def _prepare(requests: Sequence[SendRequest]) -> list[SignedMessage]:
         except MessageError as error:
             raise indexed(error, index) if len(requests) > 1 else error from error
     senders = _senders(sender_addresses)
-    recipients = recipients_resolve(recipient_addresses)
+    keys_needed = {
+        address
+        for request in requests
+        if isinstance(request, ComposeRequest) and request.encrypt
+        for address in request.recipients
+    }
+    recipients = recipients_resolve(recipient_addresses, keys_needed=keys_needed)
     now_ms = int(time.time() * 1000)
     result: list[SignedMessage] = []
     for index, (request, given) in enumerate(zip(requests, parsed, strict=True)):
         try:
             if given is None:
                 assert isinstance(request, ComposeRequest)
-                signed = _compose(request, senders[request.sender], recipients, now_ms)
+                signed = _replayed_compose(request) or _compose(
+                    request, senders[request.sender], recipients, now_ms
+                )
             else:
                 signed = given
                 sender = senders[signed.envelope.sender]
