@@ -884,3 +884,14 @@ def ledger_records_append(*, records: Sequence[RecordRequest]) -> list[LedgerEnt
         _apply(state, record.ledger_id, checked)
         appended.append((record.ledger_id, checked))
     return _save(state, appended)
+
+
+def rows_copy_in(
+    model: type[models.Model],
+    rows: Sequence[models.Model],
+    columns: Sequence[str],
+    json_fields: Collection[str] = (),
+) -> None:
+    """Insert many rows of any model with PostgreSQL COPY (ids set on the objects): the same
+    writer the ledger batches use, for other apps' bulk writes (messaging)."""
+    _copy_in(model, rows, columns, json_fields)
