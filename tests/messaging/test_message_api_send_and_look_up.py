@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from consensus.models import PendingObservation
+from consensus.models import Anchor, AnchorStatus, PendingObservation
 from ledgers.models import Ledger, LedgerEntry
 from ledgers.protocol.chain import verify_chain
 from ledgers.protocol.commitments import entry_commitment
@@ -157,6 +157,17 @@ def test_a_batch_is_one_ledger_write_and_look_ups_find_messages_by_party_time_an
     detail = auditor.get(f"/api/messages/{message.message_id}/").json()
     assert detail["block_height"] == 7
     assert detail["anchored"] is False
+    # An anchor of an earlier block does not cover it; a mined one not yet final does not count;
+    # a final anchor at its height or above does (blocks are hash-chained).
+    Anchor.objects.create(height=6, merkle_root=b"\x00" * 32, status=AnchorStatus.FINAL)
+    Anchor.objects.create(height=9, merkle_root=b"\x01" * 32, status=AnchorStatus.MINED)
+    assert services.messages_follow()["anchored"] == 0
+    Anchor.objects.filter(height=9).update(status=AnchorStatus.FINAL)
+    assert services.messages_follow()["anchored"] == 1
+    anchored = auditor.get(f"/api/messages/{message.message_id}/").json()
+    assert anchored["anchored"] is True
+    assert anchored["deliveries"][0]["state"] == "anchored"
+
     inbox = auditor.get(f"/api/counterparties/{dave.counterparty.pk}/messages/inbox/").json()
     assert [row["message"]["id"] for row in inbox] == [message.message_id]
     outbox = auditor.get(f"/api/counterparties/{alice.counterparty.pk}/messages/outbox/").json()
