@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import psycopg.errors
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -472,12 +473,13 @@ def _prepare(requests: Sequence[SendRequest]) -> list[SignedMessage]:
 def _sender_ledgers(senders: Iterable[Counterparty], actor: Any) -> dict[int, Ledger]:
     """The ledger each sender's messages are recorded on (opened on first use)."""
     wanted = {sender.pk: sender for sender in senders}
-    ledgers: dict[int, Ledger] = {}
-    for ledger in Ledger.objects.filter(owner=LedgerOwner.COUNTERPARTY, counterparty_id__in=wanted).order_by(
-        "id"
-    ):
-        assert ledger.counterparty_id is not None
-        ledgers.setdefault(ledger.counterparty_id, ledger)
+    ledgers = _ledgers_of(wanted)
+    missing = sorted(set(wanted) - set(ledgers))
+    if missing:
+        # Two first messages of one sender at once must open one ledger: lock the senders (in id
+        # order), then look again; the second finds the ledger the first opened.
+        list(Counterparty.objects.select_for_update().filter(pk__in=missing).order_by("pk").values_list("pk"))
+        ledgers = _ledgers_of(wanted)
     for pk, sender in wanted.items():
         if pk not in ledgers:
             try:
@@ -489,6 +491,16 @@ def _sender_ledgers(senders: Iterable[Counterparty], actor: Any) -> dict[int, Le
                     f"{sender.federation_address} has no ledger to record messages on: {error}",
                     field="sender",
                 ) from error
+    return ledgers
+
+
+def _ledgers_of(counterparties: Collection[int]) -> dict[int, Ledger]:
+    ledgers: dict[int, Ledger] = {}
+    for ledger in Ledger.objects.filter(
+        owner=LedgerOwner.COUNTERPARTY, counterparty_id__in=counterparties
+    ).order_by("id"):
+        assert ledger.counterparty_id is not None
+        ledgers.setdefault(ledger.counterparty_id, ledger)
     return ledgers
 
 
@@ -519,7 +531,13 @@ def message_send_batch(*, requests: Sequence[SendRequest], actor: Any = None) ->
     if not requests:
         return []
     signed = _prepare(requests)
-    return _accept(signed, actor=actor)
+    try:
+        return _accept(signed, actor=actor)
+    except (IntegrityError, psycopg.errors.UniqueViolation):
+        # A concurrent request stored one of these ids between our look and our write (the unique
+        # index caught it; our transaction left nothing behind): look again, which now sees it as
+        # a replay or a reused id.
+        return _accept(signed, actor=actor)
 
 
 @transaction.atomic
@@ -940,7 +958,11 @@ def messages_receive(*, peer: Peer, items: Sequence[Any]) -> list[dict[str, Any]
         envelope = message_json.get("envelope") if isinstance(message_json, Mapping) else None
         message_id = envelope.get("id") if isinstance(envelope, Mapping) else None
         try:
-            results.append(_receive_one(peer, message_json, item.get("entry")))
+            try:
+                results.append(_receive_one(peer, message_json, item.get("entry")))
+            except (IntegrityError, psycopg.errors.UniqueViolation):
+                # The same message delivered twice at once (a retry overlapping the first try).
+                results.append(_receive_one(peer, message_json, item.get("entry")))
         except MessageError as error:
             results.append({"id": message_id, "error": {"code": error.code, "message": error.message}})
     return results
