@@ -32,25 +32,29 @@ from settlement.errors import error_body
 MAX_BATCH = 1_000
 
 
-class ErrorOutput(serializers.Serializer):
-    class Body(serializers.Serializer):
+class MessageErrorOutput(serializers.Serializer):
+    class MessageErrorBody(serializers.Serializer):
         code = serializers.CharField(help_text="machine-readable, e.g. unknown_recipient, bad_signature")
         message = serializers.CharField(help_text="a sentence for people")
         fields = serializers.DictField(required=False)  # type: ignore[assignment]
 
-    error = Body()
+    error = MessageErrorBody()
 
 
 ERRORS = {
     400: OpenApiResponse(
-        ErrorOutput, description="Bad input (bad_envelope, bad_kind, bad_link, bad_signature, ...)"
+        MessageErrorOutput, description="Bad input (bad_envelope, bad_kind, bad_link, bad_signature, ...)"
     ),
-    404: OpenApiResponse(ErrorOutput, description="unknown_recipient, unknown_sender, unknown_message"),
+    404: OpenApiResponse(
+        MessageErrorOutput, description="unknown_recipient, unknown_sender, unknown_message"
+    ),
     409: OpenApiResponse(
-        ErrorOutput,
+        MessageErrorOutput,
         description="recipient_not_accepted, sender_not_accepted, message_id_reused: nothing stored",
     ),
-    413: OpenApiResponse(ErrorOutput, description="message_too_large: body, file or envelope over its limit"),
+    413: OpenApiResponse(
+        MessageErrorOutput, description="message_too_large: body, file or envelope over its limit"
+    ),
 }
 
 
@@ -219,28 +223,30 @@ class LookupInput(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_PAGE)
 
 
+class MessageBatchInput(serializers.Serializer):
+    messages = SendInput(many=True, help_text=f"1 to {MAX_BATCH}; all are accepted, or none")
+
+    def validate_messages(self, value: list[Any]) -> list[Any]:
+        if not 0 < len(value) <= MAX_BATCH:
+            raise serializers.ValidationError(f"send 1 to {MAX_BATCH} messages")
+        return value
+
+
+class MessageBatchOutput(serializers.Serializer):
+    id = serializers.CharField()
+    digest = serializers.CharField()
+    replayed = serializers.BooleanField()
+    record = serializers.JSONField()
+
+
 class MessageBatchApi(MessagingApiView):
-    class Input(serializers.Serializer):
-        messages = SendInput(many=True, help_text=f"1 to {MAX_BATCH}; all are accepted, or none")
-
-        def validate_messages(self, value: list[Any]) -> list[Any]:
-            if not 0 < len(value) <= MAX_BATCH:
-                raise serializers.ValidationError(f"send 1 to {MAX_BATCH} messages")
-            return value
-
-    class Output(serializers.Serializer):
-        id = serializers.CharField()
-        digest = serializers.CharField()
-        replayed = serializers.BooleanField()
-        record = serializers.JSONField()
-
     @extend_schema(
         summary="Many messages in one transaction and one ledger write; all or none",
-        request=Input,
-        responses={201: Output(many=True), **ERRORS},
+        request=MessageBatchInput,
+        responses={201: MessageBatchOutput(many=True), **ERRORS},
     )
     def post(self, request: Request) -> Response:
-        serializer = self.Input(data=request.data)
+        serializer = MessageBatchInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         results = services.message_send_batch(
             requests=[_send_request(item) for item in serializer.validated_data["messages"]],
@@ -268,22 +274,21 @@ class MessageDetailApi(MessagingApiView):
         return Response(MessageOutput(selectors.message_get(message_id=message_id)).data)
 
 
-class MessageRejectApi(MessagingApiView):
-    class Input(serializers.Serializer):
-        recipient = serializers.CharField(
-            max_length=320, help_text="the recipient of this node who rejects it"
-        )
-        reason = serializers.CharField(
-            max_length=500, help_text='a sentence; "ciphertext_does_not_open" when its box did not open'
-        )
+class MessageRejectInput(serializers.Serializer):
+    recipient = serializers.CharField(max_length=320, help_text="the recipient of this node who rejects it")
+    reason = serializers.CharField(
+        max_length=500, help_text='a sentence; "ciphertext_does_not_open" when its box did not open'
+    )
 
+
+class MessageRejectApi(MessagingApiView):
     @extend_schema(
         summary="A recipient here rejects a message delivered to it; its sender's node is told",
-        request=Input,
+        request=MessageRejectInput,
         responses={200: DeliveryOutput, **ERRORS},
     )
     def post(self, request: Request, message_id: str) -> Response:
-        serializer = self.Input(data=request.data)
+        serializer = MessageRejectInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         row = services.delivery_reject(message_id=message_id, actor=request.user, **serializer.validated_data)
         return Response(DeliveryOutput(row).data)
@@ -319,18 +324,19 @@ class CounterpartyOutboxApi(MessagingApiView):
         return Response(MessageOutput(selectors.outbox(counterparty=counterparty), many=True).data)
 
 
-class UndeliverableApi(MessagingApiView):
-    class Output(DeliveryOutput):
-        id = serializers.CharField(source="message.message_id")
-        sender = serializers.CharField(source="message.sender_address")
-        kind = serializers.CharField(source="message.kind")
+class UndeliverableOutput(DeliveryOutput):
+    id = serializers.CharField(source="message.message_id")
+    sender = serializers.CharField(source="message.sender_address")
+    kind = serializers.CharField(source="message.kind")
 
+
+class UndeliverableApi(MessagingApiView):
     @extend_schema(
         summary="Deliveries that timed out or were rejected (kept, never dropped)",
-        responses=Output(many=True),
+        responses=UndeliverableOutput(many=True),
     )
     def get(self, request: Request) -> Response:
-        return Response(self.Output(selectors.undeliverable(), many=True).data)
+        return Response(UndeliverableOutput(selectors.undeliverable(), many=True).data)
 
 
 class AttachmentOutput(serializers.Serializer):
