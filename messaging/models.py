@@ -106,6 +106,7 @@ class Delivery(models.Model):
     )
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.ACCEPTED)
     attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
     rejection_code = models.CharField(max_length=60, blank=True)
     rejection_reason = models.CharField(max_length=500, blank=True)

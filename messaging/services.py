@@ -30,7 +30,7 @@ from typing import Any
 import psycopg.errors
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from consensus.models import Anchor, AnchorStatus, ObservationStatus, PendingObservation
@@ -674,6 +674,7 @@ DELIVERY_COLUMNS = (
     "peer_id",
     "status",
     "attempts",
+    "last_attempt_at",
     "last_error",
     "rejection_code",
     "rejection_reason",
@@ -804,7 +805,9 @@ def deliveries_send(*, peer_id: int, message_ids: Sequence[str]) -> int:
         return 0
     peer = pending[0].peer
     assert peer is not None
-    Delivery.objects.filter(pk__in=[row.pk for row in pending]).update(attempts=F("attempts") + 1)
+    Delivery.objects.filter(pk__in=[row.pk for row in pending]).update(
+        attempts=F("attempts") + 1, last_attempt_at=timezone.now()
+    )
     messages = {row.message.message_id: row.message for row in pending}
     for chunk in _chunks_by_size(list(messages.values())):
         rows = [row for row in pending if row.message.message_id in {message.message_id for message in chunk}]
@@ -1192,9 +1195,36 @@ def messages_follow() -> dict[str, int]:
             [now, AnchorStatus.FINAL],
         )
         anchored = cursor.rowcount
+    redispatched = _redispatch_stale(now)
     if timed_out or in_block or anchored:
         _broadcaster.request()
-    return {"timed_out": timed_out, "in_block": in_block, "anchored": anchored}
+    return {"timed_out": timed_out, "in_block": in_block, "anchored": anchored, "redispatched": redispatched}
+
+
+def _redispatch_stale(now: Any) -> int:
+    """Deliveries still waiting whose router task is gone (a broker that lost it, a worker that
+    was down): no attempt for longer than the longest backoff allows. Hand them to the router
+    again; a task that was only late finds nothing left to send."""
+    stale = now - timedelta(seconds=2 * settings.MESSAGE_RETRY_MAX_SECONDS + 5)
+    rows = list(
+        Delivery.objects.filter(status=DeliveryStatus.ACCEPTED, peer__isnull=False)
+        .filter(Q(last_attempt_at__lt=stale) | Q(last_attempt_at__isnull=True, created_at__lt=stale))
+        .values_list("pk", "peer_id", "message__message_id")[: DELIVERY_BATCH * 10]
+    )
+    if not rows:
+        return 0
+    # Counted as an attempt now, so the next tick does not hand them out again before the task runs.
+    Delivery.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(last_attempt_at=now)
+    by_peer: dict[int, set[str]] = defaultdict(set)
+    for _, peer_id, message_id in rows:
+        by_peer[peer_id].add(message_id)
+    from messaging import tasks
+
+    for peer_id, message_ids in by_peer.items():
+        ordered = sorted(message_ids)
+        for start in range(0, len(ordered), DELIVERY_BATCH):
+            tasks.messages_deliver.delay(peer_id, ordered[start : start + DELIVERY_BATCH])
+    return len(rows)
 
 
 # --- attachments --------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ The message and its ledger record stay: it is in the records because it timed ou
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from devstack.services import free_port
 from ledgers.models import LedgerEntry
@@ -50,8 +52,15 @@ def test_an_undeliverable_message_is_retried_then_timed_out_and_listed_never_los
     assert delivery.status == DeliveryStatus.ACCEPTED
     assert "did not answer" in delivery.last_error
 
-    # Not yet past the timeout: nothing changes. Past it: timed out, listed, never dropped.
-    assert services.messages_follow()["timed_out"] == 0
+    # A delivery whose router task went missing (no attempt for longer than any backoff) is
+    # handed to the router again, once.
+    Delivery.objects.filter(pk=delivery.pk).update(last_attempt_at=timezone.now() - timedelta(hours=1))
+    followed = services.messages_follow()
+    assert followed["redispatched"] == 1
+    assert followed["timed_out"] == 0  # not yet past the timeout: still waiting
+    assert services.messages_follow()["redispatched"] == 0
+
+    # Past the timeout: timed out, listed, never dropped.
     settings.MESSAGE_DELIVERY_TIMEOUT_SECONDS = 0.5
     time.sleep(0.6)
     assert services.messages_follow()["timed_out"] == 1
