@@ -437,7 +437,7 @@ def _vote_queued(step: Step) -> int:
     for _, data in queued:
         # DuplicateVote: voted before a crash, or agreed already; the row is updated below.
         with contextlib.suppress(DuplicateVote):
-            step.parsec.vote_for(observation_from_bytes(bytes(data)))
+            step.parsec.vote_for(observation_from_bytes(bytes(data)), drive_alone=False)
     if queued:
         PendingObservation.objects.filter(id__in=[item[0] for item in queued]).update(
             status=ObservationStatus.VOTED, voted_at=timezone.now()

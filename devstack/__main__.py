@@ -196,6 +196,13 @@ class Supervisor:
         # Assets, ledgers, deposits and peer credit limits, once every node knows its peers.
         for node in self.nodes:
             manage(self.environments[node.name], "ledgers_demo_seed")
+        # One encrypted message from a counterparty of bank-a to one of bank-c (docs/messaging.md).
+        names = {node.name: node for node in self.nodes}
+        if "bank-a" in names and "bank-c" in names:
+            try:
+                manage(self.environments["bank-a"], "messages_demo_seed", "--to", "bob*bank-c.test")
+            except ServiceError as error:  # a demo message is not worth stopping the network for
+                say(f"the demo message was not sent: {error}")
 
     def watch(self) -> None:
         while not self.stopping:

@@ -830,3 +830,68 @@ def equivocation_document(
     *, validator_key: PublicKey, first: SignedEntry, second: SignedEntry
 ) -> dict[str, Any]:
     return fraud.equivocation_proof(validator_key=validator_key, first=first, second=second)
+
+
+# --- records: entries that move nothing (messages) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordRequest:
+    """One entry of ``kind`` with ``body`` to append to the ledger whose id is ``ledger_id``."""
+
+    ledger_id: int
+    kind: str
+    body: Mapping[str, Any]
+
+
+def ledger_records_append(*, records: Sequence[RecordRequest]) -> list[LedgerEntry]:
+    """Append record entries (such as ``message``) in one write, co-signed by this bank.
+
+    For kinds whose authority is an object the party already signed (``party_must_sign`` is
+    false), so the bank signs alone; the rules still check each entry (kind, body, KYC, links).
+    Locks every ledger touched at once, in lock order; call it inside the caller's transaction
+    so the records commit with whatever they record. All or nothing: the first refusal raises.
+    """
+    if not records:
+        return []
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("ledger_records_append runs inside the caller's transaction")
+    locked = _lock_ledgers(record.ledger_id for record in records)
+    for record in records:
+        if record.ledger_id not in locked:
+            raise UnknownLedger(f"ledger {record.ledger_id} is not kept by this bank")
+    assets_by_id, assets = _assets()
+    state = _load_state(locked, assets_by_id)
+    now = now_millis()
+    validator = bank_key()
+    appended: list[tuple[int, chain_rules.Appended]] = []
+    for record in records:
+        view = state.view(record.ledger_id)
+        entry = chain_rules.next_entry(head=view.head, kind=record.kind, body=record.body, time=now)
+        checked = chain_rules.check_append(
+            head=view.head,
+            entry=entry,
+            party_key=view.party_key,
+            party_signature=None,
+            balances=view.balances,
+            holds=view.holds,
+            credit_lines=view.credit_lines,
+            party_accepted=view.party_accepted,
+            assets=assets,
+            now=now,
+        )
+        checked = chain_rules.cosign(checked, validator_key=validator)
+        _apply(state, record.ledger_id, checked)
+        appended.append((record.ledger_id, checked))
+    return _save(state, appended)
+
+
+def rows_copy_in(
+    model: type[models.Model],
+    rows: Sequence[models.Model],
+    columns: Sequence[str],
+    json_fields: Collection[str] = (),
+) -> None:
+    """Insert many rows of any model with PostgreSQL COPY (ids set on the objects): the same
+    writer the ledger batches use, for other apps' bulk writes (messaging)."""
+    _copy_in(model, rows, columns, json_fields)

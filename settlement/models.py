@@ -6,7 +6,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models
 from django.utils import timezone
 
@@ -56,7 +56,7 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.role}, {TOKEN_PREFIX}_{self.lookup}_…)"
 
     @classmethod
-    def issue(cls, *, user: AbstractBaseUser, name: str, role: str) -> tuple[ApiToken, str]:
+    def issue(cls, *, user: User, name: str, role: str) -> tuple[ApiToken, str]:
         """Create a token and return it with its plain text, which is never stored."""
         lookup = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "ledgers",
     "channels_app",
     "consensus",
+    "messaging",
 ]
 
 MIDDLEWARE = [
@@ -172,6 +173,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("ANCHOR_TICK_SECONDS", "2")),
         "options": {"expires": 10},
     },
+    "messages-follow": {
+        "task": "messaging.tasks.messages_follow",
+        "schedule": float(env("MESSAGE_FOLLOW_SECONDS", "2")),
+        "options": {"expires": 10},
+    },
     "channels-streams-checkpoint": {
         "task": "channels_app.tasks.streams_checkpoint_due",
         "schedule": float(env("STREAM_CHECKPOINT_TICK_SECONDS", "5")),
@@ -197,6 +203,13 @@ ANCHOR_EVERY_BLOCKS = int(env("ANCHOR_EVERY_BLOCKS", "10"))
 ANCHOR_EVERY_SECONDS = float(env("ANCHOR_EVERY_SECONDS", "30"))
 ANCHOR_CONFIRMATIONS = int(env("ANCHOR_CONFIRMATIONS", "3"))
 ANCHOR_TICK_SECONDS = float(env("ANCHOR_TICK_SECONDS", "2"))
+
+# Messaging (docs/messaging.md): a delivery not answered by the recipient's node within the
+# timeout is "timed out" and listed as undeliverable (never dropped); retries back off
+# exponentially from the base, capped at the maximum.
+MESSAGE_DELIVERY_TIMEOUT_SECONDS = float(env("MESSAGE_DELIVERY_TIMEOUT_SECONDS", "600"))
+MESSAGE_RETRY_BASE_SECONDS = float(env("MESSAGE_RETRY_BASE_SECONDS", "1"))
+MESSAGE_RETRY_MAX_SECONDS = float(env("MESSAGE_RETRY_MAX_SECONDS", "60"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -43,9 +43,8 @@ urlpatterns = [
     path("", include("consensus.urls")),
     path("api/", include("consensus.api_urls")),
     path("node-api/", include("consensus.node_api_urls")),
+    path("api/", include("messaging.api_urls")),
+    path("node-api/", include("messaging.node_api_urls")),
+    path("", include("messaging.urls")),
     path("admin/", admin.site.urls),
-    *[
-        path(f"{name}/", views.section, {"name": name, "title": title}, name=name)
-        for name, title in (("messages", "Messages"),)
-    ],
 ]

@@ -259,7 +259,10 @@ class Parsec:
         hands it over, with the agreed blocks that justify it, when the addition is agreed."""
         return Section(self.epoch, self.validators, BlockHeight(self._height), self._previous_hash)
 
-    def vote_for(self, observation: Observation) -> None:
+    def vote_for(self, observation: Observation, *, drive_alone: bool = True) -> None:
+        """Queue ``observation`` for the next own event. A section of one decides at once unless
+        ``drive_alone`` is false (a shell voting many in a row, which then calls ``poll``):
+        otherwise every vote would become its own block."""
         data = observation_bytes(observation)
         digest = ObservationHash(sha256(data))
         if digest in self._own_unagreed or digest in self._agreed:
@@ -267,7 +270,7 @@ class Parsec:
         self._own_unagreed[digest] = data
         self._pending.append(data)
         self._pending_hashes.append(digest)
-        if self.validators == (self.our_id,):
+        if drive_alone and self.validators == (self.our_id,):
             self._drive_alone()
 
     def poll(self) -> Block | None:

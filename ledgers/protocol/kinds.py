@@ -212,6 +212,37 @@ CANCEL = EntryKind(
 )
 
 
+# message: a message the ledger's party sent (messaging.protocol.record), recorded by its digest,
+# id, kind and recipients, never its body. Its authority is the envelope the sender signed (the
+# digest commits to it), so like a payment leg it needs only the bank's signature; it moves nothing.
+
+_MESSAGE_FIELDS = {"message", "id", "message_kind", "recipients"}
+_MESSAGE_ID_DIGITS = frozenset("0123456789abcdef")
+
+
+def _validate_message(body: Mapping[str, Any], context: KindContext) -> None:
+    require_keys(body, required=_MESSAGE_FIELDS, kind="message")
+    body_hex_digest(body, "message")
+    message_id = body.get("id")
+    if not isinstance(message_id, str) or len(message_id) != 32 or not set(message_id) <= _MESSAGE_ID_DIGITS:
+        raise BadBody("id must be 32 lowercase hex digits (a message id)")
+    body_str(body, "message_kind", max_length=40)
+    recipients = body.get("recipients")
+    if (
+        not isinstance(recipients, list)
+        or not 1 <= len(recipients) <= 32
+        or not all(isinstance(item, str) and 3 <= len(item) <= 320 and "*" in item for item in recipients)
+    ):
+        raise BadBody("recipients must be 1 to 32 federation addresses")
+
+
+MESSAGE = EntryKind(
+    name="message",
+    validate=_validate_message,
+    effects=lambda body, context: Effects(party_must_sign=False),
+)
+
+
 DEFAULT_CATALOGUE = Catalogue(
-    kinds={kind.name: kind for kind in (ISSUE, REDEEM, TRANSFER, PAYMENT, OFFER, TAKE, CANCEL)}
+    kinds={kind.name: kind for kind in (ISSUE, REDEEM, TRANSFER, PAYMENT, OFFER, TAKE, CANCEL, MESSAGE)}
 )

@@ -31,8 +31,9 @@ FEE = EntryKind(
 )
 
 
-def test_the_default_catalogue_has_the_issue_4_kinds():
+def test_the_default_catalogue_has_the_issue_4_kinds_and_the_message_record():
     assert set(DEFAULT_CATALOGUE.kinds) == {
+        "message",
         "issue",
         "redeem",
         "transfer",

@@ -1,0 +1,151 @@
+"""Messages as this node keeps them (ARCHITECTURE.md §6, seed 002).
+
+One ``Message`` row per message this node has seen: sent by one of its counterparties (then it
+is recorded on the sender's ledger, ``ledger_entry``), or delivered to one of them by a peer. One
+``Delivery`` row per recipient the node is responsible for: on the sender's node, every recipient
+(its state is the router's progress); on a recipient's node, its own recipients (the inbox).
+
+The visible state of a delivery is ``accepted → delivered → in block → anchored``, or ``rejected``
+or ``timed out``: the first two are the router's (``Delivery.status``), "in block" and
+"anchored" follow from the sender entry's commitment being agreed (``Message.block_height``)
+and a final anchor covering that block (``Message.anchored_at``).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from ledgers.models import LedgerEntry
+from settlement.counterparties.models import Counterparty
+from settlement.models import Peer
+
+
+class Message(models.Model):
+    message_id = models.CharField(max_length=32, unique=True, help_text="the envelope's id (32 hex)")
+    digest = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of the signed envelope bytes")
+    envelope = models.JSONField(help_text="the signed envelope, as received (body plain or boxed)")
+    signature = models.CharField(max_length=128, help_text="the sender's Ed25519 signature (hex)")
+    kind = models.CharField(max_length=40)
+    sender_address = models.CharField(max_length=320, db_index=True)
+    sender = models.ForeignKey(
+        Counterparty,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages_sent",
+        help_text="the sender, when it is a counterparty of this node",
+    )
+    recipients = models.JSONField(help_text="every recipient's address, as in the envelope")
+    reply_to = models.CharField(max_length=32, blank=True)
+    encrypted = models.BooleanField(default=False)
+    size = models.PositiveIntegerField(help_text="bytes of the canonical signed envelope")
+    sent_at_ms = models.BigIntegerField(help_text="the envelope's time (ms since 1970, the sender's clock)")
+    accepted_at = models.DateTimeField(default=timezone.now, db_index=True)
+    received_from = models.ForeignKey(
+        Peer,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages_received",
+        help_text="the peer that delivered it; empty when sent here",
+    )
+    ledger_entry = models.OneToOneField(
+        LedgerEntry,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="message",
+        help_text="the sender's message entry (sent here)",
+    )
+    record = models.JSONField(
+        default=dict,
+        help_text="the sender's ledger entry {ledger, height, hash}, here or at the sender's bank",
+    )
+    observation_digest = models.BinaryField(
+        max_length=32, null=True, help_text="PendingObservation digest of the entry's head commitment"
+    )
+    block_height = models.BigIntegerField(null=True, blank=True)
+    anchored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-accepted_at", "-id"]
+        # Few indexes on purpose: every one is paid on each of thousands of inserts a second.
+        indexes = [models.Index(fields=["block_height", "anchored_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.message_id} from {self.sender_address}"
+
+
+class DeliveryStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    DELIVERED = "delivered", "Delivered"
+    REJECTED = "rejected", "Rejected"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+class Delivery(models.Model):
+    # Looked up by message through the (message, recipient_address) unique index.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    recipient_address = models.CharField(max_length=320)
+    recipient = models.ForeignKey(
+        Counterparty,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages_received",
+        help_text="the recipient, when it is a counterparty of this node (its inbox)",
+    )
+    peer = models.ForeignKey(
+        Peer,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="message_deliveries",
+        help_text="the recipient's node, when it is another node",
+    )
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.ACCEPTED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    rejection_code = models.CharField(max_length=60, blank=True)
+    rejection_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="rejected or timed out at")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "recipient_address"], name="one_delivery_per_recipient"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} to {self.recipient_address} ({self.status})"
+
+    @property
+    def state(self) -> str:
+        """The state people see: the router's, then the record's progress once delivered."""
+        if self.status != DeliveryStatus.DELIVERED:
+            return str(self.get_status_display()).lower()
+        if self.message.anchored_at is not None:
+            return "anchored"
+        if self.message.block_height is not None:
+            return "in block"
+        return "delivered"
+
+
+class MessageAttachment(models.Model):
+    """A file a message names by SHA-256; the bytes are in the counterparty document store."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    size = models.PositiveIntegerField()
+    media_type = models.CharField(max_length=50)
+    uploaded_by = models.CharField(max_length=150)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} ({self.media_type}, {self.size} bytes)"

@@ -1,0 +1,1256 @@
+"""Writes of the messaging app: accept, record, route, receive, reject, time out (seed 002).
+
+Accepting a message (``message_send_batch``), in this order:
+
+1. outside any transaction: who the recipients are (this node's counterparties, or one signed
+   question per other node), and the signed envelope: verified as sent (a client that signs and
+   encrypts itself), or built, encrypted and signed here with a custodial sender's sealed keys;
+2. one transaction: refuse a reused id, check agreement links, append one ``message`` entry per
+   message to its sender's ledger (``ledgers.services.ledger_records_append``: locked, checked,
+   co-signed by this bank), vote each entry's head commitment to consensus, store the message
+   and one delivery per recipient; recipients here are delivered at once;
+3. after commit: one Celery task per recipient node carries the messages over the signed
+   transport (``messaging.tasks.messages_deliver``), with retries and exponential backoff.
+
+A batch is all or nothing; a refusal names the message (``message 3: ...``) and stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import psycopg.errors
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from consensus.models import Anchor, AnchorStatus, ObservationStatus, PendingObservation
+from consensus.protocol.types import observation_bytes
+from consensus.services import consensus_vote_many, observation_for
+from ledgers import services as ledger_services
+from ledgers.models import Ledger, LedgerEntry, LedgerOwner
+from ledgers.protocol.commitments import ENTRY_OBSERVATION_KIND, entry_commitment
+from ledgers.protocol.entries import SignedEntry, encode_entry, verify_encoded
+from ledgers.protocol.errors import LedgerError
+from ledgers.protocol.identifiers import LedgerId, ledger_namespace
+from messaging.errors import (
+    AlreadyFinished,
+    BadAttachment,
+    CustodyMismatch,
+    MessageIdReused,
+    NotYourRecipient,
+    RecipientNotAccepted,
+    RecipientsUnreachable,
+    SenderKeyMismatch,
+    SenderNotAccepted,
+    UnknownAttachment,
+    UnknownMessage,
+    UnknownRecipient,
+    UnknownSender,
+    indexed,
+)
+from messaging.models import Delivery, DeliveryStatus, Message, MessageAttachment
+from messaging.protocol import boxes
+from messaging.protocol.envelope import (
+    ATTACHMENT_MEDIA_TYPES,
+    MAX_ATTACHMENT_BYTES,
+    Envelope,
+    SignedMessage,
+    check_acceptance,
+    encode_message,
+    make_envelope,
+    parse_envelope,
+    parse_signed_message,
+    sign_message,
+)
+from messaging.protocol.errors import (
+    BadAddress,
+    BadEnvelope,
+    BadLink,
+    BadMessageSignature,
+    CiphertextDoesNotOpen,
+    MessageError,
+)
+from messaging.protocol.record import MESSAGE_ENTRY_KIND, message_entry_body
+from settlement import health, keystore
+from settlement.audit import audit_record
+from settlement.counterparties import storage
+from settlement.counterparties.models import Counterparty, Custody, KycStatus
+from settlement.models import Peer, PeerKey
+from settlement.protocol.encoding import sha256
+from settlement.protocol.identifiers import InvalidFederationAddress, parse_federation_address
+from settlement.protocol.keys import X25519KeyPair
+from settlement.protocol.signing import SigningKey
+from settlement.transport import PeerUnreachable, peer_request
+
+logger = logging.getLogger("parsec.messaging")
+
+MESSAGES_GROUP = "messages"
+DELIVER_PATH = "/node-api/messaging/deliver"
+RECIPIENTS_PATH = "/node-api/messaging/recipients"
+REJECTIONS_PATH = "/node-api/messaging/rejections"
+# One delivery request carries at most this many messages (a long backlog goes in several).
+DELIVERY_BATCH = 500
+
+
+# --- live pages -------------------------------------------------------------------------------
+
+
+class _Broadcaster:
+    """Tells the message pages to look again, at most every ``interval`` seconds, off the
+    request's thread ("look again" is idempotent: a thousand messages need a few events)."""
+
+    interval = 0.2
+
+    def __init__(self) -> None:
+        self.wanted = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def request(self) -> None:
+        self.wanted.set()
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name="messages-broadcast", daemon=True)
+                self.thread.start()
+
+    def run(self) -> None:
+        while self.wanted.wait(timeout=60):
+            self.wanted.clear()
+            health.broadcast(MESSAGES_GROUP, "messages.changed")
+            time.sleep(self.interval)
+        with self.lock:
+            self.thread = None
+
+
+_broadcaster = _Broadcaster()
+
+
+def _broadcast_after_commit() -> None:
+    transaction.on_commit(_broadcaster.request)
+
+
+# --- keys of custodial counterparties ---------------------------------------------------------
+
+_keys_lock = threading.Lock()
+_signing_keys: dict[tuple[int, str], SigningKey] = {}
+_box_keys: dict[tuple[int, str], X25519KeyPair] = {}
+
+
+def custodial_signing_key(counterparty: Counterparty) -> SigningKey:
+    # Opened keys stay in this process's memory like the node's own (settlement.keystore); keyed
+    # by the public key too, so a re-used id never maps to another counterparty's key.
+    cache_key = (counterparty.pk, counterparty.ed25519_public_key)
+    with _keys_lock:
+        key = _signing_keys.get(cache_key)
+        if key is None:
+            key = SigningKey(keystore.open_custodial(counterparty.custodial_keys.sealed_ed25519))
+            _signing_keys[cache_key] = key
+    return key
+
+
+def custodial_box_key(counterparty: Counterparty) -> X25519KeyPair:
+    cache_key = (counterparty.pk, counterparty.x25519_public_key)
+    with _keys_lock:
+        key = _box_keys.get(cache_key)
+        if key is None:
+            key = X25519KeyPair(keystore.open_custodial(counterparty.custodial_keys.sealed_x25519))
+            _box_keys[cache_key] = key
+    return key
+
+
+def forget_opened_keys() -> None:
+    with _keys_lock:
+        _signing_keys.clear()
+        _box_keys.clear()
+
+
+# --- recipients -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    box_key: bytes
+    counterparty: Counterparty | None = None  # a counterparty of this node
+    peer: Peer | None = None  # the node that keeps it
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("*", 1)[-1]
+
+
+def _local_counterparties(addresses: Iterable[str]) -> dict[str, Counterparty]:
+    names = {address.rsplit("*", 1)[0] for address in addresses}
+    rows = Counterparty.objects.select_related("custodial_keys").filter(
+        federation_domain=settings.NODE_DOMAIN, federation_name__in=names
+    )
+    return {row.federation_address: row for row in rows}
+
+
+def recipients_describe(addresses: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """What this node tells another about addresses of its domain: accepted (with the X25519
+    key to encrypt to), not accepted, or unknown. Keys of counterparties not accepted are not
+    given out."""
+    ours = [
+        address
+        for address in addresses
+        if isinstance(address, str) and _domain(address) == settings.NODE_DOMAIN
+    ]
+    found = _local_counterparties(ours)
+    answer: dict[str, dict[str, Any]] = {}
+    for address in addresses:
+        counterparty = found.get(address) if isinstance(address, str) else None
+        if counterparty is None:
+            answer[str(address)] = {"status": "unknown"}
+        elif counterparty.kyc_status != KycStatus.ACCEPTED:
+            answer[address] = {"status": "not_accepted"}
+        else:
+            answer[address] = {"status": "accepted", "x25519": counterparty.x25519_public_key}
+    return answer
+
+
+def recipients_resolve(
+    addresses: Iterable[str], *, keys_needed: Collection[str] = ()
+) -> dict[str, Recipient]:
+    """Every address as a :class:`Recipient`, or the refusal for the first that cannot receive:
+    unknown here or at its node, a node that is not our peer, or a recipient not ACCEPTED.
+
+    A node that does not answer now is the router's business (it retries until the timeout),
+    unless this node must encrypt to one of its recipients (``keys_needed``): then nothing can
+    be built and the send is refused (``peer_unreachable``)."""
+    wanted = sorted(set(addresses))
+    for address in wanted:
+        try:
+            parse_federation_address(address)
+        except InvalidFederationAddress as error:
+            raise BadAddress(f"recipient {address!r}: {error}", field="recipients") from error
+    by_domain: dict[str, list[str]] = defaultdict(list)
+    for address in wanted:
+        by_domain[_domain(address)].append(address)
+    resolved: dict[str, Recipient] = {}
+    for domain, group in by_domain.items():
+        if domain == settings.NODE_DOMAIN:
+            found = _local_counterparties(group)
+            for address in group:
+                counterparty = found.get(address)
+                if counterparty is None:
+                    raise UnknownRecipient(
+                        f"{address} is not a counterparty of this node", field="recipients"
+                    )
+                if counterparty.kyc_status != KycStatus.ACCEPTED:
+                    raise RecipientNotAccepted(
+                        f"{address} has not been accepted (KYC) and cannot receive messages",
+                        field="recipients",
+                    )
+                resolved[address] = Recipient(
+                    address, bytes.fromhex(counterparty.x25519_public_key), counterparty=counterparty
+                )
+            continue
+        peer = Peer.objects.filter(domain=domain).first()
+        if peer is None:
+            raise UnknownRecipient(
+                f"{group[0]} is at {domain}, which is not a peer of this node", field="recipients"
+            )
+        try:
+            answer = peer_request(peer, "POST", RECIPIENTS_PATH, json_body={"addresses": group})
+            problem = (
+                "" if answer.ok else f"{peer.name} refused to say who its recipients are ({answer.status})"
+            )
+        except PeerUnreachable:
+            problem = f"{peer.name} did not answer who its recipients are"
+        if problem:
+            if set(group) & set(keys_needed):
+                raise RecipientsUnreachable(
+                    f"{problem}; this node cannot encrypt to them", field="recipients"
+                )
+            logger.warning("%s; accepting for the router to deliver (or time out)", problem)
+            resolved.update((address, Recipient(address, b"", peer=peer)) for address in group)
+            continue
+        described = answer.json().get("recipients", {})
+        for address in group:
+            item = described.get(address) or {}
+            if item.get("status") == "not_accepted":
+                raise RecipientNotAccepted(
+                    f"{address} has not been accepted (KYC) at {peer.name} and cannot receive messages",
+                    field="recipients",
+                )
+            if item.get("status") != "accepted":
+                raise UnknownRecipient(f"{address} is not a counterparty of {peer.name}", field="recipients")
+            try:
+                box_key = bytes.fromhex(str(item.get("x25519", "")))
+            except ValueError:
+                box_key = b""
+            if len(box_key) != 32:
+                raise RecipientsUnreachable(f"{peer.name} gave no usable X25519 key for {address}")
+            resolved[address] = Recipient(address, box_key, peer=peer)
+    return resolved
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComposeRequest:
+    """A message the node builds, encrypts (``encrypt``) and signs for a custodial sender."""
+
+    sender: str
+    kind: str
+    recipients: Sequence[str]
+    text: str
+    encrypt: bool = True
+    reply_to: str | None = None
+    agreement: str | None = None
+    attachments: Sequence[str] = ()  # SHA-256 hex of files uploaded to this node
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A message the client built and signed (and encrypted, if it wished) itself."""
+
+    message: Mapping[str, Any]  # {"envelope": {...}, "signature": "<hex>"}
+
+
+SendRequest = ComposeRequest | SignedRequest
+
+
+@dataclass
+class SendResult:
+    message: Message
+    replayed: bool = False
+    deliveries: list[Delivery] = field(default_factory=list)
+
+
+def _senders(addresses: Iterable[str]) -> dict[str, Counterparty]:
+    wanted = set(addresses)
+    found = _local_counterparties(wanted)
+    for address in sorted(wanted):
+        if _domain(address) != settings.NODE_DOMAIN or address not in found:
+            raise UnknownSender(f"{address} is not a counterparty of this node", field="sender")
+        if found[address].kyc_status != KycStatus.ACCEPTED:
+            raise SenderNotAccepted(f"{address} has not been accepted (KYC) and cannot send", field="sender")
+    return found
+
+
+def _attachment_rows(hashes: Iterable[str]) -> dict[str, MessageAttachment]:
+    wanted = set(hashes)
+    return {row.sha256: row for row in MessageAttachment.objects.filter(sha256__in=wanted)} if wanted else {}
+
+
+def _compose(
+    request: ComposeRequest, sender: Counterparty, recipients: Mapping[str, Recipient], now_ms: int
+) -> SignedMessage:
+    if sender.custody != Custody.CUSTODIAL:
+        raise CustodyMismatch(
+            f"{sender.federation_address} holds its own keys: send an envelope it signed itself",
+            field="sender",
+        )
+    attachments = _attachment_rows(request.attachments)
+    for sha in request.attachments:
+        if sha not in attachments:
+            raise UnknownAttachment(f"attachment {sha} was not uploaded to this node", field="attachments")
+    if request.encrypt:
+        body = boxes.seal_body(
+            text=request.text,
+            sender_box=custodial_box_key(sender),
+            recipient_keys={address: recipients[address].box_key for address in request.recipients},
+        )
+    else:
+        body = boxes.plain_body(request.text)
+    envelope = make_envelope(
+        message_id=request.message_id or uuid.uuid4().hex,
+        kind=request.kind,
+        sender=sender.federation_address,
+        sender_key=bytes.fromhex(sender.ed25519_public_key),
+        recipients=list(request.recipients),
+        time=now_ms,
+        body=body,
+        reply_to=request.reply_to or None,
+        agreement=request.agreement or None,
+        attachments=[
+            {"sha256": row.sha256, "size": row.size, "media_type": row.media_type}
+            for row in (attachments[sha] for sha in request.attachments)
+        ],
+    )
+    return sign_message(encode_message(envelope), key=custodial_signing_key(sender))
+
+
+def _replayed_compose(request: ComposeRequest) -> SignedMessage | None:
+    """A composed message whose id was sent before: the first envelope again (a new one would
+    have a new time and new boxes), so a resent form or API call is a replay, not a conflict."""
+    if not request.message_id:
+        return None
+    stored = Message.objects.filter(message_id=request.message_id).first()
+    if stored is None:
+        return None
+    if (stored.sender_address, stored.kind, list(stored.recipients)) != (
+        request.sender,
+        request.kind,
+        list(request.recipients),
+    ):
+        raise MessageIdReused(
+            f"message id {request.message_id} was used before for another message", field="id"
+        )
+    return parse_signed_message({"envelope": stored.envelope, "signature": stored.signature})
+
+
+def _check_signed_attachments(signed: SignedMessage) -> None:
+    items = signed.envelope.attachments
+    rows = _attachment_rows(item.sha256 for item in items)
+    for item in items:
+        row = rows.get(item.sha256)
+        if row is None:
+            raise UnknownAttachment(
+                f"attachment {item.sha256} was not uploaded to this node", field="attachments"
+            )
+        if row.size != item.size or row.media_type != item.media_type:
+            raise BadAttachment(
+                f"attachment {item.sha256} is {row.size} bytes of {row.media_type}, not as the envelope says",
+                field="attachments",
+            )
+
+
+def _prepare(requests: Sequence[SendRequest]) -> list[SignedMessage]:
+    """Parse, resolve and sign (no transaction open: it may ask other nodes)."""
+    parsed: list[SignedMessage | None] = []
+    sender_addresses: list[str] = []
+    recipient_addresses: set[str] = set()
+    for index, request in enumerate(requests):
+        try:
+            if isinstance(request, SignedRequest):
+                signed = parse_signed_message(request.message)
+                parsed.append(signed)
+                sender_addresses.append(signed.envelope.sender)
+                recipient_addresses.update(signed.envelope.recipients)
+            else:
+                parsed.append(None)
+                sender_addresses.append(request.sender)
+                recipient_addresses.update(request.recipients)
+        except MessageError as error:
+            raise indexed(error, index) if len(requests) > 1 else error from error
+    senders = _senders(sender_addresses)
+    keys_needed = {
+        address
+        for request in requests
+        if isinstance(request, ComposeRequest) and request.encrypt
+        for address in request.recipients
+    }
+    recipients = recipients_resolve(recipient_addresses, keys_needed=keys_needed)
+    now_ms = int(time.time() * 1000)
+    result: list[SignedMessage] = []
+    for index, (request, given) in enumerate(zip(requests, parsed, strict=True)):
+        try:
+            if given is None:
+                assert isinstance(request, ComposeRequest)
+                signed = _replayed_compose(request) or _compose(
+                    request, senders[request.sender], recipients, now_ms
+                )
+            else:
+                signed = given
+                sender = senders[signed.envelope.sender]
+                if signed.envelope.sender_key.hex() != sender.ed25519_public_key:
+                    raise SenderKeyMismatch(
+                        f"the envelope names another key than {sender.federation_address}'s",
+                        field="sender_key",
+                    )
+                _check_signed_attachments(signed)
+        except MessageError as error:
+            raise indexed(error, index) if len(requests) > 1 else error from error
+        result.append(signed)
+    return result
+
+
+def _sender_ledgers(senders: Iterable[Counterparty], actor: Any) -> dict[int, Ledger]:
+    """The ledger each sender's messages are recorded on (opened on first use)."""
+    wanted = {sender.pk: sender for sender in senders}
+    ledgers = _ledgers_of(wanted)
+    missing = sorted(set(wanted) - set(ledgers))
+    if missing:
+        # Two first messages of one sender at once must open one ledger: lock the senders (in id
+        # order), then look again; the second finds the ledger the first opened.
+        list(Counterparty.objects.select_for_update().filter(pk__in=missing).order_by("pk").values_list("pk"))
+        ledgers = _ledgers_of(wanted)
+    for pk, sender in wanted.items():
+        if pk not in ledgers:
+            try:
+                ledgers[pk] = ledger_services.ledger_open(
+                    name=sender.federation_name, counterparty=sender, actor=actor
+                )
+            except LedgerError as error:
+                raise UnknownSender(
+                    f"{sender.federation_address} has no ledger to record messages on: {error}",
+                    field="sender",
+                ) from error
+    return ledgers
+
+
+def _ledgers_of(counterparties: Collection[int]) -> dict[int, Ledger]:
+    ledgers: dict[int, Ledger] = {}
+    for ledger in Ledger.objects.filter(
+        owner=LedgerOwner.COUNTERPARTY, counterparty_id__in=counterparties
+    ).order_by("id"):
+        assert ledger.counterparty_id is not None
+        ledgers.setdefault(ledger.counterparty_id, ledger)
+    return ledgers
+
+
+def observation_digest(payload: bytes) -> bytes:
+    """The PendingObservation digest of a ``ledger-entry`` commitment (consensus.services)."""
+    return bytes(sha256(observation_bytes(observation_for(kind=ENTRY_OBSERVATION_KIND, payload=payload))))
+
+
+def _open_or_refuse(envelope: Envelope, counterparty: Counterparty) -> tuple[str, str]:
+    """(status, rejection code) for a custodial recipient here: its node opens the box for it."""
+    if not envelope.encrypted or counterparty.custody != Custody.CUSTODIAL:
+        return DeliveryStatus.DELIVERED, ""
+    try:
+        boxes.open_body(
+            envelope, recipient=counterparty.federation_address, recipient_box=custodial_box_key(counterparty)
+        )
+    except CiphertextDoesNotOpen as error:
+        return DeliveryStatus.REJECTED, error.code
+    return DeliveryStatus.DELIVERED, ""
+
+
+def message_send(*, request: SendRequest, actor: Any = None) -> SendResult:
+    return message_send_batch(requests=[request], actor=actor)[0]
+
+
+def message_send_batch(*, requests: Sequence[SendRequest], actor: Any = None) -> list[SendResult]:
+    """Accept messages: all are recorded, voted and queued for delivery, or none (an error)."""
+    if not requests:
+        return []
+    signed = _prepare(requests)
+    try:
+        return _accept(signed, actor=actor)
+    except (IntegrityError, psycopg.errors.UniqueViolation):
+        # A concurrent request stored one of these ids between our look and our write (the unique
+        # index caught it; our transaction left nothing behind): look again, which now sees it as
+        # a replay or a reused id.
+        return _accept(signed, actor=actor)
+
+
+@transaction.atomic
+def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
+    ids = [item.envelope.id for item in signed]
+    existing = {row.message_id: row for row in Message.objects.filter(message_id__in=ids)}
+    first: dict[str, SignedMessage] = {}
+    fresh: list[SignedMessage] = []
+    for index, item in enumerate(signed):
+        known = existing.get(item.envelope.id)
+        earlier = first.get(item.envelope.id)
+        if known is not None or earlier is not None:
+            digest = known.digest if known is not None else earlier.digest.hex()  # type: ignore[union-attr]
+            if digest != item.digest.hex():
+                error = MessageIdReused(
+                    f"message id {item.envelope.id} was used before for another message", field="id"
+                )
+                raise indexed(error, index) if len(signed) > 1 else error
+            continue
+        first[item.envelope.id] = item
+        fresh.append(item)
+    _check_links(fresh)
+    senders = _senders(item.envelope.sender for item in fresh) if fresh else {}
+    ledgers = _sender_ledgers(senders.values(), actor)
+    try:
+        entries = ledger_services.ledger_records_append(
+            records=[
+                ledger_services.RecordRequest(
+                    ledger_id=ledgers[senders[item.envelope.sender].pk].pk,
+                    kind=MESSAGE_ENTRY_KIND,
+                    body=message_entry_body(item.encoded),
+                )
+                for item in fresh
+            ]
+        )
+    except LedgerError as error:
+        raise (
+            SenderNotAccepted(str(error)) if error.code == "not_accepted" else BadEnvelope(str(error))
+        ) from error
+    ubis = {ledger.pk: ledger.ubi for ledger in ledgers.values()}
+    commitments = [
+        entry_commitment(LedgerId(ubis[row.ledger_id]), row.height, bytes.fromhex(row.hash))
+        for row in entries
+    ]
+    if commitments:
+        consensus_vote_many(payloads=commitments, kind=ENTRY_OBSERVATION_KIND)
+    recipients = _recipients_for_storage(fresh)
+    stamp = timezone.now()
+    messages = [
+        _message_row(
+            item,
+            stamp,
+            sender=senders[item.envelope.sender],
+            entry=entry,
+            ubi=ubis[entry.ledger_id],
+            commitment=commitment,
+        )
+        for item, entry, commitment in zip(fresh, entries, commitments, strict=True)
+    ]
+    # COPY: several times faster than INSERT for the thousands of rows a batch writes.
+    ledger_services.rows_copy_in(
+        Message, messages, MESSAGE_COLUMNS, json_fields={"envelope", "recipients", "record"}
+    )
+    deliveries: list[Delivery] = []
+    for item, message in zip(fresh, messages, strict=True):
+        for address in item.envelope.recipients:
+            recipient = recipients[address]
+            row = Delivery(message=message, recipient_address=address, created_at=stamp)
+            if recipient.counterparty is not None:
+                row.recipient = recipient.counterparty
+                row.status, row.rejection_code = _open_or_refuse(item.envelope, recipient.counterparty)
+                if row.status == DeliveryStatus.DELIVERED:
+                    row.delivered_at = stamp
+                else:
+                    row.finished_at = stamp
+                    row.rejection_reason = "the recipient's node could not open the box with its key"
+            else:
+                row.peer = recipient.peer
+            deliveries.append(row)
+    ledger_services.rows_copy_in(Delivery, deliveries, DELIVERY_COLUMNS)
+    if fresh:
+        audit_record(
+            actor=actor,
+            action="message.send",
+            target=(
+                "messaging.message",
+                fresh[0].envelope.id if len(fresh) == 1 else f"batch of {len(fresh)}",
+            ),
+            after={
+                "messages": len(fresh),
+                "ids": [item.envelope.id for item in fresh[:100]],
+                "kinds": sorted({item.envelope.kind for item in fresh}),
+            },
+        )
+        _dispatch_after_commit(deliveries)
+        _broadcast_after_commit()
+    by_id = {message.message_id: message for message in messages}
+    results = []
+    for item in signed:
+        created = by_id.get(item.envelope.id)
+        if created is not None and item is first.get(item.envelope.id):
+            results.append(SendResult(message=created, replayed=False))
+        else:
+            stored = created or existing[item.envelope.id]
+            results.append(SendResult(message=stored, replayed=True))
+    return results
+
+
+MESSAGE_COLUMNS = (
+    "message_id",
+    "digest",
+    "envelope",
+    "signature",
+    "kind",
+    "sender_address",
+    "sender_id",
+    "recipients",
+    "reply_to",
+    "encrypted",
+    "size",
+    "sent_at_ms",
+    "accepted_at",
+    "received_from_id",
+    "ledger_entry_id",
+    "record",
+    "observation_digest",
+    "block_height",
+    "anchored_at",
+)
+DELIVERY_COLUMNS = (
+    "message_id",
+    "recipient_address",
+    "recipient_id",
+    "peer_id",
+    "status",
+    "attempts",
+    "last_attempt_at",
+    "last_error",
+    "rejection_code",
+    "rejection_reason",
+    "created_at",
+    "delivered_at",
+    "finished_at",
+)
+
+
+def _recipients_for_storage(fresh: Sequence[SignedMessage]) -> dict[str, Recipient]:
+    """Recipients again, inside the transaction: local ones locked-in-time by their row now;
+    other nodes' were asked in _prepare (their node checks again on delivery)."""
+    addresses = {address for item in fresh for address in item.envelope.recipients}
+    local = _local_counterparties(
+        address for address in addresses if _domain(address) == settings.NODE_DOMAIN
+    )
+    peers = {peer.domain: peer for peer in Peer.objects.filter(domain__in={_domain(a) for a in addresses})}
+    result: dict[str, Recipient] = {}
+    for address in addresses:
+        if _domain(address) == settings.NODE_DOMAIN:
+            counterparty = local.get(address)
+            if counterparty is None:
+                raise UnknownRecipient(f"{address} is not a counterparty of this node", field="recipients")
+            if counterparty.kyc_status != KycStatus.ACCEPTED:
+                raise RecipientNotAccepted(f"{address} has not been accepted (KYC)", field="recipients")
+            result[address] = Recipient(address, b"", counterparty=counterparty)
+        else:
+            peer = peers.get(_domain(address))
+            if peer is None:
+                raise UnknownRecipient(f"{address}'s node is not a peer of this node", field="recipients")
+            result[address] = Recipient(address, b"", peer=peer)
+    return result
+
+
+def _message_row(
+    item: SignedMessage,
+    stamp: Any,
+    *,
+    sender: Counterparty | None,
+    entry: LedgerEntry | None,
+    ubi: str,
+    commitment: bytes,
+) -> Message:
+    envelope = item.envelope
+    return Message(
+        message_id=envelope.id,
+        digest=item.digest.hex(),
+        envelope=envelope.to_json(),
+        signature=item.signature.hex(),
+        kind=envelope.kind,
+        sender_address=envelope.sender,
+        sender=sender,
+        recipients=list(envelope.recipients),
+        reply_to=envelope.reply_to or "",
+        encrypted=envelope.encrypted,
+        size=len(item.encoded.signed_bytes),
+        sent_at_ms=envelope.time,
+        accepted_at=stamp,
+        ledger_entry=entry,
+        record={"ledger": ubi, "height": entry.height, "hash": entry.hash} if entry is not None else {},
+        observation_digest=observation_digest(commitment),
+    )
+
+
+def _check_links(fresh: Sequence[SignedMessage]) -> None:
+    """An acceptance answers an offer this node has seen (sent by or to its sender)."""
+    acceptances = [item for item in fresh if item.envelope.agreement == "acceptance"]
+    if not acceptances:
+        return
+    wanted = {item.envelope.reply_to for item in acceptances}
+    offers = {
+        row.message_id: parse_envelope(row.envelope) for row in Message.objects.filter(message_id__in=wanted)
+    }
+    offers.update({item.envelope.id: item.envelope for item in fresh if item.envelope.id in wanted})
+    for index, item in enumerate(fresh):
+        if item.envelope.agreement != "acceptance":
+            continue
+        offer = offers.get(item.envelope.reply_to or "")
+        try:
+            if offer is None:
+                raise BadLink(f"offer {item.envelope.reply_to} is not known to this node", field="reply_to")
+            check_acceptance(item.envelope, offer)
+        except MessageError as error:
+            raise indexed(error, index) if len(fresh) > 1 else error from error
+
+
+def _dispatch_after_commit(deliveries: Sequence[Delivery]) -> None:
+    by_peer: dict[int, list[str]] = defaultdict(list)
+    for row in deliveries:
+        if row.peer_id and row.status == DeliveryStatus.ACCEPTED:
+            by_peer[row.peer_id].append(row.message.message_id)
+
+    def send() -> None:
+        from messaging import tasks
+
+        for peer_id, message_ids in by_peer.items():
+            ids = sorted(set(message_ids))
+            for start in range(0, len(ids), DELIVERY_BATCH):
+                tasks.messages_deliver.delay(peer_id, ids[start : start + DELIVERY_BATCH])
+
+    if by_peer:
+        transaction.on_commit(send)
+
+
+# --- the router: this node's side ---------------------------------------------------------------
+
+
+class DeliveryRetry(Exception):  # noqa: N818 - the name says what the task should do
+    """The peer could not take the messages now; try again later."""
+
+
+def _entry_json(message: Message) -> dict[str, Any]:
+    entry = message.ledger_entry
+    assert entry is not None
+    return ledger_services.signed_entry_of(entry, message.record["ledger"]).to_json()
+
+
+def deliveries_send(*, peer_id: int, message_ids: Sequence[str]) -> int:
+    """Carry the still-undelivered messages to ``peer_id``'s node in one signed request and
+    record its answer; returns how many are still waiting. Raises :class:`DeliveryRetry` if
+    the peer did not answer (or failed), so the task retries with backoff."""
+    pending = list(
+        Delivery.objects.select_related("message__ledger_entry", "peer")
+        .filter(peer_id=peer_id, status=DeliveryStatus.ACCEPTED, message__message_id__in=list(message_ids))
+        .order_by("id")
+    )
+    if not pending:
+        return 0
+    peer = pending[0].peer
+    assert peer is not None
+    Delivery.objects.filter(pk__in=[row.pk for row in pending]).update(
+        attempts=F("attempts") + 1, last_attempt_at=timezone.now()
+    )
+    messages = {row.message.message_id: row.message for row in pending}
+    for chunk in _chunks_by_size(list(messages.values())):
+        rows = [row for row in pending if row.message.message_id in {message.message_id for message in chunk}]
+        body = {
+            "messages": [
+                {
+                    "message": {"envelope": message.envelope, "signature": message.signature},
+                    "entry": _entry_json(message),
+                }
+                for message in chunk
+            ]
+        }
+        try:
+            answer = peer_request(peer, "POST", DELIVER_PATH, json_body=body, timeout=30)
+        except PeerUnreachable as error:
+            _note_error(rows, str(error))
+            raise DeliveryRetry(str(error)) from error
+        if not answer.ok:
+            _note_error(rows, f"{peer.name} answered {answer.status}: {answer.body[:200]!r}")
+            raise DeliveryRetry(f"{peer.name} answered {answer.status}")
+        deliveries_apply_answer(peer=peer, results=answer.json().get("results", []))
+    return Delivery.objects.filter(pk__in=[row.pk for row in pending], status=DeliveryStatus.ACCEPTED).count()
+
+
+# A delivery request stays under Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB) at the receiver;
+# an envelope is at most 256 KiB, so every message fits in some request.
+DELIVERY_MAX_BYTES = 2_000_000
+_ENTRY_ALLOWANCE_BYTES = 1_500  # the signed ledger entry and the JSON around each message
+
+
+def _chunks_by_size(messages: Sequence[Message]) -> Iterator[list[Message]]:
+    chunk: list[Message] = []
+    size = 0
+    for message in messages:
+        cost = message.size + _ENTRY_ALLOWANCE_BYTES
+        if chunk and size + cost > DELIVERY_MAX_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(message)
+        size += cost
+    if chunk:
+        yield chunk
+
+
+def _note_error(rows: Sequence[Delivery], text: str) -> None:
+    Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(last_error=text[:300])
+
+
+@transaction.atomic
+def deliveries_apply_answer(*, peer: Peer, results: Sequence[Mapping[str, Any]]) -> None:
+    """Record what the recipients' node said, message by message and recipient by recipient.
+    Only deliveries still accepted change (a late answer never revives a timed-out one)."""
+    now = timezone.now()
+    changed = False
+    for result in results:
+        if not isinstance(result, Mapping):
+            continue
+        rows = Delivery.objects.select_for_update().filter(
+            peer=peer, message__message_id=str(result.get("id", "")), status=DeliveryStatus.ACCEPTED
+        )
+        error = result.get("error")
+        per_recipient = result.get("recipients") or {}
+        for row in rows:
+            outcome = (
+                {"status": "rejected", **error}
+                if isinstance(error, Mapping)
+                else per_recipient.get(row.recipient_address)
+            )
+            if not isinstance(outcome, Mapping):
+                continue
+            if outcome.get("status") == "delivered":
+                row.status, row.delivered_at = DeliveryStatus.DELIVERED, now
+            elif outcome.get("status") == "rejected":
+                row.status, row.finished_at = DeliveryStatus.REJECTED, now
+                row.rejection_code = str(outcome.get("code", "rejected"))[:60]
+                row.rejection_reason = str(outcome.get("message", ""))[:500]
+            else:
+                continue
+            row.last_error = ""
+            row.save(
+                update_fields=[
+                    "status",
+                    "delivered_at",
+                    "finished_at",
+                    "rejection_code",
+                    "rejection_reason",
+                    "last_error",
+                ]
+            )
+            changed = True
+    if changed:
+        _broadcast_after_commit()
+
+
+def retry_countdown(retries: int) -> float:
+    """Exponential backoff: base · 2^retries, capped, with ±25 % jitter so many messages that
+    failed together do not all come back together."""
+    import random
+
+    base = settings.MESSAGE_RETRY_BASE_SECONDS * (2 ** min(retries, 20))
+    capped = min(base, settings.MESSAGE_RETRY_MAX_SECONDS)
+    return float(capped * random.uniform(0.75, 1.25))  # noqa: S311 - jitter, not a secret
+
+
+def deliveries_waiting(*, peer_id: int, message_ids: Sequence[str]) -> bool:
+    """Whether any of these deliveries still waits and has time left (else stop retrying)."""
+    deadline = timezone.now() - timedelta(seconds=settings.MESSAGE_DELIVERY_TIMEOUT_SECONDS)
+    return Delivery.objects.filter(
+        peer_id=peer_id,
+        status=DeliveryStatus.ACCEPTED,
+        message__message_id__in=list(message_ids),
+        created_at__gt=deadline,
+    ).exists()
+
+
+# --- the router: the recipients' node ----------------------------------------------------------
+
+
+def _check_record(peer: Peer, signed: SignedMessage, entry_json: object) -> SignedEntry:
+    """The sender's bank recorded this message on the sender's ledger and signed the record."""
+    try:
+        entry = SignedEntry.from_json(entry_json)
+    except LedgerError as error:
+        raise BadEnvelope(f"the ledger record is malformed: {error}", field="entry") from error
+    if entry.entry.kind != MESSAGE_ENTRY_KIND or dict(entry.entry.body) != message_entry_body(signed.encoded):
+        raise BadEnvelope("the ledger record is not this message's entry", field="entry")
+    if ledger_namespace(entry.entry.ledger) != peer.domain:
+        raise BadEnvelope("the ledger record is not on a ledger kept by the sending node", field="entry")
+    if entry.validator_signature is None:
+        raise BadMessageSignature("the ledger record is not signed by the sending node", field="entry")
+    encoded = encode_entry(entry.entry)
+    for key in PeerKey.objects.filter(peer=peer).values_list("public", flat=True):
+        try:
+            verify_encoded(bytes.fromhex(key), encoded, entry.validator_signature, role="validator")
+            return entry
+        except LedgerError:
+            continue
+    raise BadMessageSignature("the ledger record is not signed by a key of the sending node", field="entry")
+
+
+def messages_receive(*, peer: Peer, items: Sequence[Any]) -> list[dict[str, Any]]:
+    """Take messages another node delivers; one result per message (see docs/messaging.md).
+
+    Idempotent on the message id: a retry gets the same answer and stores nothing twice.
+    Per recipient of this node: delivered into its inbox, or rejected (unknown, not accepted,
+    a box that does not open for a custodial recipient). A message none of whose recipients
+    here takes it is not stored."""
+    results = []
+    for item in items[:DELIVERY_BATCH]:
+        message_json = item.get("message") if isinstance(item, Mapping) else None
+        envelope = message_json.get("envelope") if isinstance(message_json, Mapping) else None
+        message_id = envelope.get("id") if isinstance(envelope, Mapping) else None
+        try:
+            try:
+                results.append(_receive_one(peer, message_json, item.get("entry")))
+            except (IntegrityError, psycopg.errors.UniqueViolation):
+                # The same message delivered twice at once (a retry overlapping the first try).
+                results.append(_receive_one(peer, message_json, item.get("entry")))
+        except MessageError as error:
+            results.append({"id": message_id, "error": {"code": error.code, "message": error.message}})
+    return results
+
+
+@transaction.atomic
+def _receive_one(peer: Peer, message_json: Any, entry_json: Any) -> dict[str, Any]:
+    signed = parse_signed_message(message_json)
+    envelope = signed.envelope
+    if _domain(envelope.sender) != peer.domain:
+        raise BadEnvelope(f"{peer.name} cannot deliver a message from {envelope.sender}", field="sender")
+    entry = _check_record(peer, signed, entry_json)
+    ours = [address for address in envelope.recipients if _domain(address) == settings.NODE_DOMAIN]
+    if not ours:
+        raise NotYourRecipient("none of the message's recipients is a counterparty of this node")
+    existing = Message.objects.select_for_update().filter(message_id=envelope.id).first()
+    if existing is not None and existing.digest != signed.digest.hex():
+        raise MessageIdReused(
+            f"message id {envelope.id} was delivered before with another digest", field="id"
+        )
+    stored = {row.recipient_address: row for row in existing.deliveries.all()} if existing is not None else {}
+    counterparties = _local_counterparties(ours)
+    outcomes: dict[str, dict[str, Any]] = {}
+    to_store: list[tuple[str, Counterparty]] = []
+    for address in ours:
+        row = stored.get(address)
+        if row is not None:
+            outcomes[address] = (
+                {"status": "rejected", "code": row.rejection_code, "message": row.rejection_reason}
+                if row.status == DeliveryStatus.REJECTED
+                else {"status": "delivered"}
+            )
+            continue
+        counterparty = counterparties.get(address)
+        if counterparty is None:
+            outcomes[address] = {
+                "status": "rejected",
+                "code": UnknownRecipient.code,
+                "message": f"{address} is not a counterparty here",
+            }
+        elif counterparty.kyc_status != KycStatus.ACCEPTED:
+            outcomes[address] = {
+                "status": "rejected",
+                "code": RecipientNotAccepted.code,
+                "message": f"{address} has not been accepted (KYC)",
+            }
+        else:
+            status, code = _open_or_refuse(envelope, counterparty)
+            if status == DeliveryStatus.REJECTED:
+                outcomes[address] = {
+                    "status": "rejected",
+                    "code": code,
+                    "message": f"the box for {address} does not open with its key",
+                }
+            else:
+                outcomes[address] = {"status": "delivered"}
+                to_store.append((address, counterparty))
+    if to_store:
+        now = timezone.now()
+        if existing is None:
+            commitment = entry_commitment(
+                entry.entry.ledger, entry.entry.height, encode_entry(entry.entry).hash
+            )
+            existing = Message.objects.create(
+                message_id=envelope.id,
+                digest=signed.digest.hex(),
+                envelope=envelope.to_json(),
+                signature=signed.signature.hex(),
+                kind=envelope.kind,
+                sender_address=envelope.sender,
+                recipients=list(envelope.recipients),
+                reply_to=envelope.reply_to or "",
+                encrypted=envelope.encrypted,
+                size=len(signed.encoded.signed_bytes),
+                sent_at_ms=envelope.time,
+                received_from=peer,
+                record={
+                    "ledger": entry.entry.ledger,
+                    "height": entry.entry.height,
+                    "hash": encode_entry(entry.entry).hash.hex(),
+                },
+                observation_digest=observation_digest(commitment),
+            )
+            # This node attests the record too: its vote for the same commitment is agreed once,
+            # and lets this node follow the message into a block like its own.
+            consensus_vote_many(payloads=[commitment], kind=ENTRY_OBSERVATION_KIND)
+        Delivery.objects.bulk_create(
+            [
+                Delivery(
+                    message=existing,
+                    recipient_address=address,
+                    recipient=counterparty,
+                    status=DeliveryStatus.DELIVERED,
+                    delivered_at=now,
+                )
+                for address, counterparty in to_store
+            ]
+        )
+        audit_record(
+            actor=f"peer:{peer.name}",
+            action="message.receive",
+            target=existing,
+            after={"id": envelope.id, "recipients": [address for address, _ in to_store]},
+        )
+        _broadcast_after_commit()
+    return {"id": envelope.id, "recipients": outcomes}
+
+
+# --- rejection by a recipient --------------------------------------------------------------------
+
+
+@transaction.atomic
+def delivery_reject(*, message_id: str, recipient: str, reason: str, actor: Any) -> Delivery:
+    """A recipient of this node refuses a message delivered to it (say, a self-custody recipient
+    whose box did not open on its own device); its sender's node is told."""
+    row = (
+        Delivery.objects.select_for_update()
+        .select_related("message")
+        .filter(message__message_id=message_id, recipient_address=recipient, recipient__isnull=False)
+        .first()
+    )
+    if row is None:
+        raise UnknownMessage(f"message {message_id} was not delivered to {recipient} at this node")
+    if row.status != DeliveryStatus.DELIVERED:
+        raise AlreadyFinished(
+            f"the delivery to {recipient} is {row.get_status_display().lower()}, not delivered"
+        )
+    code = (
+        "ciphertext_does_not_open"
+        if reason.strip().lower() == "ciphertext_does_not_open"
+        else "rejected_by_recipient"
+    )
+    row.status, row.finished_at = DeliveryStatus.REJECTED, timezone.now()
+    row.rejection_code, row.rejection_reason = code, reason[:500]
+    row.save(update_fields=["status", "finished_at", "rejection_code", "rejection_reason"])
+    audit_record(
+        actor=actor,
+        action="message.reject",
+        target=row.message,
+        after={"recipient": recipient, "code": code},
+        reason=reason,
+    )
+    if row.message.received_from_id is not None:
+        transaction.on_commit(lambda: _notify_rejection(row.pk))
+    _broadcast_after_commit()
+    return row
+
+
+def _notify_rejection(delivery_id: int) -> None:
+    from messaging import tasks
+
+    tasks.rejection_notify.delay(delivery_id)
+
+
+def rejection_send(*, delivery_id: int) -> None:
+    row = Delivery.objects.select_related("message__received_from").get(pk=delivery_id)
+    peer = row.message.received_from
+    assert peer is not None
+    body = {
+        "id": row.message.message_id,
+        "recipient": row.recipient_address,
+        "code": row.rejection_code,
+        "reason": row.rejection_reason,
+    }
+    try:
+        answer = peer_request(
+            peer,
+            "POST",
+            REJECTIONS_PATH,
+            json_body=body,
+            idempotency_key=f"reject-{row.message.message_id}-{row.recipient_address}"[:100],
+        )
+    except PeerUnreachable as error:
+        raise DeliveryRetry(str(error)) from error
+    if answer.status >= 500:
+        raise DeliveryRetry(f"{peer.name} answered {answer.status}")
+
+
+@transaction.atomic
+def rejection_receive(*, peer: Peer, body: Mapping[str, Any]) -> Delivery:
+    """A recipient at ``peer`` rejected a message we sent it."""
+    recipient = str(body.get("recipient", ""))
+    if _domain(recipient) != peer.domain:
+        raise NotYourRecipient(f"{peer.name} cannot reject for {recipient}")
+    row = (
+        Delivery.objects.select_for_update()
+        .filter(message__message_id=str(body.get("id", "")), recipient_address=recipient, peer=peer)
+        .first()
+    )
+    if row is None:
+        raise UnknownMessage(f"no message {body.get('id')} was sent to {recipient} from here")
+    if row.status in (DeliveryStatus.ACCEPTED, DeliveryStatus.DELIVERED):
+        row.status, row.finished_at = DeliveryStatus.REJECTED, timezone.now()
+        row.rejection_code = str(body.get("code") or "rejected_by_recipient")[:60]
+        row.rejection_reason = str(body.get("reason", ""))[:500]
+        row.save(update_fields=["status", "finished_at", "rejection_code", "rejection_reason"])
+        _broadcast_after_commit()
+    return row
+
+
+# --- following messages into blocks and anchors; timeouts ------------------------------------------
+
+
+def messages_follow() -> dict[str, int]:
+    """Beat: time out what waited too long, and move messages to "in block" and "anchored".
+
+    Idempotent, a handful of statements whatever the backlog."""
+    now = timezone.now()
+    deadline = now - timedelta(seconds=settings.MESSAGE_DELIVERY_TIMEOUT_SECONDS)
+    timed_out = Delivery.objects.filter(status=DeliveryStatus.ACCEPTED, created_at__lte=deadline).update(
+        status=DeliveryStatus.TIMED_OUT, finished_at=now
+    )
+    message = Message._meta.db_table
+    pending = PendingObservation._meta.db_table
+    anchor = Anchor._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {message} AS m SET block_height = p.block_height FROM {pending} AS p "  # noqa: S608 - table names from models
+            "WHERE m.block_height IS NULL AND m.observation_digest = p.digest AND p.status = %s",
+            [ObservationStatus.AGREED],
+        )
+        in_block = cursor.rowcount
+        cursor.execute(
+            f"UPDATE {message} AS m SET anchored_at = %s WHERE m.block_height IS NOT NULL "  # noqa: S608
+            f"AND m.anchored_at IS NULL AND EXISTS (SELECT 1 FROM {anchor} AS a "
+            "WHERE a.status = %s AND a.height >= m.block_height)",
+            [now, AnchorStatus.FINAL],
+        )
+        anchored = cursor.rowcount
+    redispatched = _redispatch_stale(now)
+    if timed_out or in_block or anchored:
+        _broadcaster.request()
+    return {"timed_out": timed_out, "in_block": in_block, "anchored": anchored, "redispatched": redispatched}
+
+
+def _redispatch_stale(now: Any) -> int:
+    """Deliveries still waiting whose router task is gone (a broker that lost it, a worker that
+    was down): no attempt for longer than the longest backoff allows. Hand them to the router
+    again; a task that was only late finds nothing left to send."""
+    stale = now - timedelta(seconds=2 * settings.MESSAGE_RETRY_MAX_SECONDS + 5)
+    rows = list(
+        Delivery.objects.filter(status=DeliveryStatus.ACCEPTED, peer__isnull=False)
+        .filter(Q(last_attempt_at__lt=stale) | Q(last_attempt_at__isnull=True, created_at__lt=stale))
+        .values_list("pk", "peer_id", "message__message_id")[: DELIVERY_BATCH * 10]
+    )
+    if not rows:
+        return 0
+    # Counted as an attempt now, so the next tick does not hand them out again before the task runs.
+    Delivery.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(last_attempt_at=now)
+    by_peer: dict[int, set[str]] = defaultdict(set)
+    for _, peer_id, message_id in rows:
+        by_peer[peer_id].add(message_id)
+    from messaging import tasks
+
+    for peer_id, message_ids in by_peer.items():
+        ordered = sorted(message_ids)
+        for start in range(0, len(ordered), DELIVERY_BATCH):
+            tasks.messages_deliver.delay(peer_id, ordered[start : start + DELIVERY_BATCH])
+    return len(rows)
+
+
+# --- attachments --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def attachment_upload(*, content: bytes, declared_type: str | None, actor: Any) -> MessageAttachment:
+    """Store a file a message will name, content-addressed in the counterparty document store
+    (same 10 MiB limit and the same type check by magic number); the same bytes are one row."""
+    if not content:
+        raise BadAttachment("the file is empty", field="file")
+    if len(content) > MAX_ATTACHMENT_BYTES:
+        from messaging.protocol.errors import MessageTooLarge
+
+        raise MessageTooLarge(f"a file is at most {MAX_ATTACHMENT_BYTES} bytes (10 MiB)", field="file")
+    sniffed = storage.sniff_content_type(content[:16])
+    if sniffed is None or sniffed not in ATTACHMENT_MEDIA_TYPES:
+        raise BadAttachment("a file is a PDF, PNG or JPEG (recognised by its first bytes)", field="file")
+    if declared_type and declared_type not in (sniffed, "application/octet-stream"):
+        raise BadAttachment(f"the file is {sniffed}, not {declared_type}", field="file")
+    sha = storage.document_store(content)
+    row, created = MessageAttachment.objects.get_or_create(
+        sha256=sha, defaults={"size": len(content), "media_type": sniffed, "uploaded_by": str(actor)[:150]}
+    )
+    if created:
+        audit_record(
+            actor=actor, action="message.attachment", target=row, after={"sha256": sha, "size": len(content)}
+        )
+    return row
