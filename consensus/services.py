@@ -156,6 +156,20 @@ def consensus_vote_many(*, payloads: list[bytes], kind: str) -> int:
     return len(new)
 
 
+def consensus_vote_in_transaction(*, payloads: list[bytes], kind: str) -> None:
+    """Submit observations as part of the caller's open transaction: they exist (and are voted
+    for) exactly when what they describe commits. One bulk insert, no existence query: for
+    payloads unique by construction (a ledger entry's commitment names its ledger and height).
+    A digest already queued is skipped, so a crafted earlier submission cannot block the caller."""
+    rows = []
+    for payload in payloads:
+        data = observation_bytes(observation_for(kind=kind, payload=payload))
+        rows.append(PendingObservation(digest=sha256(data), data=data, kind=kind))
+    if rows:
+        PendingObservation.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5_000)
+        transaction.on_commit(_schedule_votes)
+
+
 def dispatch(task: str, *args: Any) -> None:
     """Hand work on (``consensus.tasks.<task>``); the one door, so tests can watch it.
 

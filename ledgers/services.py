@@ -22,11 +22,13 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from consensus.services import consensus_vote_in_transaction
 from ledgers.errors import CustodyMismatch, IdempotencyKeyReused
 from ledgers.models import Asset, FraudProof, Hold, Ledger, LedgerEntry, LedgerOwner, Transfer
 from ledgers.protocol import amounts, fraud, identifiers, intrabank
 from ledgers.protocol import chain as chain_rules
 from ledgers.protocol.catalogue import Hold as ProtocolHold
+from ledgers.protocol.commitments import ENTRY_OBSERVATION_KIND, entry_commitment
 from ledgers.protocol.entries import (
     Entry,
     LedgerHeight,
@@ -409,6 +411,12 @@ def _save(state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]) -
             "recorded_at",
         ],
         json_fields={"body"},
+    )
+    # Every entry's head commitment goes to consensus (ARCHITECTURE.md §6) in this same
+    # transaction: an entry is never stored without its vote, nor voted without being stored.
+    consensus_vote_in_transaction(
+        payloads=[entry_commitment(item.entry.ledger, item.entry.height, item.hash) for _, item in appended],
+        kind=ENTRY_OBSERVATION_KIND,
     )
     uai_to_id = {asset.uai: asset_id for asset_id, asset in state.assets_by_id.items()}
     balance_values = [

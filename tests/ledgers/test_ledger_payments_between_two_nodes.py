@@ -32,7 +32,7 @@ from settlement.identity import fetch_identity_document, peer_add
 from settlement.models import Peer
 from settlement.transport import peer_request
 from settlement.verify import verify_document
-from tests.ledgers.ledger_shell_support import balance_of
+from tests.ledgers.ledger_shell_support import assert_every_entry_voted, balance_of, expected_entry_votes
 from tests.support import database_url_for_processes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,6 +90,15 @@ class SecondNode:
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as connection:
             return connection.execute(sql, params).fetchall()
+
+    def assert_every_entry_voted(self) -> int:
+        """Bank B's side of ``assert_every_entry_voted``: one head commitment per stored entry."""
+        stored = self.query(
+            "SELECT l.ubi, e.height, e.hash FROM ledgers_ledgerentry e JOIN ledgers_ledger l ON l.id = e.ledger_id"
+        )
+        votes = self.query("SELECT data FROM consensus_pendingobservation WHERE kind = 'ledger-entry'")
+        assert sorted(bytes(data) for (data,) in votes) == expected_entry_votes(stored)
+        return len(stored)
 
     def balance(self, name: str) -> int:
         rows = self.query(
@@ -221,6 +230,10 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
     assert not Hold.objects.exists()
     assert bank_b.balance("bob") == 1500
     assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
+    # Both banks voted each entry of their legs (and nothing for refused payments): A holds its
+    # deposit and 6 payments of two entries; B its 6 legs of two entries.
+    assert assert_every_entry_voted() == 1 + 2 * 6
+    assert bank_b.assert_every_entry_voted() == 2 * 6
 
     # B co-signed a payment that A never finished (A crashed before holding it, say): past the
     # deadline B asks A, A signs a void notice (it can never sign the payment now), B releases.
@@ -313,3 +326,5 @@ def test_an_offer_spreads_to_the_other_node_and_its_party_takes_it_once(two_bank
         f"ubi:{B_DOMAIN}:dave",
     )
     assert rows == [("bank-test.test/EUR", 1000), (f"{B_DOMAIN}/EUR", 1100)]
+    assert assert_every_entry_voted() == 3  # the deposit, the offer, the maker's take
+    assert bank_b.assert_every_entry_voted() == 2  # dave's deposit, the taker's take
