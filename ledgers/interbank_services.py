@@ -21,11 +21,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ledgers.errors import PeerRefused, error_for_code
@@ -60,6 +61,8 @@ VOID_PATH = "/node-api/ledgers/payments/void"
 STATUS_PATH = "/node-api/ledgers/payments/status"
 # A co-signer asks the origin about a payment still held this long after its deadline.
 STATUS_GRACE_MS = 5_000
+# The origin sends a final proof again when the co-signer has not confirmed it this long after.
+UNCONFIRMED_RESEND_MS = 10_000
 COSIGN_BATCH_PATH = "/node-api/ledgers/payments/cosign-batch"
 FINAL_BATCH_PATH = "/node-api/ledgers/payments/final-batch"
 DEFAULT_EXPIRY_MS = 30_000
@@ -292,7 +295,9 @@ def payment_origin_transition(*, payment_id: str, change: Any, deliver: bool = T
     row.proof = state_after.proof.to_json()
     row.updated_at = timezone.now()
     row.save(update_fields=["phase", "proof", "void_reason", "void_signature", "updated_at"])
-    if deliver and row.phase != interbank.PaymentPhase.HELD:
+    if deliver and row.phase == interbank.PaymentPhase.FINAL:
+        transaction.on_commit(functools.partial(_final_courier.send, [row.payment_id]))
+    elif deliver and row.phase == interbank.PaymentPhase.VOIDED:
         transaction.on_commit(lambda: _deliver_later(row.payment_id))
     return row
 
@@ -316,6 +321,96 @@ def _deliver_later(payment_id: str) -> None:
         from ledgers.tasks import payment_deliver
 
         payment_deliver.apply_async(args=(payment_id,), countdown=2)
+
+
+class _FinalCourier:
+    """Bank A hands final proofs to the co-signers off the payer's path, many per request.
+
+    A payment is final once A signed it (it then carries all three signatures); B appends its
+    leg when the proof reaches it. So the payer does not wait for that third round trip: after
+    commit the payment ids go here, and one thread per process sends whatever has gathered as
+    one ``final-batch`` request per peer (while it does, the next payments gather). What cannot
+    be delivered goes to the ``payment_deliver`` task, which retries; beat sends again anything
+    left unconfirmed (``payments_void_expired``), and B asks A itself past the deadline."""
+
+    idle_seconds = 30.0
+
+    def __init__(self) -> None:
+        self.wanted = threading.Event()
+        self.lock = threading.Lock()
+        self.waiting: list[str] = []
+        self.thread: threading.Thread | None = None
+
+    def send(self, payment_ids: list[str]) -> None:
+        with self.lock:
+            self.waiting.extend(payment_ids)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name="ledgers-final-courier", daemon=True)
+                self.thread.start()
+        self.wanted.set()
+
+    def run(self) -> None:
+        while self.wanted.wait(timeout=self.idle_seconds):
+            self.wanted.clear()
+            with self.lock:
+                payment_ids, self.waiting = self.waiting, []
+            try:
+                _deliver_finals(payment_ids)
+            except Exception:
+                logger.exception("final proofs not delivered yet; the payment_deliver task retries")
+                _deliver_by_task(payment_ids)
+            finally:
+                connection.close()  # this thread's own; none is held while it waits
+        with self.lock:
+            self.thread = None
+            leftover, self.waiting = self.waiting, []
+        if leftover:
+            self.send(leftover)
+
+
+_final_courier = _FinalCourier()
+
+
+def _deliver_by_task(payment_ids: list[str]) -> None:
+    from ledgers.tasks import payment_deliver
+
+    for payment_id in payment_ids:
+        payment_deliver.apply_async(args=(payment_id,), countdown=2)
+
+
+def _deliver_finals(payment_ids: list[str]) -> None:
+    """Send the final proofs of these payments (ours, final, not yet confirmed) to their
+    co-signers: one request per peer and up to 5,000 proofs; mark them confirmed on success."""
+    rows = list(
+        InterbankPayment.objects.filter(
+            payment_id__in=payment_ids,
+            role=PaymentRole.ORIGIN,
+            phase=interbank.PaymentPhase.FINAL,
+            peer_confirmed=False,
+        ).values_list("pk", "payment_id", "proof")
+    )
+    by_peer: dict[str, list[tuple[int, str, Any]]] = {}
+    for row in rows:
+        co_signer = interbank.PaymentInstruction.from_json(row[2]["instruction"]).banks[1]
+        by_peer.setdefault(co_signer, []).append(row)
+    for domain, items in by_peer.items():
+        for start in range(0, len(items), 5000):
+            chunk = items[start : start + 5000]
+            try:
+                answer = peer_request(
+                    peer_for(domain),
+                    "POST",
+                    FINAL_BATCH_PATH,
+                    json_body={"proofs": [proof for _, _, proof in chunk]},
+                    timeout=30.0,
+                )
+                delivered = answer.ok
+            except (PeerUnreachable, LedgerError):
+                delivered = False
+            if delivered:
+                InterbankPayment.objects.filter(pk__in=[pk for pk, _, _ in chunk]).update(peer_confirmed=True)
+            else:
+                _deliver_by_task([payment_id for _, payment_id, _ in chunk])
 
 
 def payment_deliver_outcome(*, payment_id: str) -> None:
@@ -412,10 +507,11 @@ def _change_for(peer: Peer, body: Any, status: int, key: PublicKey | None = None
 def payment_interbank_send_batch(
     *, requests: list[InterbankRequest], actor: Any = None
 ) -> list[InterbankPayment]:
-    """Many payments to one peer bank with two round trips in all: hold them all (one
-    transaction), one co-sign request, finalise all (one transaction), one request with the
-    final proofs. Holding is all or nothing; after that each payment is final or voided on its
-    own (a refused one is voided and its hold released). Replays return the first payments."""
+    """Many payments to one peer bank with one round trip on the payer's path: hold them all
+    (one transaction), one co-sign request, finalise all (one transaction); the final proofs go
+    to B in bulk from the courier. Holding is all or nothing; after that each payment is final
+    or voided on its own (a refused one is voided and its hold released). Replays return the
+    first payments."""
     if not requests:
         return []
     held = [payment for payment, _ in _hold_many(requests)]
@@ -447,22 +543,8 @@ def payment_interbank_send_batch(
             )
     finals = _finalise_many(pending, changes, peer) if pending else []
     if finals:
-        try:
-            answer = peer_request(
-                peer,
-                "POST",
-                FINAL_BATCH_PATH,
-                json_body={"proofs": [row.proof for row in finals]},
-                timeout=30.0,
-            )
-            delivered = answer.ok
-        except PeerUnreachable:
-            delivered = False
-        if delivered:
-            InterbankPayment.objects.filter(pk__in=[row.pk for row in finals]).update(peer_confirmed=True)
-        else:
-            for row in finals:
-                _deliver_later(row.payment_id)
+        # B gets the final proofs from the courier, in bulk, once they are committed.
+        transaction.on_commit(functools.partial(_final_courier.send, [row.payment_id for row in finals]))
     by_id = InterbankPayment.objects.in_bulk([row.pk for row in held])
     return [by_id[row.pk] for row in held]
 
@@ -986,4 +1068,15 @@ def payments_void_expired() -> int:
             _ask_origin(row)
         except (PeerUnreachable, LedgerError) as error:
             logger.warning("payment %s: origin not asked yet (%s)", row.payment_id[:16], error)
+    # Final here, but the co-signer never confirmed (the courier's process stopped, say).
+    unconfirmed = list(
+        InterbankPayment.objects.filter(
+            role=PaymentRole.ORIGIN,
+            phase=interbank.PaymentPhase.FINAL,
+            peer_confirmed=False,
+            updated_at__lte=timezone.now() - timedelta(milliseconds=UNCONFIRMED_RESEND_MS),
+        ).values_list("payment_id", flat=True)[:5000]
+    )
+    if unconfirmed:
+        _final_courier.send(unconfirmed)
     return voided

@@ -751,6 +751,7 @@ def payment_intrabank_batch(*, requests: Sequence[PaymentRequest], actor: Any = 
                 debit_signature=party_signature,
                 assets=assets,
                 now=now,
+                encoded_debit=encoded_debit,
             )
         except LedgerError as error:
             if len(requests) == 1:

@@ -119,6 +119,7 @@ def check_append(
     catalogue: Catalogue = DEFAULT_CATALOGUE,
     check_funds: bool = True,
     now: Millis | None = None,
+    encoded: EncodedEntry | None = None,
 ) -> Appended:
     """Check that ``entry`` may be appended after ``head``; raise a :class:`LedgerError` if not.
 
@@ -149,7 +150,8 @@ def check_append(
     rule.validate(entry.body, context)
     effects = rule.effects(entry.body, context)
 
-    encoded = encode_entry(entry)
+    if encoded is None or encoded.entry is not entry:
+        encoded = encode_entry(entry)
     if party_signature is not None:
         verify_encoded(party_key, encoded, party_signature, role="party")
     elif effects.party_must_sign:
