@@ -43,6 +43,7 @@ from ledgers.services import (
     _save,
     bank_key,
     bank_namespace,
+    copy_objects,
     ledger_open,
     now_millis,
 )
@@ -246,8 +247,8 @@ def _hold_many(requests: list[InterbankRequest]) -> list[tuple[InterbankPayment,
         existing[(sender_id, request.reference)] = payment
         payments.append(payment)
         out.append((payment, True))
-    Hold.objects.bulk_create(holds)
-    InterbankPayment.objects.bulk_create(payments)
+    copy_objects(holds)
+    copy_objects(payments)
     return out
 
 
@@ -541,11 +542,11 @@ def payment_interbank_send_batch(
             changes[row.payment_id] = _change_for(
                 peer, result, 200 if "signature" in result else 409, key=peer_key
             )
-    finals = _finalise_many(pending, changes, peer) if pending else []
+    finals, settled = _finalise_many(pending, changes, peer) if pending else ([], [])
     if finals:
         # B gets the final proofs from the courier, in bulk, once they are committed.
         transaction.on_commit(functools.partial(_final_courier.send, [row.payment_id for row in finals]))
-    by_id = InterbankPayment.objects.in_bulk([row.pk for row in held])
+    by_id = {row.pk: row for row in held} | {row.pk: row for row in settled}
     return [by_id[row.pk] for row in held]
 
 
@@ -556,18 +557,27 @@ def _save_payments(rows: list[InterbankPayment]) -> None:
         return
     from django.db import connection
 
+    # One JSON document for all rows: as arrays, psycopg would escape every quote of every proof.
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE ledgers_interbankpayment AS p SET phase = v.phase, proof = v.proof, "
             "void_reason = v.void_reason, void_signature = v.void_signature, updated_at = now() "
-            "FROM unnest(%s::bigint[], %s::varchar[], %s::jsonb[], %s::varchar[], %s::varchar[]) "
-            "AS v(id, phase, proof, void_reason, void_signature) WHERE p.id = v.id",
+            "FROM jsonb_to_recordset(%s::jsonb) "
+            "AS v(id bigint, phase varchar, proof jsonb, void_reason varchar, void_signature varchar) "
+            "WHERE p.id = v.id",
             [
-                [row.pk for row in rows],
-                [str(row.phase) for row in rows],
-                [json.dumps(row.proof) for row in rows],
-                [row.void_reason for row in rows],
-                [row.void_signature for row in rows],
+                json.dumps(
+                    [
+                        {
+                            "id": row.pk,
+                            "phase": str(row.phase),
+                            "proof": row.proof,
+                            "void_reason": row.void_reason,
+                            "void_signature": row.void_signature,
+                        }
+                        for row in rows
+                    ]
+                )
             ],
         )
 
@@ -575,9 +585,10 @@ def _save_payments(rows: list[InterbankPayment]) -> None:
 @transaction.atomic
 def _finalise_many(
     pending: list[InterbankPayment], changes: dict[str, Any], peer: Peer
-) -> list[InterbankPayment]:
+) -> tuple[list[InterbankPayment], list[InterbankPayment]]:
     """Bank A's transitions for a batch in one transaction and one write: every row locked once,
-    each payment finalised (A signs, its leg appended) or voided (hold released) on its own."""
+    each payment finalised (A signs, its leg appended) or voided (hold released) on its own.
+    Returns the final ones, and every row as it is now."""
     locked = _lock_ledgers(
         {row.debit_ledger_id for row in pending} | {row.credit_ledger_id for row in pending}
     )
@@ -635,7 +646,7 @@ def _finalise_many(
     for row in others:
         if row.phase == interbank.PaymentPhase.VOIDED:
             transaction.on_commit(functools.partial(_deliver_later, row.payment_id))
-    return finals
+    return finals, rows
 
 
 def _json_or_empty(answer: Any) -> dict[str, Any]:
@@ -824,8 +835,8 @@ def payment_cosign_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
             )
         )
         results.append({"signature": signature.hex()})
-    Hold.objects.bulk_create(holds)
-    InterbankPayment.objects.bulk_create(payments)
+    copy_objects(holds)
+    copy_objects(payments)
     return results
 
 
