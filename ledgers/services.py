@@ -381,11 +381,11 @@ def _copy_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> 
         return []
     table = model._meta.db_table
     columns = _columns(model)
-    json_positions = {
+    json_positions = [
         index
         for index, field in enumerate(model._meta.concrete_fields[1:])
         if isinstance(field, models.JSONField)
-    }
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
@@ -395,12 +395,10 @@ def _copy_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> 
         names = ", ".join(["id", *columns])
         with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for pk, row in zip(ids, values, strict=True):
-                if json_positions:
-                    row = tuple(
-                        json.dumps(value) if index in json_positions else value
-                        for index, value in enumerate(row)
-                    )
-                copy.write_row((pk, *row))
+                line = [pk, *row]
+                for index in json_positions:
+                    line[index + 1] = json.dumps(line[index + 1])
+                copy.write_row(line)
     return ids
 
 
