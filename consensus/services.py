@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -154,6 +154,33 @@ def consensus_vote_many(*, payloads: list[bytes], kind: str) -> int:
         PendingObservation.objects.bulk_create(new, ignore_conflicts=True, batch_size=5_000)
         transaction.on_commit(_schedule_votes)
     return len(new)
+
+
+def consensus_vote_in_transaction(*, payloads: list[bytes], kind: str) -> None:
+    """Submit observations as part of the caller's open transaction: they exist (and are voted
+    for) exactly when what they describe commits. One INSERT over arrays, no existence query: for
+    payloads unique by construction (a ledger entry's commitment names its ledger and height).
+    A digest already queued is skipped, so a crafted earlier submission cannot block the caller.
+    (Not ``bulk_create``: its SQL for thousands of rows costs more than the rows themselves.)"""
+    data = [observation_bytes(observation_for(kind=kind, payload=payload)) for payload in payloads]
+    if not data:
+        return
+    # Hex joined into one text parameter each: as bytea arrays, the client-side binding would
+    # escape every byte of every row (more than the rest of the insert costs).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO consensus_pendingobservation (digest, data, kind, status, submitted_at) "
+            "SELECT decode(d.digest, 'hex'), decode(d.data, 'hex'), %s, %s, now() "
+            "FROM unnest(string_to_array(%s, ','), string_to_array(%s, ',')) AS d(digest, data) "
+            "ON CONFLICT (digest) DO NOTHING",
+            [
+                kind,
+                ObservationStatus.QUEUED.value,
+                ",".join(sha256(item).hex() for item in data),
+                ",".join(item.hex() for item in data),
+            ],
+        )
+    transaction.on_commit(_schedule_votes)
 
 
 def dispatch(task: str, *args: Any) -> None:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ledgers.errors import PeerRefused, error_for_code
@@ -42,6 +43,7 @@ from ledgers.services import (
     _save,
     bank_key,
     bank_namespace,
+    copy_objects,
     ledger_open,
     now_millis,
 )
@@ -60,6 +62,8 @@ VOID_PATH = "/node-api/ledgers/payments/void"
 STATUS_PATH = "/node-api/ledgers/payments/status"
 # A co-signer asks the origin about a payment still held this long after its deadline.
 STATUS_GRACE_MS = 5_000
+# The origin sends a final proof again when the co-signer has not confirmed it this long after.
+UNCONFIRMED_RESEND_MS = 10_000
 COSIGN_BATCH_PATH = "/node-api/ledgers/payments/cosign-batch"
 FINAL_BATCH_PATH = "/node-api/ledgers/payments/final-batch"
 DEFAULT_EXPIRY_MS = 30_000
@@ -249,8 +253,8 @@ def _hold_many(requests: list[InterbankRequest]) -> list[tuple[InterbankPayment,
         existing[(sender_id, request.reference)] = payment
         payments.append(payment)
         out.append((payment, True))
-    Hold.objects.bulk_create(holds)
-    InterbankPayment.objects.bulk_create(payments)
+    copy_objects(holds)
+    copy_objects(payments)
     return out
 
 
@@ -298,7 +302,9 @@ def payment_origin_transition(*, payment_id: str, change: Any, deliver: bool = T
     row.proof = state_after.proof.to_json()
     row.updated_at = timezone.now()
     row.save(update_fields=["phase", "proof", "void_reason", "void_signature", "updated_at"])
-    if deliver and row.phase != interbank.PaymentPhase.HELD:
+    if deliver and row.phase == interbank.PaymentPhase.FINAL:
+        transaction.on_commit(functools.partial(_final_courier.send, [row.payment_id]))
+    elif deliver and row.phase == interbank.PaymentPhase.VOIDED:
         transaction.on_commit(lambda: _deliver_later(row.payment_id))
     return row
 
@@ -322,6 +328,96 @@ def _deliver_later(payment_id: str) -> None:
         from ledgers.tasks import payment_deliver
 
         payment_deliver.apply_async(args=(payment_id,), countdown=2)
+
+
+class _FinalCourier:
+    """Bank A hands final proofs to the co-signers off the payer's path, many per request.
+
+    A payment is final once A signed it (it then carries all three signatures); B appends its
+    leg when the proof reaches it. So the payer does not wait for that third round trip: after
+    commit the payment ids go here, and one thread per process sends whatever has gathered as
+    one ``final-batch`` request per peer (while it does, the next payments gather). What cannot
+    be delivered goes to the ``payment_deliver`` task, which retries; beat sends again anything
+    left unconfirmed (``payments_void_expired``), and B asks A itself past the deadline."""
+
+    idle_seconds = 30.0
+
+    def __init__(self) -> None:
+        self.wanted = threading.Event()
+        self.lock = threading.Lock()
+        self.waiting: list[str] = []
+        self.thread: threading.Thread | None = None
+
+    def send(self, payment_ids: list[str]) -> None:
+        with self.lock:
+            self.waiting.extend(payment_ids)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name="ledgers-final-courier", daemon=True)
+                self.thread.start()
+        self.wanted.set()
+
+    def run(self) -> None:
+        while self.wanted.wait(timeout=self.idle_seconds):
+            self.wanted.clear()
+            with self.lock:
+                payment_ids, self.waiting = self.waiting, []
+            try:
+                _deliver_finals(payment_ids)
+            except Exception:
+                logger.exception("final proofs not delivered yet; the payment_deliver task retries")
+                _deliver_by_task(payment_ids)
+            finally:
+                connection.close()  # this thread's own; none is held while it waits
+        with self.lock:
+            self.thread = None
+            leftover, self.waiting = self.waiting, []
+        if leftover:
+            self.send(leftover)
+
+
+_final_courier = _FinalCourier()
+
+
+def _deliver_by_task(payment_ids: list[str]) -> None:
+    from ledgers.tasks import payment_deliver
+
+    for payment_id in payment_ids:
+        payment_deliver.apply_async(args=(payment_id,), countdown=2)
+
+
+def _deliver_finals(payment_ids: list[str]) -> None:
+    """Send the final proofs of these payments (ours, final, not yet confirmed) to their
+    co-signers: one request per peer and up to 5,000 proofs; mark them confirmed on success."""
+    rows = list(
+        InterbankPayment.objects.filter(
+            payment_id__in=payment_ids,
+            role=PaymentRole.ORIGIN,
+            phase=interbank.PaymentPhase.FINAL,
+            peer_confirmed=False,
+        ).values_list("pk", "payment_id", "proof")
+    )
+    by_peer: dict[str, list[tuple[int, str, Any]]] = {}
+    for row in rows:
+        co_signer = interbank.PaymentInstruction.from_json(row[2]["instruction"]).banks[1]
+        by_peer.setdefault(co_signer, []).append(row)
+    for domain, items in by_peer.items():
+        for start in range(0, len(items), 5000):
+            chunk = items[start : start + 5000]
+            try:
+                answer = peer_request(
+                    peer_for(domain),
+                    "POST",
+                    FINAL_BATCH_PATH,
+                    json_body={"proofs": [proof for _, _, proof in chunk]},
+                    timeout=30.0,
+                )
+                delivered = answer.ok
+            except (PeerUnreachable, LedgerError):
+                delivered = False
+            if delivered:
+                InterbankPayment.objects.filter(pk__in=[pk for pk, _, _ in chunk]).update(peer_confirmed=True)
+            else:
+                _deliver_by_task([payment_id for _, payment_id, _ in chunk])
 
 
 def payment_deliver_outcome(*, payment_id: str) -> None:
@@ -418,10 +514,11 @@ def _change_for(peer: Peer, body: Any, status: int, key: PublicKey | None = None
 def payment_interbank_send_batch(
     *, requests: list[InterbankRequest], actor: Any = None
 ) -> list[InterbankPayment]:
-    """Many payments to one peer bank with two round trips in all: hold them all (one
-    transaction), one co-sign request, finalise all (one transaction), one request with the
-    final proofs. Holding is all or nothing; after that each payment is final or voided on its
-    own (a refused one is voided and its hold released). Replays return the first payments."""
+    """Many payments to one peer bank with one round trip on the payer's path: hold them all
+    (one transaction), one co-sign request, finalise all (one transaction); the final proofs go
+    to B in bulk from the courier. Holding is all or nothing; after that each payment is final
+    or voided on its own (a refused one is voided and its hold released). Replays return the
+    first payments."""
     if not requests:
         return []
     held = [payment for payment, _ in _hold_many(requests)]
@@ -451,25 +548,11 @@ def payment_interbank_send_batch(
             changes[row.payment_id] = _change_for(
                 peer, result, 200 if "signature" in result else 409, key=peer_key
             )
-    finals = _finalise_many(pending, changes, peer) if pending else []
+    finals, settled = _finalise_many(pending, changes, peer) if pending else ([], [])
     if finals:
-        try:
-            answer = peer_request(
-                peer,
-                "POST",
-                FINAL_BATCH_PATH,
-                json_body={"proofs": [row.proof for row in finals]},
-                timeout=30.0,
-            )
-            delivered = answer.ok
-        except PeerUnreachable:
-            delivered = False
-        if delivered:
-            InterbankPayment.objects.filter(pk__in=[row.pk for row in finals]).update(peer_confirmed=True)
-        else:
-            for row in finals:
-                _deliver_later(row.payment_id)
-    by_id = InterbankPayment.objects.in_bulk([row.pk for row in held])
+        # B gets the final proofs from the courier, in bulk, once they are committed.
+        transaction.on_commit(functools.partial(_final_courier.send, [row.payment_id for row in finals]))
+    by_id = {row.pk: row for row in held} | {row.pk: row for row in settled}
     return [by_id[row.pk] for row in held]
 
 
@@ -480,18 +563,27 @@ def _save_payments(rows: list[InterbankPayment]) -> None:
         return
     from django.db import connection
 
+    # One JSON document for all rows: as arrays, psycopg would escape every quote of every proof.
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE ledgers_interbankpayment AS p SET phase = v.phase, proof = v.proof, "
             "void_reason = v.void_reason, void_signature = v.void_signature, updated_at = now() "
-            "FROM unnest(%s::bigint[], %s::varchar[], %s::jsonb[], %s::varchar[], %s::varchar[]) "
-            "AS v(id, phase, proof, void_reason, void_signature) WHERE p.id = v.id",
+            "FROM jsonb_to_recordset(%s::jsonb) "
+            "AS v(id bigint, phase varchar, proof jsonb, void_reason varchar, void_signature varchar) "
+            "WHERE p.id = v.id",
             [
-                [row.pk for row in rows],
-                [str(row.phase) for row in rows],
-                [json.dumps(row.proof) for row in rows],
-                [row.void_reason for row in rows],
-                [row.void_signature for row in rows],
+                json.dumps(
+                    [
+                        {
+                            "id": row.pk,
+                            "phase": str(row.phase),
+                            "proof": row.proof,
+                            "void_reason": row.void_reason,
+                            "void_signature": row.void_signature,
+                        }
+                        for row in rows
+                    ]
+                )
             ],
         )
 
@@ -499,9 +591,10 @@ def _save_payments(rows: list[InterbankPayment]) -> None:
 @transaction.atomic
 def _finalise_many(
     pending: list[InterbankPayment], changes: dict[str, Any], peer: Peer
-) -> list[InterbankPayment]:
+) -> tuple[list[InterbankPayment], list[InterbankPayment]]:
     """Bank A's transitions for a batch in one transaction and one write: every row locked once,
-    each payment finalised (A signs, its leg appended) or voided (hold released) on its own."""
+    each payment finalised (A signs, its leg appended) or voided (hold released) on its own.
+    Returns the final ones, and every row as it is now."""
     locked = _lock_ledgers(
         {row.debit_ledger_id for row in pending} | {row.credit_ledger_id for row in pending}
     )
@@ -559,7 +652,7 @@ def _finalise_many(
     for row in others:
         if row.phase == interbank.PaymentPhase.VOIDED:
             transaction.on_commit(functools.partial(_deliver_later, row.payment_id))
-    return finals
+    return finals, rows
 
 
 def _json_or_empty(answer: Any) -> dict[str, Any]:
@@ -749,8 +842,8 @@ def payment_cosign_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
             )
         )
         results.append({"signature": signature.hex()})
-    Hold.objects.bulk_create(holds)
-    InterbankPayment.objects.bulk_create(payments)
+    copy_objects(holds)
+    copy_objects(payments)
     return results
 
 
@@ -1008,4 +1101,15 @@ def payments_void_expired() -> int:
             _ask_origin(row)
         except (PeerUnreachable, LedgerError) as error:
             logger.warning("payment %s: origin not asked yet (%s)", row.payment_id[:16], error)
+    # Final here, but the co-signer never confirmed (the courier's process stopped, say).
+    unconfirmed = list(
+        InterbankPayment.objects.filter(
+            role=PaymentRole.ORIGIN,
+            phase=interbank.PaymentPhase.FINAL,
+            peer_confirmed=False,
+            updated_at__lte=timezone.now() - timedelta(milliseconds=UNCONFIRMED_RESEND_MS),
+        ).values_list("payment_id", flat=True)[:5000]
+    )
+    if unconfirmed:
+        _final_courier.send(unconfirmed)
     return voided

@@ -1,6 +1,7 @@
 """Endpoints other banks call, under /node-api/ledgers/. Each is wrapped by ``node_to_node``:
 the request is signed by a peer we know (``request.peer``), and an Idempotency-Key replay gets
-the first answer without running the handler again."""
+the first answer without running the handler again. ``on_node_api_threads`` runs them on a few
+threads that keep their database connection between requests."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ledgers import interbank_services
 from ledgers.errors import http_status
 from ledgers.protocol.errors import LedgerError
 from settlement.errors import error_body
-from settlement.transport import node_to_node
+from settlement.transport import node_to_node, on_node_api_threads
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
@@ -48,6 +49,7 @@ def refuses_ledger_errors(view: Callable[..., JsonResponse]) -> Callable[..., Js
     return wrapped
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 @refuses_ledger_errors
@@ -57,6 +59,7 @@ def payment_cosign(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"signature": signature.hex()})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 @refuses_ledger_errors
@@ -65,6 +68,7 @@ def payment_final(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"payment": row.payment_id, "phase": row.phase})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 @refuses_ledger_errors
@@ -81,6 +85,7 @@ def payment_void(request: HttpRequest) -> JsonResponse:
     )
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 @refuses_ledger_errors
@@ -94,6 +99,7 @@ def offer_receive(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"offer": row.offer_id})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 @refuses_ledger_errors
@@ -107,6 +113,7 @@ def offer_take(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"accepted": accepted.to_json()})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 @refuses_ledger_errors
@@ -118,6 +125,7 @@ def payment_cosign_batch(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"results": results})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 @refuses_ledger_errors
@@ -128,6 +136,7 @@ def payment_final_batch(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"results": results})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 @refuses_ledger_errors

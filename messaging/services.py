@@ -582,8 +582,7 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
         entry_commitment(LedgerId(ubis[row.ledger_id]), row.height, bytes.fromhex(row.hash))
         for row in entries
     ]
-    if commitments:
-        consensus_vote_many(payloads=commitments, kind=ENTRY_OBSERVATION_KIND)
+    # The ledger's append voted these commitments in this same transaction (ledgers.services._save).
     recipients = _recipients_for_storage(fresh)
     stamp = timezone.now()
     messages = [
@@ -598,9 +597,7 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
         for item, entry, commitment in zip(fresh, entries, commitments, strict=True)
     ]
     # COPY: several times faster than INSERT for the thousands of rows a batch writes.
-    ledger_services.rows_copy_in(
-        Message, messages, MESSAGE_COLUMNS, json_fields={"envelope", "recipients", "record"}
-    )
+    ledger_services.copy_objects(messages)
     deliveries: list[Delivery] = []
     for item, message in zip(fresh, messages, strict=True):
         for address in item.envelope.recipients:
@@ -617,7 +614,7 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
             else:
                 row.peer = recipient.peer
             deliveries.append(row)
-    ledger_services.rows_copy_in(Delivery, deliveries, DELIVERY_COLUMNS)
+    ledger_services.copy_objects(deliveries)
     if fresh:
         audit_record(
             actor=actor,
@@ -644,44 +641,6 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
             stored = created or existing[item.envelope.id]
             results.append(SendResult(message=stored, replayed=True))
     return results
-
-
-MESSAGE_COLUMNS = (
-    "message_id",
-    "digest",
-    "envelope",
-    "signature",
-    "kind",
-    "sender_address",
-    "sender_id",
-    "recipients",
-    "reply_to",
-    "encrypted",
-    "size",
-    "sent_at_ms",
-    "accepted_at",
-    "received_from_id",
-    "ledger_entry_id",
-    "record",
-    "observation_digest",
-    "block_height",
-    "anchored_at",
-)
-DELIVERY_COLUMNS = (
-    "message_id",
-    "recipient_address",
-    "recipient_id",
-    "peer_id",
-    "status",
-    "attempts",
-    "last_attempt_at",
-    "last_error",
-    "rejection_code",
-    "rejection_reason",
-    "created_at",
-    "delivered_at",
-    "finished_at",
-)
 
 
 def _recipients_for_storage(fresh: Sequence[SignedMessage]) -> dict[str, Recipient]:

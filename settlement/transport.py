@@ -17,15 +17,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 from typing import Any
 
 import requests
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db import IntegrityError, transaction
+from django.core.handlers.asgi import ASGIRequest
+from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -235,6 +238,44 @@ def node_to_node(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
         return response
 
     return csrf_exempt(login_not_required(wrapped))
+
+
+# Threads that keep their PostgreSQL connection between node-to-node requests (see below).
+NODE_API_THREADS = 4
+_node_api_executor = ThreadPoolExecutor(max_workers=NODE_API_THREADS, thread_name_prefix="node-api")
+
+
+def _on_kept_connection(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def call(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # What Django does around every request (request_started/finished): drop a connection
+        # that is broken or older than CONN_MAX_AGE; otherwise keep it for the next request.
+        close_old_connections()
+        try:
+            return view(request, *args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return call
+
+
+def on_node_api_threads(view: Callable[..., HttpResponse]) -> Callable[..., Any]:
+    """Run a busy node-to-node view on a few long-lived threads that keep their database
+    connection. Under ASGI Django runs each synchronous view on a thread of its own, so every
+    request would open a new PostgreSQL connection (SCRAM included), which costs more than a
+    batch of co-signatures. Bounded: at most ``NODE_API_THREADS`` connections, none held by a
+    thread that goes away (why the connection pool was reverted, README "Known limits").
+    Outside ASGI (the test client, WSGI) the view runs where Django would run it."""
+    kept = _on_kept_connection(view)
+
+    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if isinstance(request, ASGIRequest):
+            return await sync_to_async(kept, thread_sensitive=False, executor=_node_api_executor)(
+                request, *args, **kwargs
+            )
+        return await sync_to_async(view)(request, *args, **kwargs)
+
+    # wraps copies the view's attributes too: csrf_exempt, login_required (node_to_node's).
+    return wraps(view)(wrapped)
 
 
 def forget_old_request_receipts(older_than: timedelta = timedelta(days=7)) -> int:

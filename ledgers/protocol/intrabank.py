@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ledgers.protocol.amounts import MinorUnits, amount_to_wire, check_amount
 from ledgers.protocol.chain import Appended, ChainHead, LedgerView, check_append, next_entry
-from ledgers.protocol.entries import Entry, Millis
+from ledgers.protocol.entries import EncodedEntry, Entry, Millis
 from ledgers.protocol.errors import BadBody
 from ledgers.protocol.identifiers import Asset, AssetId, LedgerId, ledger_namespace
 from settlement.protocol.signing import Signature
@@ -75,8 +75,10 @@ def check_intrabank_payment(
     debit_signature: Signature | None,
     assets: Mapping[AssetId, Asset],
     now: Millis | None = None,
+    encoded_debit: EncodedEntry | None = None,
 ) -> tuple[Appended, Appended]:
-    """Check both entries; raise on the first problem, so that nothing is appended."""
+    """Check both entries; raise on the first problem, so that nothing is appended.
+    ``encoded_debit``: the debit's encoding, when the caller made it to sign it."""
     debit = check_append(
         head=sender.head,
         entry=plan.debit,
@@ -88,6 +90,7 @@ def check_intrabank_payment(
         party_accepted=sender.party_accepted,
         assets=assets,
         now=now,
+        encoded=encoded_debit,
     )
     credit = check_append(
         head=recipient.head,

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from consensus.models import PendingObservation
+from consensus.protocol.types import observation_bytes
+from consensus.services import observation_for
 from ledgers.models import Asset, Balance, Hold, Ledger, LedgerEntry, Transfer
 from ledgers.protocol.chain import sign_entry
+from ledgers.protocol.commitments import ENTRY_OBSERVATION_KIND, entry_commitment
 from ledgers.protocol.entries import SignedEntry
 from settlement import keystore
 from settlement.counterparties.models import Counterparty, CustodialKeySet
@@ -60,7 +64,30 @@ def row_counts() -> dict[str, int]:
         "holds": Hold.objects.count(),
         "balances": sum(Balance.objects.values_list("amount", flat=True)),
         "heights": sum(Ledger.objects.values_list("next_height", flat=True)),
+        "votes": PendingObservation.objects.count(),
     }
+
+
+def expected_entry_votes(entries: Any) -> list[bytes]:
+    """The observation bytes consensus must hold for ``(ubi, height, hash hex)`` triples."""
+    return sorted(
+        observation_bytes(
+            observation_for(
+                kind=ENTRY_OBSERVATION_KIND,
+                payload=entry_commitment(ubi, height, bytes.fromhex(entry_hash)),
+            )
+        )
+        for ubi, height, entry_hash in entries
+    )
+
+
+def assert_every_entry_voted() -> int:
+    """Exactly one ``ledger-entry`` observation per stored entry, naming its ledger, height and
+    the stored hash (ARCHITECTURE.md §6); returns how many entries there are."""
+    stored = list(LedgerEntry.objects.values_list("ledger__ubi", "height", "hash"))
+    votes = PendingObservation.objects.filter(kind=ENTRY_OBSERVATION_KIND).values_list("data", flat=True)
+    assert sorted(bytes(data) for data in votes) == expected_entry_votes(stored)
+    return len(stored)
 
 
 def balance_of(ledger: Ledger, asset: Asset) -> int:

@@ -15,6 +15,7 @@ from ledgers import services
 from ledgers.models import LedgerEntry, Transfer
 from ledgers.protocol.errors import InsufficientFunds
 from ledgers.services import PaymentRequest
+from tests.ledgers.ledger_shell_support import assert_every_entry_voted
 from tests.ledgers.test_ledger_invariants_postgres import assert_books_balance, assert_chains_verify
 
 THREADS = 8
@@ -86,6 +87,7 @@ def test_many_threads_paying_at_once_keep_the_books(transactional_db, funded, eu
     assert_books_balance()
     assert_chains_verify([party.ledger for party in parties])
     assert LedgerEntry.objects.filter(kind="transfer").count() == 2 * Transfer.objects.count()
+    assert_every_entry_voted()
 
 
 def test_one_key_replayed_by_many_threads_at_once_settles_once(transactional_db, funded, make_party, eur):

@@ -9,7 +9,7 @@ import pytest
 from ledgers import exchange_services, services
 from ledgers.models import Hold, LedgerEntry, Offer, Take
 from ledgers.protocol.errors import OfferAlreadyTaken
-from tests.ledgers.ledger_shell_support import balance_of, post_json, row_counts
+from tests.ledgers.ledger_shell_support import assert_every_entry_voted, balance_of, post_json, row_counts
 from tests.ledgers.test_ledger_concurrent_payments import run_threads
 from tests.ledgers.test_ledger_invariants_postgres import assert_books_balance, assert_chains_verify
 
@@ -70,6 +70,7 @@ def test_an_offer_is_held_shown_and_taken_once_with_both_legs(operator_client, m
     assert row_counts() == before
     assert_books_balance()
     assert_chains_verify([maker.ledger, taker.ledger])
+    assert assert_every_entry_voted() == 5  # two deposits, the offer, and each side's take
 
 
 def test_a_taker_without_funds_is_refused_and_the_offer_stays_open(
@@ -120,6 +121,7 @@ def test_a_cancel_releases_the_hold_and_no_take_follows(operator_client, maker_a
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "bad_transition"
     assert LedgerEntry.objects.filter(kind="take").count() == 0
+    assert assert_every_entry_voted() == 4  # two deposits, the offer and its cancel
 
 
 def test_eight_takers_at_once_one_take_is_accepted(transactional_db, maker_and_taker, make_party, eur, usd):

@@ -15,7 +15,7 @@ from ledgers import selectors, services
 from ledgers.models import Asset, Balance, Ledger, LedgerEntry
 from ledgers.protocol.errors import LedgerError
 from ledgers.services import PaymentRequest
-from tests.ledgers.ledger_shell_support import row_counts
+from tests.ledgers.ledger_shell_support import assert_every_entry_voted, row_counts
 
 PARTIES = 3
 
@@ -109,3 +109,4 @@ def test_random_sequences_keep_the_books_balanced(make_party, eur, steps):
             assert row_counts() == before
         assert_books_balance()
     assert_chains_verify([party.ledger for party in parties])
+    assert_every_entry_voted()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from devstack.services import ManagedProcess, free_port, port_open
 from ledgers import interbank_services, services
@@ -32,7 +34,7 @@ from settlement.identity import fetch_identity_document, peer_add
 from settlement.models import Peer
 from settlement.transport import peer_request
 from settlement.verify import verify_document
-from tests.ledgers.ledger_shell_support import balance_of
+from tests.ledgers.ledger_shell_support import assert_every_entry_voted, balance_of, expected_entry_votes
 from tests.support import database_url_for_processes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,6 +92,15 @@ class SecondNode:
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as connection:
             return connection.execute(sql, params).fetchall()
+
+    def assert_every_entry_voted(self) -> int:
+        """Bank B's side of ``assert_every_entry_voted``: one head commitment per stored entry."""
+        stored = self.query(
+            "SELECT l.ubi, e.height, e.hash FROM ledgers_ledgerentry e JOIN ledgers_ledger l ON l.id = e.ledger_id"
+        )
+        votes = self.query("SELECT data FROM consensus_pendingobservation WHERE kind = 'ledger-entry'")
+        assert sorted(bytes(data) for (data,) in votes) == expected_entry_votes(stored)
+        return len(stored)
 
     def balance(self, name: str) -> int:
         rows = self.query(
@@ -152,6 +163,15 @@ def two_banks(second_node: SecondNode, live_web: Any, funded: Any, eur: Any) -> 
     return second_node, alice
 
 
+def wait_until_confirmed(*payments: InterbankPayment, seconds: float = 20) -> None:
+    """A's courier hands final proofs to B after the payer got its answer: wait for B's word."""
+    deadline = time.monotonic() + seconds
+    pks = [payment.pk for payment in payments]
+    while InterbankPayment.objects.filter(pk__in=pks, peer_confirmed=False).exists():
+        assert time.monotonic() < deadline, "bank B never confirmed the final proofs"
+        time.sleep(0.05)
+
+
 def send(alice: Any, recipient: str, amount: str, reference: str) -> InterbankPayment:
     return interbank_services.payment_interbank_send(
         request=InterbankRequest(
@@ -183,7 +203,7 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
     assert verify_document(payment.proof)[0] is True
     assert balance_of(alice.ledger, eur) == 9000
     assert not Hold.objects.exists()
-    assert InterbankPayment.objects.get(pk=payment.pk).peer_confirmed
+    wait_until_confirmed(payment)
     assert bank_b.balance("bob") == 1000
     assert bank_b.balance("bank.bank-test.test") == -1000  # A owes B, within the 50.00 B allows
     assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
@@ -216,11 +236,25 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
         ]
     )
     assert [payment.phase for payment in batch] == ["final", "final", "voided", "final", "final", "final"]
-    assert all(payment.peer_confirmed for payment in batch if payment.phase == "final")
+    wait_until_confirmed(*(payment for payment in batch if payment.phase == "final"))
     assert balance_of(alice.ledger, eur) == 8500
     assert not Hold.objects.exists()
     assert bank_b.balance("bob") == 1500
     assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
+    # Both banks voted each entry of their legs (and nothing for refused payments): A holds its
+    # deposit and 6 payments of two entries; B its 6 legs of two entries.
+    assert assert_every_entry_voted() == 1 + 2 * 6
+    assert bank_b.assert_every_entry_voted() == 2 * 6
+
+    # The courier's process stopped before B confirmed, say: beat sends the proof again, and B
+    # applies nothing twice.
+    InterbankPayment.objects.filter(pk=payment.pk).update(
+        peer_confirmed=False, updated_at=timezone.now() - timedelta(minutes=1)
+    )
+    interbank_services.payments_void_expired()
+    wait_until_confirmed(payment)
+    assert bank_b.balance("bob") == 1500
+    assert bank_b.assert_every_entry_voted() == 2 * 6
 
     # B co-signed a payment that A never finished (A crashed before holding it, say): past the
     # deadline B asks A, A signs a void notice (it can never sign the payment now), B releases.
@@ -313,3 +347,5 @@ def test_an_offer_spreads_to_the_other_node_and_its_party_takes_it_once(two_bank
         f"ubi:{B_DOMAIN}:dave",
     )
     assert rows == [("bank-test.test/EUR", 1000), (f"{B_DOMAIN}/EUR", 1100)]
+    assert assert_every_entry_voted() == 3  # the deposit, the offer, the maker's take
+    assert bank_b.assert_every_entry_voted() == 2  # dave's deposit, the taker's take

@@ -1,0 +1,69 @@
+"""Every appended ledger entry submits its head commitment to consensus (ARCHITECTURE.md §6) in
+the transaction that appends it: one ``ledger-entry`` observation per entry, whose payload names
+the entry's ledger, height and stored hash. A refused payment appends nothing and votes nothing;
+a replay votes nothing again."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from consensus.models import PendingObservation
+from ledgers import services
+from ledgers.models import LedgerEntry
+from ledgers.protocol.commitments import ENTRY_OBSERVATION_KIND
+from ledgers.protocol.errors import InsufficientFunds
+from ledgers.services import PaymentRequest
+from tests.ledgers.ledger_shell_support import assert_every_entry_voted, row_counts
+
+
+def pay(sender, recipient, eur, amount, key):
+    return PaymentRequest(
+        idempotency_key=key, sender=sender.ubi, recipient=recipient.ubi, asset=eur.uai, amount=amount
+    )
+
+
+def test_deposits_payments_and_batches_vote_one_commitment_per_entry(funded, make_party, eur):
+    alice, bob = funded("100.00"), make_party()
+    services.payment_intrabank(request=pay(alice, bob, eur, "10.00", "v-1"))
+    services.payment_intrabank_batch(
+        requests=[pay(alice, bob, eur, "1.00", f"v-batch-{index}") for index in range(20)]
+        + [pay(bob, alice, eur, "2.00", "v-back")]
+    )
+    services.asset_redeem(ledger=alice.ledger, asset=eur, amount="5.00", reference="w", actor="test")
+    # 1 deposit, 22 payments of two entries each, 1 redeem.
+    assert assert_every_entry_voted() == 1 + 2 * 22 + 1
+    assert PendingObservation.objects.filter(kind=ENTRY_OBSERVATION_KIND, status="queued").count() == 46
+
+
+def test_a_refused_payment_and_a_replay_vote_nothing(funded, make_party, eur):
+    alice, bob = funded("10.00"), make_party()
+    services.payment_intrabank(request=pay(alice, bob, eur, "1.00", "once"))
+    before = row_counts()
+    with pytest.raises(InsufficientFunds):
+        services.payment_intrabank(request=pay(alice, bob, eur, "50.00", "too-much"))
+    with pytest.raises(InsufficientFunds):
+        services.payment_intrabank_batch(
+            requests=[pay(alice, bob, eur, "1.00", "fine"), pay(alice, bob, eur, "99.00", "not-fine")]
+        )
+    assert services.payment_intrabank(request=pay(alice, bob, eur, "1.00", "once")).replayed
+    assert row_counts() == before
+    assert assert_every_entry_voted() == 3
+
+
+def test_an_entry_and_its_vote_commit_or_roll_back_together(funded, make_party, eur):
+    alice, bob = funded("10.00"), make_party()
+    before = row_counts()
+    inside: dict[str, int] = {}
+
+    def append_then_fail() -> None:
+        with transaction.atomic():
+            services.payment_intrabank(request=pay(alice, bob, eur, "1.00", "rolled-back"))
+            inside.update(entries=LedgerEntry.objects.count(), votes=PendingObservation.objects.count())
+            raise RuntimeError("the surrounding transaction fails after the append")
+
+    with pytest.raises(RuntimeError):
+        append_then_fail()
+    assert inside == {"entries": before["entries"] + 2, "votes": before["votes"] + 2}
+    assert row_counts() == before
+    assert_every_entry_voted()
