@@ -18,6 +18,7 @@ urlpatterns = [
         virtual_node_api.channel_countersignature,
         name="node-api-channel-countersignature",
     ),
+    path("channels/<str:channel_id>/status", virtual_node_api.channel_status, name="node-api-channel-status"),
     path("virtual-channels/open", virtual_node_api.virtual_channel_open, name="node-api-virtual-open"),
     path(
         "virtual-channels/<str:channel_id>/lock",

@@ -38,10 +38,20 @@ from typing import Any
 from django.db import transaction
 
 from channels_app import codec, services
-from channels_app.models import Channel, ChannelPhase, ChannelState, SubAllocation
-from channels_app.protocol import eip712, events, proposals, state_changes
-from channels_app.protocol.channel_state import ChannelParams
+from channels_app.models import (
+    Channel,
+    ChannelPhase,
+    ChannelState,
+    OnChainTransaction,
+    SubAllocation,
+    TransactionStatus,
+    VirtualChannel,
+    VirtualRole,
+)
+from channels_app.protocol import eip712, events, proposals, state_changes, sub_claims
+from channels_app.protocol.channel_state import Allocation, ChannelParams, check_conserved
 from channels_app.protocol.channel_state import ChannelState as ProtocolState
+from channels_app.protocol.channel_state import SubAllocation as ProtocolSubAllocation
 from channels_app.protocol.errors import (
     BadSignature,
     BadState,
@@ -51,7 +61,7 @@ from channels_app.protocol.errors import (
     WrongPhase,
 )
 from channels_app.protocol.state import ChannelKind, SignedState
-from channels_app.protocol.types import Address, address
+from channels_app.protocol.types import Address, ChannelId, Timestamp, Version, Wei, address
 from settlement import ethereum, keystore
 from settlement.audit import audit_record
 from settlement.models import Peer
@@ -121,15 +131,39 @@ def evidence_from_document(document: Any) -> state_changes.SubChannelEvidence:
     return state_changes.SubChannelEvidence(params, SignedState(state, pair))
 
 
+# Refusals that mean "not yet": the peer's watcher has not seen a deposit the chain already
+# holds (each node follows the chain on its own beat). They store nothing, so asking again is safe.
+NOT_YET = {"not_funded", "wrong_phase"}
+NOT_YET_ATTEMPTS = 6
+NOT_YET_PAUSE_SECONDS = 2.0
+
+
 def _post(peer: Peer, path: str, body: dict[str, Any], step: str, key: str | None = None) -> Any:
+    import time
+
     from settlement.transport import peer_request
 
-    answer = peer_request(
-        peer, "POST", path, json_body=body, idempotency_key=key, timeout=CHAIN_TIMEOUT_SECONDS
-    )
-    if not answer.ok:
-        raise PeerRefused(peer, step, answer)
-    return answer.json()
+    for attempt in range(NOT_YET_ATTEMPTS):
+        # A refusal is kept under its idempotency key; each new attempt needs its own key.
+        attempt_key = None if key is None else (key if attempt == 0 else f"{key}-{attempt}")
+        answer = peer_request(
+            peer, "POST", path, json_body=body, idempotency_key=attempt_key, timeout=CHAIN_TIMEOUT_SECONDS
+        )
+        if answer.ok:
+            return answer.json()
+        refused = PeerRefused(peer, step, answer)
+        if refused.peer_code not in NOT_YET or attempt == NOT_YET_ATTEMPTS - 1:
+            raise refused
+        time.sleep(NOT_YET_PAUSE_SECONDS)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def peer_channel_phase(*, channel: Channel) -> str:
+    """The phase the peer node sees for a channel with us (its watcher may lag the chain)."""
+    if channel.peer is None:
+        raise WrongPhase("this channel is not with a peer node")
+    answer = _post(channel.peer, f"/node-api/channels/{channel.channel_id}/status", {}, "its channel status")
+    return str(answer.get("phase", ""))
 
 
 # ---------------------------------------------------------------- finding the ledger channels
@@ -155,7 +189,7 @@ def ledger_channel_with(peer: Peer) -> Channel:
 
 
 def _funding_ledger(virtual: Channel) -> Channel:
-    """The ledger channel of ours whose latest or pending state locks funds for ``virtual``."""
+    """The ledger channel of ours whose latest both-signed state locks funds for ``virtual``."""
     lock = (
         SubAllocation.objects.filter(sub_channel_id=virtual.channel_id, released_in_version__isnull=True)
         .select_related("channel")
@@ -390,11 +424,10 @@ def virtual_channel_lock_ours(*, peer: Peer, channel_id: str, intermediary: str)
     if virtual.phase != ChannelPhase.FUNDING:
         raise WrongPhase("this virtual channel is not waiting for its locks")
     ledger = ledger_channel_with(_peer_by_address(address(intermediary)))
-    held = _lock_ours(virtual, ledger, f"peer:{peer.name}")
-    if held:
-        # We went first after all (a retry after the other end's lock was refused): the other
-        # end's lock will release ours; fetch it later with countersignature_fetch.
-        pass
+    # Normally the other end's lock is held at Ingrid and ours releases both. Should ours be
+    # held instead (Ingrid lost track of the first), the virtual channel stays FUNDING here
+    # and the other end's fetch of its countersignature fails: nothing is signed by one side only.
+    _lock_ours(virtual, ledger, f"peer:{peer.name}")
     virtual.refresh_from_db()
     return virtual
 
@@ -505,3 +538,204 @@ def virtual_channel_release_asked(*, peer: Peer, channel_id: str) -> Channel:
     if virtual.phase not in (ChannelPhase.FINAL, ChannelPhase.CONCLUDED):
         raise ChannelClosed("the virtual channel has no final state both signed; close it first")
     return virtual_channel_release(channel=virtual, actor=f"peer:{peer.name}")
+
+
+def channel_settle_cooperatively(*, channel: Channel, actor: Any) -> Channel:
+    """The dashboard's and the API's cooperative settle: a virtual channel with a peer node
+    closes into both ledger channels (no on-chain step); any other channel signs a final state
+    and concludes on-chain."""
+    if channel.kind == ChannelKind.VIRTUAL.value and channel.peer_id is not None:
+        return virtual_channel_close(channel=channel, actor=actor)
+    return services.channel_close(channel=channel, actor=actor).channel
+
+
+def channel_settle_by_dispute(*, channel: Channel, actor: Any) -> Channel:
+    """The dashboard's and the API's dispute: a virtual channel with a peer node registers
+    itself and the ledger channel that funds it; any other channel registers its latest state."""
+    if channel.kind == ChannelKind.VIRTUAL.value and channel.peer_id is not None:
+        return virtual_channel_dispute(channel=channel, actor=actor)
+    return services.channel_dispute(channel=channel, actor=actor)
+
+
+# ---------------------------------------------------------------- when an end stops answering
+
+
+def virtual_channel_dispute(*, channel: Channel, actor: Any) -> Channel:
+    """Settle on-chain: register the virtual channel's latest both-signed state and our ledger
+    channel with Ingrid (with its lock); after both challenge periods the watcher concludes the
+    ledger channel and claims the lock per the virtual channel's registered state."""
+    virtual = _virtual_row(channel.channel_id)
+    ledger = _funding_ledger(virtual)
+    if virtual.phase not in (ChannelPhase.DISPUTE, ChannelPhase.CONCLUDED):
+        services.channel_dispute(channel=virtual, actor=actor)
+    if ledger.phase not in (ChannelPhase.DISPUTE, ChannelPhase.CONCLUDED):
+        services.channel_dispute(channel=ledger, actor=actor)
+    virtual.refresh_from_db()
+    return virtual
+
+
+CLAIM_PURPOSES = ("register_sub_channel", "claim_sub_allocation")
+MAX_REVERTED_CLAIMS = 3
+
+
+def _known_sub_channel(channel_id: str) -> sub_claims.KnownSubChannel | None:
+    """The sub-channel's states we hold: all of them as a participant, the latest as Ingrid."""
+    row = Channel.objects.filter(channel_id=channel_id).exclude(kind=ChannelKind.LEDGER.value).first()
+    if row is not None:
+        states = tuple(stored.protocol_signed for stored in ChannelState.objects.filter(channel=row))
+        return sub_claims.KnownSubChannel(row.protocol_params, states) if states else None
+    record = VirtualChannel.objects.filter(channel_id=channel_id).first()
+    if record is None:
+        return None
+    return sub_claims.KnownSubChannel(codec.decode(record.params), (codec.decode(record.latest),))
+
+
+def _status_of(channel_id: bytes) -> eip712.OnChainStatus:
+    word = ethereum.contract("Adjudicator").functions.statusOf(channel_id).call()
+    return eip712.OnChainStatus.from_word(int(word))
+
+
+def sub_allocations_claim_due(now: int) -> int:
+    """The watcher's follow-up for concluded ledger channels that still lock funds on-chain:
+    register the sub-channel if nobody did, then claim each lock per its final state. Returns
+    how many transactions it decided."""
+    decided = 0
+    ids = (
+        Channel.objects.filter(
+            kind=ChannelKind.LEDGER.value,
+            phase=ChannelPhase.CONCLUDED,
+            sub_allocations__released_in_version__isnull=True,
+        )
+        .values_list("channel_id", flat=True)
+        .distinct()
+    )
+    for channel_id in ids:
+        with transaction.atomic():
+            decided += _claim_step(services._row_locked(channel_id), Timestamp(now))
+    return decided
+
+
+def _claim_step(row: Channel, now: Timestamp) -> int:
+    open_claims = OnChainTransaction.objects.filter(channel=row, purpose__in=CLAIM_PURPOSES)
+    if open_claims.filter(status__in=[TransactionStatus.PENDING, TransactionStatus.SUBMITTED]).exists():
+        # One step at a time: the next is decided from the chain once this one is mined (a
+        # reorganisation that drops it makes the follower send it again).
+        return 0
+    if open_claims.filter(status=TransactionStatus.REVERTED).count() >= MAX_REVERTED_CLAIMS:
+        return 0
+    status = _status_of(row.id_bytes)
+    stored = ChannelState.objects.filter(channel=row, version=status.version).first()
+    if stored is None:
+        return 0
+    registered: ProtocolState = codec.decode(stored.state)
+    known: dict[ChannelId, sub_claims.KnownSubChannel] = {}
+    statuses: dict[ChannelId, eip712.OnChainStatus] = {}
+    for sub in registered.sub_allocations:
+        held = _known_sub_channel(services._hex(sub.channel_id))
+        if held is not None:
+            known[sub.channel_id] = held
+            statuses[sub.channel_id] = _status_of(sub.channel_id)
+    step = sub_claims.next_claim_step(
+        registered=registered, status=status, sub_statuses=statuses, known=known, now=now
+    )
+    adjudicator = ethereum.contract_address("Adjudicator")
+    if isinstance(step, sub_claims.AllClaimed):
+        SubAllocation.objects.filter(channel=row, released_in_version__isnull=True).update(
+            released_in_version=status.version
+        )
+        return 0
+    if isinstance(step, sub_claims.RegisterSubChannel):
+        data = ethereum.encode_call(
+            "Adjudicator",
+            "register",
+            eip712.params_as_abi_tuple(step.params),
+            eip712.state_as_abi_tuple(step.signed.state),
+            [eip712.signature_as_abi_tuple(s) for s in step.signed.signatures],
+        )
+        services._intent(row, "register_sub_channel", adjudicator, data)
+        return 1
+    if isinstance(step, sub_claims.ClaimSubAllocation):
+        data = ethereum.encode_call(
+            "Adjudicator",
+            "claimSubAllocation",
+            eip712.params_as_abi_tuple(row.protocol_params),
+            eip712.state_as_abi_tuple(step.parent_state),
+            step.index,
+            eip712.params_as_abi_tuple(step.sub_params),
+            eip712.state_as_abi_tuple(step.sub_state),
+        )
+        services._intent(row, "claim_sub_allocation", adjudicator, data)
+        audit_record(
+            actor="watcher",
+            action="channel.claim_sub_allocation",
+            target=row,
+            after={
+                "sub_channel": services._hex(step.sub_params.channel_id),
+                "version": step.sub_state.version,
+            },
+        )
+        return 1
+    return 0
+
+
+def _fields(value: Any, *names: str) -> tuple[Any, ...]:
+    """A decoded ABI struct's fields, whether web3 gave it as a dict or as a tuple."""
+    if isinstance(value, dict):
+        return tuple(value[name] for name in names)
+    return tuple(value)
+
+
+def _state_from_abi(value: Any) -> ProtocolState:
+    channel_id, version, allocations, subs, is_final = _fields(
+        value, "channelId", "version", "allocations", "subAllocations", "isFinal"
+    )
+    return ProtocolState(
+        channel_id=ChannelId(bytes(channel_id)),
+        version=Version(int(version)),
+        allocations=tuple(
+            Allocation(address(a), Wei(int(x)), Wei(int(y)))
+            for a, x, y in (_fields(item, "asset", "balanceA", "balanceB") for item in allocations)
+        ),
+        sub_allocations=tuple(
+            ProtocolSubAllocation(ChannelId(bytes(i)), address(a), Wei(int(n)))
+            for i, a, n in (_fields(item, "channelId", "asset", "amount") for item in subs)
+        ),
+        is_final=bool(is_final),
+    )
+
+
+def registered_state_learn(*, channel_id: str, transaction_hash: str) -> bool:
+    """Ingrid learns a virtual channel's registered state from the transaction that registered
+    it: the contract keeps only a fingerprint, and she needs the state itself to claim her
+    share of the lock in her other ledger channel. Kept only if both signed it and it is later
+    than what she holds. True if she learnt something."""
+    record = (
+        VirtualChannel.objects.select_for_update()
+        .filter(channel_id=channel_id, role=VirtualRole.INTERMEDIARY)
+        .first()
+    )
+    if record is None:
+        return False
+    sent = ethereum.web3().eth.get_transaction(transaction_hash)  # type: ignore[arg-type]
+    try:
+        function, arguments = ethereum.contract("Adjudicator").decode_function_input(sent["input"])
+    except ValueError:
+        return False  # sent through another contract: nothing we can read here
+    if function.fn_name not in ("register", "checkpoint", "conclude"):
+        return False
+    params: ChannelParams = codec.decode(record.params)
+    known: SignedState = codec.decode(record.latest)
+    state = _state_from_abi(arguments["state"])
+    signatures = tuple(
+        eip712.Signature(bytes(r) + bytes(s) + bytes([int(v)]))
+        for v, r, s in (_fields(item, "v", "r", "s") for item in arguments["sigs"])
+    )
+    if state.channel_id != params.channel_id or state.version <= known.state.version:
+        return False
+    for participant, signature in zip(params.participants, signatures, strict=True):
+        eip712.verify_state_signature(services.domain(), state, participant, signature)
+    check_conserved(known.state.totals(), state)
+    record.latest = codec.encode(SignedState(state, (signatures[0], signatures[1])))
+    record.version = state.version
+    record.save(update_fields=["latest", "version"])
+    return True

@@ -125,3 +125,19 @@ def channel_countersignature(request: HttpRequest, channel_id: str) -> JsonRespo
     except ChannelError as error:
         return _refusal(error)
     return JsonResponse({"version": version, "countersignature": "0x" + signature.hex()})
+
+
+@node_to_node
+@require_POST
+def channel_status(request: HttpRequest, channel_id: str) -> JsonResponse:
+    """Our phase and version of a channel with the requesting node: lets it wait until we have
+    seen the deposits it has seen before it proposes an update."""
+    try:
+        channel = selectors.channel_get(channel_id=channel_id)
+        if channel.peer_id != request.peer.pk:  # type: ignore[attr-defined]
+            raise BadState("this channel is not with the requesting node")
+    except ChannelError as error:
+        return _refusal(error)
+    return JsonResponse(
+        {"channel_id": channel.channel_id, "phase": channel.phase, "version": channel.version}
+    )

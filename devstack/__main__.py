@@ -196,6 +196,11 @@ class Supervisor:
         # Assets, ledgers, deposits and peer credit limits, once every node knows its peers.
         for node in self.nodes:
             manage(self.environments[node.name], "ledgers_demo_seed")
+        # Channels (docs/channels.md, "The demo"): every node funds its ledger channel first,
+        # then bank-a pays, streams and opens a virtual channel to bank-c through bank-b.
+        for stage in ("fund", "use"):
+            for node in self.nodes:
+                manage(self.environments[node.name], "channels_demo_seed", "--stage", stage)
 
     def watch(self) -> None:
         while not self.stopping:
