@@ -161,8 +161,12 @@ class Command(BaseCommand):
 
     def _pay_peer(self, peer: Peer) -> None:
         channel = Channel.objects.filter(peer=peer, kind=ChannelKind.LEDGER, our_index=0).first()
-        if channel is None:
-            return
+        if (
+            channel is None
+            or channel.version > 0
+            or channel.phase not in (ChannelPhase.FUNDING, ChannelPhase.OPEN)
+        ):
+            return  # paid already, or settled since by the operator: a later run leaves it alone
         channel = self._wait_open(channel)
         if channel.version == 0:
             for _ in range(3):
