@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from channels_app import codec, selectors, services
+from channels_app import codec, selectors, services, virtual
 from channels_app.models import Channel, VirtualChannel
 from channels_app.protocol import eip712
 from channels_app.protocol import errors as protocol_errors
@@ -414,9 +414,9 @@ class SettleApi(ChannelApiView):
         serializer.is_valid(raise_exception=True)
         channel = self.channel(channel_id)
         if serializer.validated_data["mode"] == "cooperative":
-            channel = services.channel_close(channel=channel, actor=request.user).channel
+            channel = virtual.channel_settle_cooperatively(channel=channel, actor=request.user)
         else:
-            channel = services.channel_dispute(channel=channel, actor=request.user)
+            channel = virtual.channel_settle_by_dispute(channel=channel, actor=request.user)
         return self.answer(channel, 202)
 
 
@@ -684,3 +684,44 @@ class VirtualChannelSettleApi(ChannelApiView):
             virtual=virtual, actor=request.user, **serializer.validated_data
         )
         return Response(VirtualChannelOutput(virtual).data)
+
+
+class VirtualChannelThroughPeerApi(ChannelApiView):
+    @extend_schema_serializer(component_name="ChannelVirtualThroughPeerInput")
+    class Input(serializers.Serializer):
+        intermediary = serializers.CharField(help_text="the peer node in the middle (Ingrid), by name")
+        peer = serializers.CharField(help_text="the peer node at the other end (Bob), by name")
+        asset = AssetField()
+        ours = AmountField(help_text="what this node puts in the virtual channel")
+        theirs = AmountField(help_text="what the other end puts in")
+
+    @extend_schema(
+        summary=(
+            "Open a virtual channel with a peer node through another peer node (no on-chain "
+            "transaction); it updates and settles like any channel"
+        ),
+        request=Input,
+        responses={201: ChannelOutput, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        peers = {
+            peer.name: peer for peer in Peer.objects.filter(name__in=[data["intermediary"], data["peer"]])
+        }
+        missing = [name for name in (data["intermediary"], data["peer"]) if name not in peers]
+        if missing:
+            return Response(error_body("not_found", f"No peer node named {missing[0]}."), status=404)
+        try:
+            channel = virtual.virtual_channel_open_through(
+                intermediary=peers[data["intermediary"]],
+                peer=peers[data["peer"]],
+                asset=data["asset"],
+                ours=data["ours"],
+                theirs=data["theirs"],
+                actor=request.user,
+            )
+        except PeerUnreachable as error:
+            return Response(error_body("peer_unreachable", str(error)), status=502)
+        return self.answer(channel, status.HTTP_201_CREATED)

@@ -10,6 +10,11 @@ urlpatterns = [
     path("channels/", api.ChannelListApi.as_view(), name="api-channels"),
     path("virtual-channels/", api.VirtualChannelListApi.as_view(), name="api-virtual-channels"),
     path(
+        "virtual-channels/through-peer/",
+        api.VirtualChannelThroughPeerApi.as_view(),
+        name="api-virtual-channels-through-peer",
+    ),
+    path(
         "virtual-channels/<str:channel_id>/settle/",
         api.VirtualChannelSettleApi.as_view(),
         name="api-virtual-channel-settle",

@@ -128,7 +128,12 @@ def _sub_ids(channel: ProtocolChannel) -> set[str]:
 def _sub_rows(row: Channel, changes: Iterable[object] = ()) -> list[Channel]:
     """The rows of the sub-channels ``row`` funds now or would fund after ``changes``; locked
     in id order (after the parent), so two services never wait on each other in a circle."""
-    ids = _sub_ids(row.protocol_channel)
+    channel = row.protocol_channel
+    ids = _sub_ids(channel)
+    if channel.pending is not None:
+        # The countersignature on our pending lock (a virtual channel across nodes arrives
+        # later, see channels_app.virtual) opens the sub-channel it funds: load that row too.
+        ids |= {_hex(sub.channel_id) for sub in channel.pending.state.sub_allocations}
     for change in changes:
         proposed = getattr(change, "state", None)
         if isinstance(proposed, ProtocolState):
@@ -814,6 +819,9 @@ def channel_proposal_receive(
         [state_changes.ProposalReceived(row.id_bytes, state, eip712.Signature(signature), countersignature)],
         actor=actor,
     )
+    if applied.first(events.VirtualLockHeld) is not None:
+        # The rules hold an intermediary's countersignature until the mirror lock arrives.
+        return UpdateResult(applied.channel, state, signature, None)
     return UpdateResult(applied.channel, state, signature, countersignature)
 
 

@@ -16,8 +16,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from channels_app import selectors, services
-from channels_app.models import DisputeRecord, VirtualChannel
+from channels_app import selectors, services, virtual
+from channels_app.models import DisputeRecord, SubAllocation, VirtualChannel
 from channels_app.protocol.errors import ChannelError
 from channels_app.protocol.types import ETH, address
 from settlement import ethereum
@@ -50,6 +50,10 @@ def channel_context(channel_id: str) -> dict[str, Any]:
         "transactions": list(selectors.channel_transactions(channel)[:30]),
         "dispute": selectors.dispute_view(channel),
         "streams": list(channel.streams.all()),
+        # A virtual channel's page links the ledger channel(s) of ours whose locks fund it.
+        "funded_by": list(
+            SubAllocation.objects.filter(sub_channel_id=channel.channel_id).select_related("channel")
+        ),
     }
 
 
@@ -193,9 +197,9 @@ def channel_action(request: HttpRequest, channel_id: str, action: str) -> HttpRe
         elif action == "checkpoint":
             services.channel_checkpoint(channel=channel, actor=request.user)
         elif action == "settle":
-            services.channel_close(channel=channel, actor=request.user)
+            virtual.channel_settle_cooperatively(channel=channel, actor=request.user)
         elif action == "dispute":
-            services.channel_dispute(channel=channel, actor=request.user)
+            virtual.channel_settle_by_dispute(channel=channel, actor=request.user)
         else:
             services.channel_withdraw(
                 channel=channel,
@@ -205,8 +209,38 @@ def channel_action(request: HttpRequest, channel_id: str, action: str) -> HttpRe
             )
     except (ChannelError, CounterpartyError) as error:
         messages.error(request, f"{error.message} ({error.code})")
-    except (ValueError, ethereum.EthereumError) as error:
+    except (ValueError, ethereum.EthereumError, PeerUnreachable) as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"{action.replace('_', ' ')}: done")
     return redirect("channel-detail", channel_id=channel_id)
+
+
+@require_POST
+@write_roles_required
+def virtual_channel_open(request: HttpRequest) -> HttpResponse:
+    """Open a virtual channel with a peer node through another peer node (no on-chain step)."""
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Confirm the action: it locks funds in a ledger channel.")
+        return redirect("channels")
+    try:
+        intermediary = Peer.objects.filter(pk=int(request.POST.get("intermediary") or "0")).first()
+        peer = Peer.objects.filter(pk=int(request.POST.get("peer") or "0")).first()
+        if intermediary is None or peer is None:
+            raise ValueError("choose the intermediary and the other end among the peer nodes")
+        channel = virtual.virtual_channel_open_through(
+            intermediary=intermediary,
+            peer=peer,
+            asset=_asset(request.POST.get("asset", "ETH")),
+            ours=_amount(request.POST.get("ours", "")),
+            theirs=_amount(request.POST.get("theirs", "")),
+            actor=request.user,
+        )
+    except ChannelError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+        return redirect("channels")
+    except (ValueError, PeerUnreachable) as error:
+        messages.error(request, str(error))
+        return redirect("channels")
+    messages.success(request, "virtual channel open")
+    return redirect("channel-detail", channel_id=channel.channel_id)

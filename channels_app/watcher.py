@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from channels_app import services
+from channels_app import services, virtual
 from channels_app.models import Channel, ChannelPhase, DisputeAction, DisputeRecord, WatcherCursor
 from channels_app.protocol import state_changes
 from channels_app.protocol.errors import ChannelError
@@ -96,6 +96,8 @@ def watcher_poll() -> PollResult | None:
         for event in found:
             _observe(event, head.timestamp)
         _tick_disputes(head.timestamp)
+        # Concluded ledger channels that still lock funds for a sub-channel: claim them.
+        virtual.sub_allocations_claim_due(head.timestamp)
         if end >= start or rewound or not cursor.block_hash:
             last = ethereum.block(max(end, cursor.block_number))
             if last is not None:
@@ -117,6 +119,9 @@ def _observe(event: ethereum.ChainEvent, now: int) -> None:
             )
             if applied is not None:
                 _record(applied.channel, event, change)
+            elif isinstance(change, state_changes.RegisteredObserved):
+                # Not our channel: maybe a virtual channel we mediate, whose state we need.
+                virtual.registered_state_learn(channel_id=channel_id, transaction_hash=event.transaction_hash)
     except ChannelError as error:
         logger.info("watcher: %s on %s not applied: %s", event.name, channel_id, error.message)
 

@@ -203,6 +203,11 @@ class Supervisor:
                 manage(self.environments["bank-a"], "messages_demo_seed", "--to", "bob*bank-c.test")
             except ServiceError as error:  # a demo message is not worth stopping the network for
                 say(f"the demo message was not sent: {error}")
+        # Channels (docs/channels.md, "The demo"): every node funds its ledger channel first,
+        # then bank-a pays, streams and opens a virtual channel to bank-c through bank-b.
+        for stage in ("fund", "use"):
+            for node in self.nodes:
+                manage(self.environments[node.name], "channels_demo_seed", "--stage", stage)
 
     def watch(self) -> None:
         while not self.stopping:

@@ -519,6 +519,9 @@ def _(change: Tick, state: NodeChannels) -> Result:
         stream = channel.receiving_stream
         if (
             stream is not None
+            # Once a dispute runs the stream is over: a checkpoint now would end the challenge
+            # the operator started (the Adjudicator lets a higher checkpoint do that).
+            and channel.phase is Phase.OPEN
             and stream.last_payment is not None
             and stream.since_checkpoint > 0
             and not stream.checkpoint_requested
@@ -694,7 +697,12 @@ def _(change: CheckpointSigned, state: NodeChannels) -> Result:
     )
     state, events = _accept(state, replace(channel, receiving_stream=stream), signed)
     events.append(SendCountersignature(channel.channel_id, change.version, change.signature))
-    events.append(SendCheckpoint(channel.channel_id, signed))
+    if channel.dispute is not None and change.version > channel.dispute.registered_version:
+        # A challenge runs (a checkpoint was due just before the registration was seen): an
+        # on-chain checkpoint would end it, registering the later state refutes within it.
+        events.append(RefuteRequired(channel.channel_id, channel.dispute.registered_version, signed))
+    else:
+        events.append(SendCheckpoint(channel.channel_id, signed))
     return Result(state, tuple(events))
 
 

@@ -18,12 +18,12 @@ PYTHON = sys.executable
 
 
 class PeerNode:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, name: str | None = None) -> None:
         from django.db import connection
 
         from tests.support import database_url_for_processes
 
-        self.name = "bank-p" + secrets.token_hex(3)
+        self.name = name or "bank-p" + secrets.token_hex(3)
         self.database = f"{connection.settings_dict['NAME']}_{self.name.replace('-', '_')}"
         with connection.cursor() as cursor:
             cursor.execute(f'CREATE DATABASE "{self.database}"')

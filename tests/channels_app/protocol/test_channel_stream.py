@@ -14,6 +14,7 @@ from channels_app.protocol.events import (
     CheckpointDue,
     PaymentDuplicateDropped,
     PaymentReceived,
+    RefuteRequired,
     SendCheckpoint,
     StateAccepted,
 )
@@ -21,6 +22,7 @@ from channels_app.protocol.state import StreamPayment
 from channels_app.protocol.state_changes import (
     CheckpointSigned,
     CountersignatureReceived,
+    RegisteredObserved,
     StreamClosed,
     StreamOpened,
     StreamPaymentReceived,
@@ -28,7 +30,7 @@ from channels_app.protocol.state_changes import (
     Tick,
 )
 from channels_app.protocol.transition import transition
-from channels_app.protocol.types import ETH, Timestamp
+from channels_app.protocol.types import ETH, Timestamp, Version
 
 
 def _stream(window: int = 4, every: int = 100, timeout: int = 60, count: int = 6):
@@ -117,6 +119,26 @@ def test_a_checkpoint_is_due_after_the_timeout_even_with_few_payments() -> None:
     assert bob.apply(Tick(Timestamp(10_059))) == ()
     assert bob.apply(Tick(Timestamp(10_060))) == (CheckpointDue(channel_id, payments[0].state),)
     assert bob.apply(Tick(Timestamp(10_061))) == ()
+
+
+def test_a_disputed_channel_asks_for_no_stream_checkpoint_that_would_end_the_challenge() -> None:
+    _alice, bob, channel_id, payments = _stream(every=100, timeout=60)
+    bob.apply(StreamPaymentReceived(payments[0]))
+    bob.apply(RegisteredObserved(channel_id, bob.channel(channel_id).latest.state.version, Timestamp(20_000)))
+    assert bob.apply(Tick(Timestamp(10_060))) == ()
+
+
+def test_a_checkpoint_signed_once_a_dispute_runs_refutes_instead_of_ending_the_challenge() -> None:
+    _alice, bob, channel_id, payments = _stream(every=3)
+    for payment in payments[:3]:
+        bob.apply(StreamPaymentReceived(payment))
+    bob.apply(RegisteredObserved(channel_id, Version(0), Timestamp(20_000)))
+    state = payments[2].state
+    events = bob.apply(CheckpointSigned(channel_id, state.version, bob.sign(state)))
+    signed = bob.channel(channel_id).latest
+    assert signed.state == state
+    assert RefuteRequired(channel_id, Version(0), signed) in events
+    assert not any(isinstance(event, SendCheckpoint) for event in events)
 
 
 def test_a_signed_checkpoint_becomes_the_both_signed_latest_state_on_both_sides() -> None:
