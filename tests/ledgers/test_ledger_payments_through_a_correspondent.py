@@ -34,6 +34,7 @@ from ledgers.protocol.errors import CreditLimitExceeded, NotAccepted
 from settlement.identity import fetch_identity_document, peer_add
 from settlement.models import Peer
 from settlement.transport import peer_request
+from tests.consensus.consensus_shell_support import wait_for
 from tests.ledgers.ledger_shell_support import balance_of, post_json
 from tests.ledgers.peer_node_support import REPO, PeerNode, peer_nodes, supply_mismatches
 from tests.support import confirmed_totp_device, totp_code
@@ -113,6 +114,17 @@ def send(alice: Any, recipient: str, amount: str, reference: str, via: str | Non
     )
 
 
+def legs_final_at(mid: PeerNode, far: PeerNode, payments: int) -> None:
+    """Wait until bank-mid and bank-far both hold ``payments`` final payments: A answers its payer
+    as soon as it appended its own leg, and the final proof reaches the other banks just after
+    (its courier), so their legs land a moment later."""
+    final = "SELECT count(*) FROM ledgers_interbankpayment WHERE phase = 'final'"
+    wait_for(
+        lambda: mid.query(final) == [(payments,)] and far.query(final) == [(payments,)],
+        what=f"{payments} final payments at bank-mid and bank-far",
+    )
+
+
 def our_query(sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -148,12 +160,18 @@ def test_payments_through_a_correspondent_settle_at_three_banks_and_refusals_hol
         "SELECT b.amount FROM ledgers_balance b JOIN ledgers_ledger l ON l.id = b.ledger_id WHERE l.ubi = %s",
         mid_at_a,
     ) == [(1000,)]
+    legs_final_at(mid, far, 1)
     assert mid.balance(a_at_mid) == -1000  # A owes bank-mid
     assert mid.balance(far_at_mid) == 1000  # bank-mid owes bank-far
     assert far.balance(mid_at_far) == -1000
     assert far.balance(f"ubi:{FAR}:carol") == 1000
-    assert InterbankPayment.objects.get(pk=payment.pk).peer_confirmed
-    assert mid.query("SELECT phase, peer_confirmed FROM ledgers_interbankpayment") == [("final", True)]
+    wait_for(
+        lambda: (
+            InterbankPayment.objects.get(pk=payment.pk).peer_confirmed
+            and mid.query("SELECT phase, peer_confirmed FROM ledgers_interbankpayment") == [("final", True)]
+        ),
+        what="bank-mid confirmed to A, and bank-far to bank-mid",
+    )
     assert far.query("SELECT phase FROM ledgers_interbankpayment") == [("final",)]
     assert_books_balance_and_nothing_held(mid, far)
     # Each leg is a pair of payment entries co-signed by its bank.
@@ -198,6 +216,7 @@ def test_payments_through_a_correspondent_settle_at_three_banks_and_refusals_hol
     )
     assert answer.status_code == 201, answer.content
     assert answer.json()["phase"] == "final"
+    legs_final_at(mid, far, 2)
     assert far.balance(f"ubi:{FAR}:carol") == 1500
     assert mid.balance(a_at_mid) == -1500
 
@@ -229,6 +248,7 @@ def test_payments_through_a_correspondent_settle_at_three_banks_and_refusals_hol
 
     # The dashboard, in Chromium: pick the correspondent, see the route, confirm.
     pay_in_the_browser(live_web, make_user, alice, eur, far)
+    legs_final_at(mid, far, 3)
     assert far.balance(f"ubi:{FAR}:carol") == 1600
 
     # bank-mid relayed a payment A never held or finished (A crashed, say): bank-far holds past
