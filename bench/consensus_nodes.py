@@ -203,17 +203,17 @@ def _pending(nodes: list[Node]) -> int:
 
 def _load(nodes: list[Node], rate: float, seconds: float, batch_interval: float = 0.1) -> int:
     """Offer ``rate`` observations a second for ``seconds``, one thread per node."""
-    per_node = rate * batch_interval / len(nodes)
+    per_node_per_second = rate / len(nodes)
     sent = [0] * len(nodes)
 
     def run(position: int, node: Node) -> None:
+        # What is owed follows the clock, not the number of batches: when a submission is slow
+        # the next batch is larger, so the offered rate is what was asked for (up to the API's
+        # 10,000 payloads a request).
         started = time.monotonic()
-        owed = 0.0
-        while time.monotonic() - started < seconds:
-            owed += per_node
-            count = int(owed)
-            owed -= count
-            if count:
+        while (elapsed := time.monotonic() - started) < seconds:
+            count = min(int(per_node_per_second * elapsed) - sent[position], 10_000)
+            if count > 0:
                 node.submit([os.urandom(PAYLOAD_BYTES) for _ in range(count)])
                 sent[position] += count
             time.sleep(max(0.0, batch_interval - (time.monotonic() - started) % batch_interval))
