@@ -10,7 +10,10 @@ crash can neither lose a block nor store one twice.
 
 from __future__ import annotations
 
-from django.db import models
+import itertools
+from collections.abc import Iterable
+
+from django.db import connections, models
 from django.utils import timezone
 
 
@@ -120,11 +123,43 @@ class Block(models.Model):
         return f"block {self.height}"
 
 
+class BulkCopyManager(models.Manager["BlockObservation"]):
+    """``bulk_copy``: many rows in one PostgreSQL ``COPY`` (an agreed block holds thousands).
+
+    ``bulk_create`` compiled an INSERT with a placeholder per value in Python: ~0.5 ms a row
+    on the loaded machine, 2-3 s for a block of a few thousand observations, with the
+    validator's lock held. COPY streams the same rows (every concrete field of the model, so
+    a field added later is copied too); primary keys come from the sequence and are not set
+    on the objects."""
+
+    def bulk_copy(self, objs: Iterable[BlockObservation], *, batch_size: int = 5_000) -> int:
+        connection = connections[self.db]
+        fields = [field for field in self.model._meta.concrete_fields if not field.primary_key]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        copied = 0
+        rows = iter(objs)
+        with connection.cursor() as cursor:
+            while batch := list(itertools.islice(rows, batch_size)):
+                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for obj in batch:
+                        copy.write_row(
+                            [
+                                field.get_db_prep_save(getattr(obj, field.attname), connection)
+                                for field in fields
+                            ]
+                        )
+                copied += len(batch)
+        return copied
+
+
 class BlockObservation(models.Model):
     block = models.ForeignKey(Block, on_delete=models.CASCADE, related_name="observations")
     index = models.PositiveIntegerField(help_text="leaf index in the block's Merkle tree, 0-based")
     kind = models.CharField(max_length=40)
     data = models.BinaryField(help_text="the leaf: the observation bytes the Merkle tree commits to")
+
+    objects = BulkCopyManager()
 
     class Meta:
         ordering = ["block", "index"]

@@ -574,7 +574,7 @@ def _store_block(block: ProtocolBlock, state: ConsensusState) -> None:
         log_root=log.root,
     )
     leaves = [observation_bytes(item) for item in block.observations]
-    BlockObservation.objects.bulk_create(
+    BlockObservation.objects.bulk_copy(
         [
             BlockObservation(block=row, index=index, kind=observation_parts(data)[0], data=data)
             for index, data in enumerate(leaves)
