@@ -662,12 +662,21 @@ def _free_peers(state: ConsensusState) -> list[str]:
     return free
 
 
-def _maybe_start_round(step: Step) -> None:
+def _maybe_start_round(step: Step, *, every_free_peer: bool = False) -> None:
     state = step.state
     peers = _free_peers(state)
     if not peers:
         return
-    name = random.choice(peers)  # noqa: S311 - gossip partner choice, not a secret
+    if every_free_peer:
+        random.shuffle(peers)
+        for name in peers:
+            _start_round_with(step, name)
+    else:
+        _start_round_with(step, random.choice(peers))  # noqa: S311 - gossip partner, not a secret
+
+
+def _start_round_with(step: Step, name: str) -> None:
+    state = step.state
     if name in state.awaiting:
         _note_peer(state, name, error="no response in time")
     peer_id = bytes.fromhex(next(key for key, value in state.validators.items() if value == name))
@@ -691,8 +700,9 @@ def gossip_receive_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
         for peer_name, wire in messages:
             _receive_one(step, peer_name, wire)
         if step.parsec.has_unfinished_work():
-            # Keep the conversation going while something waits for agreement or signatures.
-            _maybe_start_round(step)
+            # Keep the conversation going while something waits for agreement or signatures:
+            # with every peer we are not waiting for, so what this step created spreads at once.
+            _maybe_start_round(step, every_free_peer=True)
     _send(step)
 
 
