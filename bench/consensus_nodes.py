@@ -9,7 +9,13 @@ node a peer. Observations are 100-byte random payloads submitted to every node's
   by the time from the first submission to the last agreement;
 * latency: per observation, from the API accepting it (``submitted_at``) to the block holding
   it being stored at that node (``agreed_at``, after more than 2/3 of the validators signed);
-* agreement: every node's list of block hashes is compared (one must be a prefix of another).
+* agreement: every node's list of block hashes is compared (one must be a prefix of another);
+* CPU: the share of the machine's cores the nodes' processes used over each run, and what
+  everything else used (PostgreSQL, Redis, this client, other work on a shared machine): on a
+  loaded machine the nodes' figures say as much about their CPU share as about the nodes.
+
+``BENCH_PROFILE=1`` runs each worker in one process (solo pool) under cProfile and leaves
+``<node>-worker.prof`` in the work directory it prints.
 
 Goal (issue 6): four nodes, 2,000 tx/s with p50 under 0.5 s. It makes its own databases
 (``<DATABASE_URL's name>_bench_consensus_<i>``) and drops them at the end. Run under `make bench`
@@ -123,8 +129,10 @@ class Node:
         commands = {
             "web": [str(VENV_BIN / "daphne"), "--bind", "127.0.0.1", "--port", str(self.port), "settlement.asgi:application"],
             "worker": [
-                str(VENV_BIN / "celery"), "--app", "settlement", "worker", "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
+                *self._worker_program(),
+                "--app", "settlement", "worker", "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
                 "--hostname", f"worker@{self.name}", "--concurrency", "1", "--without-gossip", "--without-mingle",
+                *(["--pool", "solo"] if os.environ.get("BENCH_PROFILE") else []),
             ],
             "beat": [
                 str(VENV_BIN / "celery"), "--app", "settlement", "beat", "--loglevel", "WARNING",
@@ -140,6 +148,21 @@ class Node:
             )
             process.start()
             self.processes.append(process)
+
+    def _worker_program(self) -> list[str]:
+        # BENCH_PROFILE=1: the worker runs its tasks in its main process (solo pool) under
+        # cProfile, written to <work>/<node>-worker.prof when the worker stops.
+        if os.environ.get("BENCH_PROFILE"):
+            return [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(self.work / f"{self.name}-worker.prof"),
+                "-m",
+                "celery",
+            ]
+        return [str(VENV_BIN / "celery")]
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -180,17 +203,17 @@ def _pending(nodes: list[Node]) -> int:
 
 def _load(nodes: list[Node], rate: float, seconds: float, batch_interval: float = 0.1) -> int:
     """Offer ``rate`` observations a second for ``seconds``, one thread per node."""
-    per_node = rate * batch_interval / len(nodes)
+    per_node_per_second = rate / len(nodes)
     sent = [0] * len(nodes)
 
     def run(position: int, node: Node) -> None:
+        # What is owed follows the clock, not the number of batches: when a submission is slow
+        # the next batch is larger, so the offered rate is what was asked for (up to the API's
+        # 10,000 payloads a request).
         started = time.monotonic()
-        owed = 0.0
-        while time.monotonic() - started < seconds:
-            owed += per_node
-            count = int(owed)
-            owed -= count
-            if count:
+        while (elapsed := time.monotonic() - started) < seconds:
+            count = min(int(per_node_per_second * elapsed) - sent[position], 10_000)
+            if count > 0:
                 node.submit([os.urandom(PAYLOAD_BYTES) for _ in range(count)])
                 sent[position] += count
             time.sleep(max(0.0, batch_interval - (time.monotonic() - started) % batch_interval))
@@ -203,12 +226,42 @@ def _load(nodes: list[Node], rate: float, seconds: float, batch_interval: float 
     return sum(sent)
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(nodes: list[Node]) -> tuple[float, float]:
+    """(CPU seconds used so far by the nodes' processes, busy CPU seconds of the whole machine).
+
+    Each node process leads its own session (ManagedProcess), so a process belongs to the nodes
+    when its session id is one of theirs (the worker's prefork child included). PostgreSQL and
+    Redis are shared services and count as "the rest of the machine", with the other sessions."""
+    sessions = {process.process.pid for node in nodes for process in node.processes if process.process}
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) in sessions:
+            ticks += int(fields[11]) + int(fields[12])
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = sum(int(value) for index, value in enumerate(cpu[:8]) if index not in (3, 4))  # not idle/iowait
+    return ticks / _CLOCK_TICKS, busy / _CLOCK_TICKS
+
+
 def _measure(nodes: list[Node], rate: float, seconds: float) -> dict[str, Any]:
     for node in nodes:
         node.query("SELECT 1")
     marker = nodes[0].query("SELECT now()")[0][0]
+    cores = os.cpu_count() or 1
+    wall_start = time.monotonic()
+    nodes_cpu_start, machine_busy_start = _cpu_seconds(nodes)
     offered = _load(nodes, rate, seconds)
     _wait(lambda: _pending(nodes) == 0, 120, "every observation agreed")
+    wall = time.monotonic() - wall_start
+    nodes_cpu_end, machine_busy_end = _cpu_seconds(nodes)
     latencies: list[float] = []
     first_submit, last_agreed = None, None
     for node in nodes:
@@ -232,6 +285,15 @@ def _measure(nodes: list[Node], rate: float, seconds: float) -> dict[str, Any]:
         "p50_s": statistics.median(latencies),
         "p99_s": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
         "span_s": span,
+        "achieved_offer_per_second": offered / seconds,
+        # Of all the machine's cores over the run: what the nodes used, and what everything
+        # else (PostgreSQL, Redis, this client, other sessions on the shared machine) used.
+        "nodes_cpu_share": (nodes_cpu_end - nodes_cpu_start) / (wall * cores),
+        "rest_cpu_share": max(
+            0.0,
+            ((machine_busy_end - machine_busy_start) - (nodes_cpu_end - nodes_cpu_start)) / (wall * cores),
+        ),
+        "cores": cores,
     }
 
 
@@ -263,6 +325,7 @@ def main() -> int:
     names = [f"bench-{chr(ord('a') + index)}" for index in range(arguments.nodes)]
     admin, template, urls = _database_urls(arguments.nodes)
     work = Path(tempfile.mkdtemp(prefix="parsec-bench-consensus-"))
+    print(f"node logs (and profiles) under {work}", flush=True)
     _sql(admin, *[f'DROP DATABASE IF EXISTS "{_name(url)}" WITH (FORCE)' for url in [template, *urls]])
     _sql(admin, f'CREATE DATABASE "{_name(template)}"')
     subprocess.run(
@@ -293,7 +356,10 @@ def main() -> int:
             run = _measure(nodes, rate, arguments.seconds)
             results["runs"].append(run)
             print(
-                f"offered {rate:.0f}/s: agreed {run['agreed_per_second']:.0f}/s, p50 {run['p50_s']:.3f} s",
+                f"offered {rate:.0f}/s (achieved {run['achieved_offer_per_second']:.0f}/s): agreed "
+                f"{run['agreed_per_second']:.0f}/s, p50 {run['p50_s']:.3f} s, p99 {run['p99_s']:.3f} s; "
+                f"nodes used {run['nodes_cpu_share']:.0%} of {run['cores']} cores, the rest of the "
+                f"machine {run['rest_cpu_share']:.0%}",
                 flush=True,
             )
         results["agreement"] = _agreement(nodes)
@@ -306,14 +372,26 @@ def main() -> int:
         [
             {
                 "offered tx/s": run["offered_per_second"],
+                "achieved": run["achieved_offer_per_second"],
                 "agreed tx/s": run["agreed_per_second"],
                 "p50 s": run["p50_s"],
                 "p99 s": run["p99_s"],
                 "observations": run["observations"],
+                "nodes CPU": f"{run['nodes_cpu_share']:.0%}",
+                "rest CPU": f"{run['rest_cpu_share']:.0%}",
             }
             for run in results["runs"]
         ],
-        ["offered tx/s", "agreed tx/s", "p50 s", "p99 s", "observations"],
+        [
+            "offered tx/s",
+            "achieved",
+            "agreed tx/s",
+            "p50 s",
+            "p99 s",
+            "observations",
+            "nodes CPU",
+            "rest CPU",
+        ],
     )
     agreement = results["agreement"]
     print(

@@ -1,14 +1,19 @@
 """The consensus shell's state in PostgreSQL (ARCHITECTURE.md §6).
 
-``ConsensusState`` is one row: the validator's protocol snapshot (its gossip graph included),
-versioned, and the lock every mutation takes. Blocks and their observations are stored when
-``Parsec.poll`` hands them out, in the same transaction as the snapshot that no longer holds
-them, so a crash can neither lose a block nor store one twice.
+``ConsensusState`` is one row: the validator's last full protocol snapshot (its gossip graph
+included), versioned, and the lock every mutation takes. ``ConsensusStep`` is the write-ahead log
+since that snapshot: the inputs of every protocol call, one row per locked step, which a restart
+replays on top of the snapshot. Blocks and their observations are stored when ``Parsec.poll``
+hands them out, in the same transaction as the log row of the step that produced them, so a
+crash can neither lose a block nor store one twice.
 """
 
 from __future__ import annotations
 
-from django.db import models
+import itertools
+from collections.abc import Iterable
+
+from django.db import connections, models
 from django.utils import timezone
 
 
@@ -20,8 +25,12 @@ class ConsensusState(models.Model):
     validators = models.JSONField(
         default=dict, help_text="validator id (hex) -> node name, of the current epoch"
     )
-    snapshot = models.BinaryField(help_text="Parsec.snapshot() as JSON bytes")
+    snapshot = models.BinaryField(help_text="Parsec.snapshot() as JSON bytes, at snapshot_version")
     snapshot_bytes = models.PositiveIntegerField(default=0)
+    snapshot_version = models.BigIntegerField(
+        default=0, help_text="the version the snapshot was taken at; ConsensusStep rows after it replay"
+    )
+    log_bytes = models.BigIntegerField(default=0, help_text="bytes of ConsensusStep rows since the snapshot")
     epoch = models.PositiveIntegerField(default=0)
     next_height = models.BigIntegerField(default=0)
     events_in_graph = models.PositiveIntegerField(default=0)
@@ -38,6 +47,31 @@ class ConsensusState(models.Model):
 
     def __str__(self) -> str:
         return f"consensus state v{self.version} (height {self.next_height})"
+
+
+class ConsensusStep(models.Model):
+    """One locked step of the validator, as the inputs of its protocol calls (write-ahead log).
+
+    The protocol is deterministic (no clock, no randomness, Ed25519 signatures are
+    deterministic), so the snapshot at ``snapshot_version`` plus these inputs, replayed in
+    order, is the state the step committed. ``own`` is where our own chain stood after the
+    step; a replay that arrives elsewhere refuses to continue rather than sign a fork.
+    """
+
+    version = models.BigIntegerField(unique=True, help_text="the state version this step produced")
+    operations = models.BinaryField(
+        help_text='JSON: [["vote", [hex]], ["gossip", peer], ["message", sender, wire], ...]'
+    )
+    own = models.JSONField(
+        null=True, help_text="[epoch, events in our chain, newest own event id hex] after it"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["version"]
+
+    def __str__(self) -> str:
+        return f"consensus step v{self.version}"
 
 
 class ObservationStatus(models.TextChoices):
@@ -89,6 +123,36 @@ class Block(models.Model):
         return f"block {self.height}"
 
 
+class BulkCopyManager(models.Manager["BlockObservation"]):
+    """``bulk_copy``: many rows in one PostgreSQL ``COPY`` (an agreed block holds thousands).
+
+    ``bulk_create`` compiled an INSERT with a placeholder per value in Python: ~0.5 ms a row
+    on the loaded machine, 2-3 s for a block of a few thousand observations, with the
+    validator's lock held. COPY streams the same rows (every concrete field of the model, so
+    a field added later is copied too); primary keys come from the sequence and are not set
+    on the objects."""
+
+    def bulk_copy(self, objs: Iterable[BlockObservation], *, batch_size: int = 5_000) -> int:
+        connection = connections[self.db]
+        fields = [field for field in self.model._meta.concrete_fields if not field.primary_key]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        copied = 0
+        rows = iter(objs)
+        with connection.cursor() as cursor:
+            while batch := list(itertools.islice(rows, batch_size)):
+                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for obj in batch:
+                        copy.write_row(
+                            [
+                                field.get_db_prep_save(getattr(obj, field.attname), connection)
+                                for field in fields
+                            ]
+                        )
+                copied += len(batch)
+        return copied
+
+
 class BlockObservation(models.Model):
     block = models.ForeignKey(Block, on_delete=models.CASCADE, related_name="observations")
     index = models.PositiveIntegerField(help_text="leaf index in the block's Merkle tree, 0-based")
@@ -98,6 +162,8 @@ class BlockObservation(models.Model):
         max_length=32,
         help_text="SHA-256 of the leaf bytes (PendingObservation.digest): finds an observation's block",
     )
+
+    objects = BulkCopyManager()
 
     class Meta:
         ordering = ["block", "index"]

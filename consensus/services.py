@@ -6,12 +6,14 @@ only verifies a gossip message's transport and message signatures and enqueues i
 worker's tasks take the row lock, so two worker processes (or a worker and a management
 command) can never both extend our chain of events, which peers would report as a fork.
 
-In each locked step the shell restores the protocol from the persisted snapshot (or reuses the
-instance cached in this process when the stored version is the one it wrote last), runs one
-protocol call, drains ``poll()`` into ``Block`` rows (bulk inserts), stores new accusations,
-and writes the snapshot with ``version + 1``, all in one transaction. What the step produced
-(a gossip request or response) is sent after commit: the snapshot that signed it is durable
-before any peer can see it (Parsec.snapshot's rule).
+In each locked step the shell reuses the instance cached in this process when the stored
+version is the one it wrote last (or restores it: the last full snapshot, then the write-ahead
+log after it, replayed), runs its protocol calls, drains ``poll()`` into ``Block`` rows (bulk
+inserts), stores new accusations, and appends the calls' inputs to the log (``ConsensusStep``)
+with ``version + 1``, all in one transaction. Every ``CONSENSUS_SNAPSHOT_EVERY_STEPS`` steps (or
+``CONSENSUS_SNAPSHOT_LOG_BYTES`` of log) the step writes a full snapshot instead and the log
+before it is deleted (compaction). What the step produced (a gossip request or response) is sent
+after commit: what signed it is durable before any peer can see it (Parsec.snapshot's rule).
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import queue
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +43,7 @@ from consensus.models import (
     Block,
     BlockObservation,
     ConsensusState,
+    ConsensusStep,
     ObservationStatus,
     PendingObservation,
 )
@@ -48,6 +54,8 @@ from consensus.protocol import (
     Parsec,
     Payload,
     Request,
+    Response,
+    SnapshotError,
     ValidatorId,
     WrongEpoch,
     message_from_wire,
@@ -187,14 +195,67 @@ def dispatch(task: str, *args: Any) -> None:
     """Hand work on (``consensus.tasks.<task>``); the one door, so tests can watch it.
 
     Gossip is sent at once by the worker step that made it (after its commit), not through
-    another trip through the queue: every hop of a gossip round is latency until agreement.
+    another trip through the queue: every hop of a gossip round is latency until agreement. It
+    leaves from a sender thread of the worker process, one per peer, so the worker goes on with
+    its next step while the peer's web process checks the message (a POST took ~150 ms under
+    load, most of the worker's time when it waited for it).
     """
     from consensus import tasks
 
     if task == "gossip_send":
-        tasks.gossip_send.run(*args)
+        _sender_for(args[0]).send(*args)
     else:
         getattr(tasks, task).delay(*args)
+
+
+class _PeerSender:
+    """One thread that POSTs our gossip to one peer, in order, from a bounded queue.
+
+    Sending is after commit (what signed a message is already durable), so a message lost here
+    (queue full, process killed) is a message lost in the network: gossip recovers it, the
+    request is given up after CONSENSUS_RESPONSE_TIMEOUT_SECONDS and the peer is asked again.
+    """
+
+    BACKLOG = 64
+
+    def __init__(self, peer_name: str) -> None:
+        self.peer_name = peer_name
+        self.queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(self.BACKLOG)
+        self.thread = threading.Thread(target=self._run, name=f"gossip-to-{peer_name}", daemon=True)
+        self.thread.start()
+
+    def send(self, peer_name: str, wire: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait((peer_name, wire))
+        except queue.Full:
+            logger.warning("consensus: %s is not taking our gossip; a message is dropped", peer_name)
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        from consensus import tasks
+
+        while True:
+            peer_name, wire = self.queue.get()
+            try:
+                close_old_connections()  # this thread's own connection: reused while healthy
+                tasks.gossip_send.run(peer_name, wire)
+            except Exception:
+                logger.exception("consensus: sending gossip to %s failed", peer_name)
+
+
+_senders: dict[tuple[int, str], _PeerSender] = {}
+_senders_lock = threading.Lock()
+
+
+def _sender_for(peer_name: str) -> _PeerSender:
+    # Keyed by process id too: a forked worker child must start threads of its own.
+    key = (os.getpid(), peer_name)
+    with _senders_lock:
+        sender = _senders.get(key)
+        if sender is None:
+            sender = _senders[key] = _PeerSender(peer_name)
+        return sender
 
 
 def _votes_scheduled_key() -> str:
@@ -305,6 +366,7 @@ def consensus_state_ensure(*, validators: list[str] | None = None) -> ConsensusS
                 validators={key.hex(): name for key, name in directory.name_of.items()},
                 snapshot=snapshot,
                 snapshot_bytes=len(snapshot),
+                snapshot_version=1,
             )
     except IntegrityError:
         return ConsensusState.objects.defer("snapshot").get(pk=STATE_PK)
@@ -320,6 +382,95 @@ class Step:
     parsec: Parsec
     blocks: int = 0
     sends: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # The inputs of every protocol call of this step, in order: its write-ahead log row.
+    operations: list[list[Any]] = field(default_factory=list)
+    head_before: Any = None
+
+
+# ----------------------------------------------------------------- the write-ahead log
+#
+# Every protocol call goes through ``_apply`` and is recorded as an operation; a restart replays
+# the same operations through the same function. The protocol does no I/O, reads no clock and
+# draws no random numbers, and Ed25519 signatures are deterministic, so the replay signs the
+# very events the original step signed and sent.
+
+
+def _run_operation(
+    parsec: Parsec, operation: list[Any], message: Request | Response | None = None
+) -> Request | Response | None:
+    kind = operation[0]
+    if kind == "vote":
+        for item in operation[1]:
+            # DuplicateVote: voted before a crash, or agreed already; the row is updated anyway.
+            # drive_alone=False: a validator alone would otherwise make one block per vote; the
+            # step polls once after all of them.
+            with contextlib.suppress(DuplicateVote):
+                parsec.vote_for(observation_from_bytes(bytes.fromhex(item)), drive_alone=False)
+        return None
+    if kind == "gossip":
+        return parsec.create_gossip(ValidatorId(bytes.fromhex(operation[1])))
+    if kind == "message":
+        sender = ValidatorId(bytes.fromhex(operation[1]))
+        if message is None:
+            message = message_from_wire(operation[2])
+        if isinstance(message, Request):
+            return parsec.handle_request(sender, message)
+        parsec.handle_response(sender, message)
+        return None
+    raise SnapshotError(f"unknown operation {kind!r} in the consensus log")
+
+
+def _apply(
+    step: Step, operation: list[Any], message: Request | Response | None = None
+) -> Request | Response | None:
+    """Record one protocol call in the step's log row, then make it (``message``: the
+    operation's wire message, already decoded)."""
+    step.operations.append(operation)
+    return _run_operation(step.parsec, operation, message)
+
+
+def _head(parsec: Parsec) -> list[Any] | None:
+    head = parsec.own_chain_head()
+    if head is None:
+        return None
+    epoch, count, newest = head
+    return [int(epoch), count, newest.hex() if newest is not None else None]
+
+
+def _replay(parsec: Parsec, operations: list[list[Any]]) -> None:
+    for operation in operations:
+        # The original step refused the same messages the same way (and logged them anyway).
+        with contextlib.suppress(ConsensusError, ValueError):
+            _run_operation(parsec, operation)
+    while parsec.poll() is not None:
+        pass  # the original step stored these blocks in the same transaction as its log row
+
+
+def _restore(state: ConsensusState) -> Parsec:
+    """The validator as the last committed step left it: the full snapshot, then the log."""
+    raw = ConsensusState.objects.values_list("snapshot", flat=True).get(pk=STATE_PK)
+    parsec = Parsec.restore(node_signer().key, json.loads(bytes(raw)))
+    expected = state.snapshot_version + 1
+    rows = (
+        ConsensusStep.objects.filter(version__gt=state.snapshot_version)
+        .order_by("version")
+        .values_list("version", "operations", "own")
+    )
+    for version, operations, own in rows.iterator(chunk_size=50):
+        if version != expected:
+            raise SnapshotError(f"the consensus log misses step {expected} (next is {version})")
+        _replay(parsec, json.loads(bytes(operations)))
+        if _head(parsec) != own:
+            # Never continue from a state that differs from what peers saw: the next event would
+            # sit at a position we already signed (a fork). Stop, loudly, and send nothing.
+            raise SnapshotError(
+                f"replaying consensus step {version} gave our chain head {_head(parsec)}, "
+                f"the log says {own}: refusing to sign from a diverged state"
+            )
+        expected += 1
+    if expected - 1 != state.version:
+        raise SnapshotError(f"the consensus log ends at step {expected - 1}, the state is at {state.version}")
+    return parsec
 
 
 @contextmanager
@@ -332,10 +483,9 @@ def _locked_step() -> Iterator[Step]:
                 consensus_state_ensure()
                 state = ConsensusState.objects.select_for_update().defer("snapshot").get(pk=STATE_PK)
             if _cache.parsec is None or _cache.version != state.version:
-                raw = ConsensusState.objects.values_list("snapshot", flat=True).get(pk=STATE_PK)
-                _cache.parsec = Parsec.restore(node_signer().key, json.loads(bytes(raw)))
+                _cache.parsec = _restore(state)
                 _cache.version = state.version
-            step = Step(state, _cache.parsec)
+            step = Step(state, _cache.parsec, head_before=_head(_cache.parsec))
             yield step
             _persist(step)
     except BaseException:
@@ -378,10 +528,10 @@ def _persist(step: Step) -> None:
             ignore_conflicts=True,
         )
         _cache.accusations = len(accusations)
-    snapshot = json.dumps(parsec.snapshot(), separators=(",", ":")).encode()
-    state.version += 1
-    state.snapshot = snapshot
-    state.snapshot_bytes = len(snapshot)
+    head = _head(parsec)
+    if step.operations or step.blocks or head != step.head_before:
+        state.version += 1
+        _log_or_compact(step, head)
     state.epoch = parsec.epoch
     state.events_in_graph = len(parsec.graph)
     if set(state.validators) != {item.hex() for item in parsec.validators}:
@@ -389,6 +539,33 @@ def _persist(step: Step) -> None:
     state.updated_at = timezone.now()
     state.save()
     _cache.version = state.version
+
+
+def _log_or_compact(step: Step, head: list[Any] | None) -> None:
+    """Append the step to the write-ahead log, or, when the log has grown long enough, write a
+    full snapshot instead and drop the log it replaces (one transaction either way)."""
+    state, parsec = step.state, step.parsec
+    operations = json.dumps(step.operations, separators=(",", ":")).encode()
+    if (
+        state.version - state.snapshot_version < settings.CONSENSUS_SNAPSHOT_EVERY_STEPS
+        and state.log_bytes + len(operations) < settings.CONSENSUS_SNAPSHOT_LOG_BYTES
+    ):
+        ConsensusStep.objects.create(version=state.version, operations=operations, own=head)
+        state.log_bytes += len(operations)
+        return
+    snapshot = json.dumps(parsec.snapshot(), separators=(",", ":")).encode()
+    state.snapshot = snapshot
+    state.snapshot_bytes = len(snapshot)
+    state.snapshot_version = state.version
+    state.log_bytes = 0
+    ConsensusStep.objects.filter(version__lte=state.version).delete()
+    # Continue from what a fresh process would restore, not from this instance: restore() keeps
+    # no transient state (orphans waiting for parents), and a later replay from this snapshot
+    # must meet exactly the events this process goes on to sign. What peers are believed to
+    # hold is carried over (it changes what we send, not what we sign).
+    rebased = Parsec.restore(node_signer().key, json.loads(snapshot))
+    rebased.carry_peer_views(parsec)
+    step.parsec = _cache.parsec = rebased
 
 
 def _block_log() -> MerkleLog:
@@ -427,7 +604,7 @@ def _store_block(block: ProtocolBlock, state: ConsensusState) -> None:
     )
     leaves = [observation_bytes(item) for item in block.observations]
     digests = [sha256(data) for data in leaves]
-    BlockObservation.objects.bulk_create(
+    BlockObservation.objects.bulk_copy(
         [
             BlockObservation(
                 block=row, index=index, kind=observation_parts(data)[0], data=data, digest=digest
@@ -461,11 +638,8 @@ def _vote_queued(step: Step) -> int:
         .order_by("id")
         .values_list("id", "data")[:VOTES_PER_STEP]
     )
-    for _, data in queued:
-        # DuplicateVote: voted before a crash, or agreed already; the row is updated below.
-        with contextlib.suppress(DuplicateVote):
-            step.parsec.vote_for(observation_from_bytes(bytes(data)), drive_alone=False)
     if queued:
+        _apply(step, ["vote", [bytes(data).hex() for _, data in queued]])
         PendingObservation.objects.filter(id__in=[item[0] for item in queued]).update(
             status=ObservationStatus.VOTED, voted_at=timezone.now()
         )
@@ -519,16 +693,26 @@ def _free_peers(state: ConsensusState) -> list[str]:
     return free
 
 
-def _maybe_start_round(step: Step) -> None:
+def _maybe_start_round(step: Step, *, every_free_peer: bool = False) -> None:
     state = step.state
     peers = _free_peers(state)
     if not peers:
         return
-    name = random.choice(peers)  # noqa: S311 - gossip partner choice, not a secret
+    if every_free_peer:
+        random.shuffle(peers)
+        for name in peers:
+            _start_round_with(step, name)
+    else:
+        _start_round_with(step, random.choice(peers))  # noqa: S311 - gossip partner, not a secret
+
+
+def _start_round_with(step: Step, name: str) -> None:
+    state = step.state
     if name in state.awaiting:
         _note_peer(state, name, error="no response in time")
     peer_id = bytes.fromhex(next(key for key, value in state.validators.items() if value == name))
-    request = step.parsec.create_gossip(ValidatorId(peer_id))
+    request = _apply(step, ["gossip", peer_id.hex()])
+    assert request is not None
     state.awaiting = {**state.awaiting, name: timezone.now().isoformat()}
     _note_peer(state, name, sent=True)
     step.sends.append((name, request.to_wire()))
@@ -547,8 +731,9 @@ def gossip_receive_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
         for peer_name, wire in messages:
             _receive_one(step, peer_name, wire)
         if step.parsec.has_unfinished_work():
-            # Keep the conversation going while something waits for agreement or signatures.
-            _maybe_start_round(step)
+            # Keep the conversation going while something waits for agreement or signatures:
+            # with every peer we are not waiting for, so what this step created spreads at once.
+            _maybe_start_round(step, every_free_peer=True)
     _send(step)
 
 
@@ -559,12 +744,11 @@ def _receive_one(step: Step, peer_name: str, wire: dict[str, Any]) -> bool:
     try:
         message = message_from_wire(wire)
         sender = ValidatorId(bytes.fromhex(peer_key) if peer_key else message.sender)
-        if isinstance(message, Request):
-            response = step.parsec.handle_request(sender, message)
+        response = _apply(step, ["message", sender.hex(), wire], message)
+        if response is not None:
             step.sends.append((peer_name, response.to_wire()))
             answered = True
         else:
-            step.parsec.handle_response(sender, message)
             answered = False
             state.awaiting = {name: sent for name, sent in state.awaiting.items() if name != peer_name}
         _count_round(state)

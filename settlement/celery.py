@@ -54,3 +54,15 @@ def refuse_to_start_with_a_wrong_passphrase(**kwargs: Any) -> None:
     from settlement.keystore import keystore_check
 
     keystore_check()
+
+
+@signals.task_prerun.connect
+def reuse_healthy_database_connections(sender: Any = None, **kwargs: Any) -> None:
+    """What Django does around each request: drop a connection that is broken or older than
+    CONN_MAX_AGE, keep the others (CELERY_DB_REUSE_MAX stops Celery closing them every task).
+    Not for an eager task: it runs inside its caller's transaction (as Celery's fix-up skips it)."""
+    from django.db import close_old_connections
+
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    close_old_connections()

@@ -315,6 +315,27 @@ class Parsec:
         """True while something voted or built here still waits for consensus or signatures."""
         return bool(self._own_unagreed or self._built or self.graph.unordered_content)
 
+    def own_chain_head(self) -> tuple[Epoch, int, EventId | None] | None:
+        """(epoch, events in our chain, our newest event id), None when we are not a validator.
+
+        A write-ahead log replayed on a snapshot must arrive at the same head: the id commits to
+        the whole chain through self-parents, so an equal head means no event would be signed
+        twice at one position."""
+        slot = self.graph.slot_of.get(self.our_id)
+        if slot is None:
+            return None
+        return self.epoch, self.graph.count[slot], self.graph.newest[slot]
+
+    def carry_peer_views(self, other: Parsec) -> None:
+        """Take over what ``other`` believes its peers hold (known vectors, epochs).
+
+        For a shell that swaps its live instance for ``restore(snapshot())``: without this the
+        next request to each peer would carry the whole graph. Only what we *send* depends on
+        these views, never what we sign, so a replay from the snapshot still signs the same
+        events."""
+        self._peer_known = dict(other._peer_known)
+        self._peer_epoch = dict(other._peer_epoch)
+
     # ----- gossip --------------------------------------------------------------------------
 
     def create_gossip(self, peer: ValidatorId) -> Request:
