@@ -262,13 +262,17 @@ def transport_benchmark(
             channel = services.peer_channel_open(peer=peer, deposits={ETH: (deposit, 0)}, actor="bench")
             services.channel_deposit(channel=channel, asset=ETH, amount=deposit, actor="bench")
             channels.append(channel)
-        from channels_app.models import Channel
+        from django.db.models import Count
+
+        from channels_app.models import Channel, OnChainTransaction
 
         # Every deposit mined and seen by both nodes' watchers before the clock starts.
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while Channel.objects.filter(phase="open").count() < len(channels):
             if time.monotonic() > deadline:
-                raise SystemExit("node A: the channels' deposits were not all seen within 300 s")
+                phases = dict(Channel.objects.values_list("phase").annotate(n=Count("id")))
+                sends = list(OnChainTransaction.objects.values("status", "error").annotate(n=Count("id")))
+                raise SystemExit(f"node A: deposits not all seen within 600 s: {phases}, {sends}")
             services.onchain_transactions_follow()
             watcher.watcher_poll()
         while True:
@@ -282,7 +286,7 @@ def transport_benchmark(
             if int(opened.split("OPEN")[-1]) >= len(channels):
                 break
             if time.monotonic() > deadline:
-                raise SystemExit("node B: the channels' deposits were not all seen within 300 s")
+                raise SystemExit(f"node B: deposits not all seen within 600 s: {opened[-200:]}")
         single_channels, batch_channels = channels[:threads], channels[threads:]
 
         def pay(channel: Any, count: int) -> list[float]:
