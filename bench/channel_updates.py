@@ -223,6 +223,7 @@ def transport_benchmark(
 
         call_command("migrate", "--noinput", verbosity=0)
         from channels_app import services, watcher
+        from settlement import ethereum
         from settlement.identity import fetch_identity_document, node_identity_document, peer_add
         from settlement.keystore import node_identity_ensure
 
@@ -247,21 +248,22 @@ def transport_benchmark(
         from web3 import Web3
 
         chain = Web3(Web3.HTTPProvider(os.environ["ETH_RPC_URL"]))
-        chain.eth.wait_for_transaction_receipt(
-            chain.eth.send_transaction(
-                {
-                    "from": chain.eth.accounts[0],
-                    "to": Web3.to_checksum_address(services.node_address()),
-                    "value": Web3.to_wei(100, "ether"),
-                }
-            )
-        )
         deposit = 10**15
+        adjudicator = chain.eth.contract(
+            address=Web3.to_checksum_address(ethereum.contract_address("Adjudicator")),
+            abi=ethereum.contract("Adjudicator").abi,
+        )
         channels = []
+        last_deposit = None
         for _ in range(threads + batch_size * pipelines):
             channel = services.peer_channel_open(peer=peer, deposits={ETH: (deposit, 0)}, actor="bench")
-            services.channel_deposit(channel=channel, asset=ETH, amount=deposit, actor="bench")
+            # Anyone may fund a channel: anvil's first dev account pays node A's share (one
+            # transaction each, sent without waiting), which the watchers then see as usual.
+            last_deposit = adjudicator.functions.deposit(channel.id_bytes, ETH, deposit).transact(
+                {"from": chain.eth.accounts[0], "value": deposit}  # type: ignore[arg-type]
+            )
             channels.append(channel)
+        chain.eth.wait_for_transaction_receipt(last_deposit, timeout=120)  # type: ignore[arg-type]
         from django.db.models import Count
 
         from channels_app.models import Channel, OnChainTransaction
