@@ -27,13 +27,14 @@ are locked and checked with them (they refuse here with ``not_batchable``).
 from __future__ import annotations
 
 import functools
+import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from channels_app import codec
@@ -217,9 +218,7 @@ class _Writes:
             # a conflict would mean a bug, and must fail the transaction rather than be skipped.
             ChannelState.objects.bulk_create(self.states)
         if self.changed:
-            Channel.objects.bulk_update(
-                list(self.changed.values()), ["machine", "phase", "version", "balances", "updated_at"]
-            )
+            _heads_update(list(self.changed.values()))
             changed = list(self.changed)
 
             def announce() -> None:
@@ -227,6 +226,52 @@ class _Writes:
                     services._announce(channel_id)
 
             transaction.on_commit(announce)
+
+
+def _heads_update(rows: Sequence[Channel]) -> None:
+    """One ``UPDATE … FROM (VALUES …)`` for every channel head of the batch.
+
+    Django's ``bulk_update`` builds a ``CASE WHEN`` expression per row and field and resolves
+    each through the ORM: half a second for a hundred channels, more than all the rules and
+    signatures of the batch. The columns are the ones ``services._apply`` saves.
+    """
+    meta = Channel._meta
+    table = connection.ops.quote_name(meta.db_table)
+    column = {name: connection.ops.quote_name(_column(name)) for name in _HEAD_FIELDS}
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    parameters: list[Any] = []
+    for row in rows:
+        parameters += [
+            row.pk,
+            json.dumps(row.machine),
+            row.phase,
+            row.version,
+            json.dumps(row.balances),
+            row.updated_at,
+        ]
+    # Identifiers come from the model's metadata (quoted), every value travels as a parameter.
+    sql = (
+        f"UPDATE {table} AS head SET "  # noqa: S608
+        f"{column['machine']} = v.machine::jsonb, {column['phase']} = v.phase, "
+        f"{column['version']} = v.version::bigint, {column['balances']} = v.balances::jsonb, "
+        f"{column['updated_at']} = v.updated_at::timestamptz "
+        f"FROM (VALUES {placeholders}) AS v(id, machine, phase, version, balances, updated_at) "
+        f"WHERE head.{connection.ops.quote_name(meta.pk.column)} = v.id::bigint"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, parameters)
+        if cursor.rowcount != len(rows):
+            raise RuntimeError(f"updated {cursor.rowcount} channel heads of {len(rows)}")
+
+
+_HEAD_FIELDS = ("machine", "phase", "version", "balances", "updated_at")
+
+
+def _column(name: str) -> str:
+    field = Channel._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        raise TypeError(f"Channel.{name} is not a column")
+    return str(field.column)
 
 
 # ---------------------------------------------------------------- receiving a batch
