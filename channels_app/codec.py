@@ -23,12 +23,27 @@ _CLASSES: dict[str, type] = {
 }
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in dataclasses.fields(cls))
+    return names
+
+
 def encode(value: Any) -> Any:
+    # The scalars first: they are most of what a channel's machine holds (every state, every
+    # update is encoded at least twice), and the checks below cost more than these.
+    if value is None or type(value) in (int, str, bool):
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            "_t": type(value).__name__,
-            **{field.name: encode(getattr(value, field.name)) for field in dataclasses.fields(value)},
-        }
+        cls = type(value)
+        encoded = {"_t": cls.__name__}
+        for name in _field_names(cls):
+            encoded[name] = encode(getattr(value, name))
+        return encoded
     if isinstance(value, bytes):
         return {"_b": value.hex()}
     if isinstance(value, enum.Enum):

@@ -3,10 +3,16 @@ settlement.transport.node_to_node."""
 
 from django.urls import path
 
-from channels_app import node_api, virtual_node_api
+from channels_app import node_api, node_api_batch, virtual_node_api
 
 urlpatterns = [
     path("channels/open", node_api.channel_open, name="node-api-channel-open"),
+    # Before channels/<id>/…: "proposals" is not a channel id.
+    path(
+        "channels/proposals/batch",
+        node_api_batch.channel_proposals_batch,
+        name="node-api-channel-proposals-batch",
+    ),
     path("channels/<str:channel_id>/proposals", node_api.channel_proposal, name="node-api-channel-proposal"),
     path(
         "channels/<str:channel_id>/virtual-proposals",

@@ -107,15 +107,22 @@ def sub_allocation_hash(sub: SubAllocation) -> bytes:
     return keccak(SUB_ALLOCATION_TYPEHASH + sub.channel_id + _address_word(sub.asset) + _word(sub.amount))
 
 
+# hashStruct of an empty array is keccak of nothing: most states lock nothing, so it is a constant.
+_EMPTY_ARRAY_HASH = keccak(b"")
+_FALSE_WORD = _word(0)
+_TRUE_WORD = _word(1)
+
+
 def state_struct_hash(state: ChannelState) -> bytes:
     """``hashStruct(State)``: arrays hash as keccak of their members' struct hashes."""
+    subs = state.sub_allocations
     return keccak(
         STATE_TYPEHASH
         + state.channel_id
         + _word(state.version)
-        + keccak(b"".join(allocation_hash(a) for a in state.allocations))
-        + keccak(b"".join(sub_allocation_hash(s) for s in state.sub_allocations))
-        + _word(1 if state.is_final else 0)
+        + keccak(b"".join([allocation_hash(a) for a in state.allocations]))
+        + (keccak(b"".join([sub_allocation_hash(s) for s in subs])) if subs else _EMPTY_ARRAY_HASH)
+        + (_TRUE_WORD if state.is_final else _FALSE_WORD)
     )
 
 
@@ -245,10 +252,26 @@ class Signer:
 
     def sign_digest(self, digest: bytes) -> Signature:
         signature = self._key.sign_recoverable(digest, hasher=None)
-        return Signature(signature[:64] + bytes([signature[64] + 27]))
+        result = Signature(signature[:64] + bytes([signature[64] + 27]))
+        _remember_own(digest, result, self.address)
+        return result
 
     def sign_state(self, domain: Domain, state: ChannelState) -> Signature:
         return self.sign_digest(state_digest(domain, state))
+
+
+# Signatures a ``Signer`` of this process made, with the address of the key that made them.
+# The rules check our own signature on every state we propose or countersign (a guard against
+# the shell signing the wrong state or with the wrong key): see verify_own_state_signature.
+# Bounded: cleared when full, which only costs recoveries.
+_OWN_SIGNATURES: dict[tuple[bytes, bytes], Address] = {}
+_OWN_SIGNATURES_MAX = 65_536
+
+
+def _remember_own(digest: bytes, signature: bytes, signer: Address) -> None:
+    if len(_OWN_SIGNATURES) >= _OWN_SIGNATURES_MAX:
+        _OWN_SIGNATURES.clear()
+    _OWN_SIGNATURES[(bytes(digest), bytes(signature))] = signer
 
 
 def verify_state_signature(domain: Domain, state: ChannelState, signer: Address, signature: bytes) -> None:
@@ -256,6 +279,20 @@ def verify_state_signature(domain: Domain, state: ChannelState, signer: Address,
     recovered = recover_digest(state_digest(domain, state), signature)
     if recovered != signer:
         raise BadSignature(f"the signature on version {state.version} is not {signer}'s")
+
+
+def verify_own_state_signature(domain: Domain, state: ChannelState, us: Address, signature: bytes) -> None:
+    """:func:`verify_state_signature` for a signature the rules expect from *us*.
+
+    When one of this process's :class:`Signer` objects made ``signature`` over this very digest
+    with the key of address ``us``, the answer is already known and the recovery (the dearest
+    step of an update) is skipped; any other signature, and every one that arrives from outside,
+    is recovered. Only ever used for our own side: a counterparty's signature is always recovered.
+    """
+    digest = state_digest(domain, state)
+    if _OWN_SIGNATURES.get((digest, bytes(signature))) == us:
+        return
+    verify_state_signature(domain, state, us, signature)
 
 
 def typed_data(domain: Domain, state: ChannelState) -> dict[str, object]:

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from channels_app.protocol.architecture import Event, TransitionResult
 from channels_app.protocol.channel_state import ChannelParams, ChannelState, SubAllocation, check_conserved
-from channels_app.protocol.eip712 import Signature, verify_state_signature
+from channels_app.protocol.eip712 import Signature, verify_own_state_signature, verify_state_signature
 from channels_app.protocol.errors import (
     BadState,
     BrokenHashChain,
@@ -305,7 +305,7 @@ def _(change: UpdateProposed, state: NodeChannels) -> Result:
     _check_sub_changes(state, channel, change.state)
     if _new_foreign_subs(state, channel, change.state):
         raise SubAllocationError("an intermediary does not propose virtual-channel locks; the end parties do")
-    verify_state_signature(state.domain, change.state, channel.us, change.signature)
+    verify_own_state_signature(state.domain, change.state, channel.us, change.signature)
     channel = replace(channel, pending=PendingUpdate(change.state, change.signature))
     return Result(
         _with_channel(state, channel),
@@ -353,7 +353,7 @@ def _(change: ProposalReceived, state: NodeChannels) -> Result:
         raise UpdatePending("a virtual-channel lock on this channel waits for its mirror")
     _check_next(channel, change.state)
     verify_state_signature(state.domain, change.state, channel.them, change.signature)
-    verify_state_signature(state.domain, change.state, channel.us, change.countersignature)
+    verify_own_state_signature(state.domain, change.state, channel.us, change.countersignature)
     events: list[Event] = []
     for evidence in change.evidence:
         state, recorded = _record_evidence(state, evidence)
@@ -686,7 +686,7 @@ def _(change: CheckpointSigned, state: NodeChannels) -> Result:
     payment = stream.last_payment
     if change.version != payment.state.version:
         raise WrongVersion(f"the latest payment is version {payment.state.version}, not {change.version}")
-    verify_state_signature(state.domain, payment.state, channel.us, change.signature)
+    verify_own_state_signature(state.domain, payment.state, channel.us, change.signature)
     signed = _signed(channel, payment.state, change.signature, payment.signature)
     stream = replace(
         stream,
@@ -714,7 +714,7 @@ def _(change: StreamPaymentSent, state: NodeChannels) -> Result:
     if stream is None:
         raise WrongPhase("no stream from us is open on this channel")
     _require_updatable(channel)
-    verify_state_signature(state.domain, payment.state, channel.us, payment.signature)
+    verify_own_state_signature(state.domain, payment.state, channel.us, payment.signature)
     previous = stream.last_sent
     if previous is None:
         expected_sequence, previous_state, previous_hash = 1, stream.base, stream_genesis_hash(stream.base)
