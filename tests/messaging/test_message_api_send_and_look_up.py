@@ -159,8 +159,8 @@ def test_a_batch_is_one_ledger_write_and_look_ups_find_messages_by_party_time_an
     assert detail["anchored"] is False
     # An anchor of an earlier block does not cover it; a mined one not yet final does not count;
     # a final anchor at its height or above does (blocks are hash-chained).
-    Anchor.objects.create(height=6, merkle_root=b"\x00" * 32, status=AnchorStatus.FINAL)
-    Anchor.objects.create(height=9, merkle_root=b"\x01" * 32, status=AnchorStatus.MINED)
+    Anchor.objects.create(height=6, log_root=b"\x00" * 32, status=AnchorStatus.FINAL)
+    Anchor.objects.create(height=9, log_root=b"\x01" * 32, status=AnchorStatus.MINED)
     assert services.messages_follow()["anchored"] == 0
     Anchor.objects.filter(height=9).update(status=AnchorStatus.FINAL)
     assert services.messages_follow()["anchored"] == 1
