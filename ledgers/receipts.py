@@ -9,6 +9,7 @@ the same pure verifier a relying party runs before it is handed out.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from consensus.receipts import ReceiptNotReady, observation_receipt
 from ledgers.models import Ledger, LedgerEntry
 from ledgers.protocol.entries import encode_entry
 from ledgers.protocol.errors import LedgerError
-from ledgers.protocol.receipt import EntrySection, commitment_leaf, receipt_build
+from ledgers.protocol.receipt import EntrySection, ReceiptSection, commitment_leaf, receipt_build
 from ledgers.services import signed_entry_of
 from settlement.keystore import node_signer
 
@@ -28,8 +29,11 @@ class UnknownEntry(LedgerError):  # noqa: N818 - the names are the API, as in le
     code = "unknown_entry"
 
 
-def entry_receipt(*, ledger: Ledger, height: int) -> dict[str, Any]:
-    """The signed receipt of entry ``height`` of ``ledger``.
+def entry_receipt(
+    *, ledger: Ledger, height: int, optional: Sequence[tuple[ReceiptSection, Any]] = ()
+) -> dict[str, Any]:
+    """The signed receipt of entry ``height`` of ``ledger``, with the ``optional`` sections given
+    (a message's receipt adds its ``message`` section: messaging.receipts).
 
     Raises :class:`UnknownEntry` (no such entry) or :class:`ReceiptNotReady` (not in a block yet).
     """
@@ -56,4 +60,5 @@ def entry_receipt(*, ledger: Ledger, height: int) -> dict[str, Any]:
         node=settings.NODE_NAME,
         issuer_key=node_signer().key,
         issued_at=int(time.time() * 1000),
+        optional=optional,
     )

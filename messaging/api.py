@@ -19,7 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from messaging import selectors, services
+from consensus.services import ConsensusShellError
+from messaging import receipts, selectors, services
 from messaging.errors import UnknownAttachment, error_fields
 from messaging.models import Delivery, Message, MessageAttachment
 from messaging.protocol.envelope import AGREEMENT_ROLES, KINDS, MAX_BODY_BYTES
@@ -64,6 +65,8 @@ class MessagingApiView(APIView):
             return Response(error_body(exc.code, exc.message, error_fields(exc)), status=exc.http_status)
         if isinstance(exc, CounterpartyError):
             return Response(error_body(exc.code, exc.message, exc.fields or None), status=exc.http_status)
+        if isinstance(exc, ConsensusShellError):  # receipt_not_ready
+            return Response(error_body(exc.code, exc.message), status=exc.http_status)
         return super().handle_exception(exc)
 
 
@@ -272,6 +275,49 @@ class MessageDetailApi(MessagingApiView):
     )
     def get(self, request: Request, message_id: str) -> Response:
         return Response(MessageOutput(selectors.message_get(message_id=message_id)).data)
+
+
+class MessageReceiptOutput(serializers.Serializer):
+    """docs/receipt.md describes every field and check; `python -m settlement.verify` checks it."""
+
+    type = serializers.CharField(help_text='"parsec-receipt"')
+    version = serializers.IntegerField()
+    entry = serializers.JSONField(
+        help_text="the sender's message entry exactly as signed, and its signatures"
+    )
+    message = serializers.JSONField(
+        help_text="the signed envelope as the sender signed it: {envelope, signature, digest} (hex)"
+    )
+    block = serializers.JSONField(help_text="the block header, the leaf's audit path, validator signatures")
+    log = serializers.JSONField(allow_null=True, help_text="block-log paths; null until anchored")
+    anchor = serializers.JSONField(allow_null=True, help_text="the Ethereum anchor; null until anchored")
+    issuer = serializers.JSONField(help_text="the issuing node, its key, the time and its signature")
+
+
+class MessageReceiptApi(MessagingApiView):
+    @extend_schema(
+        summary="The offline-verifiable receipt of a message (docs/receipt.md)",
+        description=(
+            "The receipt of the sender's message entry (its signatures, its commitment in an agreed "
+            "block, the block log and the Ethereum anchor) with the signed envelope in a `message` "
+            "section, signed by this node (the sender's bank). An encrypted body stays the boxes of the "
+            "envelope. Check it with `python -m settlement.verify receipt.json [--rpc URL]`."
+        ),
+        responses={
+            200: MessageReceiptOutput,
+            404: OpenApiResponse(
+                MessageErrorOutput,
+                description="unknown_message; receipt_at_sender_bank: delivered here from another node, "
+                "whose bank issues its receipt",
+            ),
+            409: OpenApiResponse(
+                MessageErrorOutput,
+                description="receipt_not_ready: its record entry is not in an agreed block yet",
+            ),
+        },
+    )
+    def get(self, request: Request, message_id: str) -> Response:
+        return Response(receipts.message_receipt(message_id=message_id))
 
 
 class MessageRejectInput(serializers.Serializer):

@@ -15,6 +15,8 @@ urlpatterns = [
         name="api-message-attachment",
     ),
     path("messages/<str:message_id>/", api.MessageDetailApi.as_view(), name="api-message"),
+    path("messages/<str:message_id>/receipt", api.MessageReceiptApi.as_view(), name="api-message-receipt"),
+    path("messages/<str:message_id>/receipt/", api.MessageReceiptApi.as_view()),
     path("messages/<str:message_id>/reject/", api.MessageRejectApi.as_view(), name="api-message-reject"),
     path(
         "counterparties/<int:counterparty_id>/messages/inbox/",

@@ -86,3 +86,11 @@ def indexed(error: MessageError, index: int) -> MessageError:
     """The same refusal, naming which message of a batch it is about."""
     copy = type(error)(f"message {index}: {error.message}", field=error.field)
     return copy
+
+
+class ReceiptAtSenderBank(MessageError):
+    """A message delivered here from another node: its record is on the sender's ledger, which
+    only the sender's bank keeps and co-signs, so only that bank can issue its receipt."""
+
+    code = "receipt_at_sender_bank"
+    http_status = 404

@@ -1,6 +1,6 @@
 """`python -m settlement.verify document.json [--rpc URL]`: check a signed document offline.
 
-Dispatches on the JSON's ``"type"``: receipts of ledger entries (``parsec-receipt``,
+Dispatches on the JSON's ``"type"``: receipts of ledger entries and messages (``parsec-receipt``,
 docs/receipt.md), the ledger fraud proofs (``ledger-equivocation``, ``ledger-unapplied-take``,
 ``ledger-payment-voided-and-final``) and the final proof of a payment between banks
 (``ledger-payment-proof``). A receipt's every check is printed with its result; with ``--rpc``
@@ -25,9 +25,20 @@ from consensus.protocol.receipt import ANCHORED_TOPIC, AnchorSection
 from ledgers.protocol.errors import LedgerError
 from ledgers.protocol.fraud import EQUIVOCATION, UNAPPLIED_TAKE, VOIDED_AND_FINAL, verify_fraud_proof
 from ledgers.protocol.interbank import PaymentProof, verify_payment_proof
-from ledgers.protocol.receipt import RECEIPT_TYPE, CheckResult, ReceiptReport, Trust, receipt_verify
+from ledgers.protocol.receipt import (
+    RECEIPT_TYPE,
+    CheckResult,
+    ReceiptReport,
+    ReceiptSection,
+    Trust,
+    receipt_verify,
+)
+from messaging.protocol.receipt import MESSAGE_SECTION
 
 FRAUD_TYPES = {EQUIVOCATION, UNAPPLIED_TAKE, VOIDED_AND_FINAL}
+RECEIPT_SECTIONS: tuple[ReceiptSection, ...] = (MESSAGE_SECTION,)
+"""The optional receipt sections this verifier knows (docs/receipt.md, "Adding a section"): the
+pure verifier in ledgers.protocol cannot import the packages that define them, so they meet here."""
 RPC_TIMEOUT_SECONDS = 10
 
 
@@ -47,7 +58,7 @@ def verify_document(document: Any) -> tuple[bool, str]:
             f"{kind}: payment {proof.instruction.id} is final, signed by the sender and {', '.join(proof.instruction.banks)}",
         )
     if kind == RECEIPT_TYPE:
-        report = receipt_verify(document)
+        report = receipt_verify(document, sections=RECEIPT_SECTIONS)
         failed = report.first_failure
         return report.ok, f"{kind}: " + (
             "every check passed" if failed is None else f"{failed.name}: {failed.detail}"
@@ -187,7 +198,7 @@ def _print_checks(checks: tuple[CheckResult, ...] | list[CheckResult]) -> None:
 
 
 def verify_receipt(document: Any, *, rpc: str | None, trust: Trust) -> int:
-    report = receipt_verify(document, trust=trust)
+    report = receipt_verify(document, trust=trust, sections=RECEIPT_SECTIONS)
     checks = list(report.checks)
     if rpc is not None:
         checks.append(_anchor_on_chain(report, rpc))

@@ -7,15 +7,19 @@ the entry up (entry signatures → commitment leaf → block root → validators
 log → anchored root), so an issuer that re-signs a forged receipt is caught by the first proof
 the forgery breaks.
 
-Sections (top-level keys): ``REQUIRED_SECTIONS`` always, ``OPTIONAL_SECTIONS`` when present;
-anything else is refused. To add a section (the coordinator's ``"message"``), add its name to
-``OPTIONAL_SECTIONS``, its parser to ``Receipt.from_json`` and its check to ``_CHECKS``.
+Sections (top-level keys): ``REQUIRED_SECTIONS`` always; an optional section only when the
+caller passes its :class:`ReceiptSection` (its format check, and its check with the place in the
+order where it runs); anything else is refused. Optional sections come from the protocol package
+that owns them (the ``"message"`` section is ``messaging.protocol.receipt.MESSAGE_SECTION``):
+this module cannot import them (``messaging.protocol`` imports this one), so the caller assembles
+them (``settlement.verify.RECEIPT_SECTIONS``, the registry the command and the node use).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import nacl.exceptions
@@ -57,7 +61,24 @@ RECEIPT_KIND = "receipt"
 """The issuer signs ``domain_bytes("receipt", document without issuer.signature)``."""
 
 REQUIRED_SECTIONS = frozenset({"type", "version", "entry", "block", "log", "anchor", "issuer"})
-OPTIONAL_SECTIONS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ReceiptSection:
+    """An optional top-level section that another protocol package defines.
+
+    ``parse`` checks its form (raise :class:`ReceiptFormatError`: the ``format`` check fails);
+    ``check`` gets the section and the entry exactly as signed (``entry.entry``), returns what it
+    established and raises :class:`ReceiptError` when it does not hold; it runs under the
+    section's ``name`` right after the check named ``after``, and is skipped if the entry's bank
+    signature did not verify (the entry it compares with would be anyone's). The issuer's
+    signature covers the section like every other key."""
+
+    name: str
+    after: str
+    parse: Callable[[object], None]
+    check: Callable[[object, Mapping[str, Any]], str]
+
 
 __all__ = [
     "RECEIPT_TYPE",
@@ -67,6 +88,7 @@ __all__ = [
     "Receipt",
     "ReceiptError",
     "ReceiptReport",
+    "ReceiptSection",
     "Trust",
     "commitment_leaf",
     "receipt_build",
@@ -168,12 +190,15 @@ class Receipt:
     log: LogSection | None
     anchor: AnchorSection | None
     issuer: Issuer
+    optional: Mapping[str, Any] = field(default_factory=dict)
+    """The optional sections present, by name, as JSON (each checked by its ``ReceiptSection``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "type": RECEIPT_TYPE,
             "version": RECEIPT_VERSION,
             "entry": self.entry.to_json(),
+            **{name: copy.deepcopy(value) for name, value in sorted(self.optional.items())},
             "block": self.block.to_json(),
             "log": log_to_json(self.log),
             "anchor": anchor_to_json(self.anchor),
@@ -181,12 +206,12 @@ class Receipt:
         }
 
     @classmethod
-    def from_json(cls, document: object) -> Receipt:
+    def from_json(cls, document: object, sections: Sequence[ReceiptSection] = ()) -> Receipt:
         if not isinstance(document, Mapping):
             raise ReceiptFormatError("a receipt is a JSON object")
         keys = set(document)
         missing = REQUIRED_SECTIONS - keys
-        unknown = keys - REQUIRED_SECTIONS - OPTIONAL_SECTIONS
+        unknown = keys - REQUIRED_SECTIONS - {section.name for section in sections}
         if missing or unknown:
             parts = ([f"missing {', '.join(sorted(missing))}"] if missing else []) + (
                 [f"unknown {', '.join(sorted(unknown))}"] if unknown else []
@@ -200,12 +225,18 @@ class Receipt:
         log, anchor = LogSection.from_json(document["log"]), AnchorSection.from_json(document["anchor"])
         if (log is None) != (anchor is None):
             raise ReceiptFormatError("log and anchor are both present (anchored) or both null (not yet)")
+        optional = {}
+        for section in sections:
+            if section.name in document:
+                section.parse(document[section.name])
+                optional[section.name] = document[section.name]
         return cls(
             entry=EntrySection.from_json(document["entry"]),
             block=BlockSection.from_json(document["block"]),
             log=log,
             anchor=anchor,
             issuer=Issuer.from_json(document["issuer"]),
+            optional=optional,
         )
 
 
@@ -224,14 +255,17 @@ def receipt_build(
     node: str,
     issuer_key: SigningKey,
     issued_at: int,
+    optional: Sequence[tuple[ReceiptSection, Any]] = (),
 ) -> dict[str, Any]:
-    """The signed receipt document. Raises :class:`ReceiptError` if it would not verify: a node
-    never hands out a receipt its own verifier refuses."""
-    draft = Receipt(entry, block, log, anchor, Issuer(node, issuer_key.public_key, issued_at, bytes(64)))
+    """The signed receipt document, with the ``optional`` sections given (each with its JSON).
+    Raises :class:`ReceiptError` if it would not verify: a node never hands out a receipt its own
+    verifier refuses."""
+    issuer = Issuer(node, issuer_key.public_key, issued_at, bytes(64))
+    draft = Receipt(entry, block, log, anchor, issuer, {section.name: value for section, value in optional})
     unsigned = _unsigned(draft.to_json())
     document = draft.to_json()
     document["issuer"]["signature"] = b64(sign(issuer_key, RECEIPT_KIND, unsigned))
-    report = receipt_verify(document)
+    report = receipt_verify(document, sections=tuple(section for section, _ in optional))
     if not report.ok:
         failed = report.first_failure
         assert failed is not None
@@ -351,6 +385,15 @@ def _check_anchor(context: _Context) -> str:
     return check_anchor_offline(context.receipt.anchor, context.derived)
 
 
+def _section_check(section: ReceiptSection) -> Callable[[_Context], str]:
+    def check(context: _Context) -> str:
+        if context.encoded is None:
+            raise Skipped("needs the entry's bank signature, which did not verify")
+        return section.check(context.receipt.optional[section.name], context.document["entry"]["entry"])
+
+    return check
+
+
 _CHECKS: tuple[tuple[str, Callable[[_Context], str]], ...] = (
     ("issuer-signature", _check_issuer_signature),
     ("entry-bank-signature", _check_entry_bank_signature),
@@ -364,6 +407,21 @@ _CHECKS: tuple[tuple[str, Callable[[_Context], str]], ...] = (
     ("anchor", _check_anchor),
 )
 CHECK_NAMES = ("format", *(name for name, _ in _CHECKS))
+"""The checks of every receipt; an optional section present adds its own (``ReceiptSection``)."""
+
+
+def _checks_for(
+    receipt: Receipt, sections: Sequence[ReceiptSection]
+) -> list[tuple[str, Callable[[_Context], str]]]:
+    checks = list(_CHECKS)
+    for section in sections:
+        if section.name not in receipt.optional:
+            continue
+        names = [name for name, _ in checks]
+        if section.after not in names or section.name in names:
+            raise ValueError(f"section {section.name!r} cannot run after {section.after!r}")
+        checks.insert(names.index(section.after) + 1, (section.name, _section_check(section)))
+    return checks
 
 
 def is_valid_bytes(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -375,11 +433,16 @@ def is_valid_bytes(public_key: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
-def receipt_verify(document: object, *, trust: Trust | None = None) -> ReceiptReport:
+def receipt_verify(
+    document: object, *, trust: Trust | None = None, sections: Sequence[ReceiptSection] = ()
+) -> ReceiptReport:
     """Every check, in order (docs/receipt.md). A check whose input an earlier one failed to
-    establish is reported as skipped; the report is valid only if none failed or was skipped."""
+    establish is reported as skipped; the report is valid only if none failed or was skipped.
+
+    ``sections``: the optional sections this caller knows (``settlement.verify.RECEIPT_SECTIONS``);
+    a document with any other top-level key fails ``format``."""
     try:
-        receipt = Receipt.from_json(document)
+        receipt = Receipt.from_json(document, sections)
         # The bytes the issuer signed must exist: a value out of canonical JSON's domain cannot be signed.
         domain_bytes(RECEIPT_KIND, document)
     except (ReceiptError, CanonicalEncodingError) as error:
@@ -391,7 +454,7 @@ def receipt_verify(document: object, *, trust: Trust | None = None) -> ReceiptRe
     assert isinstance(document, Mapping)
     context = _Context(document=document, receipt=receipt, trust=trust or Trust(), derived=Derived())
     results = [CheckResult("format", "pass", f"a {RECEIPT_TYPE} version {RECEIPT_VERSION}")]
-    for name, check in _CHECKS:
+    for name, check in _checks_for(receipt, sections):
         try:
             results.append(CheckResult(name, "pass", check(context)))
         except Skipped as skipped:

@@ -49,6 +49,7 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
     entry_body = valid["entry"]["entry"]["body"]
     block = valid["block"]
     log = valid["log"]
+    message = build_world(message=True).document
     return [
         ("valid-anchored.json", valid, 0, None, "a receipt of an anchored entry"),
         (
@@ -120,6 +121,27 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
             1,
             "log-consistency",
             "the anchored root is not where the consistency path leads",
+        ),
+        (
+            "valid-message-anchored.json",
+            message,
+            0,
+            None,
+            "a message's receipt: its sender's message entry, and the signed envelope (body boxed to the recipient)",
+        ),
+        (
+            "invalid-message-envelope-changed-re-signed.json",
+            _changed(message, _set("message.envelope.time", message["message"]["envelope"]["time"] + 1)),
+            1,
+            "message",
+            "the envelope's time changed and the receipt re-signed: the sender's signature breaks",
+        ),
+        (
+            "invalid-message-digest-changed-re-signed.json",
+            _changed(message, _set("message.digest", "00" * 32)),
+            1,
+            "message",
+            "the message digest changed and the receipt re-signed: it is not the envelope's",
         ),
         (
             "invalid-unknown-section.json",

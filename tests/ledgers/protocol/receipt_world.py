@@ -5,16 +5,22 @@ hashes, Ed25519), only the Ethereum facts of the anchor are made up (the shell t
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from typing import Any
+
+import nacl.public
 
 from consensus.protocol.block import BLOCK_KIND
 from consensus.protocol.receipt import AnchorSection, BlockSection, LogSection, b64
 from consensus.protocol.types import Payload, observation_bytes
 from ledgers.protocol.entries import Entry, LedgerHeight, Millis, encode_entry, sign_encoded
 from ledgers.protocol.identifiers import LedgerId
-from ledgers.protocol.receipt import EntrySection, commitment_leaf, receipt_build
+from ledgers.protocol.receipt import EntrySection, ReceiptSection, commitment_leaf, receipt_build
+from messaging.protocol.envelope import SignedMessage, encode_message, make_envelope, sign_message
+from messaging.protocol.receipt import MESSAGE_SECTION, message_section_json
+from messaging.protocol.record import MESSAGE_ENTRY_KIND, message_entry_body
 from settlement.protocol.encoding import Digest, object_hash
 from settlement.protocol.merkle import MerkleLog, MerkleTree, leaf_hash
 from settlement.protocol.signing import SigningKey, sign
@@ -33,6 +39,10 @@ def validator_keys(count: int) -> tuple[SigningKey, ...]:
     return VALIDATORS if count == 4 else tuple(key_for(f"validator-{number}") for number in range(count))
 
 
+SECTIONS: tuple[ReceiptSection, ...] = (MESSAGE_SECTION,)
+"""The optional sections the tests verify with (settlement.verify.RECEIPT_SECTIONS)."""
+
+
 @dataclass(frozen=True)
 class World:
     document: dict[str, Any]
@@ -40,19 +50,53 @@ class World:
     issuer: bytes
 
 
-def _entry(*, party_signs: bool) -> tuple[EntrySection, bytes]:
+def _box_seed(name: str) -> bytes:
+    return hashlib.sha256(f"receipt-world/box/{name}".encode()).digest()
+
+
+def world_message() -> SignedMessage:
+    """Alice's note to carol, boxed to carol's X25519 key: the receipt carries the box, never
+    the text. The nonce is fixed (derived from the id) so that the vectors are deterministic."""
+    message_id = hashlib.sha256(b"receipt-world/message").hexdigest()[:32]
+    sender_box = nacl.public.PrivateKey(_box_seed("alice"))
+    carol_box = nacl.public.PrivateKey(_box_seed("carol"))
+    nonce = hashlib.sha256(message_id.encode()).digest()[:24]
+    box = nacl.public.Box(sender_box, carol_box.public_key).encrypt(
+        b"Signed contract attached; pay by Friday.", nonce
+    )
+    envelope = make_envelope(
+        message_id=message_id,
+        kind="note",
+        sender="alice*bank-a.test",
+        sender_key=PARTY.public_key,
+        recipients=["carol*bank-c.test"],
+        time=1_794_999_999_000,
+        body={
+            "encoding": "box",
+            "sender_box_key": bytes(sender_box.public_key).hex(),
+            "boxes": {"carol*bank-c.test": base64.b64encode(bytes(box)).decode("ascii")},
+        },
+    )
+    return sign_message(encode_message(envelope), key=PARTY)
+
+
+def _entry(*, party_signs: bool, message: SignedMessage | None = None) -> tuple[EntrySection, bytes]:
     entry = Entry(
         ledger=LedgerId("ubi:bank-a.test:alice"),
         height=LedgerHeight(41),
         prev=Digest(hashlib.sha256(b"entry 40").digest()),
-        kind="transfer",
-        body={
-            "transfer": "invoice-2026-11-0042",
-            "side": "debit",
-            "asset": "bank-a.test/EUR",
-            "amount": "125050",
-            "counterparty": "ubi:bank-a.test:bob",
-        },
+        kind="transfer" if message is None else MESSAGE_ENTRY_KIND,
+        body=(
+            {
+                "transfer": "invoice-2026-11-0042",
+                "side": "debit",
+                "asset": "bank-a.test/EUR",
+                "amount": "125050",
+                "counterparty": "ubi:bank-a.test:bob",
+            }
+            if message is None
+            else message_entry_body(message.encoded)
+        ),
         time=Millis(1_795_000_000_000),
     )
     encoded = encode_entry(entry)
@@ -81,10 +125,14 @@ def build_world(
     signers: int = 3,
     validators: int = 4,
     party_signs: bool = True,
+    message: bool = False,
 ) -> World:
     """A receipt for the entry at ``leaf_index`` of block ``block_height``; every block holds
-    ``leaves_per_block`` observations; the log of ``blocks`` blocks is anchored at ``anchor_height``."""
-    entry_section, leaf = _entry(party_signs=party_signs)
+    ``leaves_per_block`` observations; the log of ``blocks`` blocks is anchored at ``anchor_height``.
+    With ``message``, the entry is alice's record of :func:`world_message` and the receipt carries
+    its message section."""
+    signed_message = world_message() if message else None
+    entry_section, leaf = _entry(party_signs=party_signs, message=signed_message)
     keys = validator_keys(validators)
     log = MerkleLog()
     previous = bytes(32)
@@ -152,6 +200,7 @@ def build_world(
         node="bank-a",
         issuer_key=BANK,
         issued_at=1_795_000_123_456,
+        optional=[] if signed_message is None else [(MESSAGE_SECTION, message_section_json(signed_message))],
     )
     return World(document, frozenset(key.public_key for key in keys), BANK.public_key)
 

@@ -15,15 +15,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from receipt_world import World, build_world, resign
+from receipt_world import SECTIONS, World, build_world, resign
 
-from ledgers.protocol.receipt import Trust, receipt_verify
+from ledgers.protocol.receipt import Trust
+from ledgers.protocol.receipt import receipt_verify as _receipt_verify_with_sections
 
 WORLDS = {
     "anchored": build_world(),
     "not anchored yet": build_world(anchor_height=None),
     "credit, no party signature": build_world(party_signs=False, block_height=4, leaf_index=12),
     "anchored at its own block": build_world(block_height=8, anchor_height=8, leaf_index=0),
+    "message, anchored": build_world(message=True),
+    "message, not anchored yet": build_world(message=True, anchor_height=None),
 }
 
 STATEMENTS = {
@@ -44,6 +47,11 @@ STATEMENTS = {
 }
 
 Path = tuple[str | int, ...]
+
+
+def receipt_verify(document: object, *, trust: Trust | None = None) -> Any:
+    """The verifier with the optional sections the command knows (a message section)."""
+    return _receipt_verify_with_sections(document, trust=trust, sections=SECTIONS)
 
 
 def _paths(value: Any, path: Path = ()) -> list[Path]:
@@ -138,6 +146,12 @@ def mutations(draw: st.DrawFn, document: dict[str, Any]) -> tuple[Path, dict[str
     return path, mutated
 
 
+def _without(document: Any, *keys: str) -> Any:
+    if not isinstance(document, dict):
+        return document
+    return {key: value for key, value in document.items() if key not in keys}
+
+
 def _pinned(world: World) -> Trust:
     return Trust(validators=world.validators, issuer=world.issuer)
 
@@ -173,6 +187,17 @@ def test_any_change_re_signed_by_the_issuer_is_refused_by_the_inner_proofs(
     report = receipt_verify(forged, trust=_pinned(world))
     if path[:2] in STATEMENTS and len(path) == 2:
         return  # the issuer's statements: checked on the chain with --rpc, not offline
+    if (
+        path == ()
+        and "message" in world.document
+        and isinstance(forged, dict)
+        and "message" not in forged
+        and _without(forged, "message", "issuer") == _without(world.document, "message", "issuer")
+    ):
+        # The message section dropped: what is left is the receipt of the message's ledger entry,
+        # which is true (the entry is agreed and anchored) and proves nothing about a message.
+        assert report.ok
+        return
     assert not report.ok, f"a re-signed change at {path} passed: {[c.status for c in report.checks]}"
 
 
@@ -223,3 +248,70 @@ def test_a_body_nested_beyond_reason_is_a_format_failure_not_a_crash() -> None:
     forged["entry"]["entry"]["body"] = nested
     report = receipt_verify(forged)
     assert [(check.name, check.status) for check in report.checks] == [("format", "fail")]
+
+
+# --- the message section ----------------------------------------------------------------------
+
+
+def test_a_message_receipt_checks_the_message_after_the_entry_links_and_carries_no_plaintext() -> None:
+    document = WORLDS["message, anchored"].document
+    report = receipt_verify(document)
+    names = [check.name for check in report.checks]
+    assert names.index("message") == names.index("entry-links") + 1
+    assert report.ok
+    assert "Signed contract attached" not in json.dumps(document)  # the box, never the text
+    assert document["message"]["envelope"]["body"]["encoding"] == "box"
+
+
+def test_a_verifier_that_does_not_know_the_message_section_refuses_it() -> None:
+    """Fail closed: a receipt with a section the verifier cannot check is not valid."""
+    report = _receipt_verify_with_sections(WORLDS["message, anchored"].document)
+    assert [(check.name, check.status) for check in report.checks] == [("format", "fail")]
+    assert "unknown message" in report.checks[0].detail
+
+
+def _message_forgery(change: Any) -> dict[str, Any]:
+    forged = copy.deepcopy(WORLDS["message, anchored"].document)
+    change(forged["message"])
+    return resign(forged)
+
+
+def test_another_message_signed_by_the_same_sender_does_not_match_the_entry() -> None:
+    """The sender and the issuer both sign again: a genuine signature on another envelope (with
+    its own digest) still fails, because the agreed entry records the original digest."""
+    from receipt_world import PARTY
+
+    from messaging.protocol.envelope import encode_message, parse_envelope, sign_message
+
+    def other_message(section: dict[str, Any]) -> None:
+        section["envelope"]["time"] += 1
+        signed = sign_message(encode_message(parse_envelope(section["envelope"])), key=PARTY)
+        section["signature"], section["digest"] = signed.signature.hex(), signed.digest.hex()
+
+    report = receipt_verify(_message_forgery(other_message))
+    assert report.first_failure is not None
+    assert report.first_failure.name == "message"
+    assert "message_section_mismatch" in report.first_failure.detail
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        (lambda section: section.update(signature=section["signature"][:-2] + "00"), "bad_signature"),
+        (lambda section: section.update(digest="00" * 32), "message_section_mismatch"),
+        (lambda section: section["envelope"].update(recipients=["dave*bank-c.test"]), "bad_signature"),
+    ],
+    ids=["signature", "digest", "recipients"],
+)
+def test_a_re_signed_message_section_fails_the_message_check_with_its_reason(change: Any, code: str) -> None:
+    forged = _message_forgery(change)
+    if forged["message"]["envelope"]["recipients"] == ["dave*bank-c.test"]:
+        # A box per recipient: moving the box to the new recipient keeps the form valid.
+        boxes = forged["message"]["envelope"]["body"]["boxes"]
+        forged["message"]["envelope"]["body"]["boxes"] = {"dave*bank-c.test": next(iter(boxes.values()))}
+        forged = resign(forged)
+    report = receipt_verify(forged, trust=_pinned(WORLDS["message, anchored"]))
+    assert report.first_failure is not None
+    assert report.first_failure.name == "message"
+    assert code in report.first_failure.detail
+    assert report.first_failure.detail.split(":")[0] == code
