@@ -18,7 +18,7 @@ them (``settlement.verify.RECEIPT_SECTIONS``, the registry the command and the n
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,9 @@ from settlement.protocol.signing import SigningKey, is_valid, sign
 
 RECEIPT_TYPE = "parsec-receipt"
 RECEIPT_VERSION = 1
+# Far deeper than any receipt (an entry body is a few levels) and far shallower than Python's
+# stack: a deeper document is refused by counting, before anything walks it recursively.
+MAX_NESTING = 64
 RECEIPT_KIND = "receipt"
 """The issuer signs ``domain_bytes("receipt", document without issuer.signature)``."""
 
@@ -433,6 +436,23 @@ def is_valid_bytes(public_key: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
+def _nesting_exceeds(document: object, limit: int) -> bool:
+    """Whether any value sits more than ``limit`` objects or arrays deep (iterative: no recursion)."""
+    pending: list[tuple[object, int]] = [(document, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, Mapping):
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth >= limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 def receipt_verify(
     document: object, *, trust: Trust | None = None, sections: Sequence[ReceiptSection] = ()
 ) -> ReceiptReport:
@@ -441,6 +461,10 @@ def receipt_verify(
 
     ``sections``: the optional sections this caller knows (``settlement.verify.RECEIPT_SECTIONS``);
     a document with any other top-level key fails ``format``."""
+    if _nesting_exceeds(document, MAX_NESTING):
+        return ReceiptReport(
+            (CheckResult("format", "fail", f"the document is nested more than {MAX_NESTING} levels deep"),)
+        )
     try:
         receipt = Receipt.from_json(document, sections)
         # The bytes the issuer signed must exist: a value out of canonical JSON's domain cannot be signed.

@@ -248,6 +248,7 @@ def test_a_body_nested_beyond_reason_is_a_format_failure_not_a_crash() -> None:
     forged["entry"]["entry"]["body"] = nested
     report = receipt_verify(forged)
     assert [(check.name, check.status) for check in report.checks] == [("format", "fail")]
+    assert "nested more than" in report.checks[0].detail
 
 
 # --- the message section ----------------------------------------------------------------------
