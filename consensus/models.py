@@ -10,11 +10,12 @@ crash can neither lose a block nor store one twice.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
-from django.db import connections, models
+from django.db import models
 from django.utils import timezone
+
+from settlement import bulk
 
 
 class ConsensusState(models.Model):
@@ -128,29 +129,13 @@ class BulkCopyManager(models.Manager["BlockObservation"]):
 
     ``bulk_create`` compiled an INSERT with a placeholder per value in Python: ~0.5 ms a row
     on the loaded machine, 2-3 s for a block of a few thousand observations, with the
-    validator's lock held. COPY streams the same rows (every concrete field of the model, so
-    a field added later is copied too); primary keys come from the sequence and are not set
-    on the objects."""
+    validator's lock held. COPY (``settlement.bulk``) streams the same rows, every concrete
+    field of the model, so a field added later is copied too."""
 
-    def bulk_copy(self, objs: Iterable[BlockObservation], *, batch_size: int = 5_000) -> int:
-        connection = connections[self.db]
-        fields = [field for field in self.model._meta.concrete_fields if not field.primary_key]
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-        copied = 0
-        rows = iter(objs)
-        with connection.cursor() as cursor:
-            while batch := list(itertools.islice(rows, batch_size)):
-                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                    for obj in batch:
-                        copy.write_row(
-                            [
-                                field.get_db_prep_save(getattr(obj, field.attname), connection)
-                                for field in fields
-                            ]
-                        )
-                copied += len(batch)
-        return copied
+    def bulk_copy(self, objs: Iterable[BlockObservation]) -> int:
+        rows = list(objs)
+        bulk.copy_objects(rows)
+        return len(rows)
 
 
 class BlockObservation(models.Model):

@@ -610,8 +610,7 @@ def _store_block(block: ProtocolBlock, state: ConsensusState) -> None:
                 block=row, index=index, kind=observation_parts(data)[0], data=data, digest=digest
             )
             for index, (data, digest) in enumerate(zip(leaves, digests, strict=True))
-        ],
-        batch_size=5_000,
+        ]
     )
     now = timezone.now()
     for start in range(0, len(digests), 5_000):

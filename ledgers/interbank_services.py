@@ -43,10 +43,10 @@ from ledgers.services import (
     _save,
     bank_key,
     bank_namespace,
-    copy_objects,
     ledger_open,
     now_millis,
 )
+from settlement import bulk
 from settlement.models import Peer, PeerCreditLimit
 from settlement.protocol.signing import PublicKey, Signature, SigningKey
 from settlement.transport import PeerUnreachable, peer_request
@@ -253,8 +253,8 @@ def _hold_many(requests: list[InterbankRequest]) -> list[tuple[InterbankPayment,
         existing[(sender_id, request.reference)] = payment
         payments.append(payment)
         out.append((payment, True))
-    copy_objects(holds)
-    copy_objects(payments)
+    bulk.copy_objects(holds)
+    bulk.copy_objects(payments)
     return out
 
 
@@ -842,8 +842,8 @@ def payment_cosign_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
             )
         )
         results.append({"signature": signature.hex()})
-    copy_objects(holds)
-    copy_objects(payments)
+    bulk.copy_objects(holds)
+    bulk.copy_objects(payments)
     return results
 
 

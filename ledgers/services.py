@@ -49,7 +49,7 @@ from ledgers.protocol.errors import (
     WrongPrev,
 )
 from ledgers.protocol.identifiers import AssetId, LedgerId
-from settlement import health, keystore
+from settlement import bulk, health, keystore
 from settlement.audit import audit_record
 from settlement.counterparties.models import Counterparty, Custody, KycStatus
 from settlement.counterparties.selectors import counterparty_require_accepted
@@ -58,8 +58,6 @@ from settlement.protocol.encoding import Digest
 from settlement.protocol.signing import PublicKey, Signature, SigningKey
 
 ModelType = TypeVar("ModelType", bound=models.Model)
-# From this many rows on, COPY (two statements) beats one INSERT.
-COPY_FROM_ROWS = 20
 
 LEDGERS_GROUP = "ledgers"
 BANK_LEDGER_NAME = "bank"
@@ -77,35 +75,7 @@ def bank_key() -> SigningKey:
     return keystore.node_signer().key
 
 
-class _Broadcaster:
-    """Tells the ledger pages to look again, at most every ``interval`` seconds, off the request's
-    thread. "Look again" is idempotent, so a thousand entries a second need a few messages, not a
-    thousand; and a payment's latency does not include a round trip to the channel layer."""
-
-    interval = 0.2
-
-    def __init__(self) -> None:
-        self.wanted = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.lock = threading.Lock()
-
-    def request(self) -> None:
-        self.wanted.set()
-        with self.lock:
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self.run, name="ledgers-broadcast", daemon=True)
-                self.thread.start()
-
-    def run(self) -> None:
-        while self.wanted.wait(timeout=60):
-            self.wanted.clear()
-            health.broadcast(LEDGERS_GROUP, "ledgers.changed")
-            time.sleep(self.interval)
-        with self.lock:
-            self.thread = None
-
-
-_broadcaster = _Broadcaster()
+_broadcaster = health.ThrottledBroadcast(LEDGERS_GROUP, "ledgers.changed")
 
 
 def _broadcast_after_commit() -> None:
@@ -364,64 +334,11 @@ def _entry_values(ledger_id: int, appended: chain_rules.Appended, recorded_at: A
     )
 
 
-def _columns(model: type[models.Model]) -> list[str]:
-    """The model's columns after ``id``, in the order its positional constructor takes them."""
-    names = [field.attname for field in model._meta.concrete_fields]
-    if names[0] != "id":
-        raise TypeError(f"{model.__name__}: the id must be the first column")
-    return names[1:]
-
-
-def _copy_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> list[int]:
-    """Insert rows given as tuples in the model's column order (after ``id``) with PostgreSQL's
-    COPY: ids drawn from the table's sequence in one query, then one stream of rows. Several
-    times faster than INSERT (and than ``bulk_create``'s SQL) for the thousands of rows a batch
-    of payments writes. Returns the ids, in order."""
-    if not values:
-        return []
-    table = model._meta.db_table
-    columns = _columns(model)
-    json_positions = [
-        index
-        for index, field in enumerate(model._meta.concrete_fields[1:])
-        if isinstance(field, models.JSONField)
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [table, len(values)],
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
-        names = ", ".join(["id", *columns])
-        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            for pk, row in zip(ids, values, strict=True):
-                line = [pk, *row]
-                for index in json_positions:
-                    line[index + 1] = json.dumps(line[index + 1])
-                copy.write_row(line)
-    return ids
-
-
 def _copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[ModelType]:
     """:func:`_copy_rows`, returning the saved objects."""
-    columns = ("id", *_columns(model))
-    ids = _copy_rows(model, values)
+    columns = ("id", *bulk.model_columns(model))
+    ids = bulk.copy_rows(model, values)
     return [_loaded(model, columns, (pk, *row)) for pk, row in zip(ids, values, strict=True)]
-
-
-def copy_objects(objects: Sequence[models.Model]) -> None:
-    """``bulk_create`` through COPY for objects of one model (defaults already applied when
-    they were built); each gets its id. A few rows take one INSERT (COPY takes two statements)."""
-    if not objects:
-        return
-    if len(objects) < COPY_FROM_ROWS:
-        type(objects[0])._default_manager.bulk_create(objects)
-        return
-    columns = _columns(type(objects[0]))
-    ids = _copy_rows(type(objects[0]), [tuple(getattr(item, name) for name in columns) for item in objects])
-    for item, pk in zip(objects, ids, strict=True):
-        item.pk = pk
-        item._state.adding, item._state.db = False, connection.alias
 
 
 def _loaded(model: type[ModelType], attnames: Sequence[str], values: Sequence[Any]) -> ModelType:

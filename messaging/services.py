@@ -81,7 +81,7 @@ from messaging.protocol.errors import (
     MessageError,
 )
 from messaging.protocol.record import MESSAGE_ENTRY_KIND, message_entry_body
-from settlement import health, keystore
+from settlement import bulk, health, keystore
 from settlement.audit import audit_record
 from settlement.counterparties import storage
 from settlement.counterparties.models import Counterparty, Custody, KycStatus
@@ -105,34 +105,7 @@ DELIVERY_BATCH = 500
 # --- live pages -------------------------------------------------------------------------------
 
 
-class _Broadcaster:
-    """Tells the message pages to look again, at most every ``interval`` seconds, off the
-    request's thread ("look again" is idempotent: a thousand messages need a few events)."""
-
-    interval = 0.2
-
-    def __init__(self) -> None:
-        self.wanted = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.lock = threading.Lock()
-
-    def request(self) -> None:
-        self.wanted.set()
-        with self.lock:
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self.run, name="messages-broadcast", daemon=True)
-                self.thread.start()
-
-    def run(self) -> None:
-        while self.wanted.wait(timeout=60):
-            self.wanted.clear()
-            health.broadcast(MESSAGES_GROUP, "messages.changed")
-            time.sleep(self.interval)
-        with self.lock:
-            self.thread = None
-
-
-_broadcaster = _Broadcaster()
+_broadcaster = health.ThrottledBroadcast(MESSAGES_GROUP, "messages.changed")
 
 
 def _broadcast_after_commit() -> None:
@@ -597,7 +570,7 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
         for item, entry, commitment in zip(fresh, entries, commitments, strict=True)
     ]
     # COPY: several times faster than INSERT for the thousands of rows a batch writes.
-    ledger_services.copy_objects(messages)
+    bulk.copy_objects(messages)
     deliveries: list[Delivery] = []
     for item, message in zip(fresh, messages, strict=True):
         for address in item.envelope.recipients:
@@ -614,7 +587,7 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
             else:
                 row.peer = recipient.peer
             deliveries.append(row)
-    ledger_services.copy_objects(deliveries)
+    bulk.copy_objects(deliveries)
     if fresh:
         audit_record(
             actor=actor,

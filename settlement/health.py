@@ -7,6 +7,7 @@ short and bounded by a timeout: a health check that hangs is itself an outage.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -151,6 +152,35 @@ def broadcast(group: str, event_type: str) -> None:
             async_to_sync(layer.group_send)(group, {"type": event_type})
     except Exception:  # noqa: S110 - see the docstring
         pass
+
+
+class ThrottledBroadcast:
+    """Tells the pages of ``group`` to look again, at most every ``interval`` seconds, off the
+    caller's thread. "Look again" is idempotent, so a thousand changes a second need a few
+    messages, not a thousand, and the work that caused them does not wait for the channel layer."""
+
+    interval = 0.2
+
+    def __init__(self, group: str, event_type: str) -> None:
+        self.group, self.event_type = group, event_type
+        self.wanted = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def request(self) -> None:
+        self.wanted.set()
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name=f"broadcast-{self.group}", daemon=True)
+                self.thread.start()
+
+    def run(self) -> None:
+        while self.wanted.wait(timeout=60):
+            self.wanted.clear()
+            broadcast(self.group, self.event_type)
+            time.sleep(self.interval)
+        with self.lock:
+            self.thread = None
 
 
 def broadcast_health_changed() -> None:
