@@ -412,7 +412,12 @@ def _deliver_finals(payment_ids: list[str]) -> None:
                     timeout=30.0,
                 )
                 delivered = answer.ok
-            except (PeerUnreachable, LedgerError):
+                if not delivered:
+                    logger.warning(
+                        "final proofs refused by %s (%s): %s", domain, answer.status, answer.body[:300]
+                    )
+            except (PeerUnreachable, LedgerError) as error:
+                logger.warning("final proofs not delivered to %s: %s", domain, error)
                 delivered = False
             if delivered:
                 InterbankPayment.objects.filter(pk__in=[pk for pk, _, _ in chunk]).update(peer_confirmed=True)
@@ -877,7 +882,6 @@ def _check_leg(
     return checked
 
 
-@transaction.atomic
 def _through_a_correspondent(value: Any) -> bool:
     """A proof whose route has more than two banks (only for sorting; each path verifies it)."""
     instruction = value.get("instruction") if isinstance(value, dict) else None
@@ -885,6 +889,7 @@ def _through_a_correspondent(value: Any) -> bool:
     return isinstance(legs, list) and len(legs) > 2
 
 
+@transaction.atomic
 def payment_apply_final_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
     """Bank B: append our legs of many final payments in one transaction and one write.
 
