@@ -159,13 +159,7 @@ def transaction_send(
                 gas = int(eth.estimate_gas(call)) * 12 // 10 + 10_000  # type: ignore[arg-type]
             except Exception:  # any refusal: send with a cap and record the outcome
                 gas = FALLBACK_GAS
-        transaction = {
-            **call,
-            "nonce": nonce,
-            "gas": gas,
-            "gasPrice": int(eth.gas_price) * 2,
-            "chainId": chain_id(),
-        }
+        transaction = {**call, "nonce": nonce, "gas": gas, "chainId": chain_id(), **_fee_fields(eth)}
         signed = Account.sign_transaction(transaction, key)
         try:
             tx_hash = eth.send_raw_transaction(signed.raw_transaction)
@@ -174,6 +168,20 @@ def transaction_send(
     finally:
         lock.release()
     return SentTransaction("0x" + bytes(tx_hash).hex(), nonce, sender)
+
+
+def _fee_fields(eth: Any) -> dict[str, int]:
+    """EIP-1559 fees: room for the base fee to double, and the tip the node suggests.
+
+    A legacy price of twice ``eth_gasPrice`` compounded: a node's suggestion follows the tips
+    recently paid, so paying double made the next suggestion double (on anvil every deposit
+    stalled on "insufficient funds" after some thirty sends). The tip here is the suggestion
+    itself, so what we pay never feeds back into it."""
+    base_fee = eth.get_block("latest").get("baseFeePerGas")
+    if base_fee is None:  # a chain before London: legacy pricing
+        return {"gasPrice": int(eth.gas_price)}
+    tip = int(eth.max_priority_fee)
+    return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip, "type": 2}
 
 
 def receipt(tx_hash: str) -> dict[str, Any] | None:
