@@ -42,6 +42,7 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from consensus import selectors
 from consensus.models import Anchor, Block, BlockObservation
 from consensus.protocol.firehose import resume_height
 from consensus.services import BLOCKS_GROUP, observation_parts
@@ -93,6 +94,7 @@ def _anchor_record(anchor: Anchor | None) -> dict[str, Any] | None:
     if anchor is None:
         return None
     return {
+        "height": anchor.height,
         "status": anchor.status,
         "tx_hash": anchor.tx_hash or None,
         "block_number": anchor.block_number,
@@ -172,7 +174,8 @@ def firehose_read(*, height: int, index: int) -> list[dict[str, Any]]:
         observations += block.tree_size
     if not chosen:
         return []
-    anchors = {item.height: item for item in Anchor.objects.filter(height__in=[b.height for b in chosen])}
+    # An anchor holds the block log's root: the first one at or above a block covers it.
+    anchors = selectors.covering_anchors([block.height for block in chosen])
     leaves = (
         BlockObservation.objects.filter(block__in=chosen)
         .order_by("block_id", "index")

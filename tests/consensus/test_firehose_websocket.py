@@ -54,10 +54,11 @@ def test_catch_up_then_live_then_resume_without_gap_or_duplicate(
     settings.FIREHOSE_HEARTBEAT_SECONDS = 120
     user = make_user("auditor-1", "auditor")
     stored = store_blocks(two_validators, dispatched, 3)
-    first_block = Block.objects.get(height=0)
+    # An anchor of the block log up to block 1 covers blocks 0 and 1.
+    second_block = Block.objects.get(height=1)
     Anchor.objects.create(
-        height=0,
-        log_root=first_block.log_root,
+        height=1,
+        log_root=second_block.log_root,
         status="mined",
         tx_hash="0x" + "ab" * 32,
         block_number=7,
@@ -83,9 +84,10 @@ def test_catch_up_then_live_then_resume_without_gap_or_duplicate(
     assert [record["height"] for record in records] == list(range(Block.objects.count()))
     for record in records:
         check_block_record(record)
+    assert [record["anchor"]["height"] for record in records[:2]] == [1, 1]
     assert records[0]["anchor"]["status"] == "mined"
     assert records[0]["anchor"]["block_number"] == 7
-    assert all(record["anchor"] is None for record in records[1:])
+    assert all(record["anchor"] is None for record in records[2:])
 
 
 def test_an_idle_stream_sends_heartbeats_with_its_next_height(
