@@ -126,35 +126,10 @@ class Node:
 
 
 def _senders() -> list[str]:
-    from ledgers import services
-    from settlement import keystore
-    from settlement.counterparties.models import Counterparty, CustodialKeySet
-    from settlement.protocol.signing import SigningKey
+    # The same custodial, funded, ACCEPTED parties as bench/ledger_payments.py makes.
+    from bench.ledger_payments import _setup_parties
 
-    keystore.node_identity_ensure()
-    eur = services.asset_create(code="EUR", decimals=2, actor="bench")
-    ubis = []
-    for index in range(SENDERS):
-        key = SigningKey.generate()
-        counterparty = Counterparty.objects.create(
-            kind="person",
-            legal_name=f"Sender {index}",
-            country="DE",
-            federation_name=f"sender{index}",
-            ed25519_public_key=key.public_key.hex(),
-            x25519_public_key="00" * 32,
-            ethereum_address="0x" + "00" * 20,
-            custody="custodial",
-            kyc_status="ACCEPTED",
-        )
-        sealed = keystore.seal_for_custody(key.seed)
-        CustodialKeySet.objects.create(
-            counterparty=counterparty, sealed_ed25519=sealed, sealed_x25519=sealed, sealed_ethereum=sealed
-        )
-        ledger = services.ledger_open(name=f"sender{index}", counterparty=counterparty, actor="bench")
-        services.asset_issue(ledger=ledger, asset=eur, amount="1000000.00", reference="bench", actor="bench")
-        ubis.append(ledger.ubi)
-    return ubis
+    return _setup_parties(SENDERS, prefix="sender")[1]
 
 
 def _run(

@@ -59,9 +59,10 @@ def covering_anchors(heights: list[int]) -> dict[int, Anchor]:
     anchors = list(
         Anchor.objects.filter(height__gte=min(heights)).order_by("height")[: max(heights) - min(heights) + 1]
     )
+    anchored = [anchor.height for anchor in anchors]
     found: dict[int, Anchor] = {}
     for height in heights:
-        position = bisect_left([anchor.height for anchor in anchors], height)
+        position = bisect_left(anchored, height)
         if position < len(anchors):
             found[height] = anchors[position]
     return found

@@ -7,15 +7,11 @@ persisting them, and refuse each bad one with its code and sentence, storing not
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
-import time
 
 import pytest
-from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
@@ -27,10 +23,7 @@ from channels_app.protocol.channel_state import Allocation
 from channels_app.protocol.channel_state import ChannelState as ProtocolState
 from channels_app.protocol.state_changes import DepositObserved
 from channels_app.protocol.types import ETH, Wei
-from settlement.keystore import node_identity_ensure
-from settlement.models import Peer, PeerKey
-from settlement.protocol import http_signature
-from settlement.protocol.signing import SigningKey
+from tests.channels_app.signed_peer import make_signed_peer, post_as_peer
 
 pytestmark = pytest.mark.ethereum
 
@@ -40,39 +33,11 @@ BATCH = "/node-api/channels/proposals/batch"
 @pytest.fixture
 def peer_node(transactional_db):
     """A peer node whose Ed25519 transport key and Ethereum key the test holds."""
-    node_identity_ensure()
-    transport_key = SigningKey.generate()
-    ethereum_key = secrets.token_bytes(32)
-    peer = Peer.objects.create(
-        name="bank-z",
-        domain="bank-z.test",
-        base_url="http://127.0.0.1:9",
-        ethereum_address=eip712.address_of_key(ethereum_key),
-    )
-    PeerKey.objects.create(
-        peer=peer,
-        key_id="bank-z.test#ed25519-1",
-        public=transport_key.public_key.hex(),
-        valid_from=timezone.now(),
-    )
-    return transport_key, ethereum_key
+    return make_signed_peer("bank-z")
 
 
 def _post(client, transport_key, path: str, body: dict, *, signed: bool = True):
-    data = json.dumps(body).encode()
-    headers = {}
-    if signed:
-        headers = http_signature.sign_request(
-            transport_key,
-            key_id="bank-z.test#ed25519-1",
-            method="POST",
-            path=path,
-            body=data,
-            created=int(time.time()),
-            nonce=http_signature.new_nonce(),
-            audience=settings.NODE_DOMAIN,
-        )
-    return client.generic("POST", path, data=data, content_type="application/json", headers=headers)
+    return post_as_peer(client, "bank-z", transport_key, path, body, signed=signed)
 
 
 def _open_funded(client, transport_key, ethereum_key, seed: int) -> tuple[Channel, ProtocolState]:

@@ -4,24 +4,16 @@ nothing) and refuse unsigned requests."""
 
 from __future__ import annotations
 
-import json
 import random
-import secrets
-import time
 
 import pytest
-from django.conf import settings
-from django.utils import timezone
 
 from channels_app import services
 from channels_app.api import state_output
 from channels_app.models import Channel, ChannelState, ChannelStateChange
 from channels_app.protocol import eip712, proposals
 from channels_app.protocol.types import ETH
-from settlement.keystore import node_identity_ensure
-from settlement.models import Peer, PeerKey
-from settlement.protocol import http_signature
-from settlement.protocol.signing import SigningKey
+from tests.channels_app.signed_peer import make_signed_peer, post_as_peer
 
 pytestmark = pytest.mark.ethereum
 
@@ -29,39 +21,11 @@ pytestmark = pytest.mark.ethereum
 @pytest.fixture
 def peer_node(transactional_db):
     """A peer node whose Ed25519 transport key and Ethereum key the test holds."""
-    node_identity_ensure()
-    transport_key = SigningKey.generate()
-    ethereum_key = secrets.token_bytes(32)
-    peer = Peer.objects.create(
-        name="bank-y",
-        domain="bank-y.test",
-        base_url="http://127.0.0.1:9",
-        ethereum_address=eip712.address_of_key(ethereum_key),
-    )
-    PeerKey.objects.create(
-        peer=peer,
-        key_id="bank-y.test#ed25519-1",
-        public=transport_key.public_key.hex(),
-        valid_from=timezone.now(),
-    )
-    return transport_key, ethereum_key
+    return make_signed_peer("bank-y")
 
 
 def _post(client, transport_key, path: str, body: dict, *, signed: bool = True):
-    data = json.dumps(body).encode()
-    headers = {}
-    if signed:
-        headers = http_signature.sign_request(
-            transport_key,
-            key_id="bank-y.test#ed25519-1",
-            method="POST",
-            path=path,
-            body=data,
-            created=int(time.time()),
-            nonce=http_signature.new_nonce(),
-            audience=settings.NODE_DOMAIN,
-        )
-    return client.generic("POST", path, data=data, content_type="application/json", headers=headers)
+    return post_as_peer(client, "bank-y", transport_key, path, body, signed=signed)
 
 
 def test_a_peer_node_opens_a_channel_and_its_proposals_are_checked_and_countersigned(client, peer_node):
