@@ -1,7 +1,7 @@
 # The Parsec node image used by docker-compose.yml: Python 3.11, the pinned dependencies, the
 # npm tools (solc, anvil, htmx) and the compiled contracts.
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm gcc libc6-dev libssl-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements/ requirements/
 RUN pip install --no-cache-dir -r requirements/base.txt -c requirements/lock.txt
@@ -13,7 +13,8 @@ RUN mkdir -p static/vendor/swagger-ui \
  && cp node_modules/htmx-ext-ws/dist/ws.min.js static/vendor/htmx-ext-ws.min.js \
  && cp node_modules/swagger-ui-dist/swagger-ui.css node_modules/swagger-ui-dist/swagger-ui-bundle.js \
        node_modules/swagger-ui-dist/swagger-ui-standalone-preset.js static/vendor/swagger-ui/ \
- && node contracts/build.mjs
+ && node contracts/build.mjs \
+ && python -m devstack.native
 RUN useradd --system --home /var/lib/parsec parsec && mkdir -p /var/lib/parsec && chown parsec /var/lib/parsec
 USER parsec
 EXPOSE 8000

@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODES ?= 4
 
-.PHONY: help install system-packages static contracts run stop test lint format bench soak clean
+.PHONY: help install system-packages native static contracts run stop test lint format bench soak clean
 
 help:
 	@echo "make run     start the local network (NODES=$(NODES)); Ctrl-C or 'make stop' stops it"
@@ -15,7 +15,7 @@ help:
 	@echo "make bench   the benchmarks; tables on screen, JSON in bench/results/"
 	@echo "make lint    ruff, ruff format --check, mypy, import-linter, makemigrations --check"
 
-install: system-packages $(VENV)/.installed node_modules/.installed static contracts
+install: system-packages $(VENV)/.installed native node_modules/.installed static contracts
 
 system-packages:
 	@bash devstack/install-system-packages.sh
@@ -25,6 +25,10 @@ $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/lock.txt
 	@touch $@
+
+# The one compiled module (a whole Merkle level hashed per call); rebuilt when its source changes.
+native: $(VENV)/.installed
+	@$(PY) -m devstack.native
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

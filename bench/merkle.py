@@ -15,6 +15,7 @@ from pymerkle import InmemoryTree
 
 from bench.ceilings import measure_ceilings
 from bench.common import CPU_CLOCK, Measurement, measure, print_table, write_results
+from settlement.protocol import merkle
 from settlement.protocol.merkle import MerkleLog, MerkleTree, verify_inclusion
 
 GOAL_RATIO = 10.0
@@ -37,6 +38,13 @@ def run(leaves: int, seconds: float, proofs: int = 256) -> list[dict[str, object
 
     def our_build() -> None:
         assert MerkleTree.from_entries(entries).root == root
+
+    def our_build_in_python() -> None:
+        # The fallback where the compiled level hasher is not built, for the record.
+        levels = [merkle._leaf_hashes_python(entries)]
+        while len(levels[-1]) > 1:
+            levels.append(merkle._parent_level_python(levels[-1]))
+        assert levels[-1][0] == root
 
     def their_build() -> None:
         assert InmemoryTree.init_from_entries(entries).get_root() == root
@@ -71,6 +79,7 @@ def run(leaves: int, seconds: float, proofs: int = 256) -> list[dict[str, object
         (f"{proofs} consistency proofs", our_consistency, their_consistency, proofs),
         (f"{proofs} inclusion verifications", our_verify, their_verify, proofs),
     ]
+    fallback = ("build + root, pure-Python fallback", our_build_in_python, their_build, 1)
     rows: list[dict[str, object]] = []
     total_ours = total_theirs = 0.0
     for label, our_fn, their_fn, per_call in cases:
@@ -92,6 +101,16 @@ def run(leaves: int, seconds: float, proofs: int = 256) -> list[dict[str, object
                 "pymerkle p50 ms": other.p50_us / 1000,
             }
         )
+    label, our_fn, their_fn, _ = fallback
+    mine = measure("parsec " + label, our_fn, seconds=seconds, batch=1, clock=CPU_CLOCK)
+    other = measure("pymerkle " + label, their_fn, seconds=seconds, batch=1, clock=CPU_CLOCK)
+    fallback_row = {
+        "operation": label,
+        "parsec ms": mine.best_us / 1000,
+        "pymerkle ms": other.best_us / 1000,
+        "ratio": other.best_us / mine.best_us,
+        "parsec per op us": mine.best_us,
+    }
     rows.append(
         {
             "operation": "all of the above",
@@ -101,11 +120,11 @@ def run(leaves: int, seconds: float, proofs: int = 256) -> list[dict[str, object
             "parsec per op us": "",
         }
     )
-    # Hashes per second while building, against this core's SHA-256 ceiling: how close to
-    # the floor a pure-Python tree can get (n leaf hashes + n-1 node hashes).
+    # Hashes per second while building (n leaf hashes + n-1 node hashes), against one hashlib
+    # call per 32-byte message: above 100 % only because the compiled hasher makes no such calls.
     build_seconds = float(rows[0]["parsec ms"]) / 1000  # type: ignore[arg-type]
     rows[0]["hashes/s"] = (2 * leaves - 1) / build_seconds
-    return rows
+    return [*rows, fallback_row]
 
 
 def run_log(leaves: int, appended: int = 1024) -> list[dict[str, object]]:
@@ -165,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"building hashes {build_hash_rate:,.0f} nodes/s = {build_hash_rate / sha_ceiling:.0%} "
-        f"of this core's SHA-256 ceiling ({sha_ceiling:,.0f}/s, 32-byte messages)"
+        f"of this core's rate of hashlib SHA-256 calls ({sha_ceiling:,.0f}/s, 32-byte messages); "
+        f"compiled level hasher {'in use' if merkle.NATIVE_HASHING else 'NOT BUILT (make native)'}"
     )
     log_rows = run_log(arguments.leaves)
     print_table(
@@ -173,8 +193,10 @@ def main(argv: list[str] | None = None) -> None:
         log_rows,
         ["operation", "parsec ms", "pymerkle ms", "ratio"],
     )
-    overall = float(rows[-1]["ratio"])  # type: ignore[arg-type]
-    print(f"overall {overall:.1f}x pymerkle: {'meets' if overall >= GOAL_RATIO else 'MISSES'} the 10x goal")
+    overall = float(next(row for row in rows if row["operation"] == "all of the above")["ratio"])  # type: ignore[arg-type]
+    build = float(rows[0]["ratio"])  # type: ignore[arg-type]
+    verdict = "meets" if min(overall, build) >= GOAL_RATIO else "MISSES"
+    print(f"building {build:.1f}x pymerkle, overall {overall:.1f}x: {verdict} the {GOAL_RATIO:g}x goal")
     path = write_results(
         "merkle",
         {
@@ -182,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
             "rows": rows,
             "log_rows": log_rows,
             "overall_ratio": overall,
+            "build_ratio": build,
+            "native_hashing": merkle.NATIVE_HASHING,
             "goal_ratio": GOAL_RATIO,
             "sha256_32B_ceiling": sha_ceiling,
         },

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a Parsec node and its tests need, only those that are missing:
-# PostgreSQL (15 or later), Redis, Chromium (for the browser tests), Node.js and npm.
+# PostgreSQL (15 or later), Redis, Chromium (for the browser tests), Node.js and npm, and a C
+# compiler with OpenSSL's headers (for settlement/protocol/_rfc9162_native.c).
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+[ -f /usr/include/openssl/evp.h ] || missing+=(libssl-dev)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -24,12 +24,22 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, cast
 
 from settlement.protocol.encoding import Digest
 
+_native: ModuleType | None
+try:
+    # A whole level hashed per call (settlement/protocol/_rfc9162_native.c, built by make): the
+    # same bytes as the loops below, at about twice their speed.
+    from settlement.protocol import _rfc9162_native as _native
+except ImportError:  # a checkout where it was never built: the pure-Python loops serve
+    _native = None
+
 __all__ = [
     "EMPTY_ROOT",
+    "NATIVE_HASHING",
     "ConsistencyProof",
     "InclusionProof",
     "InvalidProof",
@@ -95,7 +105,7 @@ def _check_digest(value: object, what: str, error: type[MerkleError]) -> bytes:
     return bytes(value)
 
 
-def _parent_level(level: list[bytes]) -> list[bytes]:
+def _parent_level_python(level: list[bytes]) -> list[bytes]:
     """Hash neighbours pairwise; an unpaired last node is promoted, which is RFC 9162's shape."""
     sha = _sha256
     prefix = _NODE_PREFIX
@@ -104,6 +114,18 @@ def _parent_level(level: list[bytes]) -> list[bytes]:
     if len(level) % 2:
         parents.append(level[-1])
     return parents
+
+
+def _leaf_hashes_python(entries: Iterable[bytes]) -> list[bytes]:
+    sha = _sha256
+    return [sha(_LEAF_PREFIX + entry).digest() for entry in entries]
+
+
+NATIVE_HASHING = _native is not None
+_parent_level: Callable[[list[bytes]], list[bytes]] = (
+    _native.parent_level if _native else _parent_level_python
+)
+_leaf_hashes: Callable[[list[bytes]], list[bytes]] = _native.leaf_hashes if _native else _leaf_hashes_python
 
 
 def _build_levels(leaf_hashes: list[bytes]) -> list[list[bytes]]:
@@ -267,9 +289,8 @@ class MerkleTree:
     @classmethod
     def from_entries(cls, entries: Iterable[bytes]) -> MerkleTree:
         """Build the tree over raw entries, hashing each as a leaf."""
-        sha = _sha256
         tree = cls.__new__(cls)
-        leaves = [sha(_LEAF_PREFIX + entry).digest() for entry in entries]
+        leaves = _leaf_hashes(entries if isinstance(entries, list) else list(entries))
         tree._size = len(leaves)
         tree._levels = _build_levels(leaves)
         return tree

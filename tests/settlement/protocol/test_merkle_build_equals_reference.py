@@ -5,10 +5,15 @@ any entries and any size (hypothesis), through every way of building a tree."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from settlement.protocol import _rfc9162_native as native
+from settlement.protocol import merkle
 from settlement.protocol.merkle import MerkleLog, MerkleTree, inclusion_proof, leaf_hash, merkle_root
 
 
@@ -72,3 +77,58 @@ def test_every_stored_node_and_path_equals_the_naive_build(entries, data):
         position >>= 1
     assert list(tree.inclusion_proof(index).audit_path) == expected_path
     assert list(inclusion_proof(levels[0], index).audit_path) == expected_path
+
+
+# The compiled level hasher (settlement/protocol/_rfc9162_native.c) against the pure-Python
+# loops it replaces. `make install` builds it, so in this suite its absence is a failure, not a
+# reason to skip: a silent fallback would leave the fast path untested.
+
+
+def test_the_suite_runs_on_the_compiled_level_hasher():
+    assert merkle.NATIVE_HASHING
+    assert merkle._parent_level is native.parent_level
+    assert merkle._leaf_hashes is native.leaf_hashes
+
+
+@settings(max_examples=150, derandomize=True)
+@given(entries=st.lists(st.binary(max_size=200), max_size=300))
+def test_compiled_and_python_levels_are_the_same_bytes(entries):
+    assert native.leaf_hashes(entries) == merkle._leaf_hashes_python(entries)
+    level = merkle._leaf_hashes_python(entries)
+    while len(level) > 1:
+        assert native.parent_level(level) == merkle._parent_level_python(level)
+        level = merkle._parent_level_python(level)
+    assert native.parent_level(level) == level  # zero or one node: nothing to pair
+
+
+@pytest.mark.parametrize(
+    ("call", "argument", "error"),
+    [
+        (native.leaf_hashes, [b"ok", "text"], TypeError),
+        (native.leaf_hashes, [bytearray(b"mutable")], TypeError),
+        (native.leaf_hashes, 7, TypeError),
+        (native.parent_level, [b"\x00" * 32, b"\x00" * 31], ValueError),
+        (native.parent_level, [b"\x00" * 32, b"\x00" * 32, b"short"], ValueError),
+        (native.parent_level, [b"\x00" * 32, None], TypeError),
+    ],
+)
+def test_the_compiled_hasher_refuses_what_is_not_a_list_of_bytes(call, argument, error):
+    with pytest.raises(error):
+        call(argument)
+
+
+def test_a_checkout_without_the_compiled_hasher_builds_the_same_tree_in_python():
+    # A fresh interpreter where the module cannot be imported, as on a machine that never ran make.
+    entries = [i.to_bytes(2, "big") * (i % 50) for i in range(1000)]
+    script = (
+        "import sys; sys.modules['settlement.protocol._rfc9162_native'] = None\n"
+        "from settlement.protocol import merkle\n"
+        "assert not merkle.NATIVE_HASHING\n"
+        "entries = [bytes.fromhex(line) for line in sys.stdin.read().split(',')]\n"
+        "print(merkle.MerkleTree.from_entries(entries).root.hex())\n"
+    )
+    given_entries = ",".join(entry.hex() for entry in entries)
+    result = subprocess.run(
+        [sys.executable, "-c", script], input=given_entries, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == MerkleTree.from_entries(entries).root.hex()
