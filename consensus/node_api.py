@@ -27,7 +27,7 @@ from django.views.decorators.http import require_POST
 
 from consensus import services
 from settlement.errors import error_body
-from settlement.transport import node_to_node
+from settlement.transport import node_to_node, sign_answer
 
 
 def _refuse(request: HttpRequest, error: services.ConsensusShellError) -> JsonResponse:
@@ -76,5 +76,6 @@ async def gossip(request: HttpRequest) -> HttpResponse:
         await sync_to_async(services.gossip_refused, thread_sensitive=False, executor=_checkers)(
             peer=None, error=error
         )
-        return JsonResponse(error_body(error.code, error.message), status=413)
+        refusal = JsonResponse(error_body(error.code, error.message), status=413)
+        return await sync_to_async(sign_answer, thread_sensitive=False, executor=_checkers)(request, refusal)
     return await sync_to_async(_gossip_in_checker_thread, thread_sensitive=False, executor=_checkers)(request)

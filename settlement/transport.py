@@ -7,6 +7,9 @@ seen (kept in Redis for twice the allowed skew, after which the timestamp alone 
 replay). With an Idempotency-Key header (signed with the rest) the first answer is kept in
 PostgreSQL and a retry gets it again without running the handler twice; the same key on a
 different request is refused rather than answered with another request's answer.
+
+Answers are signed as well, bound to the request's nonce (``http_signature.sign_response``):
+``peer_request`` believes an answer only if the peer it asked signed it for that request.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import requests
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIRequest
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
@@ -53,6 +57,11 @@ _sessions = threading.local()
 
 class PeerUnreachable(Exception):  # noqa: N818 - the name says what happened
     """The peer did not answer (connection refused, timeout)."""
+
+
+class PeerAnswerUnverified(PeerUnreachable):
+    """An answer came, but not one the peer signed for this request: as good as no answer, so
+    every caller's retry applies, and nothing in it is believed."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,19 @@ def peer_request(
         raise PeerUnreachable(
             f"{peer.name} did not answer {method} {path}: {type(error).__name__}"
         ) from error
+    try:
+        http_signature.verify_response(
+            headers=answer.headers,
+            status=answer.status_code,
+            body=answer.content,
+            request_nonce=headers[http_signature.HEADER_NONCE],
+            lookup_key=lambda key_id: _current_key_of(peer, key_id),
+        )
+    except http_signature.ResponseSignatureError as error:
+        logger.warning(
+            "%s answered %s %s (%s) unverifiably: %s", peer.name, method, path, answer.status_code, error
+        )
+        raise PeerAnswerUnverified(f"{peer.name} answered {method} {path} unverifiably: {error}") from error
     return PeerResponse(
         status=answer.status_code,
         body=answer.content,
@@ -129,6 +151,41 @@ def _current_peer_key(key_id: str) -> PeerKey | None:
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=timezone.now()))
         .first()
     )
+
+
+def _current_key_of(peer: Peer, key_id: str) -> bytes | None:
+    """The public key ``key_id`` if it is one of ``peer``'s current keys (not another node's)."""
+    key = _current_peer_key(key_id)
+    return bytes.fromhex(key.public) if key is not None and key.peer_id == peer.pk else None
+
+
+def sign_answer(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Sign ``response`` as this node's answer to ``request`` (bound to the request's nonce).
+
+    A request without a well-formed nonce gets an unsigned answer: its sender is not a node that
+    could check a signature, and there is no request to bind one to."""
+    nonce = request.headers.get(http_signature.HEADER_NONCE, "")
+    if response.streaming:
+        return response
+    try:
+        signer = node_signer()
+    except ImproperlyConfigured:
+        # A node that has no key yet (before node_bootstrap) cannot sign; its answer goes out
+        # unsigned and no peer will believe it, which is the truth about such a node.
+        return response
+    try:
+        headers = http_signature.sign_response(
+            signer.key,
+            key_id=signer.key_id,
+            request_nonce=nonce,
+            status=response.status_code,
+            body=response.content,
+        )
+    except http_signature.ResponseSignatureError:
+        return response
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 def _nonce_is_fresh(verified: http_signature.VerifiedRequest) -> bool:
@@ -181,6 +238,9 @@ def node_to_node(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return sign_answer(request, verified_and_answered(request, *args, **kwargs))
+
+    def verified_and_answered(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # One query finds the key and its peer; the view gets the peer without asking again.
         found: dict[str, PeerKey] = {}
 

@@ -14,6 +14,16 @@ read it. The receiver calls :func:`verify_request` with the raw path it received
 included, exactly as sent), its clock, a key look-up and its own name as the audience.
 Replays are the caller's business (the nonce is returned, to be kept in Redis for longer than
 the allowed skew); so are idempotent handlers.
+
+The answer is signed too, as the object-kind ``node-response`` over::
+
+    {"key_id": "...", "request_nonce": "<the request's nonce>", "status": 200,
+     "content_digest": "sha-256=:<base64>:"}
+
+Binding it to the request's nonce (fresh, 128 random bits) makes it the answer to that request
+and no other, so nobody on the path can forge, alter or replay an answer: "delivered", a
+co-signature or a refusal. The requester calls :func:`verify_response` with the nonce it sent
+and a look-up of the keys of the peer it asked.
 """
 
 from __future__ import annotations
@@ -40,22 +50,27 @@ __all__ = [
     "HEADER_SIGNATURE",
     "MAX_SKEW_SECONDS",
     "REQUEST_KIND",
+    "RESPONSE_KIND",
     "BadDigest",
     "BadSignature",
     "ClockSkew",
     "MalformedHeaders",
     "RequestSignatureError",
+    "ResponseSignatureError",
     "UnknownKey",
     "VerifiedRequest",
     "WrongAudience",
     "body_digest",
     "new_nonce",
     "sign_request",
+    "sign_response",
     "signed_fields",
     "verify_request",
+    "verify_response",
 ]
 
 REQUEST_KIND = "node-request"
+RESPONSE_KIND = "node-response"
 MAX_SKEW_SECONDS = 30
 
 HEADER_KEY_ID = "Parsec-Key-Id"
@@ -76,6 +91,10 @@ _CREATED = re.compile(r"[0-9]{1,12}")
 _DIGEST = re.compile(r"sha-256=:([A-Za-z0-9+/]{43}=):")
 _SIGNATURE = re.compile(r"[A-Za-z0-9+/]{86}==")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,100}")
+
+
+class ResponseSignatureError(ValueError):
+    """An answer the requester must not believe: unsigned, altered, or signed by another key."""
 
 
 class RequestSignatureError(ValueError):
@@ -120,6 +139,17 @@ class VerifiedRequest:
     nonce: str
     audience: str
     idempotency_key: str | None = None
+
+
+def _signature_bytes(text: str) -> bytes | None:
+    """The 64 bytes of a base64 signature, or None. Only the canonical spelling is accepted: the
+    last character before ``==`` has four unused bits, and a header whose spelling can change
+    without changing what it says would let a signed message be altered undetected."""
+    try:
+        signature = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return None
+    return signature if base64.b64encode(signature).decode("ascii") == text else None
 
 
 def body_digest(body: bytes) -> str:
@@ -265,10 +295,9 @@ def verify_request(
     public_key = lookup_key(fields["key_id"])
     if public_key is None:
         raise UnknownKey(f"no peer key is known as {fields['key_id']!r}")
-    try:
-        signature = base64.b64decode(signature_text, validate=True)
-    except binascii.Error as error:
-        raise MalformedHeaders(f"the {HEADER_SIGNATURE} header is a base64 Ed25519 signature") from error
+    signature = _signature_bytes(signature_text)
+    if signature is None:
+        raise MalformedHeaders(f"the {HEADER_SIGNATURE} header is a base64 Ed25519 signature")
     try:
         signing.verify(public_key, REQUEST_KIND, fields, signature)
     except signing.BadSignature as error:
@@ -281,3 +310,77 @@ def verify_request(
         audience=fields["audience"],
         idempotency_key=fields.get("idempotency_key"),
     )
+
+
+def _response_fields(*, key_id: str, request_nonce: str, status: int, content_digest: str) -> dict[str, Any]:
+    if not _KEY_ID.fullmatch(key_id):
+        raise ResponseSignatureError("the answer's key id is malformed")
+    if not _NONCE.fullmatch(request_nonce):
+        raise ResponseSignatureError("an answer is bound to a well-formed request nonce")
+    if not _DIGEST.fullmatch(content_digest):
+        raise ResponseSignatureError("the answer's Content-Digest is malformed")
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise ResponseSignatureError("the answer's status is not an HTTP status")
+    return {
+        "key_id": key_id,
+        "request_nonce": request_nonce,
+        "status": status,
+        "content_digest": content_digest,
+    }
+
+
+def sign_response(
+    key: SigningKey, *, key_id: str, request_nonce: str, status: int, body: bytes
+) -> dict[str, str]:
+    """Header values that make an answer provably this node's answer to the request with that nonce."""
+    content_digest = body_digest(body)
+    fields = _response_fields(
+        key_id=key_id, request_nonce=request_nonce, status=status, content_digest=content_digest
+    )
+    signature = signing.sign(key, RESPONSE_KIND, fields)
+    return {
+        HEADER_KEY_ID: key_id,
+        HEADER_CONTENT_DIGEST: content_digest,
+        HEADER_SIGNATURE: base64.b64encode(signature).decode("ascii"),
+    }
+
+
+def verify_response(
+    *,
+    headers: Mapping[str, str],
+    status: int,
+    body: bytes,
+    request_nonce: str,
+    lookup_key: Callable[[str], bytes | None],
+) -> str:
+    """Check an answer to the request sent with ``request_nonce``; return the key id that signed it.
+
+    ``lookup_key(key_id)`` returns the public key only if it belongs to the peer that was asked,
+    so an answer signed by any other node, even a known one, is refused.
+    """
+    lowered = {name.lower(): value for name, value in headers.items()}
+    key_id = lowered.get(HEADER_KEY_ID.lower())
+    signature_text = lowered.get(HEADER_SIGNATURE.lower())
+    content_digest = lowered.get(HEADER_CONTENT_DIGEST.lower())
+    if not key_id or not signature_text or not content_digest:
+        raise ResponseSignatureError("the answer is not signed")
+    if not _SIGNATURE.fullmatch(signature_text):
+        raise ResponseSignatureError(f"the {HEADER_SIGNATURE} header is not a base64 Ed25519 signature")
+    fields = _response_fields(
+        key_id=key_id, request_nonce=request_nonce, status=status, content_digest=content_digest
+    )
+    if content_digest != body_digest(body):
+        raise ResponseSignatureError("the answer's body does not match its Content-Digest")
+    public_key = lookup_key(key_id)
+    if public_key is None:
+        raise ResponseSignatureError(
+            f"the answer is signed by {key_id!r}, which is not a key of the peer asked"
+        )
+    signature = _signature_bytes(signature_text)
+    if signature is None:
+        raise ResponseSignatureError(f"the {HEADER_SIGNATURE} header is not a base64 Ed25519 signature")
+    try:
+        signing.verify(public_key, RESPONSE_KIND, fields, signature)
+    except signing.BadSignature as error:
+        raise ResponseSignatureError("the answer's signature does not verify with the peer's key") from error
+    return key_id

@@ -1,12 +1,16 @@
 """The signed node-to-node transport: what the receiver refuses (401, logged, nothing done),
-what it accepts, idempotent retries, and a real round trip through daphne."""
+what it accepts, idempotent retries, signed answers, and real round trips through daphne."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from django.conf import settings
 from django.utils import timezone
 
@@ -15,6 +19,7 @@ from settlement.identity import peer_ping
 from settlement.models import NodeRequestReceipt, Peer, PeerKey, PeerStatus
 from settlement.protocol import http_signature
 from settlement.protocol.signing import SigningKey
+from settlement.transport import PeerAnswerUnverified, peer_request
 
 pytestmark = pytest.mark.django_db
 
@@ -198,3 +203,110 @@ def test_an_unreachable_peer_is_marked_down_with_the_reason():
 
     assert pinged.status == PeerStatus.DOWN
     assert "did not answer" in pinged.last_error
+
+
+def _answer_key_id(response, nonce: str) -> str:
+    """Check that the answer is this node's, signed for the request with ``nonce``."""
+    signer = keystore.node_signer()
+    return http_signature.verify_response(
+        headers=dict(response.headers),
+        status=response.status_code,
+        body=response.content,
+        request_nonce=nonce,
+        lookup_key={signer.key_id: signer.public_key}.get,
+    )
+
+
+def test_answers_are_signed_for_their_request_refusals_and_replays_included(client, peer_key):
+    keystore.node_identity_ensure()
+    signer = keystore.node_signer()
+    first_nonce, refused_nonce, retry_nonce = (http_signature.new_nonce() for _ in range(3))
+
+    answered = _post(client, _headers(peer_key, nonce=first_nonce, idempotency_key="pay-1"))
+    refused = _post(client, _headers(peer_key, nonce=refused_nonce, skew=-31))
+    time.sleep(0.01)
+    replayed = _post(client, _headers(peer_key, nonce=retry_nonce, idempotency_key="pay-1"))
+
+    assert (answered.status_code, refused.status_code, replayed.status_code) == (200, 401, 200)
+    assert _answer_key_id(answered, first_nonce) == signer.key_id
+    assert _answer_key_id(refused, refused_nonce) == signer.key_id
+    # The stored answer is signed again for the retry, not handed back with the first signature.
+    assert replayed["Idempotent-Replay"] == "true"
+    assert _answer_key_id(replayed, retry_nonce) == signer.key_id
+    with pytest.raises(http_signature.ResponseSignatureError):
+        _answer_key_id(replayed, first_nonce)
+
+
+def _self_as_peer(base_url: str, *, name: str = settings.NODE_NAME) -> Peer:
+    keystore.node_identity_ensure()
+    signer = keystore.node_signer()
+    peer = Peer.objects.create(name=name, domain=settings.NODE_DOMAIN, base_url=base_url)
+    PeerKey.objects.create(
+        peer=peer, key_id=signer.key_id, public=signer.public_key.hex(), valid_from=timezone.now()
+    )
+    return peer
+
+
+class _BodyChangingProxy(BaseHTTPRequestHandler):
+    """Someone on the path: forwards each request untouched and changes one byte of the answer."""
+
+    upstream: str
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
+        answer = requests.post(self.server.upstream + self.path, data=body, headers=headers, timeout=10)  # type: ignore[attr-defined]
+        changed = answer.content.replace(b'"node"', b'"nodE"', 1)
+        self.send_response(answer.status_code)
+        for name, value in answer.headers.items():
+            if name.lower() not in {"content-length", "transfer-encoding", "connection"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(changed)))
+        self.end_headers()
+        self.wfile.write(changed)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def body_changing_proxy(live_web) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BodyChangingProxy)
+    server.upstream = live_web.url  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_changed_on_the_way_is_not_believed(live_web, body_changing_proxy):
+    direct = _self_as_peer(live_web.url)
+    assert peer_request(direct, "POST", PATH, json_body={}).json()["node"] == settings.NODE_NAME
+
+    Peer.objects.filter(pk=direct.pk).update(base_url=body_changing_proxy)
+    direct.refresh_from_db()
+    with pytest.raises(PeerAnswerUnverified, match="does not match its Content-Digest"):
+        peer_request(direct, "POST", PATH, json_body={})
+    pinged = peer_ping(peer=direct)
+    assert pinged.status == PeerStatus.DOWN
+    assert "unverifiably" in pinged.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_signed_by_a_node_other_than_the_one_asked_is_not_believed(live_web):
+    # This node's key belongs to "bank-self"; "bank-other" is asked at the same node under
+    # another name, so the answer arrives signed by a known node, just not by the one asked.
+    _self_as_peer(live_web.url, name="bank-self")
+    other = Peer.objects.create(
+        name="bank-other", domain="bank-other.test", base_url=live_web.url.replace("127.0.0.1", "localhost")
+    )
+    PeerKey.objects.create(
+        peer=other,
+        key_id="bank-other.test#ed25519-1",
+        public=SigningKey.generate().public_key.hex(),
+        valid_from=timezone.now(),
+    )
+
+    with pytest.raises(PeerAnswerUnverified, match="not a key of the peer asked"):
+        peer_request(other, "POST", PATH, json_body={})
