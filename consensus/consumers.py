@@ -17,7 +17,8 @@ from django.template.loader import render_to_string
 from consensus import firehose
 from consensus.protocol.firehose import BAD_ACK, HEIGHT_NOT_REACHED, FirehoseRequestError, FlowWindow
 from consensus.services import BLOCKS_GROUP, CONSENSUS_GROUP
-from settlement.consumers import CLOSE_FORBIDDEN, LivePartialConsumer
+from settlement.authentication import token_roles
+from settlement.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, LivePartialConsumer
 from settlement.errors import error_body
 from settlement.roles import user_roles
 from settlement.second_factor import session_is_verified
@@ -53,7 +54,11 @@ class BlocksConsumer(LivePartialConsumer):
         await self.push(event)
 
 
-def _may_follow_firehose(user: Any, session: Any) -> bool:
+def _may_follow_firehose(scope: dict[str, Any]) -> bool:
+    token = scope.get("api_token")
+    if token is not None:  # an integration: the token's own role, no dashboard session needed
+        return firehose.may_follow(token_roles(token))
+    user, session = scope.get("user"), scope.get("session")
     return user is not None and firehose.may_follow(user_roles(user)) and session_is_verified(user, session)
 
 
@@ -62,15 +67,19 @@ class FirehoseConsumer(AsyncWebsocketConsumer):
 
     The client acknowledges with ``{"type": "ack", "next_height": n}`` (the ``next_height`` of
     the last message it processed); at most ``FIREHOSE_WINDOW_BYTES`` stay unacknowledged, then
-    the stream waits. Refusals: not allowed → the handshake is refused (close 4403); a bad
+    the stream waits. Who: a verified dashboard session, or an integration's API token in the
+    handshake's ``Authorization: Bearer`` header (with an ``Origin`` of the node's host). Refusals:
+    a bad token → close 4401; not allowed → the handshake is refused (close 4403); a bad
     ``from`` or a bad client message → an ``error`` message, then close 4400 (4404 for a height
     the chain has not reached). Format: docs/firehose.md.
     """
 
     async def connect(self) -> None:
-        allowed = await database_sync_to_async(_may_follow_firehose, thread_sensitive=False)(
-            self.scope.get("user"), self.scope.get("session")
-        )
+        if "api_token_error" in self.scope:
+            logger.warning("firehose: refused a websocket: %s", self.scope["api_token_error"])
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        allowed = await database_sync_to_async(_may_follow_firehose, thread_sensitive=False)(self.scope)
         if not allowed:
             await self.close(code=CLOSE_FORBIDDEN)
             return

@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels with session auth."""
+"""ASGI entry point: HTTP through Django, websockets through Channels with session auth (and API
+tokens, which only the consumers meant for integrations accept)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from settlement.authentication import ApiTokenWebsocketMiddleware  # noqa: E402
 from settlement.keystore import keystore_check  # noqa: E402
 from settlement.routing import websocket_urlpatterns  # noqa: E402
 
@@ -23,6 +25,8 @@ keystore_check()
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(ApiTokenWebsocketMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )

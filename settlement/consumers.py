@@ -20,7 +20,8 @@ from settlement import health
 from settlement.roles import can_view_dashboard
 from settlement.second_factor import session_is_verified
 
-# 4403: websocket close codes 4000-4999 are the application's; 403 as in HTTP.
+# Websocket close codes 4000-4999 are the application's: 4401 and 4403 as 401 and 403 in HTTP.
+CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 
 
