@@ -651,12 +651,7 @@ def _batch_json(signed: SignedMessage) -> dict[str, Any] | None:
     batch = signed.batch
     if batch is None:
         return None
-    return {
-        "root": batch.root.hex(),
-        "size": batch.size,
-        "index": batch.index,
-        "path": [step.hex() for step in batch.path],
-    }
+    return batch.to_json()
 
 
 @dataclass(frozen=True)

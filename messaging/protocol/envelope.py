@@ -34,7 +34,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, NewType
 
 import nacl.exceptions
@@ -164,13 +164,12 @@ class BatchProof:
     index: int
     path: tuple[Digest, ...]
 
+    @cached_property
+    def path_hex(self) -> list[str]:
+        return [item.hex() for item in self.path]
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "root": self.root.hex(),
-            "size": self.size,
-            "index": self.index,
-            "path": [item.hex() for item in self.path],
-        }
+        return {"root": self.root.hex(), "size": self.size, "index": self.index, "path": list(self.path_hex)}
 
 
 @dataclass(frozen=True)
@@ -604,6 +603,7 @@ def parse_batch_proof(value: object) -> tuple[BatchProof, bytes]:
         index=index,
         path=tuple(Digest(raw[offset : offset + 32]) for offset in range(0, len(raw), 32)),
     )
+    proof.__dict__["path_hex"] = list(path)  # checked above: the same digests, already in hex
     return proof, bytes.fromhex(signature)
 
 
