@@ -155,8 +155,15 @@ def _backend_cpu() -> float:
 
 
 def _accept(batches: list[list[Any]]) -> dict[str, Any]:
+    import gc
+
     from messaging import services
 
+    # The clients' signed requests are made here for convenience, tens of thousands of objects a
+    # server would never hold at once (it holds the request it is working on): kept out of the
+    # collector's walks, they would add about a fifth to the CPU time measured.
+    gc.collect()
+    gc.freeze()
     latencies = []
     backend_before = _backend_cpu()
     started_wall, started_cpu = time.perf_counter(), time.process_time()
@@ -166,6 +173,7 @@ def _accept(batches: list[list[Any]]) -> dict[str, Any]:
         latencies.append(time.perf_counter() - began)
     wall, cpu = time.perf_counter() - started_wall, time.process_time() - started_cpu
     backend = _backend_cpu() - backend_before
+    gc.unfreeze()
     count = sum(len(batch) for batch in batches)
     latencies.sort()
     return {

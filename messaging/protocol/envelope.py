@@ -35,7 +35,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Any, NewType
+from typing import Any, NewType, cast
 
 import nacl.exceptions
 import nacl.signing
@@ -588,11 +588,14 @@ def parse_batch_proof(value: object) -> tuple[BatchProof, bytes]:
     index = _batch_int(value["index"], "index", 0, size - 1)
     if not isinstance(path, list) or len(path) > 16:
         raise BadBatchProof("batch.path is a list of at most 16 hashes", field="batch")
-    # One regular-expression match and one hex decoding for the whole path (a request holds
-    # thousands of paths): every item a string of 64 lower-case hex digits.
-    if not all(type(item) is str and len(item) == 64 for item in path) or not _HEX_RUN.fullmatch(
-        joined := "".join(path)
-    ):
+    # One join, one regular-expression match and one hex decoding for the whole path (a request
+    # holds thousands of paths): every item a string (join refuses anything else) of 64 lower-case
+    # hex digits.
+    try:
+        joined = "".join(path)
+    except TypeError:
+        joined = ""
+    if (path and not joined) or set(map(len, path)) - {64} or not _HEX_RUN.fullmatch(joined):
         raise BadBatchProof("each hash of batch.path is 64 lower-case hex digits", field="batch")
     if not isinstance(signature, str) or not _SIGNATURE_HEX.fullmatch(signature):
         raise BadMessageSignature("batch.signature is 128 lower-case hex digits (Ed25519)", field="batch")
@@ -601,7 +604,9 @@ def parse_batch_proof(value: object) -> tuple[BatchProof, bytes]:
         root=Digest(bytes.fromhex(root)),
         size=size,
         index=index,
-        path=tuple(Digest(raw[offset : offset + 32]) for offset in range(0, len(raw), 32)),
+        path=cast(
+            tuple[Digest, ...], tuple([raw[offset : offset + 32] for offset in range(0, len(raw), 32)])
+        ),
     )
     proof.__dict__["path_hex"] = list(path)  # checked above: the same digests, already in hex
     return proof, bytes.fromhex(signature)

@@ -232,3 +232,24 @@ def test_a_receipt_section_and_a_batch_entry_prove_the_message_and_nothing_else(
     assert raised.value.code == "message_section_mismatch"
     with pytest.raises(BadBatchProof):
         verify_batch_message(item.encoded, BATCH[6].batch, item.signature)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        [1, 2],
+        ["cd" * 32, 5],
+        ["c" * 63, "d" * 65],
+        ["CD" * 32],
+        [""],
+        [None],
+        [["cd" * 32]],
+        ["cd" * 32] * 17,
+    ],
+    ids=["numbers", "a number", "63 and 65 digits", "upper case", "empty", "null", "nested", "17 hashes"],
+)
+def test_a_malformed_path_is_refused_before_anything_is_hashed(path: list[Any]) -> None:
+    wire = copy.deepcopy(WIRE[2])
+    wire["batch"]["path"] = path
+    with pytest.raises(BadBatchProof):
+        parse_signed_message(wire)
