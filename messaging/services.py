@@ -4,11 +4,13 @@ Accepting a message (``message_send_batch``), in this order:
 
 1. outside any transaction: who the recipients are (this node's counterparties, or one signed
    question per other node), and the signed envelope: verified as sent (a client that signs and
-   encrypts itself), or built, encrypted and signed here with a custodial sender's sealed keys;
+   encrypts itself; a batch's signature once and its messages' paths with one tree), or built,
+   encrypted and signed here with a custodial sender's sealed keys;
 2. one transaction: refuse a reused id, check agreement links, append one ``message`` entry per
-   message to its sender's ledger (``ledgers.services.ledger_records_append``: locked, checked,
-   co-signed by this bank), vote each entry's head commitment to consensus, store the message
-   and one delivery per recipient; recipients here are delivered at once;
+   message signed alone and one ``message-batch`` entry per batch a sender signed once, to the
+   sender's ledger (``ledgers.services.ledger_records_append``: locked, checked, co-signed by this
+   bank, each entry's head commitment voted to consensus), store the messages and one delivery
+   per recipient with COPY; recipients here are delivered at once;
 3. after commit: one Celery task per recipient node carries the messages over the signed
    transport (``messaging.tasks.messages_deliver``), with retries and exponential backoff.
 

@@ -5,6 +5,7 @@ its own; any change to a message, its place or the batch head is refused with a 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -26,6 +27,7 @@ from messaging.protocol.envelope import (
     MAX_BATCH_SIZE,
     MESSAGE_OBJECT_KIND,
     EncodedMessage,
+    batch_paths_proven,
     batch_signed_bytes,
     verify_batch_message,
 )
@@ -253,3 +255,21 @@ def test_a_malformed_path_is_refused_before_anything_is_hashed(path: list[Any]) 
     wire["batch"]["path"] = path
     with pytest.raises(BadBatchProof):
         parse_signed_message(wire)
+
+
+def test_a_whole_batch_is_proven_by_one_tree_and_a_wrong_path_is_left_to_the_fold() -> None:
+    items = [(item.encoded, item.batch) for item in BATCH]
+    assert batch_paths_proven(items) == frozenset(range(len(BATCH)))
+    assert batch_paths_proven(items[:-1]) == frozenset()  # not the whole batch: each path is folded
+    wrong = list(items)
+    proof = BATCH[3].batch
+    assert proof is not None
+    wrong[3] = (BATCH[3].encoded, dataclasses.replace(proof, path=(proof.path[1], *proof.path[1:])))
+    assert batch_paths_proven(wrong) == frozenset(range(len(BATCH))) - {3}
+    with pytest.raises(BadBatchProof):
+        verify_batch_message(wrong[3][0], wrong[3][1], BATCH[3].signature)
+    # Two messages' places swapped: the tree has another root, nothing is proven by it.
+    swapped = [(items[0][0], items[1][1]), (items[1][0], items[0][1]), *items[2:]]
+    assert batch_paths_proven(swapped) == frozenset()
+    # Where they stand in the request does not matter, only the index each claims.
+    assert batch_paths_proven([items[1], items[0], *items[2:]]) == frozenset(range(len(BATCH)))
