@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
-from django.db.models.base import ModelState
 from django.utils import timezone
 
 from consensus.services import consensus_vote_in_transaction
@@ -335,21 +334,7 @@ def _entry_values(ledger_id: int, appended: chain_rules.Appended, recorded_at: A
 
 
 def _copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[ModelType]:
-    """:func:`_copy_rows`, returning the saved objects."""
-    columns = ("id", *bulk.model_columns(model))
-    ids = bulk.copy_rows(model, values)
-    return [_loaded(model, columns, (pk, *row)) for pk, row in zip(ids, values, strict=True)]
-
-
-def _loaded(model: type[ModelType], attnames: Sequence[str], values: Sequence[Any]) -> ModelType:
-    """A model object for a row just written, as a query would have loaded it. Built without
-    ``Model.__init__`` (its per-field work and signals cost more than the row's COPY; these
-    models have no init signal receivers): Django keeps field values in the instance dict."""
-    item = model.__new__(model)
-    item.__dict__.update(zip(attnames, values, strict=True))
-    item._state = ModelState()
-    item._state.adding, item._state.db = False, connection.alias
-    return item
+    return bulk.copy_in(model, values)
 
 
 def _save(state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]) -> list[LedgerEntry]:

@@ -99,7 +99,12 @@ class MessageOutput(serializers.Serializer):
     encrypted = serializers.BooleanField()
     size = serializers.IntegerField(help_text="bytes of the canonical signed envelope")
     digest = serializers.CharField(help_text="SHA-256 of b'parsec/v1/message\\x00' + canonical envelope")
-    signature = serializers.CharField(help_text="the sender's Ed25519 signature (hex)")
+    signature = serializers.CharField(
+        help_text="the sender's Ed25519 signature (hex): on the envelope, or on its batch's head"
+    )
+    batch = serializers.JSONField(
+        allow_null=True, help_text="signed as one of a batch: {root, size, index, path} (hex); null if alone"
+    )
     envelope = serializers.JSONField()
     accepted_at = serializers.DateTimeField()
     received_from = serializers.SerializerMethodField(
@@ -132,11 +137,16 @@ def _send_output(result: services.SendResult) -> dict[str, Any]:
 
 
 class SendInput(serializers.Serializer):
-    """Either ``envelope`` + ``signature`` (the client signed, and maybe encrypted), or the parts
-    for a custodial sender (``sender``, ``kind``, ``recipients``, ``text``, ...)."""
+    """Either ``envelope`` + ``signature`` (the client signed, and maybe encrypted), ``envelope``
+    + ``batch`` (the client signed a batch of its messages once), or the parts for a custodial
+    sender (``sender``, ``kind``, ``recipients``, ``text``, ...)."""
 
     envelope = serializers.JSONField(required=False, help_text="a signed envelope (docs/messaging.md)")
     signature = serializers.CharField(required=False, help_text="the sender's Ed25519 signature, hex")
+    batch = serializers.JSONField(
+        required=False,
+        help_text="signed as one of a batch: {root, size, index, path, signature} (hex; docs/messaging.md)",
+    )
     sender = serializers.CharField(
         required=False, max_length=320, help_text="a custodial counterparty's address"
     )
@@ -156,14 +166,20 @@ class SendInput(serializers.Serializer):
     )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        signed = "envelope" in data or "signature" in data
+        signed = bool({"envelope", "signature", "batch"} & set(data))
         composed = {"sender", "kind", "recipients", "text"} & set(data)
         if signed and composed:
             raise serializers.ValidationError(
-                "send either envelope and signature, or sender, kind, recipients, text"
+                "send either envelope and signature (or batch), or sender, kind, recipients, text"
+            )
+        if "signature" in data and "batch" in data:
+            raise serializers.ValidationError(
+                "a message is signed alone (signature) or as one of a batch (batch), not both"
             )
         if signed:
-            missing = [name for name in ("envelope", "signature") if name not in data]
+            missing = [
+                name for name in ("envelope", "batch" if "batch" in data else "signature") if name not in data
+            ]
         else:
             missing = [name for name in ("sender", "kind", "recipients", "text") if name not in data]
         if missing:
@@ -172,6 +188,8 @@ class SendInput(serializers.Serializer):
 
 
 def _send_request(data: dict[str, Any]) -> services.SendRequest:
+    if "envelope" in data and "batch" in data:
+        return services.SignedRequest(message={"envelope": data["envelope"], "batch": data["batch"]})
     if "envelope" in data:
         return services.SignedRequest(message={"envelope": data["envelope"], "signature": data["signature"]})
     return services.ComposeRequest(

@@ -25,7 +25,15 @@ class Message(models.Model):
     message_id = models.CharField(max_length=32, unique=True, help_text="the envelope's id (32 hex)")
     digest = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of the signed envelope bytes")
     envelope = models.JSONField(help_text="the signed envelope, as received (body plain or boxed)")
-    signature = models.CharField(max_length=128, help_text="the sender's Ed25519 signature (hex)")
+    signature = models.CharField(
+        max_length=128,
+        help_text="the sender's Ed25519 signature (hex): on the envelope, or on its batch's head (batch)",
+    )
+    batch = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="signed as one of a batch: {root, size, index, path} (hex); empty when signed alone",
+    )
     kind = models.CharField(max_length=40)
     sender_address = models.CharField(max_length=320, db_index=True)
     sender = models.ForeignKey(
@@ -50,13 +58,13 @@ class Message(models.Model):
         related_name="messages_received",
         help_text="the peer that delivered it; empty when sent here",
     )
-    ledger_entry = models.OneToOneField(
+    ledger_entry = models.ForeignKey(
         LedgerEntry,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
-        related_name="message",
-        help_text="the sender's message entry (sent here)",
+        related_name="messages",
+        help_text="the sender's message entry, or the message-batch entry of its batch (sent here)",
     )
     record = models.JSONField(
         default=dict,

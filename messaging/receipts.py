@@ -16,6 +16,7 @@ from messaging.errors import ReceiptAtSenderBank, UnknownMessage
 from messaging.models import Message
 from messaging.protocol.envelope import parse_signed_message
 from messaging.protocol.receipt import MESSAGE_SECTION, message_section_json
+from messaging.services import message_wire
 
 __all__ = ["ReceiptNotReady", "message_receipt"]
 
@@ -35,7 +36,7 @@ def message_receipt(*, message_id: str) -> dict[str, Any]:
             f"message {message_id} is recorded on {ledger}, kept by the sender's bank: "
             "ask that bank for its receipt"
         )
-    signed = parse_signed_message({"envelope": message.envelope, "signature": message.signature})
+    signed = parse_signed_message(message_wire(message))
     try:
         return entry_receipt(
             ledger=entry.ledger,

@@ -4,11 +4,13 @@ Accepting a message (``message_send_batch``), in this order:
 
 1. outside any transaction: who the recipients are (this node's counterparties, or one signed
    question per other node), and the signed envelope: verified as sent (a client that signs and
-   encrypts itself), or built, encrypted and signed here with a custodial sender's sealed keys;
+   encrypts itself; a batch's signature once and its messages' paths with one tree), or built,
+   encrypted and signed here with a custodial sender's sealed keys;
 2. one transaction: refuse a reused id, check agreement links, append one ``message`` entry per
-   message to its sender's ledger (``ledgers.services.ledger_records_append``: locked, checked,
-   co-signed by this bank), vote each entry's head commitment to consensus, store the message
-   and one delivery per recipient; recipients here are delivered at once;
+   message signed alone and one ``message-batch`` entry per batch a sender signed once, to the
+   sender's ledger (``ledgers.services.ledger_records_append``: locked, checked, co-signed by this
+   bank, each entry's head commitment voted to consensus), store the messages and one delivery
+   per recipient with COPY; recipients here are delivered at once;
 3. after commit: one Celery task per recipient node carries the messages over the signed
    transport (``messaging.tasks.messages_deliver``), with retries and exponential backoff.
 
@@ -17,6 +19,7 @@ A batch is all or nothing; a refusal names the message (``message 3: ...``) and 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -63,14 +66,20 @@ from messaging.protocol import boxes
 from messaging.protocol.envelope import (
     ATTACHMENT_MEDIA_TYPES,
     MAX_ATTACHMENT_BYTES,
+    MESSAGE_OBJECT_KIND,
     Envelope,
     SignedMessage,
+    UnverifiedMessage,
+    VerifiedBatches,
+    batch_paths_proven,
     check_acceptance,
     encode_message,
     make_envelope,
     parse_envelope,
     parse_signed_message,
+    parse_unverified,
     sign_message,
+    verify_unverified,
 )
 from messaging.protocol.errors import (
     BadAddress,
@@ -80,13 +89,18 @@ from messaging.protocol.errors import (
     CiphertextDoesNotOpen,
     MessageError,
 )
-from messaging.protocol.record import MESSAGE_ENTRY_KIND, message_entry_body
+from messaging.protocol.record import (
+    MESSAGE_BATCH_ENTRY_KIND,
+    MESSAGE_ENTRY_KIND,
+    message_batch_entry_body,
+    message_entry_body,
+)
 from settlement import bulk, health, keystore
 from settlement.audit import audit_record
 from settlement.counterparties import storage
 from settlement.counterparties.models import Counterparty, Custody, KycStatus
 from settlement.models import Peer, PeerKey
-from settlement.protocol.encoding import sha256
+from settlement.protocol.encoding import domain_bytes, sha256
 from settlement.protocol.identifiers import InvalidFederationAddress, parse_federation_address
 from settlement.protocol.keys import X25519KeyPair
 from settlement.protocol.signing import SigningKey
@@ -164,10 +178,24 @@ def _domain(address: str) -> str:
 
 def _local_counterparties(addresses: Iterable[str]) -> dict[str, Counterparty]:
     names = {address.rsplit("*", 1)[0] for address in addresses}
-    rows = Counterparty.objects.select_related("custodial_keys").filter(
+    # Only the fields sending and delivering read: a request of a thousand messages loads its
+    # recipients twice, and a whole Counterparty (with its sealed keys) costs several times more.
+    # Anything else (the sealed keys of a custodial party) is loaded when it is used.
+    rows = Counterparty.objects.filter(
         federation_domain=settings.NODE_DOMAIN, federation_name__in=names
-    )
+    ).only(*_COUNTERPARTY_FIELDS)
     return {row.federation_address: row for row in rows}
+
+
+_COUNTERPARTY_FIELDS = (
+    "id",
+    "federation_name",
+    "federation_domain",
+    "kyc_status",
+    "custody",
+    "ed25519_public_key",
+    "x25519_public_key",
+)
 
 
 def recipients_describe(addresses: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -395,17 +423,35 @@ def _check_signed_attachments(signed: SignedMessage) -> None:
 
 def _prepare(requests: Sequence[SendRequest]) -> list[SignedMessage]:
     """Parse, resolve and sign (no transaction open: it may ask other nodes)."""
+    unverified: list[UnverifiedMessage | None] = []
+    for index, request in enumerate(requests):
+        try:
+            unverified.append(
+                parse_unverified(request.message) if isinstance(request, SignedRequest) else None
+            )
+        except MessageError as error:
+            raise indexed(error, index) if len(requests) > 1 else error from error
+    # A batch whose messages are all in the request is checked with one tree, and its signature
+    # once for all of them.
+    proven = batch_paths_proven(
+        [
+            (item.encoded, item.batch) if item is not None and item.batch is not None else None
+            for item in unverified
+        ]
+    )
+    verified: VerifiedBatches = set()
     parsed: list[SignedMessage | None] = []
     sender_addresses: list[str] = []
     recipient_addresses: set[str] = set()
-    for index, request in enumerate(requests):
+    for index, (request, item) in enumerate(zip(requests, unverified, strict=True)):
         try:
-            if isinstance(request, SignedRequest):
-                signed = parse_signed_message(request.message)
+            if item is not None:
+                signed = verify_unverified(item, verified=verified, path_proven=index in proven)
                 parsed.append(signed)
                 sender_addresses.append(signed.envelope.sender)
                 recipient_addresses.update(signed.envelope.recipients)
             else:
+                assert isinstance(request, ComposeRequest)
                 parsed.append(None)
                 sender_addresses.append(request.sender)
                 recipient_addresses.update(request.recipients)
@@ -535,59 +581,44 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
     _check_links(fresh)
     senders = _senders(item.envelope.sender for item in fresh) if fresh else {}
     ledgers = _sender_ledgers(senders.values(), actor)
-    try:
-        entries = ledger_services.ledger_records_append(
-            records=[
+    # One record per message signed alone; one per batch head for messages signed as a batch
+    # (the same root, size and signature from the same sender): a thousand messages of one batch
+    # are one co-signed entry and one consensus observation, not a thousand.
+    records: list[ledger_services.RecordRequest] = []
+    record_of: list[int] = []
+    heads: dict[tuple[str, bytes, int, bytes], int] = {}
+    for item in fresh:
+        ledger_id = ledgers[senders[item.envelope.sender].pk].pk
+        if item.batch is None:
+            record_of.append(len(records))
+            records.append(
                 ledger_services.RecordRequest(
-                    ledger_id=ledgers[senders[item.envelope.sender].pk].pk,
-                    kind=MESSAGE_ENTRY_KIND,
-                    body=message_entry_body(item.encoded),
+                    ledger_id=ledger_id, kind=MESSAGE_ENTRY_KIND, body=message_entry_body(item.encoded)
                 )
-                for item in fresh
-            ]
-        )
+            )
+            continue
+        head = (item.envelope.sender, bytes(item.batch.root), item.batch.size, bytes(item.signature))
+        if head not in heads:
+            heads[head] = len(records)
+            records.append(
+                ledger_services.RecordRequest(
+                    ledger_id=ledger_id, kind=MESSAGE_BATCH_ENTRY_KIND, body=message_batch_entry_body(item)
+                )
+            )
+        record_of.append(heads[head])
+    try:
+        entries = ledger_services.ledger_records_append(records=records)
     except LedgerError as error:
         raise (
             SenderNotAccepted(str(error)) if error.code == "not_accepted" else BadEnvelope(str(error))
         ) from error
+    # The ledger's append voted each entry's commitment in this same transaction (ledgers.services._save).
     ubis = {ledger.pk: ledger.ubi for ledger in ledgers.values()}
-    commitments = [
-        entry_commitment(LedgerId(ubis[row.ledger_id]), row.height, bytes.fromhex(row.hash))
-        for row in entries
-    ]
-    # The ledger's append voted these commitments in this same transaction (ledgers.services._save).
+    recorded = [_Recorded.of(entry, ubis[entry.ledger_id]) for entry in entries]
     recipients = _recipients_for_storage(fresh)
     stamp = timezone.now()
-    messages = [
-        _message_row(
-            item,
-            stamp,
-            sender=senders[item.envelope.sender],
-            entry=entry,
-            ubi=ubis[entry.ledger_id],
-            commitment=commitment,
-        )
-        for item, entry, commitment in zip(fresh, entries, commitments, strict=True)
-    ]
-    # COPY: several times faster than INSERT for the thousands of rows a batch writes.
-    bulk.copy_objects(messages)
-    deliveries: list[Delivery] = []
-    for item, message in zip(fresh, messages, strict=True):
-        for address in item.envelope.recipients:
-            recipient = recipients[address]
-            row = Delivery(message=message, recipient_address=address, created_at=stamp)
-            if recipient.counterparty is not None:
-                row.recipient = recipient.counterparty
-                row.status, row.rejection_code = _open_or_refuse(item.envelope, recipient.counterparty)
-                if row.status == DeliveryStatus.DELIVERED:
-                    row.delivered_at = stamp
-                else:
-                    row.finished_at = stamp
-                    row.rejection_reason = "the recipient's node could not open the box with its key"
-            else:
-                row.peer = recipient.peer
-            deliveries.append(row)
-    bulk.copy_objects(deliveries)
+    messages = _store_messages(fresh, [recorded[index] for index in record_of], senders, stamp)
+    waiting = _store_deliveries(fresh, messages, recipients, stamp)
     if fresh:
         audit_record(
             actor=actor,
@@ -598,11 +629,12 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
             ),
             after={
                 "messages": len(fresh),
+                "records": len(records),
                 "ids": [item.envelope.id for item in fresh[:100]],
                 "kinds": sorted({item.envelope.kind for item in fresh}),
             },
         )
-        _dispatch_after_commit(deliveries)
+        _dispatch_after_commit(waiting)
         _broadcast_after_commit()
     by_id = {message.message_id: message for message in messages}
     results = []
@@ -614,6 +646,170 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
             stored = created or existing[item.envelope.id]
             results.append(SendResult(message=stored, replayed=True))
     return results
+
+
+def _batch_json(signed: SignedMessage) -> dict[str, Any] | None:
+    """``Message.batch``: the message's place in the batch its sender signed (hex)."""
+    batch = signed.batch
+    if batch is None:
+        return None
+    return batch.to_json()
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A record entry as the message rows refer to it (computed once per entry, not per message)."""
+
+    entry: LedgerEntry
+    record: dict[str, Any]
+    record_json: bulk.JsonText  # encoded once for the thousand rows of a batch
+    observation_digest: bytes
+
+    @classmethod
+    def of(cls, entry: LedgerEntry, ubi: str) -> _Recorded:
+        commitment = entry_commitment(LedgerId(ubi), entry.height, bytes.fromhex(entry.hash))
+        record = {"ledger": ubi, "height": entry.height, "hash": entry.hash}
+        return cls(
+            entry=entry,
+            record=record,
+            record_json=bulk.JsonText(json.dumps(record)),
+            observation_digest=observation_digest(commitment),
+        )
+
+
+_ENVELOPE_PREFIX = len(domain_bytes(MESSAGE_OBJECT_KIND, {})) - len(b"{}")
+"""Bytes of ``b"parsec/v1/message\0"``: what follows in the signed bytes is the canonical envelope."""
+_MESSAGE_COLUMNS = (
+    "message_id",
+    "digest",
+    "envelope",
+    "signature",
+    "batch",
+    "kind",
+    "sender_address",
+    "sender_id",
+    "recipients",
+    "reply_to",
+    "encrypted",
+    "size",
+    "sent_at_ms",
+    "accepted_at",
+    "received_from_id",
+    "ledger_entry_id",
+    "record",
+    "observation_digest",
+    "block_height",
+    "anchored_at",
+)
+_DELIVERY_COLUMNS = (
+    "message_id",
+    "recipient_address",
+    "recipient_id",
+    "peer_id",
+    "status",
+    "attempts",
+    "last_attempt_at",
+    "last_error",
+    "rejection_code",
+    "rejection_reason",
+    "created_at",
+    "delivered_at",
+    "finished_at",
+)
+
+
+def _store_messages(
+    fresh: Sequence[SignedMessage],
+    recorded: Sequence[_Recorded],
+    senders: Mapping[str, Counterparty],
+    stamp: Any,
+) -> list[Message]:
+    """One COPY for every message row; the envelope column is the canonical envelope the sender
+    signed (sliced from the signed bytes, not encoded again)."""
+    if tuple(bulk.model_columns(Message)) != _MESSAGE_COLUMNS:
+        raise RuntimeError("messaging.Message's columns changed: update _MESSAGE_COLUMNS")
+    values = []
+    for item, record in zip(fresh, recorded, strict=True):
+        envelope = item.envelope
+        values.append(
+            (
+                envelope.id,
+                item.digest.hex(),
+                bulk.JsonText(item.encoded.signed_bytes[_ENVELOPE_PREFIX:].decode()),
+                item.signature.hex(),
+                _batch_json(item),
+                envelope.kind,
+                envelope.sender,
+                senders[envelope.sender].pk,
+                list(envelope.recipients),
+                envelope.reply_to or "",
+                envelope.encrypted,
+                len(item.encoded.signed_bytes),
+                envelope.time,
+                stamp,
+                None,
+                record.entry.pk,
+                record.record_json,
+                record.observation_digest,
+                None,
+                None,
+            )
+        )
+    messages = bulk.copy_in(Message, values)
+    for message, item, record in zip(messages, fresh, recorded, strict=True):
+        # The JSON fields as a query would load them (dicts, not the text written).
+        message.envelope, message.record = dict(item.encoded.wire), record.record
+    return messages
+
+
+def _store_deliveries(
+    fresh: Sequence[SignedMessage],
+    messages: Sequence[Message],
+    recipients: Mapping[str, Recipient],
+    stamp: Any,
+) -> list[tuple[int, str]]:
+    """One COPY for every delivery: recipients of this node are delivered (or refused) at once,
+    the others wait for the router (returned: their node and message id)."""
+    if tuple(bulk.model_columns(Delivery)) != _DELIVERY_COLUMNS:
+        raise RuntimeError("messaging.Delivery's columns changed: update _DELIVERY_COLUMNS")
+    values = []
+    for item, message in zip(fresh, messages, strict=True):
+        for address in item.envelope.recipients:
+            recipient = recipients[address]
+            status: str = DeliveryStatus.ACCEPTED
+            code, reason, delivered_at, finished_at = "", "", None, None
+            if recipient.counterparty is not None:
+                status, code = _open_or_refuse(item.envelope, recipient.counterparty)
+                if status == DeliveryStatus.DELIVERED:
+                    delivered_at = stamp
+                else:
+                    finished_at = stamp
+                    reason = "the recipient's node could not open the box with its key"
+            values.append(
+                (
+                    message.pk,
+                    address,
+                    recipient.counterparty.pk if recipient.counterparty is not None else None,
+                    recipient.peer.pk if recipient.peer is not None else None,
+                    str(status),
+                    0,
+                    None,
+                    "",
+                    code,
+                    reason,
+                    stamp,
+                    delivered_at,
+                    finished_at,
+                )
+            )
+    bulk.copy_rows(Delivery, values)
+    # What the router needs: (peer, message id) of each delivery waiting for another node.
+    ids = {message.pk: message.message_id for message in messages}
+    return [
+        (peer_id, ids[message_pk])
+        for message_pk, _, _, peer_id, status, *_ in values
+        if peer_id is not None and status == DeliveryStatus.ACCEPTED
+    ]
 
 
 def _recipients_for_storage(fresh: Sequence[SignedMessage]) -> dict[str, Recipient]:
@@ -641,36 +837,6 @@ def _recipients_for_storage(fresh: Sequence[SignedMessage]) -> dict[str, Recipie
     return result
 
 
-def _message_row(
-    item: SignedMessage,
-    stamp: Any,
-    *,
-    sender: Counterparty | None,
-    entry: LedgerEntry | None,
-    ubi: str,
-    commitment: bytes,
-) -> Message:
-    envelope = item.envelope
-    return Message(
-        message_id=envelope.id,
-        digest=item.digest.hex(),
-        envelope=envelope.to_json(),
-        signature=item.signature.hex(),
-        kind=envelope.kind,
-        sender_address=envelope.sender,
-        sender=sender,
-        recipients=list(envelope.recipients),
-        reply_to=envelope.reply_to or "",
-        encrypted=envelope.encrypted,
-        size=len(item.encoded.signed_bytes),
-        sent_at_ms=envelope.time,
-        accepted_at=stamp,
-        ledger_entry=entry,
-        record={"ledger": ubi, "height": entry.height, "hash": entry.hash} if entry is not None else {},
-        observation_digest=observation_digest(commitment),
-    )
-
-
 def _check_links(fresh: Sequence[SignedMessage]) -> None:
     """An acceptance answers an offer this node has seen (sent by or to its sender)."""
     acceptances = [item for item in fresh if item.envelope.agreement == "acceptance"]
@@ -693,11 +859,11 @@ def _check_links(fresh: Sequence[SignedMessage]) -> None:
             raise indexed(error, index) if len(fresh) > 1 else error from error
 
 
-def _dispatch_after_commit(deliveries: Sequence[Delivery]) -> None:
+def _dispatch_after_commit(waiting: Sequence[tuple[int, str]]) -> None:
+    """After commit, one router task per recipient node for the (peer, message id) waiting."""
     by_peer: dict[int, list[str]] = defaultdict(list)
-    for row in deliveries:
-        if row.peer_id and row.status == DeliveryStatus.ACCEPTED:
-            by_peer[row.peer_id].append(row.message.message_id)
+    for peer_id, message_id in waiting:
+        by_peer[peer_id].append(message_id)
 
     def send() -> None:
         from messaging import tasks
@@ -716,6 +882,14 @@ def _dispatch_after_commit(deliveries: Sequence[Delivery]) -> None:
 
 class DeliveryRetry(Exception):  # noqa: N818 - the name says what the task should do
     """The peer could not take the messages now; try again later."""
+
+
+def message_wire(message: Message) -> dict[str, Any]:
+    """A stored message in its signed wire form: ``{"envelope", "signature"}`` when signed
+    alone, ``{"envelope", "batch": {root, size, index, path, signature}}`` as one of a batch."""
+    if message.batch is None:
+        return {"envelope": message.envelope, "signature": message.signature}
+    return {"envelope": message.envelope, "batch": {**message.batch, "signature": message.signature}}
 
 
 def _entry_json(message: Message) -> dict[str, Any]:
@@ -745,11 +919,7 @@ def deliveries_send(*, peer_id: int, message_ids: Sequence[str]) -> int:
         rows = [row for row in pending if row.message.message_id in {message.message_id for message in chunk}]
         body = {
             "messages": [
-                {
-                    "message": {"envelope": message.envelope, "signature": message.signature},
-                    "entry": _entry_json(message),
-                }
-                for message in chunk
+                {"message": message_wire(message), "entry": _entry_json(message)} for message in chunk
             ]
         }
         try:
@@ -858,25 +1028,47 @@ def deliveries_waiting(*, peer_id: int, message_ids: Sequence[str]) -> bool:
 # --- the router: the recipients' node ----------------------------------------------------------
 
 
-def _check_record(peer: Peer, signed: SignedMessage, entry_json: object) -> SignedEntry:
-    """The sender's bank recorded this message on the sender's ledger and signed the record."""
+@dataclass
+class _ReceiveChecks:
+    """What one delivery request has verified already: a batch's signature, and the signed
+    record of a batch, are checked once for all of its messages."""
+
+    batches: VerifiedBatches = field(default_factory=set)
+    records: dict[tuple[bytes, bytes], SignedEntry] = field(default_factory=dict)
+    voted: set[bytes] = field(default_factory=set)
+
+
+def _check_record(
+    peer: Peer, signed: SignedMessage, entry_json: object, checks: _ReceiveChecks | None = None
+) -> SignedEntry:
+    """The sender's bank recorded this message (or its batch) on the sender's ledger and signed
+    the record."""
     try:
         entry = SignedEntry.from_json(entry_json)
     except LedgerError as error:
         raise BadEnvelope(f"the ledger record is malformed: {error}", field="entry") from error
-    if entry.entry.kind != MESSAGE_ENTRY_KIND or dict(entry.entry.body) != message_entry_body(signed.encoded):
+    if signed.batch is None:
+        expected_kind, expected_body = MESSAGE_ENTRY_KIND, message_entry_body(signed.encoded)
+    else:
+        expected_kind, expected_body = MESSAGE_BATCH_ENTRY_KIND, message_batch_entry_body(signed)
+    if entry.entry.kind != expected_kind or dict(entry.entry.body) != expected_body:
         raise BadEnvelope("the ledger record is not this message's entry", field="entry")
     if ledger_namespace(entry.entry.ledger) != peer.domain:
         raise BadEnvelope("the ledger record is not on a ledger kept by the sending node", field="entry")
     if entry.validator_signature is None:
         raise BadMessageSignature("the ledger record is not signed by the sending node", field="entry")
     encoded = encode_entry(entry.entry)
+    seen = (bytes(encoded.hash), bytes(entry.validator_signature))
+    if checks is not None and seen in checks.records:
+        return entry
     for key in PeerKey.objects.filter(peer=peer).values_list("public", flat=True):
         try:
             verify_encoded(bytes.fromhex(key), encoded, entry.validator_signature, role="validator")
-            return entry
         except LedgerError:
             continue
+        if checks is not None:
+            checks.records[seen] = entry
+        return entry
     raise BadMessageSignature("the ledger record is not signed by a key of the sending node", field="entry")
 
 
@@ -888,28 +1080,29 @@ def messages_receive(*, peer: Peer, items: Sequence[Any]) -> list[dict[str, Any]
     a box that does not open for a custodial recipient). A message none of whose recipients
     here takes it is not stored."""
     results = []
+    checks = _ReceiveChecks()
     for item in items[:DELIVERY_BATCH]:
         message_json = item.get("message") if isinstance(item, Mapping) else None
         envelope = message_json.get("envelope") if isinstance(message_json, Mapping) else None
         message_id = envelope.get("id") if isinstance(envelope, Mapping) else None
         try:
             try:
-                results.append(_receive_one(peer, message_json, item.get("entry")))
+                results.append(_receive_one(peer, message_json, item.get("entry"), checks))
             except (IntegrityError, psycopg.errors.UniqueViolation):
                 # The same message delivered twice at once (a retry overlapping the first try).
-                results.append(_receive_one(peer, message_json, item.get("entry")))
+                results.append(_receive_one(peer, message_json, item.get("entry"), checks))
         except MessageError as error:
             results.append({"id": message_id, "error": {"code": error.code, "message": error.message}})
     return results
 
 
 @transaction.atomic
-def _receive_one(peer: Peer, message_json: Any, entry_json: Any) -> dict[str, Any]:
-    signed = parse_signed_message(message_json)
+def _receive_one(peer: Peer, message_json: Any, entry_json: Any, checks: _ReceiveChecks) -> dict[str, Any]:
+    signed = parse_signed_message(message_json, verified=checks.batches)
     envelope = signed.envelope
     if _domain(envelope.sender) != peer.domain:
         raise BadEnvelope(f"{peer.name} cannot deliver a message from {envelope.sender}", field="sender")
-    entry = _check_record(peer, signed, entry_json)
+    entry = _check_record(peer, signed, entry_json, checks)
     ours = [address for address in envelope.recipients if _domain(address) == settings.NODE_DOMAIN]
     if not ours:
         raise NotYourRecipient("none of the message's recipients is a counterparty of this node")
@@ -966,6 +1159,7 @@ def _receive_one(peer: Peer, message_json: Any, entry_json: Any) -> dict[str, An
                 digest=signed.digest.hex(),
                 envelope=envelope.to_json(),
                 signature=signed.signature.hex(),
+                batch=None if signed.batch is None else _batch_json(signed),
                 kind=envelope.kind,
                 sender_address=envelope.sender,
                 recipients=list(envelope.recipients),
@@ -983,7 +1177,12 @@ def _receive_one(peer: Peer, message_json: Any, entry_json: Any) -> dict[str, An
             )
             # This node attests the record too: its vote for the same commitment is agreed once,
             # and lets this node follow the message into a block like its own.
-            consensus_vote_many(payloads=[commitment], kind=ENTRY_OBSERVATION_KIND)
+            # Once per record in a request: a batch's messages share one.
+            if commitment not in checks.voted:
+                consensus_vote_many(payloads=[commitment], kind=ENTRY_OBSERVATION_KIND)
+                # Remembered once it is committed: a message whose transaction rolls back leaves
+                # the vote to the next message of the batch.
+                transaction.on_commit(lambda: checks.voted.add(commitment))
         Delivery.objects.bulk_create(
             [
                 Delivery(

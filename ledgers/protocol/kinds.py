@@ -243,6 +243,36 @@ MESSAGE = EntryKind(
 )
 
 
+# message-batch: messages the ledger's party signed as one batch (messaging.protocol.envelope,
+# amortised signing), recorded once: the batch's RFC 9162 root over their digests, its size and
+# the party's signature on that head. Each message is proven in it by its audit path; like
+# ``message`` it needs only the bank's signature (the batch signature in the body is the party's).
+
+_MESSAGE_BATCH_FIELDS = {"root", "size", "signature"}
+MAX_MESSAGE_BATCH = 1 << 16  # messaging.protocol.envelope.MAX_BATCH_SIZE
+
+
+def _validate_message_batch(body: Mapping[str, Any], context: KindContext) -> None:
+    require_keys(body, required=_MESSAGE_BATCH_FIELDS, kind="message-batch")
+    body_hex_digest(body, "root")
+    size = body.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_MESSAGE_BATCH:
+        raise BadBody(f"size must be an integer from 1 to {MAX_MESSAGE_BATCH}")
+    signature = body.get("signature")
+    if not isinstance(signature, str) or len(signature) != 128 or not set(signature) <= _MESSAGE_ID_DIGITS:
+        raise BadBody("signature must be 128 lowercase hex digits (Ed25519)")
+
+
+MESSAGE_BATCH = EntryKind(
+    name="message-batch",
+    validate=_validate_message_batch,
+    effects=lambda body, context: Effects(party_must_sign=False),
+)
+
+
 DEFAULT_CATALOGUE = Catalogue(
-    kinds={kind.name: kind for kind in (ISSUE, REDEEM, TRANSFER, PAYMENT, OFFER, TAKE, CANCEL, MESSAGE)}
+    kinds={
+        kind.name: kind
+        for kind in (ISSUE, REDEEM, TRANSFER, PAYMENT, OFFER, TAKE, CANCEL, MESSAGE, MESSAGE_BATCH)
+    }
 )

@@ -15,6 +15,15 @@ verifies on its own; whose keys they are is what the sender's bank vouches for (
 ``message`` entry that carries the digest on the sender's ledger, and it is the peer whose signed
 transport delivers it). An encrypted body is one NaCl Box per recipient, from the sender's X25519
 key to the recipient's: the node that signs or routes it never needs the plaintext.
+
+A sender signs either each envelope (``{"envelope", "signature"}``) or once per batch of its
+own envelopes (``{"envelope", "batch": {"root", "size", "index", "path", "signature"}}``):
+amortised signing as in the IETF TLS batch-signing draft. The batch's root is the RFC 9162
+Merkle root (``settlement.protocol.merkle``) over the messages' digests, one leaf per message in
+the order signed; the sender signs ``domain_bytes("message-batch", {"sender", "root", "size"})``
+(a domain of its own, so a batch signature is never a message signature or the reverse), and
+each message carries its leaf index and audit path. A message of a batch is still verifiably
+signed by its sender alone, and stands on its own: envelope, path and one signature.
 """
 
 from __future__ import annotations
@@ -24,15 +33,16 @@ import binascii
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, NewType
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import Any, NewType, cast
 
 import nacl.exceptions
 import nacl.signing
 
 from messaging.protocol.errors import (
     BadAddress,
+    BadBatchProof,
     BadEnvelope,
     BadLink,
     BadMessageKind,
@@ -41,11 +51,13 @@ from messaging.protocol.errors import (
 )
 from settlement.protocol.encoding import CanonicalEncodingError, Digest, domain_bytes
 from settlement.protocol.identifiers import InvalidFederationAddress, parse_federation_address
+from settlement.protocol.merkle import InvalidProof, MerkleTree, leaf_hash, root_from_inclusion_proof
 from settlement.protocol.signing import PublicKey, Signature, SigningKey
 
 MessageId = NewType("MessageId", str)
 
 MESSAGE_OBJECT_KIND = "message"
+BATCH_OBJECT_KIND = "message-batch"
 ENVELOPE_VERSION = 1
 KINDS = ("document", "agreement", "otc-trade", "settlement-instruction", "note")
 AGREEMENT_ROLES = ("offer", "acceptance")
@@ -60,6 +72,8 @@ BOX_OVERHEAD_BYTES = 24 + 16  # nonce + Poly1305 tag, prepended by nacl Box.encr
 MAX_ENVELOPE_BYTES = 256 * 1024  # the canonical envelope, every box included
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 ATTACHMENT_MEDIA_TYPES = ("application/pdf", "image/png", "image/jpeg")
+# A batch's audit paths are at most 16 hashes; a sender with more to send signs several batches.
+MAX_BATCH_SIZE = 1 << 16
 
 _ENVELOPE_FIELDS = frozenset(
     {
@@ -78,6 +92,9 @@ _ENVELOPE_FIELDS = frozenset(
 )
 _ID = re.compile(r"[0-9a-f]{32}")
 _HEX32 = re.compile(r"[0-9a-f]{64}")
+_SIGNATURE_HEX = re.compile(r"[0-9a-f]{128}")
+_HEX_RUN = re.compile(r"[0-9a-f]*")
+_BATCH_FIELDS = frozenset({"root", "size", "index", "path", "signature"})
 _MAX_TIME = 2**53 - 1
 
 
@@ -133,12 +150,36 @@ class EncodedMessage:
     envelope: Envelope
     signed_bytes: bytes
     digest: Digest
+    wire: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """``envelope.to_json()`` as encoded (built once; a node storing thousands reuses it)."""
+
+
+@dataclass(frozen=True)
+class BatchProof:
+    """Where a message sits in a batch its sender signed once: the batch's RFC 9162 root over
+    the digests of its messages, how many there are, this message's leaf index and audit path."""
+
+    root: Digest
+    size: int
+    index: int
+    path: tuple[Digest, ...]
+
+    @cached_property
+    def path_hex(self) -> list[str]:
+        return [item.hex() for item in self.path]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"root": self.root.hex(), "size": self.size, "index": self.index, "path": list(self.path_hex)}
 
 
 @dataclass(frozen=True)
 class SignedMessage:
+    """A message with its sender's signature: on the envelope itself (``batch`` is ``None``), or
+    on the head of the batch ``batch`` places it in (``signature`` is then the batch's)."""
+
     encoded: EncodedMessage
     signature: Signature
+    batch: BatchProof | None = None
 
     @property
     def envelope(self) -> Envelope:
@@ -149,7 +190,12 @@ class SignedMessage:
         return self.encoded.digest
 
     def to_json(self) -> dict[str, Any]:
-        return {"envelope": self.envelope.to_json(), "signature": self.signature.hex()}
+        if self.batch is None:
+            return {"envelope": self.envelope.to_json(), "signature": self.signature.hex()}
+        return {
+            "envelope": self.envelope.to_json(),
+            "batch": {**self.batch.to_json(), "signature": self.signature.hex()},
+        }
 
 
 # --- field checks ---------------------------------------------------------------------------
@@ -161,12 +207,18 @@ def _message_id(value: object, *, field: str) -> MessageId:
     return MessageId(value)
 
 
+@lru_cache(maxsize=8192)
+def _canonical_address(value: str) -> str:
+    # The same few thousand addresses arrive again and again (a batch is one sender's); parsing
+    # one costs more than the rest of an envelope's checks. Only successes are cached.
+    return str(parse_federation_address(value))
+
+
 def _address(value: object, *, field: str) -> str:
     try:
-        parsed = parse_federation_address(value)  # type: ignore[arg-type]
+        text = _canonical_address(value) if type(value) is str else str(parse_federation_address(value))  # type: ignore[arg-type]
     except InvalidFederationAddress as error:
         raise BadAddress(f"{field}: {error}", field=field) from error
-    text = str(parsed)
     if text != value:
         raise BadAddress(f"{field}: write the address in lower case, as {text}", field=field)
     return text
@@ -351,14 +403,18 @@ def make_envelope(
 
 
 def encode_message(envelope: Envelope) -> EncodedMessage:
+    wire = envelope.to_json()
     try:
-        signed_bytes = domain_bytes(MESSAGE_OBJECT_KIND, envelope.to_json())
+        signed_bytes = domain_bytes(MESSAGE_OBJECT_KIND, wire)
     except CanonicalEncodingError as error:
         raise BadEnvelope(f"the envelope cannot be encoded canonically: {error}") from error
     if len(signed_bytes) > MAX_ENVELOPE_BYTES:
         raise MessageTooLarge(f"an envelope is at most {MAX_ENVELOPE_BYTES} bytes, boxes included")
     return EncodedMessage(
-        envelope=envelope, signed_bytes=signed_bytes, digest=Digest(hashlib.sha256(signed_bytes).digest())
+        envelope=envelope,
+        signed_bytes=signed_bytes,
+        digest=Digest(hashlib.sha256(signed_bytes).digest()),
+        wire=wire,
     )
 
 
@@ -398,14 +454,206 @@ def verify_message(encoded: EncodedMessage, signature: bytes) -> SignedMessage:
     return SignedMessage(encoded=encoded, signature=Signature(bytes(signature)))
 
 
-def parse_signed_message(value: object) -> SignedMessage:
-    """``{"envelope": {...}, "signature": <hex>}`` from the wire: parsed, encoded, verified."""
+# --- batches: one signature over many envelopes ------------------------------------------------
+
+
+def batch_signed_bytes(sender: str, root: bytes, size: int) -> bytes:
+    """What a sender signs for a batch: ``domain_bytes("message-batch", {sender, root, size})``.
+
+    The size is signed because an RFC 9162 path does not bind the tree size, only the root does;
+    the sender's address because the batch is its own messages (every envelope names it)."""
+    return domain_bytes(BATCH_OBJECT_KIND, {"sender": sender, "root": bytes(root).hex(), "size": size})
+
+
+def sign_batch(encoded: Sequence[EncodedMessage], *, key: SigningKey) -> list[SignedMessage]:
+    """Sign a batch of one sender's envelopes once; each message gets its inclusion proof.
+
+    The leaves are the messages' digests in the order given (1 to ``MAX_BATCH_SIZE``)."""
+    if not 0 < len(encoded) <= MAX_BATCH_SIZE:
+        raise BadBatchProof(f"a batch holds 1 to {MAX_BATCH_SIZE} messages", field="batch")
+    sender = encoded[0].envelope.sender
+    for item in encoded:
+        if item.envelope.sender != sender:
+            raise BadBatchProof("a batch holds the messages of one sender", field="batch")
+        if key.public_key != item.envelope.sender_key:
+            raise BadMessageSignature("the envelope names another sender key than the one signing it")
+    tree = MerkleTree.from_entries(item.digest for item in encoded)
+    root, size = tree.root, len(encoded)
+    signature = Signature(_nacl_signer(key.seed).sign(batch_signed_bytes(sender, root, size)).signature)
+    return [
+        SignedMessage(
+            encoded=item,
+            signature=signature,
+            batch=BatchProof(root=root, size=size, index=index, path=tree.inclusion_proof(index).audit_path),
+        )
+        for index, item in enumerate(encoded)
+    ]
+
+
+VerifiedBatches = set[tuple[bytes, str, bytes, int, bytes]]
+"""Batch heads whose signature one caller has verified already: (sender key, sender, root, size,
+signature). A node checking a thousand messages of one batch verifies its signature once."""
+
+
+def verify_batch_message(
+    encoded: EncodedMessage,
+    batch: BatchProof,
+    signature: bytes,
+    *,
+    verified: VerifiedBatches | None = None,
+    path_proven: bool = False,
+) -> SignedMessage:
+    """Raise unless the message is leaf ``batch.index`` of the batch (its path leads from its
+    digest to ``batch.root``: :class:`BadBatchProof`) and the envelope's sender key signed that
+    batch's head (:class:`BadMessageSignature`). ``path_proven``: :func:`batch_paths_proven`
+    has shown the path right already."""
+    envelope = encoded.envelope
+    if not path_proven:
+        _check_path(encoded, batch)
+    if len(signature) != 64:
+        raise BadMessageSignature("an Ed25519 signature is 64 bytes", field="batch")
+    head = (bytes(envelope.sender_key), envelope.sender, bytes(batch.root), batch.size, bytes(signature))
+    if verified is None or head not in verified:
+        try:
+            nacl.signing.VerifyKey(head[0]).verify(
+                batch_signed_bytes(envelope.sender, batch.root, batch.size), signature
+            )
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as error:
+            raise BadMessageSignature(
+                f"the batch signature does not verify with the sender key of message {envelope.id}",
+                field="batch",
+            ) from error
+        if verified is not None:
+            verified.add(head)
+    return SignedMessage(encoded=encoded, signature=Signature(bytes(signature)), batch=batch)
+
+
+def _check_path(encoded: EncodedMessage, batch: BatchProof) -> None:
+    envelope = encoded.envelope
+    try:
+        computed = root_from_inclusion_proof(leaf_hash(encoded.digest), batch.index, batch.size, batch.path)
+    except InvalidProof as error:
+        raise BadBatchProof(
+            f"message {envelope.id} is not in the batch its proof names: {error}", field="batch"
+        ) from error
+    if computed != batch.root:
+        raise BadBatchProof(
+            f"message {envelope.id} is not in the batch its proof names: the path does not lead to its root",
+            field="batch",
+        )
+
+
+def batch_paths_proven(items: Sequence[tuple[EncodedMessage, BatchProof] | None]) -> frozenset[int]:
+    """Positions in ``items`` whose audit path is proven right by rebuilding their batch's tree.
+
+    A request usually carries whole batches: for a batch all of whose ``size`` messages are here
+    (each index once), one tree over their digests (``size - 1`` hashes) replaces a path fold per
+    message (``size · log2(size)`` hashes). Where the tree has the batch's root, a message whose
+    path is the tree's path at its index is proven; any other is left to the fold, which names it.
+    """
+    groups: dict[tuple[bytes, int], list[tuple[int, EncodedMessage, BatchProof]]] = {}
+    for position, item in enumerate(items):
+        if item is not None:
+            encoded, proof = item
+            groups.setdefault((bytes(proof.root), proof.size), []).append((position, encoded, proof))
+    proven: set[int] = set()
+    for (root, size), members in groups.items():
+        by_index = {proof.index: (position, encoded, proof) for position, encoded, proof in members}
+        if len(members) != size or len(by_index) != size or size < 2:
+            continue
+        tree = MerkleTree.from_entries(by_index[index][1].digest for index in range(size))
+        if tree.root != root:
+            continue
+        for index, (position, _, proof) in by_index.items():
+            if tree.inclusion_proof(index).audit_path == proof.path:
+                proven.add(position)
+    return frozenset(proven)
+
+
+def _batch_int(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadBatchProof(f"batch.{name} is an integer from {low} to {high}", field="batch")
+    return value
+
+
+def parse_batch_proof(value: object) -> tuple[BatchProof, bytes]:
+    """``{"root", "size", "index", "path", "signature"}`` (hex) from the wire: the proof and the
+    batch signature, checked for form only."""
+    if not isinstance(value, dict) or set(value) != _BATCH_FIELDS:
+        raise BadBatchProof('a batch proof is {"root", "size", "index", "path", "signature"}', field="batch")
+    root, path, signature = value["root"], value["path"], value["signature"]
+    if not isinstance(root, str) or not _HEX32.fullmatch(root):
+        raise BadBatchProof("batch.root is 64 lower-case hex digits (SHA-256)", field="batch")
+    size = _batch_int(value["size"], "size", 1, MAX_BATCH_SIZE)
+    index = _batch_int(value["index"], "index", 0, size - 1)
+    if not isinstance(path, list) or len(path) > 16:
+        raise BadBatchProof("batch.path is a list of at most 16 hashes", field="batch")
+    # One join, one regular-expression match and one hex decoding for the whole path (a request
+    # holds thousands of paths): every item a string (join refuses anything else) of 64 lower-case
+    # hex digits.
+    try:
+        joined = "".join(path)
+    except TypeError:
+        joined = ""
+    if (path and not joined) or set(map(len, path)) - {64} or not _HEX_RUN.fullmatch(joined):
+        raise BadBatchProof("each hash of batch.path is 64 lower-case hex digits", field="batch")
+    if not isinstance(signature, str) or not _SIGNATURE_HEX.fullmatch(signature):
+        raise BadMessageSignature("batch.signature is 128 lower-case hex digits (Ed25519)", field="batch")
+    raw = bytes.fromhex(joined)
+    proof = BatchProof(
+        root=Digest(bytes.fromhex(root)),
+        size=size,
+        index=index,
+        path=cast(
+            tuple[Digest, ...], tuple([raw[offset : offset + 32] for offset in range(0, len(raw), 32)])
+        ),
+    )
+    proof.__dict__["path_hex"] = list(path)  # checked above: the same digests, already in hex
+    return proof, bytes.fromhex(signature)
+
+
+@dataclass(frozen=True)
+class UnverifiedMessage:
+    """A wire message parsed and encoded, its signature not checked yet."""
+
+    encoded: EncodedMessage
+    signature: bytes
+    batch: BatchProof | None
+
+
+def parse_unverified(value: object) -> UnverifiedMessage:
+    """The form of ``{"envelope", "signature"}`` or ``{"envelope", "batch"}``; nothing verified."""
+    if isinstance(value, dict) and set(value) == {"envelope", "batch"}:
+        proof, signature = parse_batch_proof(value["batch"])
+        return UnverifiedMessage(encode_message(parse_envelope(value["envelope"])), signature, proof)
     if not isinstance(value, dict) or set(value) != {"envelope", "signature"}:
-        raise BadEnvelope('a signed message is {"envelope": {...}, "signature": "<hex>"}')
+        raise BadEnvelope(
+            'a signed message is {"envelope": {...}, "signature": "<hex>"} or {"envelope": {...}, "batch": {...}}'
+        )
     signature = value["signature"]
-    if not isinstance(signature, str) or not re.fullmatch(r"[0-9a-f]{128}", signature):
+    if not isinstance(signature, str) or not _SIGNATURE_HEX.fullmatch(signature):
         raise BadMessageSignature("signature is 128 lower-case hex digits (Ed25519)", field="signature")
-    return verify_message(encode_message(parse_envelope(value["envelope"])), bytes.fromhex(signature))
+    return UnverifiedMessage(
+        encode_message(parse_envelope(value["envelope"])), bytes.fromhex(signature), None
+    )
+
+
+def verify_unverified(
+    item: UnverifiedMessage, *, verified: VerifiedBatches | None = None, path_proven: bool = False
+) -> SignedMessage:
+    """Check the signature (and a batch message's path) of a parsed wire message."""
+    if item.batch is None:
+        return verify_message(item.encoded, item.signature)
+    return verify_batch_message(
+        item.encoded, item.batch, item.signature, verified=verified, path_proven=path_proven
+    )
+
+
+def parse_signed_message(value: object, *, verified: VerifiedBatches | None = None) -> SignedMessage:
+    """A signed message from the wire, parsed, encoded and verified: ``{"envelope", "signature"}``
+    (signed alone) or ``{"envelope", "batch"}`` (signed as one of a batch). ``verified``: batch
+    heads this caller has checked already (their signature is not verified again)."""
+    return verify_unverified(parse_unverified(value), verified=verified)
 
 
 # --- links between messages -----------------------------------------------------------------

@@ -54,6 +54,13 @@ class BadMessageSignature(MessageError):
     code = "bad_signature"
 
 
+class BadBatchProof(MessageError):
+    """A batch-signed message's proof is malformed, or its path does not lead from the message's
+    digest to the batch root its sender signed (the message is not in that batch)."""
+
+    code = "bad_batch_proof"
+
+
 class CiphertextDoesNotOpen(MessageError):
     """The box for a recipient does not open with that recipient's key and the sender's key."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ledgers.models import LedgerEntry
 from messaging.models import Delivery, Message, MessageAttachment
-from messaging.protocol import encode_message, make_envelope, plain_body, seal_body, sign_message
+from messaging.protocol import encode_message, make_envelope, plain_body, seal_body, sign_batch, sign_message
 from settlement.counterparties.models import Counterparty
 from settlement.protocol.keys import X25519KeyPair
 from settlement.protocol.signing import SigningKey
@@ -54,6 +54,28 @@ def signed_message(
         **parts,
     )
     return sign_message(encode_message(envelope), key=sender.key).to_json()
+
+
+def batch_signed_messages(
+    sender: Party, recipients: list[str], count: int, *, time_ms: int = 1_800_000_000_000
+) -> list[dict[str, Any]]:
+    """``count`` plain notes from ``sender``, each to ``recipients``, signed once as one batch:
+    the wire form ``{"envelope", "batch": {root, size, index, path, signature}}`` of each."""
+    encoded = [
+        encode_message(
+            make_envelope(
+                message_id=uuid.uuid4().hex,
+                kind="note",
+                sender=sender.address,
+                sender_key=sender.key.public_key,
+                recipients=recipients,
+                time=time_ms + index,
+                body=plain_body(f"note {index} of a batch"),
+            )
+        )
+        for index in range(count)
+    ]
+    return [item.to_json() for item in sign_batch(encoded, key=sender.key)]
 
 
 def row_counts() -> dict[str, int]:

@@ -34,7 +34,7 @@ from settlement.identity import fetch_identity_document, peer_add
 from settlement.protocol.keys import X25519KeyPair
 from settlement.protocol.signing import SigningKey
 from tests.ledgers.test_ledger_payments_between_two_nodes import SecondNode
-from tests.messaging.messaging_support import signed_message
+from tests.messaging.messaging_support import batch_signed_messages, signed_message
 from tests.support import database_url_for_processes
 
 B_NAME, B_DOMAIN = "bank-two", "bank-two.test"
@@ -239,3 +239,32 @@ def test_an_encrypted_message_goes_from_a_counterparty_of_one_node_to_counterpar
         what="bob's rejection to reach bank A",
     )
     assert Delivery.objects.get(message=message, recipient_address=carol).status == DeliveryStatus.DELIVERED
+
+    # Messages dan signed once as a batch: one message-batch record here; bank B checks the batch
+    # signature, each path and the co-signed record, and stores each with its place in the batch.
+    batch = batch_signed_messages(dan, [carol], 3)
+    results = services.message_send_batch(
+        requests=[services.SignedRequest(message=item) for item in batch], actor="test"
+    )
+    entries = {result.message.ledger_entry_id for result in results}
+    assert len(entries) == 1
+    assert LedgerEntry.objects.get(pk=entries.pop()).kind == "message-batch"
+    wait_for(
+        lambda: (
+            set(
+                Delivery.objects.filter(message__in=[result.message for result in results]).values_list(
+                    "status", flat=True
+                )
+            )
+            == {DeliveryStatus.DELIVERED}
+        ),
+        what="the batch's three deliveries to be delivered",
+    )
+    stored = bank_b.query(
+        "SELECT message_id, batch, record FROM messaging_message WHERE message_id = ANY(%s) ORDER BY message_id",
+        [result.message.message_id for result in results],
+    )
+    assert len(stored) == 3
+    assert {row[1]["root"] for row in stored} == {batch[0]["batch"]["root"]}
+    assert sorted(row[1]["index"] for row in stored) == [0, 1, 2]
+    assert len({json.dumps(row[2], sort_keys=True) for row in stored}) == 1

@@ -50,6 +50,8 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
     block = valid["block"]
     log = valid["log"]
     message = build_world(message=True).document
+    batched = build_world(message=True, batch_size=13, batch_index=6, party_signs=False).document
+    place = batched["message"]["batch"]
     return [
         ("valid-anchored.json", valid, 0, None, "a receipt of an anchored entry"),
         (
@@ -142,6 +144,35 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
             1,
             "message",
             "the message digest changed and the receipt re-signed: it is not the envelope's",
+        ),
+        (
+            "valid-message-batch-anchored.json",
+            batched,
+            0,
+            None,
+            "a receipt of message 6 of a batch of 13 its sender signed once: the message-batch entry "
+            "holds the root, size and batch signature, the section the message's audit path",
+        ),
+        (
+            "invalid-message-batch-path-changed-re-signed.json",
+            _changed(batched, _set("message.batch.path.0", place["path"][1])),
+            1,
+            "message",
+            "a hash of the message's path to the batch root replaced and the receipt re-signed",
+        ),
+        (
+            "invalid-message-batch-index-changed-re-signed.json",
+            _changed(batched, _set("message.batch.index", place["index"] + 1)),
+            1,
+            "message",
+            "the message's index in its batch changed and the receipt re-signed",
+        ),
+        (
+            "invalid-message-batch-size-changed-re-signed.json",
+            _changed(batched, _set("entry.entry.body.size", 14)),
+            1,
+            "entry-bank-signature",
+            "the batch size in the message-batch entry changed and the receipt re-signed",
         ),
         (
             "invalid-unknown-section.json",

@@ -18,9 +18,14 @@ from consensus.protocol.types import Payload, observation_bytes
 from ledgers.protocol.entries import Entry, LedgerHeight, Millis, encode_entry, sign_encoded
 from ledgers.protocol.identifiers import LedgerId
 from ledgers.protocol.receipt import EntrySection, ReceiptSection, commitment_leaf, receipt_build
-from messaging.protocol.envelope import SignedMessage, encode_message, make_envelope, sign_message
+from messaging.protocol.envelope import SignedMessage, encode_message, make_envelope, sign_batch, sign_message
 from messaging.protocol.receipt import MESSAGE_SECTION, message_section_json
-from messaging.protocol.record import MESSAGE_ENTRY_KIND, message_entry_body
+from messaging.protocol.record import (
+    MESSAGE_BATCH_ENTRY_KIND,
+    MESSAGE_ENTRY_KIND,
+    message_batch_entry_body,
+    message_entry_body,
+)
 from settlement.protocol.encoding import Digest, object_hash
 from settlement.protocol.merkle import MerkleLog, MerkleTree, leaf_hash
 from settlement.protocol.signing import SigningKey, sign
@@ -54,9 +59,12 @@ def _box_seed(name: str) -> bytes:
     return hashlib.sha256(f"receipt-world/box/{name}".encode()).digest()
 
 
-def world_message() -> SignedMessage:
+def world_message(*, batch_size: int = 0, batch_index: int = 0) -> SignedMessage:
     """Alice's note to carol, boxed to carol's X25519 key: the receipt carries the box, never
-    the text. The nonce is fixed (derived from the id) so that the vectors are deterministic."""
+    the text. The nonce is fixed (derived from the id) so that the vectors are deterministic.
+
+    With ``batch_size``, alice signs it once with ``batch_size - 1`` other notes of hers, as
+    message ``batch_index`` of that batch."""
     message_id = hashlib.sha256(b"receipt-world/message").hexdigest()[:32]
     sender_box = nacl.public.PrivateKey(_box_seed("alice"))
     carol_box = nacl.public.PrivateKey(_box_seed("carol"))
@@ -77,7 +85,24 @@ def world_message() -> SignedMessage:
             "boxes": {"carol*bank-c.test": base64.b64encode(bytes(box)).decode("ascii")},
         },
     )
-    return sign_message(encode_message(envelope), key=PARTY)
+    if not batch_size:
+        return sign_message(encode_message(envelope), key=PARTY)
+    others = [
+        encode_message(
+            make_envelope(
+                message_id=hashlib.sha256(f"receipt-world/batch/{index}".encode()).hexdigest()[:32],
+                kind="settlement-instruction",
+                sender="alice*bank-a.test",
+                sender_key=PARTY.public_key,
+                recipients=["bob*bank-b.test"],
+                time=1_794_999_999_000 + index,
+                body={"encoding": "plain", "text": f"instruction {index}"},
+            )
+        )
+        for index in range(batch_size - 1)
+    ]
+    batch = [*others[:batch_index], encode_message(envelope), *others[batch_index:]]
+    return sign_batch(batch, key=PARTY)[batch_index]
 
 
 def _entry(*, party_signs: bool, message: SignedMessage | None = None) -> tuple[EntrySection, bytes]:
@@ -85,7 +110,11 @@ def _entry(*, party_signs: bool, message: SignedMessage | None = None) -> tuple[
         ledger=LedgerId("ubi:bank-a.test:alice"),
         height=LedgerHeight(41),
         prev=Digest(hashlib.sha256(b"entry 40").digest()),
-        kind="transfer" if message is None else MESSAGE_ENTRY_KIND,
+        kind=(
+            "transfer"
+            if message is None
+            else (MESSAGE_ENTRY_KIND if message.batch is None else MESSAGE_BATCH_ENTRY_KIND)
+        ),
         body=(
             {
                 "transfer": "invoice-2026-11-0042",
@@ -95,7 +124,11 @@ def _entry(*, party_signs: bool, message: SignedMessage | None = None) -> tuple[
                 "counterparty": "ubi:bank-a.test:bob",
             }
             if message is None
-            else message_entry_body(message.encoded)
+            else (
+                message_entry_body(message.encoded)
+                if message.batch is None
+                else message_batch_entry_body(message)
+            )
         ),
         time=Millis(1_795_000_000_000),
     )
@@ -126,12 +159,15 @@ def build_world(
     validators: int = 4,
     party_signs: bool = True,
     message: bool = False,
+    batch_size: int = 0,
+    batch_index: int = 0,
 ) -> World:
     """A receipt for the entry at ``leaf_index`` of block ``block_height``; every block holds
     ``leaves_per_block`` observations; the log of ``blocks`` blocks is anchored at ``anchor_height``.
     With ``message``, the entry is alice's record of :func:`world_message` and the receipt carries
-    its message section."""
-    signed_message = world_message() if message else None
+    its message section; with ``batch_size`` too, the message is one of a batch alice signed once
+    and the entry is the batch's ``message-batch`` record (a bank's signature alone makes it)."""
+    signed_message = world_message(batch_size=batch_size, batch_index=batch_index) if message else None
     entry_section, leaf = _entry(party_signs=party_signs, message=signed_message)
     keys = validator_keys(validators)
     log = MerkleLog()

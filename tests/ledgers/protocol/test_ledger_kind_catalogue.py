@@ -31,9 +31,10 @@ FEE = EntryKind(
 )
 
 
-def test_the_default_catalogue_has_the_issue_4_kinds_and_the_message_record():
+def test_the_default_catalogue_has_the_issue_4_kinds_and_the_message_records():
     assert set(DEFAULT_CATALOGUE.kinds) == {
         "message",
+        "message-batch",
         "issue",
         "redeem",
         "transfer",

@@ -27,6 +27,12 @@ WORLDS = {
     "anchored at its own block": build_world(block_height=8, anchor_height=8, leaf_index=0),
     "message, anchored": build_world(message=True),
     "message, not anchored yet": build_world(message=True, anchor_height=None),
+    "message of a batch, anchored": build_world(
+        message=True, batch_size=13, batch_index=6, party_signs=False
+    ),
+    "message of a batch, not anchored yet": build_world(
+        message=True, batch_size=5, batch_index=4, party_signs=False, anchor_height=None
+    ),
 }
 
 STATEMENTS = {
@@ -316,3 +322,61 @@ def test_a_re_signed_message_section_fails_the_message_check_with_its_reason(cha
     assert report.first_failure.name == "message"
     assert code in report.first_failure.detail
     assert report.first_failure.detail.split(":")[0] == code
+
+
+# --- a message signed as one of a batch ---------------------------------------------------------
+
+
+def _batch_forgery(change: Any) -> dict[str, Any]:
+    forged = copy.deepcopy(WORLDS["message of a batch, anchored"].document)
+    change(forged)
+    return resign(forged)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda document: document["message"]["batch"].update(index=7),
+        lambda document: document["message"]["batch"]["path"].reverse(),
+        lambda document: document["message"]["batch"]["path"].pop(),
+        lambda document: document["message"]["batch"]["path"].__setitem__(1, "00" * 32),
+        lambda document: document["message"]["envelope"].update(time=1),
+    ],
+    ids=["index", "path order", "path shortened", "path element", "envelope"],
+)
+def test_a_re_signed_change_to_a_batch_messages_place_fails_the_message_check(change: Any) -> None:
+    report = receipt_verify(_batch_forgery(change), trust=_pinned(WORLDS["message of a batch, anchored"]))
+    assert report.first_failure is not None
+    assert report.first_failure.name == "message"
+    assert report.first_failure.detail.startswith("bad_batch_proof:")
+
+
+def test_a_batch_message_receipt_says_where_the_message_is_and_carries_the_batch_signature_once() -> None:
+    document = WORLDS["message of a batch, anchored"].document
+    report = receipt_verify(document)
+    assert report.ok
+    detail = next(check.detail for check in report.checks if check.name == "message")
+    assert "signed as message 6 of a batch of 13" in detail
+    assert set(document["message"]) == {"envelope", "batch", "digest"}
+    assert document["entry"]["entry"]["kind"] == "message-batch"
+    assert set(document["entry"]["entry"]["body"]) == {"root", "size", "signature"}
+
+
+def test_another_batch_of_the_same_sender_does_not_match_the_entry() -> None:
+    """The sender signs another batch holding the same message (a genuine batch signature, its
+    own root) and the issuer signs again: the agreed entry records the original batch."""
+    from receipt_world import world_message
+
+    other = world_message(batch_size=13, batch_index=6 - 1)
+
+    def swap(document: dict[str, Any]) -> None:
+        assert other.batch is not None
+        document["message"]["batch"] = {
+            "index": other.batch.index,
+            "path": [step.hex() for step in other.batch.path],
+        }
+
+    report = receipt_verify(_batch_forgery(swap))
+    assert report.first_failure is not None
+    assert report.first_failure.name == "message"
+    assert report.first_failure.detail.startswith("bad_batch_proof:")
