@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -173,9 +174,7 @@ def _hold_many(
     from ledgers.protocol.identifiers import asset_issuer, parse_asset_id
     from ledgers.services import minor_units
 
-    senders = dict(
-        Ledger.objects.filter(ubi__in={request.sender for request in requests}).values_list("ubi", "pk")
-    )
+    senders = _ids_of_ledgers({request.sender for request in requests})
     accounts: dict[str, Ledger] = {}
     for request in requests:
         if request.sender not in senders:
@@ -192,10 +191,10 @@ def _hold_many(
     locked = _lock_ledgers(senders.values())
     existing = {
         (row.debit_ledger_id, row.reference): row
-        for row in InterbankPayment.objects.filter(
-            role=PaymentRole.ORIGIN,
-            debit_ledger_id__in=list(senders.values()),
-            reference__in=[request.reference for request in requests],
+        for row in InterbankPayment.objects.raw(
+            "SELECT * FROM ledgers_interbankpayment WHERE role = %s AND debit_ledger_id = ANY(%s) "
+            "AND reference = ANY(%s)",
+            [PaymentRole.ORIGIN.value, list(senders.values()), [request.reference for request in requests]],
         )
     }
     assets_by_id, assets = _assets()
@@ -278,6 +277,13 @@ def _hold_many(
     bulk.copy_objects(holds)
     bulk.copy_objects(payments)
     return out
+
+
+def _ids_of_ledgers(ubis: Iterable[str]) -> dict[str, int]:
+    """UBI -> id of those of ``ubis`` kept here, in one query with one array parameter."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ubi, id FROM ledgers_ledger WHERE ubi = ANY(%s)", [list(ubis)])
+        return dict(cursor.fetchall())
 
 
 def _ledger_id(text: str) -> LedgerId:
@@ -820,10 +826,15 @@ def payment_cosign_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
             items.append(error)
     account = peer_account(peer)
     wanted = {item[1].credit for item in items if not isinstance(item, LedgerError)}
-    ids = dict(Ledger.objects.filter(ubi__in=wanted).values_list("ubi", "pk"))
+    ids = _ids_of_ledgers(wanted)
     locked = _lock_ledgers([account.pk, *ids.values()])
     payment_ids = [item[0].instruction.id for item in items if not isinstance(item, LedgerError)]
-    existing = {row.payment_id: row for row in InterbankPayment.objects.filter(payment_id__in=payment_ids)}
+    existing = {
+        row.payment_id: row
+        for row in InterbankPayment.objects.raw(
+            "SELECT * FROM ledgers_interbankpayment WHERE payment_id = ANY(%s)", [payment_ids]
+        )
+    }
     assets_by_id, assets = _assets()
     by_uai = {asset.uai: asset for asset in assets_by_id.values()}
     state = _load_state(locked, assets_by_id)
@@ -971,7 +982,10 @@ def _apply_direct_finals(*, peer: Peer, proofs: list[Any]) -> list[dict[str, Any
     ids = [item.instruction.id for item in parsed if not isinstance(item, LedgerError)]
     rows = {
         row.payment_id: row
-        for row in InterbankPayment.objects.filter(payment_id__in=ids, role=PaymentRole.COSIGNER)
+        for row in InterbankPayment.objects.raw(
+            "SELECT * FROM ledgers_interbankpayment WHERE payment_id = ANY(%s) AND role = %s",
+            [ids, PaymentRole.COSIGNER.value],
+        )
     }
     # Checked before any lock is taken: against our own copy of each payment, as we co-signed it
     # (the sender's signature was verified then and ours made then; a co-signer's row keeps
