@@ -9,6 +9,7 @@ directions wait for each other instead of deadlocking.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -235,18 +236,53 @@ def ledger_credit_line_set(*, ledger: Ledger, asset: Asset, credit_line: int, ac
 # --- locking, loading and saving ----------------------------------------------------------------
 
 
-def _lock_ledgers(ids: Iterable[int]) -> dict[int, Ledger]:
-    """Lock the ledger rows in lock order (sorted UBIs) in one statement."""
-    rows = list(
-        # NO KEY UPDATE: we change the head, never the key, so inserting rows that refer to a locked
-        # ledger (entries, holds, payments take KEY SHARE for their foreign key) never waits on
-        # it, and never deadlocks with a transaction that locks the same ledgers in lock order.
-        Ledger.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("counterparty")
-        .filter(pk__in=set(ids))
-        .order_by("ubi")
+@functools.cache
+def _lock_ledgers_statement() -> tuple[str, list[str], list[str]]:
+    """The SQL of :func:`_lock_ledgers` and the attribute names of its two halves, made once.
+
+    Written out rather than compiled by the ORM on every call: every payment path locks its
+    ledgers, and compiling the select_related query cost more than running it."""
+    halves: list[list[Any]] = []
+    for model in (Ledger, Counterparty):
+        fields: list[Any] = list(model._meta.concrete_fields)
+        if any(field.get_db_converters(connection) for field in fields):
+            raise TypeError(f"{model.__name__} has a field that needs converting: load it through the ORM")
+        halves.append(fields)
+    ledger_fields, counterparty_fields = halves
+    columns = [f'l."{field.column}"' for field in ledger_fields] + [
+        f'c."{field.column}"' for field in counterparty_fields
+    ]
+    tables = (
+        f"{Ledger._meta.db_table} l LEFT JOIN {Counterparty._meta.db_table} c ON c.id = l.counterparty_id"
     )
-    return {row.pk: row for row in rows}
+    # NO KEY UPDATE: we change the head, never the key, so inserting rows that refer to a locked
+    # ledger (entries, holds, payments take KEY SHARE for their foreign key) never waits on it,
+    # and never deadlocks with a transaction locking the same ledgers in lock order.
+    lock = "WHERE l.id = ANY(%s) ORDER BY l.ubi FOR NO KEY UPDATE OF l"
+    sql = f"SELECT {', '.join(columns)} FROM {tables} {lock}"  # noqa: S608 - names from the models
+    return sql, [field.attname for field in ledger_fields], [field.attname for field in counterparty_fields]
+
+
+def _lock_ledgers(ids: Iterable[int]) -> dict[int, Ledger]:
+    """Lock the ledger rows in lock order (sorted UBIs) in one statement; each comes with its
+    counterparty (as ``select_related`` would load it)."""
+    sql, ledger_names, counterparty_names = _lock_ledgers_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [sorted(set(ids))])
+        rows = cursor.fetchall()
+    split = len(ledger_names)
+    cached = Ledger._meta.get_field("counterparty")
+    locked: dict[int, Ledger] = {}
+    for row in rows:
+        ledger = Ledger.from_db(connection.alias, ledger_names, row[:split])
+        counterparty = (
+            Counterparty.from_db(connection.alias, counterparty_names, row[split:])
+            if ledger.counterparty_id is not None
+            else None
+        )
+        cached.set_cached_value(ledger, counterparty)
+        locked[ledger.pk] = ledger
+    return locked
 
 
 def _balance_rows(ledger_ids: Sequence[int]) -> dict[tuple[int, int], tuple[int, int]]:
@@ -295,11 +331,17 @@ def _load_state(ledgers: dict[int, Ledger], assets_by_id: dict[int, Asset]) -> _
         state.balances[ledger_id][uai] = amount
         if credit_line:
             state.credit_lines[ledger_id][uai] = credit_line
-    for hold in Hold.objects.filter(ledger_id__in=list(ledgers)):
-        uai = AssetId(assets_by_id[hold.asset_id].uai)
-        state.holds[hold.ledger_id][hold.key] = ProtocolHold(
-            key=hold.key, asset=uai, amount=amounts.MinorUnits(hold.amount)
+    # Plain rows, not Hold objects: a peer bank's account carries a hold per payment in flight,
+    # and building model objects for them (timestamps parsed) cost more than the query.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ledger_id, key, asset_id, amount FROM ledgers_hold WHERE ledger_id = ANY(%s)",
+            [list(ledgers)],
         )
+        for ledger_id, key, asset_id, amount in cursor.fetchall():
+            state.holds[ledger_id][key] = ProtocolHold(
+                key=key, asset=AssetId(assets_by_id[asset_id].uai), amount=amounts.MinorUnits(amount)
+            )
     return state
 
 
@@ -426,7 +468,8 @@ def _save(state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]) -
 
 
 def _assets() -> tuple[dict[int, Asset], dict[AssetId, identifiers.Asset]]:
-    rows = list(Asset.objects.all())
+    # Asset.objects.raw: the same objects without compiling a query on every payment call.
+    rows = list(Asset.objects.raw("SELECT * FROM ledgers_asset ORDER BY uai"))
     return {asset.pk: asset for asset in rows}, {AssetId(asset.uai): protocol_asset(asset) for asset in rows}
 
 
@@ -439,7 +482,11 @@ def minor_units(amount: object, *, decimals: int) -> amounts.MinorUnits:
 
 def _ledger_ids(ubis: Iterable[str]) -> dict[str, int]:
     wanted = set(ubis)
-    found = dict(Ledger.objects.filter(ubi__in=wanted).values_list("ubi", "pk"))
+    # One array parameter (= ANY): the ORM's IN prepares each value in Python, which for a batch
+    # of a thousand payments costs more than the query.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ubi, id FROM ledgers_ledger WHERE ubi = ANY(%s)", [list(wanted)])
+        found: dict[str, int] = dict(cursor.fetchall())
     for ubi in sorted(wanted - set(found)):
         raise UnknownLedger(f"{ubi} is not a ledger kept by this bank")
     return found
@@ -593,6 +640,19 @@ def _client_debit(
     return entry.time, signed.party_signature
 
 
+def _existing_transfers(keys: list[str]) -> dict[str, Transfer]:
+    """The transfers already made under these idempotency keys (replays; usually none). Asked
+    with one array parameter, then loaded whole only for the keys found."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT idempotency_key FROM ledgers_transfer WHERE idempotency_key = ANY(%s)", [keys])
+        found = [key for (key,) in cursor.fetchall()]
+    if not found:
+        return {}
+    return {
+        transfer.idempotency_key: transfer for transfer in Transfer.objects.filter(idempotency_key__in=found)
+    }
+
+
 @transaction.atomic
 def payment_intrabank(*, request: PaymentRequest, actor: Any = None) -> PaymentResult:
     """Move ``amount`` from sender to recipient within this bank: a debit and a credit entry,
@@ -616,9 +676,7 @@ def payment_intrabank_batch(*, requests: Sequence[PaymentRequest], actor: Any = 
     assets_by_id, assets = _assets()
     asset_rows = {asset.uai: asset for asset in assets_by_id.values()}
     # After the locks: a concurrent first request with one of these keys has committed by now.
-    existing = {
-        transfer.idempotency_key: transfer for transfer in Transfer.objects.filter(idempotency_key__in=keys)
-    }
+    existing = _existing_transfers(keys)
     state = _load_state(locked, assets_by_id)
     signer_key = bank_key()
     now = now_millis()

@@ -312,21 +312,41 @@ class PaymentProof:
 
 
 def verify_payment_proof(
-    proof: PaymentProof, *, trusted_bank_keys: Mapping[Namespace, PublicKey] | None = None
+    proof: PaymentProof,
+    *,
+    trusted_bank_keys: Mapping[Namespace, PublicKey] | None = None,
+    verified_before: PaymentProof | None = None,
 ) -> None:
     """Raise unless the payment is final: the route is sound, and the sender and every bank on
-    the route signed the instruction (with the trusted key, when one is given)."""
+    the route signed the instruction (with the trusted key, when one is given).
+
+    ``verified_before`` is a proof of the same payment whose signatures the caller already
+    checked (a co-signer's own copy: the sender's signature verified when it co-signed, its own
+    signature made then). A signature equal to one in it, byte for byte with the same key, is
+    not verified again: the same payment id is the SHA-256 of the same signed bytes. Any other
+    signature is verified, so the verdict is the one a full verification gives."""
     instruction = proof.instruction
-    check_route(instruction)
     encoded = instruction.encoded
-    verify_message(proof.sender_key, encoded, proof.sender_signature, who="the sender")
+    known: set[tuple[bytes, bytes]] = set()
+    if verified_before is not None and verified_before.instruction.id == instruction.id:
+        known.add((verified_before.sender_key, verified_before.sender_signature))
+        known.update(
+            (verified_before.bank_keys[bank], signature)
+            for bank, signature in verified_before.bank_signatures.items()
+            if bank in verified_before.bank_keys
+        )
+    else:
+        check_route(instruction)  # a payment checked before had its route checked then
+    if (proof.sender_key, proof.sender_signature) not in known:
+        verify_message(proof.sender_key, encoded, proof.sender_signature, who="the sender")
     for bank in instruction.banks:
         signature, key = proof.bank_signatures.get(bank), proof.bank_keys.get(bank)
         if signature is None or key is None:
             raise BadTransition(f"the payment is not final: {bank} has not signed it")
         if trusted_bank_keys is not None and trusted_bank_keys.get(bank) != key:
             raise BadRoute(f"the key given for {bank} is not the one we trust")
-        verify_message(key, encoded, signature, who=bank)
+        if (key, signature) not in known:
+            verify_message(key, encoded, signature, who=bank)
 
 
 def sign_payment(instruction: PaymentInstruction, *, key: SigningKey) -> Signature:

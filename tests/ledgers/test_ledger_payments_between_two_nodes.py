@@ -290,6 +290,75 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
     ]
 
 
+def test_bank_b_checks_the_origin_signature_of_each_final_proof_in_a_batch(two_banks, eur):
+    """B verifies a final proof against its own copy of the payment (the sender's signature it
+    checked when co-signing, its own), so only A's signature is verified again: a forged one is
+    refused with its code and nothing appended, the genuine one settles, each on its own."""
+    bank_b, alice = two_banks
+    now = services.now_millis()
+    instruction = interbank.plan_route(
+        reference="forged-final",
+        sender=alice.ubi,
+        recipient=f"ubi:{B_DOMAIN}:bob",
+        amount=250,
+        assets=["bank-test.test/EUR", f"{B_DOMAIN}/EUR"],
+        created_at=now,
+        expires_at=now + 30_000,
+    )
+    proof = interbank.PaymentProof(
+        instruction=instruction,
+        sender_key=alice.key.public_key,
+        sender_signature=interbank.sign_payment(instruction, key=alice.key),
+    )
+    peer = Peer.objects.get(domain=B_DOMAIN)
+    answer = peer_request(peer, "POST", COSIGN_PATH, json_body={"proof": proof.to_json()})
+    assert answer.ok, answer.body
+    cosigned = proof.with_bank_signature(
+        bank=B_DOMAIN,
+        key=interbank_services.peer_public_key(peer),
+        signature=bytes.fromhex(answer.json()["signature"]),
+    )
+    origin = services.bank_key()
+    genuine = cosigned.with_bank_signature(
+        bank="bank-test.test",
+        key=origin.public_key,
+        signature=interbank.sign_payment(instruction, key=origin),
+    )
+    forged_signature = (
+        bytes([genuine.bank_signatures["bank-test.test"][0] ^ 1])
+        + genuine.bank_signatures["bank-test.test"][1:]
+    )
+    forged = cosigned.with_bank_signature(
+        bank="bank-test.test", key=origin.public_key, signature=forged_signature
+    )
+    # A sender signature other than the one B checked is verified again, and refused if bad.
+    other_sender = genuine.to_json() | {"sender_signature": "00" * 64}
+
+    answer = peer_request(
+        peer,
+        "POST",
+        interbank_services.FINAL_BATCH_PATH,
+        json_body={"proofs": [forged.to_json(), other_sender]},
+    )
+    assert answer.ok, answer.body
+    assert [result["error"]["code"] for result in answer.json()["results"]] == [
+        "bad_signature",
+        "bad_signature",
+    ]
+    assert bank_b.balance("bob") == 0
+    assert bank_b.query("SELECT count(*) FROM ledgers_ledgerentry") == [(0,)]
+    assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(1,)]
+
+    answer = peer_request(
+        peer, "POST", interbank_services.FINAL_BATCH_PATH, json_body={"proofs": [genuine.to_json()]}
+    )
+    assert answer.ok, answer.body
+    assert answer.json()["results"] == [{"payment": instruction.id, "phase": "final"}]
+    assert bank_b.balance("bob") == 250
+    assert bank_b.query("SELECT count(*) FROM ledgers_hold") == [(0,)]
+    assert bank_b.assert_every_entry_voted() == 2
+
+
 B_TAKER = """
 from ledgers import exchange_services, services
 from ledgers.models import Asset, Offer

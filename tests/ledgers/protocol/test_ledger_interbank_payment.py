@@ -184,6 +184,68 @@ def test_a_proof_signed_with_an_untrusted_bank_key_is_refused():
         )
 
 
+def _kept_by_b(proof):
+    """Bank B's copy when it co-signed: the sender's signature (checked then) and its own."""
+    return PaymentProof(
+        instruction=proof.instruction,
+        sender_key=proof.sender_key,
+        sender_signature=proof.sender_signature,
+        bank_keys={B: proof.bank_keys[B]},
+        bank_signatures={B: proof.bank_signatures[B]},
+    )
+
+
+def _with(proof, **changes):
+    fields = {
+        "instruction": proof.instruction,
+        "sender_key": proof.sender_key,
+        "sender_signature": proof.sender_signature,
+        "bank_keys": proof.bank_keys,
+        "bank_signatures": proof.bank_signatures,
+    }
+    return PaymentProof(**{**fields, **changes})
+
+
+def _flipped(signature):
+    return bytes([signature[0] ^ 1]) + signature[1:]
+
+
+TRUSTED = {A: key_for(A).public_key, B: key_for(B).public_key}
+
+
+def test_a_final_proof_checked_against_bank_bs_copy_verifies_and_a_forged_origin_signature_does_not():
+    world, alice, bob = setup()
+    proof = run_to_final(world, alice, instruction_for(alice, bob)).state.proof
+    kept = _kept_by_b(proof)
+    verify_payment_proof(proof, trusted_bank_keys=TRUSTED, verified_before=kept)
+    forged = _with(proof, bank_signatures={**proof.bank_signatures, A: _flipped(proof.bank_signatures[A])})
+    with pytest.raises(BadEntrySignature):
+        verify_payment_proof(forged, trusted_bank_keys=TRUSTED, verified_before=kept)
+
+
+def test_signatures_that_differ_from_the_kept_copy_are_verified_again():
+    world, alice, bob = setup()
+    proof = run_to_final(world, alice, instruction_for(alice, bob)).state.proof
+    kept = _kept_by_b(proof)
+    other_sender = _with(proof, sender_signature=_flipped(proof.sender_signature))
+    with pytest.raises(BadEntrySignature):
+        verify_payment_proof(other_sender, trusted_bank_keys=TRUSTED, verified_before=kept)
+    other_b = _with(proof, bank_signatures={**proof.bank_signatures, B: _flipped(proof.bank_signatures[B])})
+    with pytest.raises(BadEntrySignature):
+        verify_payment_proof(other_b, trusted_bank_keys=TRUSTED, verified_before=kept)
+
+
+def test_a_kept_copy_of_another_payment_vouches_for_nothing():
+    world, alice, bob = setup()
+    proof = run_to_final(world, alice, instruction_for(alice, bob)).state.proof
+    other = run_to_final(world, alice, instruction_for(alice, bob, amount=200)).state.proof
+    # Every signature of the other payment's proof is the real one, yet this proof's own must
+    # verify: a copy with a different instruction id is ignored.
+    tampered = _with(proof, sender_signature=other.sender_signature)
+    with pytest.raises(BadEntrySignature):
+        verify_payment_proof(tampered, trusted_bank_keys=TRUSTED, verified_before=_kept_by_b(other))
+
+
 def test_settling_a_direct_payment_moves_claims_between_the_banks_accounts():
     world, alice, bob = setup()
     proof = run_to_final(world, alice, instruction_for(alice, bob)).state.proof
