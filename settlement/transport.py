@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -80,12 +81,28 @@ class PeerResponse:
 
 
 def _session() -> requests.Session:
-    """One HTTP session per thread: connections to peers are reused, never shared across threads."""
+    """One HTTP session per thread: connections to peers are reused, never shared across threads.
+
+    It does not consult the environment on each call (``trust_env``), which requests otherwise
+    does for proxies, ``no_proxy``, netrc and CA bundles, at about 0.2 ms a request: the proxies
+    for a peer are looked up once per base URL (``_proxies_for``) and the CA bundle once here.
+    """
     session = getattr(_sessions, "session", None)
     if session is None:
         session = requests.Session()
+        session.trust_env = False
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         _sessions.session = session
+        _sessions.proxies = {}
     return session
+
+
+def _proxies_for(base_url: str) -> dict[str, str]:
+    """The proxies the environment names for this peer (``no_proxy`` honoured), looked up once."""
+    known: dict[str, dict[str, str]] = _sessions.proxies
+    if base_url not in known:
+        known[base_url] = requests.utils.get_environ_proxies(base_url)
+    return known[base_url]
 
 
 def peer_request(
@@ -114,8 +131,15 @@ def peer_request(
     headers["Content-Type"] = "application/json"
     started = time.perf_counter()
     try:
-        answer = _session().request(
-            method.upper(), peer.base_url.rstrip("/") + path, data=body, headers=headers, timeout=timeout
+        session = _session()
+        base_url = peer.base_url.rstrip("/")
+        answer = session.request(
+            method.upper(),
+            base_url + path,
+            data=body,
+            headers=headers,
+            timeout=timeout,
+            proxies=_proxies_for(base_url),
         )
     except requests.RequestException as error:
         raise PeerUnreachable(

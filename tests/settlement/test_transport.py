@@ -19,7 +19,7 @@ from settlement.identity import peer_ping
 from settlement.models import NodeRequestReceipt, Peer, PeerKey, PeerStatus
 from settlement.protocol import http_signature
 from settlement.protocol.signing import SigningKey
-from settlement.transport import PeerAnswerUnverified, peer_request
+from settlement.transport import PeerAnswerUnverified, PeerUnreachable, peer_request
 
 pytestmark = pytest.mark.django_db
 
@@ -310,3 +310,31 @@ def test_an_answer_signed_by_a_node_other_than_the_one_asked_is_not_believed(liv
 
     with pytest.raises(PeerAnswerUnverified, match="not a key of the peer asked"):
         peer_request(other, "POST", PATH, json_body={})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_environments_proxy_settings_are_honoured_though_read_once(live_web, monkeypatch):
+    peer = _self_as_peer(live_web.url)
+    # A proxy that does not exist: a request sent through it cannot be answered.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+
+    def ask_in_a_new_thread() -> BaseException | None:
+        # Sessions and their proxy look-ups are per thread; a new thread reads the environment.
+        outcome: list[BaseException | None] = []
+
+        def ask() -> None:
+            try:
+                peer_request(peer, "POST", PATH, json_body={})
+                outcome.append(None)
+            except Exception as error:  # handed to the test to look at
+                outcome.append(error)
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        thread.join(timeout=30)
+        return outcome[0]
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert ask_in_a_new_thread() is None
+    monkeypatch.delenv("NO_PROXY")
+    assert isinstance(ask_in_a_new_thread(), PeerUnreachable)
