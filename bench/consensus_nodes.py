@@ -294,6 +294,10 @@ def _measure(nodes: list[Node], rate: float, seconds: float) -> dict[str, Any]:
         # Of all the machine's cores over the run: what the nodes used, and what everything
         # else (PostgreSQL, Redis, this client, other sessions on the shared machine) used.
         "nodes_cpu_share": (nodes_cpu_end - nodes_cpu_start) / (wall * cores),
+        # CPU seconds the nodes' processes (web, worker, beat: not PostgreSQL or Redis) spent
+        # per 1,000 agreed observations, over the whole run (load and drain).
+        "nodes_cpu_seconds_per_1000_tx": 1000 * (nodes_cpu_end - nodes_cpu_start) / max(1, len(latencies)),
+        "load_average": os.getloadavg()[0],
         "rest_cpu_share": max(
             0.0,
             ((machine_busy_end - machine_busy_start) - (nodes_cpu_end - nodes_cpu_start)) / (wall * cores),
@@ -375,12 +379,15 @@ def _agreement(nodes: list[Node]) -> dict[str, Any]:
     ]
     shortest = min(len(chain) for chain in chains)
     agree = all(chain[:shortest] == chains[0][:shortest] for chain in chains)
+    # Blocks every node stored with the same hash at the same height.
+    agreed_by_all = sum(1 for height in range(shortest) if len({chain[height] for chain in chains}) == 1)
     stats = nodes[0].query(
         "SELECT rounds_completed, events_in_graph, snapshot_bytes FROM consensus_consensusstate WHERE id = 1"
     )[0]
     return {
         "blocks": [len(chain) for chain in chains],
         "agree": agree,
+        "blocks_agreed_by_all": agreed_by_all,
         "rounds_completed_node0": stats[0],
         "events_in_graph_node0": stats[1],
         "snapshot_bytes_node0": stats[2],
@@ -433,8 +440,9 @@ def main() -> int:
                 f"offered {rate:.0f}/s (achieved {run['achieved_offer_per_second']:.0f}/s): agreed "
                 f"{run['agreed_per_second']:.0f}/s, p50 {run['p50_s']:.3f} s (voted after "
                 f"{run['p50_until_voted_s']:.3f} s), p99 {run['p99_s']:.3f} s; "
-                f"nodes used {run['nodes_cpu_share']:.0%} of {run['cores']} cores, the rest of the "
-                f"machine {run['rest_cpu_share']:.0%}",
+                f"nodes used {run['nodes_cpu_share']:.0%} of {run['cores']} cores "
+                f"({run['nodes_cpu_seconds_per_1000_tx']:.2f} CPU s per 1,000 tx), the rest of the "
+                f"machine {run['rest_cpu_share']:.0%}; load average {run['load_average']:.1f}",
                 flush=True,
             )
         results["agreement"] = _agreement(nodes)
@@ -453,7 +461,9 @@ def main() -> int:
                 "p99 s": run["p99_s"],
                 "observations": run["observations"],
                 "nodes CPU": f"{run['nodes_cpu_share']:.0%}",
+                "CPU s/1k tx": f"{run['nodes_cpu_seconds_per_1000_tx']:.2f}",
                 "rest CPU": f"{run['rest_cpu_share']:.0%}",
+                "load avg": f"{run['load_average']:.1f}",
             }
             for run in results["runs"]
         ],
@@ -465,12 +475,15 @@ def main() -> int:
             "p99 s",
             "observations",
             "nodes CPU",
+            "CPU s/1k tx",
             "rest CPU",
+            "load avg",
         ],
     )
     agreement = results["agreement"]
     print(
-        f"blocks per node {agreement['blocks']}, chains agree: {agreement['agree']}; goal "
+        f"blocks per node {agreement['blocks']}, agreed by all {arguments.nodes} nodes: "
+        f"{agreement['blocks_agreed_by_all']}, chains agree: {agreement['agree']}; goal "
         f"{GOAL_TX_PER_SECOND} tx/s with p50 < {GOAL_P50_SECONDS} s at 4 nodes"
     )
     results["machine"] = machine_info()

@@ -43,10 +43,10 @@ def _gossip(request: HttpRequest) -> HttpResponse:
     except (UnicodeDecodeError, ValueError):
         return _refuse(request, services.ConsensusShellError("the body is not JSON", code="malformed_gossip"))
     try:
-        wire = services.gossip_check(peer=request.peer, body=body)  # type: ignore[attr-defined]
+        services.gossip_check(peer=request.peer, body=body)  # type: ignore[attr-defined]
     except services.ConsensusShellError as error:
         return _refuse(request, error)
-    services.gossip_enqueue(peer_name=request.peer.name, wire=wire)  # type: ignore[attr-defined]
+    services.gossip_enqueue(peer_name=request.peer.name, body=request.body)  # type: ignore[attr-defined]
     return JsonResponse({"accepted": True}, status=202)
 
 

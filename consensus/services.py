@@ -67,7 +67,7 @@ from consensus.protocol import (
 from consensus.protocol.malice import MESSAGE_KIND, message_digest
 from consensus.protocol.parsec import MAX_EVENTS_PER_MESSAGE
 from consensus.protocol.types import ConsensusError, Observation, observation_bytes, observation_from_bytes
-from settlement import health
+from settlement import bulk, health
 from settlement.keystore import node_signer
 from settlement.models import Peer, PeerKey
 from settlement.protocol.encoding import sha256
@@ -348,6 +348,8 @@ def validator_directory(names: list[str]) -> Directory:
 
 
 def _names_for(ids: tuple[ValidatorId, ...] | list[bytes], known: dict[str, str]) -> dict[str, str]:
+    if all(item.hex() in known for item in ids):
+        return {item.hex(): known[item.hex()] for item in ids}
     peer_names = {key.hex(): name for name, key in _current_peer_keys().items()}
     peer_names[node_signer().public_key.hex()] = settings.NODE_NAME
     return {item.hex(): known.get(item.hex()) or peer_names.get(item.hex(), item.hex()[:12]) for item in ids}
@@ -793,19 +795,29 @@ def _store_block(block: ProtocolBlock, state: ConsensusState) -> None:
     )
     leaves = [observation_bytes(item) for item in block.observations]
     digests = [sha256(data) for data in leaves]
-    BlockObservation.objects.bulk_copy(
+    # Tuples straight into COPY (no model instance per row: building them cost as much as the
+    # COPY itself for a block of thousands).
+    bulk.copy_rows(
+        BlockObservation,
         [
-            BlockObservation(
-                block=row, index=index, kind=observation_parts(data)[0], data=data, digest=digest
-            )
+            (row.pk, index, observation_parts(data)[0], data, digest)
             for index, (data, digest) in enumerate(zip(leaves, digests, strict=True))
-        ]
+        ],
     )
-    now = timezone.now()
-    for start in range(0, len(digests), 5_000):
-        PendingObservation.objects.filter(digest__in=digests[start : start + 5_000]).update(
-            status=ObservationStatus.AGREED, agreed_at=now, block_height=block.height
-        )
+    if digests:
+        # One UPDATE over an array of hex digests (as bytea parameters, the client-side binding
+        # would escape every byte, and an IN list compiles a placeholder per digest).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE consensus_pendingobservation SET status = %s, agreed_at = %s, block_height = %s "
+                "WHERE digest = ANY(SELECT decode(unnest(string_to_array(%s, ',')), 'hex'))",
+                [
+                    ObservationStatus.AGREED.value,
+                    timezone.now(),
+                    block.height,
+                    ",".join(digest.hex() for digest in digests),
+                ],
+            )
     state.next_height = block.height + 1
     transaction.on_commit(lambda: _anchor_soon())
 
@@ -959,20 +971,28 @@ def _drain_scheduled_key() -> str:
     return f"{settings.REDIS_KEY_PREFIX}:consensus:drain-scheduled"
 
 
-def gossip_enqueue(*, peer_name: str, wire: dict[str, Any]) -> None:
-    """The receiving view's hand-off: queue the checked message for the worker's next drain.
+def gossip_enqueue(*, peer_name: str, body: bytes) -> None:
+    """The receiving view's hand-off: queue the checked message (``body``: the request body it
+    checked, ``{"message": <wire>}``, as received: not encoded a second time) for the loop.
 
-    Messages wait in a Redis list (like any Celery message would) and one ``gossip_drain`` is
-    queued at a time, so a burst of messages becomes one locked step, not one step each."""
+    Messages wait in a Redis list that the gossip loop blocks on. Without a loop (none started:
+    a worker without beat), one ``gossip_drain`` is queued at a time, so a burst of messages
+    becomes one locked step, not one step each."""
     client = health.redis_client()
     pipeline = client.pipeline(transaction=False)
-    pipeline.rpush(_inbox_key(), json.dumps([peer_name, wire, time.time()], separators=(",", ":")))
+    pipeline.rpush(_inbox_key(), b"[%s,%.6f,%s]" % (json.dumps(peer_name).encode(), time.time(), body))
     pipeline.exists(_loop_lock_key())
     _, loop_running = pipeline.execute()
     if loop_running:
         return  # the loop is blocked on the inbox (or about to look at it): the push wakes it
     if client.set(_drain_scheduled_key(), "1", nx=True, ex=5):
         dispatch("gossip_drain")
+
+
+def _inbox_message(item: bytes) -> tuple[str, dict[str, Any], float]:
+    """(sender, wire, when queued) of an inbox item written by ``gossip_enqueue``."""
+    name, queued_at, body = json.loads(item)
+    return str(name), body["message"], float(queued_at)
 
 
 def _inbox_pop(client: redis.Redis, count: int) -> list[bytes]:
@@ -992,8 +1012,10 @@ def gossip_drain() -> int:
         raw = _inbox_pop(client, DRAIN_BATCH)
         if not raw:
             break
-        batch = [json.loads(item) for item in raw if item != VOTES_WAKE and not item.startswith(STOP_PREFIX)]
-        gossip_receive_many([(str(item[0]), item[1], float(item[2])) for item in batch])
+        batch = [
+            _inbox_message(item) for item in raw if item != VOTES_WAKE and not item.startswith(STOP_PREFIX)
+        ]
+        gossip_receive_many(batch)  # type: ignore[arg-type]
         handled += len(batch)
     return handled
 
@@ -1113,8 +1135,7 @@ class _GossipLoop:
                 # Ours when it names this process's worker (prefork: our parent; solo: us).
                 self.stopping |= int(item[len(STOP_PREFIX) :]) in (os.getpid(), os.getppid())
             else:
-                name, wire, queued_at = json.loads(item)
-                messages.append((str(name), wire, float(queued_at)))
+                messages.append(_inbox_message(item))
         return messages
 
     def _work_without_messages(self, now: float) -> bool:
