@@ -375,6 +375,8 @@ def forget_cached_state() -> None:
     _cache.parsec = None
     _cache.block_log = None
     _cache.accusations = 0
+    _parties_cache[:] = [0.0, None]
+    _peers_cache.clear()
 
 
 def consensus_state_ensure(*, validators: list[str] | None = None) -> ConsensusState:
@@ -1233,11 +1235,26 @@ def _send(step: Step) -> None:
         transaction.on_commit(lambda name=name, wire=wire: dispatch("gossip_send", name, wire))  # type: ignore[misc]
 
 
+# Looked up again after this long: a query per message cost a PostgreSQL round trip per gossip
+# hop, and a peer's address changes rarely (peer_add); keys are checked by the receiver anyway.
+PEER_CACHE_SECONDS = 5.0
+_peers_cache: dict[str, tuple[float, Peer | None]] = {}
+
+
+def _peer_named(name: str) -> Peer | None:
+    cached = _peers_cache.get(name)
+    if cached is not None and time.monotonic() - cached[0] < PEER_CACHE_SECONDS:
+        return cached[1]
+    peer = Peer.objects.filter(name=name).first()
+    _peers_cache[name] = (time.monotonic(), peer)
+    return peer
+
+
 def gossip_deliver(*, peer_name: str, wire: dict[str, Any]) -> bool:
     """POST one message to a peer over the signed transport (after the snapshot is committed)."""
     from settlement.transport import PeerUnreachable, peer_request
 
-    peer = Peer.objects.filter(name=peer_name).first()
+    peer = _peer_named(peer_name)
     if peer is None:
         logger.warning("consensus: validator %s is not a known peer", peer_name)
         return False
@@ -1262,11 +1279,12 @@ def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
     protocol can prove against the sender (bad events inside a signed message) is left to the
     worker, where ``handle_*`` records the accusation.
     """
-    state = ConsensusState.objects.defer("snapshot").filter(pk=STATE_PK).first()
-    if state is None:
+    parties = _validator_parties()
+    if parties is None:
         raise ConsensusShellError(
             "this node's validator has not started yet", code="not_started", http_status=503
         )
+    our_id, validators = parties
     if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
         raise ConsensusShellError('the body is {"message": <gossip message>}', code="malformed_gossip")
     wire = body["message"]
@@ -1293,10 +1311,10 @@ def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
         raise ConsensusShellError(
             f"malformed gossip message: {error}"[:300], code="malformed_gossip"
         ) from error
-    peer_key = next((key for key, value in state.validators.items() if value == peer.name), None)
+    peer_key = next((key for key, value in validators.items() if value == peer.name), None)
     if peer_key is None:
         raise ConsensusShellError(f"{peer.name} is not a validator", code="not_a_validator", http_status=403)
-    if sender.hex() != peer_key or recipient.hex() != state.our_id:
+    if sender.hex() != peer_key or recipient.hex() != our_id:
         raise ConsensusShellError("the message names other parties", code="wrong_parties", http_status=403)
     try:
         signed = is_valid(sender, MESSAGE_KIND, header, signature)
@@ -1307,6 +1325,24 @@ def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
             "the message is not signed by its sender", code="bad_message_signature", http_status=401
         )
     return wire
+
+
+# The receiving view reads our id and the validator set at most this often (a PostgreSQL round
+# trip per message otherwise). A membership change reaches the view this much later; the worker
+# checks every message against the protocol's own validator set regardless.
+PARTIES_CACHE_SECONDS = 1.0
+_parties_cache: list[Any] = [0.0, None]
+
+
+def _validator_parties() -> tuple[str, dict[str, str]] | None:
+    """(our validator id, validators by id) as the state row has them, or None before genesis."""
+    read_at, parties = _parties_cache
+    if parties is not None and time.monotonic() - read_at < PARTIES_CACHE_SECONDS:
+        return parties
+    row = ConsensusState.objects.filter(pk=STATE_PK).values_list("our_id", "validators").first()
+    parties = (row[0], dict(row[1])) if row is not None else None
+    _parties_cache[:] = [time.monotonic(), parties]
+    return parties
 
 
 def _refusals_key() -> str:
