@@ -15,7 +15,14 @@ node a peer. Observations are 100-byte random payloads submitted to every node's
   loaded machine the nodes' figures say as much about their CPU share as about the nodes.
 
 ``BENCH_PROFILE=1`` runs each worker in one process (solo pool) under cProfile and leaves
-``<node>-worker.prof`` in the work directory it prints.
+``<node>-worker.prof`` in the work directory it prints. ``BENCH_TRACE=1`` turns on the nodes'
+timing trace (``CONSENSUS_TRACE``) and prints, per rate, where a gossip hop spends its time
+(sender's queue, the POST, the receiving view, the inbox, each part of the step).
+
+The output also gives the nodes' CPU seconds per 1,000 agreed observations, the load average
+(the machine is shared: read every figure with it) and how many blocks all nodes agree on.
+Each worker has two processes, as ``make run`` starts it: one runs the gossip loop, the other
+the node's other tasks.
 
 Goal (issue 6): four nodes, 2,000 tx/s with p50 under 0.5 s. It makes its own databases
 (``<DATABASE_URL's name>_bench_consensus_<i>``) and drops them at the end. Run under `make bench`
@@ -101,10 +108,11 @@ class Node:
             "SECRET_KEY": secrets.token_urlsafe(32),
             "NODE_KEY_PASSPHRASE": "bench-only-passphrase",
             "CONSENSUS_VALIDATORS": ",".join(names),
-            "CONSENSUS_GOSSIP_SECONDS": "0.2",
+            "CONSENSUS_GOSSIP_SECONDS": "0.5",  # as make run: the tick only (re)starts the loop
             "ANCHOR_EVERY_BLOCKS": "1000000000",
             "ANCHOR_EVERY_SECONDS": "0",
             "LOG_LEVEL": "WARNING",
+            "CONSENSUS_TRACE": "1" if os.environ.get("BENCH_TRACE") else "0",
             "PARSEC_VAR_DIR": str(work / self.name),
         }
         self.work = work
@@ -131,7 +139,7 @@ class Node:
             "worker": [
                 *self._worker_program(),
                 "--app", "settlement", "worker", "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
-                "--hostname", f"worker@{self.name}", "--concurrency", "1", "--without-gossip", "--without-mingle",
+                "--hostname", f"worker@{self.name}", "--concurrency", "2", "--without-gossip", "--without-mingle",
                 *(["--pool", "solo"] if os.environ.get("BENCH_PROFILE") else []),
             ],
             "beat": [
@@ -263,15 +271,17 @@ def _measure(nodes: list[Node], rate: float, seconds: float) -> dict[str, Any]:
     wall = time.monotonic() - wall_start
     nodes_cpu_end, machine_busy_end = _cpu_seconds(nodes)
     latencies: list[float] = []
+    until_voted: list[float] = []
     first_submit, last_agreed = None, None
     for node in nodes:
         rows = node.query(
-            "SELECT submitted_at, agreed_at FROM consensus_pendingobservation "
+            "SELECT submitted_at, agreed_at, voted_at FROM consensus_pendingobservation "
             "WHERE kind = 'bench.tx' AND submitted_at >= %s",
             (marker,),
         )
-        for submitted, agreed in rows:
+        for submitted, agreed, voted in rows:
             latencies.append((agreed - submitted).total_seconds())
+            until_voted.append((voted - submitted).total_seconds())
             first_submit = submitted if first_submit is None else min(first_submit, submitted)
             last_agreed = agreed if last_agreed is None else max(last_agreed, agreed)
     assert first_submit is not None
@@ -284,17 +294,89 @@ def _measure(nodes: list[Node], rate: float, seconds: float) -> dict[str, Any]:
         "agreed_per_second": len(latencies) / span,
         "p50_s": statistics.median(latencies),
         "p99_s": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        # Of the latency: from the API accepting an observation to the worker voting for it.
+        "p50_until_voted_s": statistics.median(until_voted),
         "span_s": span,
         "achieved_offer_per_second": offered / seconds,
         # Of all the machine's cores over the run: what the nodes used, and what everything
         # else (PostgreSQL, Redis, this client, other sessions on the shared machine) used.
         "nodes_cpu_share": (nodes_cpu_end - nodes_cpu_start) / (wall * cores),
+        # CPU seconds the nodes' processes (web, worker, beat: not PostgreSQL or Redis) spent
+        # per 1,000 agreed observations, over the whole run (load and drain).
+        "nodes_cpu_seconds_per_1000_tx": 1000 * (nodes_cpu_end - nodes_cpu_start) / max(1, len(latencies)),
+        "load_average": os.getloadavg()[0],
         "rest_cpu_share": max(
             0.0,
             ((machine_busy_end - machine_busy_start) - (nodes_cpu_end - nodes_cpu_start)) / (wall * cores),
         ),
         "cores": cores,
     }
+
+
+def _percentiles(values: list[float]) -> str:
+    if not values:
+        return "-"
+    values = sorted(values)
+    pick = lambda share: values[min(len(values) - 1, int(share * len(values)))]  # noqa: E731
+    return f"p50 {1000 * pick(0.5):.0f} ms, p90 {1000 * pick(0.9):.0f} ms (n={len(values)})"
+
+
+def _trace_breakdown(work: Path, nodes: list[Node], since: float) -> None:
+    """With BENCH_TRACE=1: where a gossip hop and a worker step spend their time (from the
+    nodes' parsec.consensus.trace lines written after ``since``), printed per stage."""
+    records: list[dict[str, Any]] = []
+    for log in work.glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            start = line.find('{"t":')
+            if start < 0:
+                continue
+            try:
+                record = json.loads(line[start:])
+            except ValueError:
+                continue
+            if record["t"] >= since:
+                record["node"] = log.name.rsplit("-", 1)[0]
+                records.append(record)
+    sent = {item["id"]: item for item in records if item["what"] == "sent"}
+    steps = [item for item in records if item["what"] == "step"]
+    received = [item for item in records if item["what"] == "recv"]
+    stages: dict[str, list[float]] = {
+        "send: waiting in the sender thread's queue": [
+            item["started"] - item["queued"] for item in sent.values()
+        ],
+        "send: the signed POST (sender's view)": [item["t"] - item["started"] for item in sent.values()],
+        "receive: ASGI to a check thread": [item["started"] - item["arrived"] for item in received],
+        "receive: transport + message checks + enqueue": [item["t"] - item["started"] for item in received],
+        "step: waiting in the inbox (oldest message)": [
+            item["started"] - min(entry[2] for entry in item["received"])
+            for item in steps
+            if item["received"] and all(entry[2] for entry in item["received"])
+        ],
+        "step: taking the state row lock": [item["locked"] - item["started"] for item in steps],
+        "step: protocol calls": [item["protocol"] - item.get("restored", item["locked"]) for item in steps],
+        "step: persisting (blocks, log row, state)": [item["persisted"] - item["protocol"] for item in steps],
+        "step: commit": [item["committed"] - item["persisted"] for item in steps],
+        "step: storing blocks (steps that stored one)": [
+            item["persisted"] - item["protocol"] for item in steps if item["blocks"]
+        ],
+    }
+    hops = []
+    for item in steps:
+        for message_id, _, _ in item["received"]:
+            origin = sent.get(message_id)
+            if origin is not None:
+                hops.append(item["committed"] - origin["queued"])
+    stages["hop: sender's commit to receiver's step committed"] = hops
+    span = max((item["t"] for item in records), default=since) - since
+    print(f"trace breakdown ({len(steps)} steps, {len(sent)} messages over {span:.1f} s):", flush=True)
+    for stage, values in stages.items():
+        print(f"  {stage:<55} {_percentiles(values)}", flush=True)
+    per_node: dict[str, int] = {}
+    for item in steps:
+        per_node[item["node"]] = per_node.get(item["node"], 0) + 1
+    print(
+        f"  steps per node: {per_node}; messages per step {sum(len(i['received']) for i in steps) / max(1, len(steps)):.2f}"
+    )
 
 
 def _agreement(nodes: list[Node]) -> dict[str, Any]:
@@ -304,12 +386,15 @@ def _agreement(nodes: list[Node]) -> dict[str, Any]:
     ]
     shortest = min(len(chain) for chain in chains)
     agree = all(chain[:shortest] == chains[0][:shortest] for chain in chains)
+    # Blocks every node stored with the same hash at the same height.
+    agreed_by_all = sum(1 for height in range(shortest) if len({chain[height] for chain in chains}) == 1)
     stats = nodes[0].query(
         "SELECT rounds_completed, events_in_graph, snapshot_bytes FROM consensus_consensusstate WHERE id = 1"
     )[0]
     return {
         "blocks": [len(chain) for chain in chains],
         "agree": agree,
+        "blocks_agreed_by_all": agreed_by_all,
         "rounds_completed_node0": stats[0],
         "events_in_graph_node0": stats[1],
         "snapshot_bytes_node0": stats[2],
@@ -353,13 +438,18 @@ def main() -> int:
             node.submit([os.urandom(PAYLOAD_BYTES)])
         _wait(lambda: _pending(nodes) == 0, 120, "the warm-up block")
         for rate in [float(item) for item in arguments.rates.split(",")]:
+            since = time.time()
             run = _measure(nodes, rate, arguments.seconds)
+            if os.environ.get("BENCH_TRACE"):
+                _trace_breakdown(work, nodes, since)
             results["runs"].append(run)
             print(
                 f"offered {rate:.0f}/s (achieved {run['achieved_offer_per_second']:.0f}/s): agreed "
-                f"{run['agreed_per_second']:.0f}/s, p50 {run['p50_s']:.3f} s, p99 {run['p99_s']:.3f} s; "
-                f"nodes used {run['nodes_cpu_share']:.0%} of {run['cores']} cores, the rest of the "
-                f"machine {run['rest_cpu_share']:.0%}",
+                f"{run['agreed_per_second']:.0f}/s, p50 {run['p50_s']:.3f} s (voted after "
+                f"{run['p50_until_voted_s']:.3f} s), p99 {run['p99_s']:.3f} s; "
+                f"nodes used {run['nodes_cpu_share']:.0%} of {run['cores']} cores "
+                f"({run['nodes_cpu_seconds_per_1000_tx']:.2f} CPU s per 1,000 tx), the rest of the "
+                f"machine {run['rest_cpu_share']:.0%}; load average {run['load_average']:.1f}",
                 flush=True,
             )
         results["agreement"] = _agreement(nodes)
@@ -378,7 +468,9 @@ def main() -> int:
                 "p99 s": run["p99_s"],
                 "observations": run["observations"],
                 "nodes CPU": f"{run['nodes_cpu_share']:.0%}",
+                "CPU s/1k tx": f"{run['nodes_cpu_seconds_per_1000_tx']:.2f}",
                 "rest CPU": f"{run['rest_cpu_share']:.0%}",
+                "load avg": f"{run['load_average']:.1f}",
             }
             for run in results["runs"]
         ],
@@ -390,12 +482,15 @@ def main() -> int:
             "p99 s",
             "observations",
             "nodes CPU",
+            "CPU s/1k tx",
             "rest CPU",
+            "load avg",
         ],
     )
     agreement = results["agreement"]
     print(
-        f"blocks per node {agreement['blocks']}, chains agree: {agreement['agree']}; goal "
+        f"blocks per node {agreement['blocks']}, agreed by all {arguments.nodes} nodes: "
+        f"{agreement['blocks_agreed_by_all']}, chains agree: {agreement['agree']}; goal "
         f"{GOAL_TX_PER_SECOND} tx/s with p50 < {GOAL_P50_SECONDS} s at 4 nodes"
     )
     results["machine"] = machine_info()

@@ -14,6 +14,7 @@ broken or older than CONN_MAX_AGE (``close_old_connections``, as Django does per
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,10 +43,10 @@ def _gossip(request: HttpRequest) -> HttpResponse:
     except (UnicodeDecodeError, ValueError):
         return _refuse(request, services.ConsensusShellError("the body is not JSON", code="malformed_gossip"))
     try:
-        wire = services.gossip_check(peer=request.peer, body=body)  # type: ignore[attr-defined]
+        services.gossip_check(peer=request.peer, body=body)  # type: ignore[attr-defined]
     except services.ConsensusShellError as error:
         return _refuse(request, error)
-    services.gossip_enqueue(peer_name=request.peer.name, wire=wire)  # type: ignore[attr-defined]
+    services.gossip_enqueue(peer_name=request.peer.name, body=request.body)  # type: ignore[attr-defined]
     return JsonResponse({"accepted": True}, status=202)
 
 
@@ -53,15 +54,19 @@ def _gossip(request: HttpRequest) -> HttpResponse:
 _checkers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gossip-check")
 
 
-def _gossip_in_checker_thread(request: HttpRequest) -> HttpResponse:
+def _gossip_in_checker_thread(request: HttpRequest, arrived: float) -> HttpResponse:
     close_old_connections()  # this thread's own connection: reused while healthy and young
-    return _gossip(request)
+    started = time.time()
+    response = _gossip(request)
+    services.trace_hop(request, arrived=arrived, started=started, status=response.status_code)
+    return response
 
 
 @csrf_exempt
 @login_not_required
 @require_POST
 async def gossip(request: HttpRequest) -> HttpResponse:
+    arrived = time.time()
     # Refuse an oversized body before anything reads it (the transport check hashes the body).
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -78,4 +83,6 @@ async def gossip(request: HttpRequest) -> HttpResponse:
         )
         refusal = JsonResponse(error_body(error.code, error.message), status=413)
         return await sync_to_async(sign_answer, thread_sensitive=False, executor=_checkers)(request, refusal)
-    return await sync_to_async(_gossip_in_checker_thread, thread_sensitive=False, executor=_checkers)(request)
+    return await sync_to_async(_gossip_in_checker_thread, thread_sensitive=False, executor=_checkers)(
+        request, arrived
+    )

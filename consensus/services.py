@@ -19,20 +19,24 @@ after commit: what signed it is durable before any peer can see it (Parsec.snaps
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import queue
 import random
 import re
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import redis
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -63,7 +67,7 @@ from consensus.protocol import (
 from consensus.protocol.malice import MESSAGE_KIND, message_digest
 from consensus.protocol.parsec import MAX_EVENTS_PER_MESSAGE
 from consensus.protocol.types import ConsensusError, Observation, observation_bytes, observation_from_bytes
-from settlement import health
+from settlement import bulk, health
 from settlement.keystore import node_signer
 from settlement.models import Peer, PeerKey
 from settlement.protocol.encoding import sha256
@@ -71,6 +75,29 @@ from settlement.protocol.merkle import MerkleLog, leaf_hash
 from settlement.protocol.signing import is_valid
 
 logger = logging.getLogger("parsec.consensus")
+# Timings of each gossip hop and step, one JSON line each (CONSENSUS_TRACE=1; bench/consensus_nodes
+# --trace sums them up): what the per-hop breakdown in docs/consensus.md was measured with.
+trace_logger = logging.getLogger("parsec.consensus.trace")
+
+
+def trace_hop(request: Any, *, arrived: float, started: float, status: int) -> None:
+    """The receiving view's part of a hop: arrived (ASGI), checks started (pool thread), done."""
+    if trace_logger.isEnabledFor(logging.INFO):
+        peer = getattr(request, "peer", None)
+        _trace(
+            "recv",
+            sender=peer.name if peer else None,
+            arrived=arrived,
+            started=started,
+            status=status,
+            bytes=len(request.body),
+        )
+
+
+def _trace(what: str, **fields: Any) -> None:
+    if trace_logger.isEnabledFor(logging.INFO):
+        trace_logger.info("%s", json.dumps({"t": time.time(), "what": what, **fields}, separators=(",", ":")))
+
 
 STATE_PK = 1
 CONSENSUS_GROUP = "consensus"
@@ -220,13 +247,13 @@ class _PeerSender:
 
     def __init__(self, peer_name: str) -> None:
         self.peer_name = peer_name
-        self.queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(self.BACKLOG)
+        self.queue: queue.Queue[tuple[str, dict[str, Any], float]] = queue.Queue(self.BACKLOG)
         self.thread = threading.Thread(target=self._run, name=f"gossip-to-{peer_name}", daemon=True)
         self.thread.start()
 
     def send(self, peer_name: str, wire: dict[str, Any]) -> None:
         try:
-            self.queue.put_nowait((peer_name, wire))
+            self.queue.put_nowait((peer_name, wire, time.time()))
         except queue.Full:
             logger.warning("consensus: %s is not taking our gossip; a message is dropped", peer_name)
 
@@ -236,12 +263,14 @@ class _PeerSender:
         from consensus import tasks
 
         while True:
-            peer_name, wire = self.queue.get()
+            peer_name, wire, queued_at = self.queue.get()
+            started = time.time()
             try:
                 close_old_connections()  # this thread's own connection: reused while healthy
                 tasks.gossip_send.run(peer_name, wire)
             except Exception:
                 logger.exception("consensus: sending gossip to %s failed", peer_name)
+            _trace("sent", id=wire["signature"][:16], to=peer_name, queued=queued_at, started=started)
 
 
 _senders: dict[tuple[int, str], _PeerSender] = {}
@@ -263,10 +292,15 @@ def _votes_scheduled_key() -> str:
 
 
 def _schedule_votes() -> None:
-    # Many submissions a second must not become many worker steps a second: one votes_apply
-    # is queued at a time (the flag expires by itself should the task be lost).
+    # Many submissions a second must not become many worker steps a second: one wake-up (or one
+    # votes_apply when no gossip loop runs) is pending at a time; the flag expires by itself
+    # should it be lost.
     try:
-        if not health.redis_client().set(_votes_scheduled_key(), "1", nx=True, ex=2):
+        client = health.redis_client()
+        if not client.set(_votes_scheduled_key(), "1", nx=True, ex=2):
+            return
+        if gossip_loop_running():
+            client.rpush(_inbox_key(), VOTES_WAKE)
             return
     except Exception:  # noqa: S110 - without Redis there is no Celery either; dispatch decides
         pass
@@ -314,6 +348,8 @@ def validator_directory(names: list[str]) -> Directory:
 
 
 def _names_for(ids: tuple[ValidatorId, ...] | list[bytes], known: dict[str, str]) -> dict[str, str]:
+    if all(item.hex() in known for item in ids):
+        return {item.hex(): known[item.hex()] for item in ids}
     peer_names = {key.hex(): name for name, key in _current_peer_keys().items()}
     peer_names[node_signer().public_key.hex()] = settings.NODE_NAME
     return {item.hex(): known.get(item.hex()) or peer_names.get(item.hex(), item.hex()[:12]) for item in ids}
@@ -339,6 +375,8 @@ def forget_cached_state() -> None:
     _cache.parsec = None
     _cache.block_log = None
     _cache.accusations = 0
+    _parties_cache[:] = [0.0, None]
+    _peers_cache.clear()
 
 
 def consensus_state_ensure(*, validators: list[str] | None = None) -> ConsensusState:
@@ -385,6 +423,10 @@ class Step:
     # The inputs of every protocol call of this step, in order: its write-ahead log row.
     operations: list[list[Any]] = field(default_factory=list)
     head_before: Any = None
+    # For the timing trace: the messages handled ([id, sender, queued at]) and votes made.
+    received: list[list[Any]] = field(default_factory=list)
+    votes: int = 0
+    voted_ids: list[int] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------- the write-ahead log
@@ -473,27 +515,151 @@ def _restore(state: ConsensusState) -> Parsec:
     return parsec
 
 
+class StaleConsensusStateError(Exception):
+    """Another process changed the validator's state since this process's last step: the step
+    is dropped (nothing of it was committed or sent) and the next one restores the state."""
+
+
 @contextmanager
-def _locked_step() -> Iterator[Step]:
-    """Lock the state row, hand out the validator, then persist everything in one transaction."""
+def _locked_step(known: ConsensusState | None = None) -> Iterator[Step]:
+    """Lock the state row, hand out the validator, then persist everything in one transaction.
+
+    ``known``: the row as this process's last step wrote it (the gossip loop keeps it). When the
+    cached validator is at that version, the step skips the locking read and instead writes
+    the row with ``WHERE version = <known>`` (``_commit_step``): the same exclusion (a step of
+    another process in between makes ours fail and roll back, and nothing of it was sent), with
+    one round trip to PostgreSQL for the usual step instead of five."""
+    if known is not None and _cache.parsec is not None and _cache.version == known.version:
+        with _step_on_known_state(known) as step:
+            yield step
+        return
+    started = time.time()
+    timings: dict[str, float] = {}
     try:
         with transaction.atomic():
             state = ConsensusState.objects.select_for_update().defer("snapshot").filter(pk=STATE_PK).first()
             if state is None:
                 consensus_state_ensure()
                 state = ConsensusState.objects.select_for_update().defer("snapshot").get(pk=STATE_PK)
+            timings["locked"] = time.time()
             if _cache.parsec is None or _cache.version != state.version:
                 _cache.parsec = _restore(state)
                 _cache.version = state.version
+                timings["restored"] = time.time()
             step = Step(state, _cache.parsec, head_before=_head(_cache.parsec))
             yield step
+            timings["protocol"] = time.time()
             _persist(step)
+            timings["persisted"] = time.time()
     except BaseException:
         forget_cached_state()  # the instance may hold changes the rollback undid
         raise
+    _after_step(step, started, timings)
+
+
+@contextmanager
+def _step_on_known_state(state: ConsensusState) -> Iterator[Step]:
+    started = time.time()
+    timings: dict[str, float] = {"locked": started}
+    try:
+        assert _cache.parsec is not None
+        step = Step(state, _cache.parsec, head_before=_head(_cache.parsec))
+        expected = state.version
+        yield step
+        timings["protocol"] = time.time()
+        blocks = []
+        while (block := step.parsec.poll()) is not None:
+            blocks.append(block)
+        if blocks or step.voted_ids or len(step.parsec.accusations()) != _cache.accusations:
+            with transaction.atomic():
+                _persist(step, polled=blocks, expected_version=expected)
+        else:
+            _commit_step(step, expected)
+        timings["persisted"] = time.time()
+    except BaseException:
+        forget_cached_state()  # the instance may hold changes that were not committed
+        raise
+    _after_step(step, started, timings)
+
+
+# The usual step (gossip handled, no block, vote or accusation): its log row and the state row in
+# one statement, in autocommit. The UPDATE takes the row lock; a step of another process in between
+# changed the version, so no row comes back and this step counts as never made.
+_UPDATE_STATE_SQL = """
+    UPDATE consensus_consensusstate
+    SET version = %s, log_bytes = %s, epoch = %s, events_in_graph = %s, rounds_completed = %s,
+        rounds_per_second = %s, rate_window_started_at = %s, rate_window_rounds = %s,
+        messages_rejected = %s, awaiting = %s::jsonb, peers = %s::jsonb, updated_at = %s
+    WHERE id = %s AND version = %s
+    RETURNING version
+"""
+_COMMIT_STEP_SQL = f"""
+WITH state AS ({_UPDATE_STATE_SQL})
+INSERT INTO consensus_consensusstep (version, operations, own, recorded_at)
+SELECT version, %s, %s::jsonb, %s FROM state
+RETURNING version
+"""  # noqa: S608 - composed of constants only
+
+
+def _commit_step(step: Step, expected: int) -> None:
+    state, parsec = step.state, step.parsec
+    head = _head(parsec)
+    operations = json.dumps(step.operations, separators=(",", ":")).encode()
+    logged = bool(step.operations) or head != step.head_before
+    version = expected + 1 if logged else expected
+    if logged and (
+        version - state.snapshot_version >= settings.CONSENSUS_SNAPSHOT_EVERY_STEPS
+        or state.log_bytes + len(operations) >= settings.CONSENSUS_SNAPSHOT_LOG_BYTES
+    ):
+        with transaction.atomic():  # compaction: the full snapshot, in a transaction
+            _persist(step, polled=[], expected_version=expected)
+        return
+    now = timezone.now()
+    log_bytes = state.log_bytes + (len(operations) if logged else 0)
+    state_values: list[Any] = [
+        version,
+        log_bytes,
+        parsec.epoch,
+        len(parsec.graph),
+        state.rounds_completed,
+        state.rounds_per_second,
+        state.rate_window_started_at,
+        state.rate_window_rounds,
+        state.messages_rejected,
+        json.dumps(state.awaiting),
+        json.dumps(state.peers),
+        now,
+        STATE_PK,
+        expected,
+    ]
+    with connection.cursor() as cursor:
+        if logged:
+            cursor.execute(_COMMIT_STEP_SQL, [*state_values, operations, json.dumps(head), now])
+        else:
+            cursor.execute(_UPDATE_STATE_SQL, state_values)
+        if cursor.fetchone() is None:
+            raise StaleConsensusStateError(f"the consensus state is no longer at version {expected}")
+    state.version, state.log_bytes, state.updated_at = version, log_bytes, now
+    state.epoch, state.events_in_graph = parsec.epoch, len(parsec.graph)
+    _cache.version = version
+
+
+def _after_step(step: Step, started: float, timings: dict[str, float]) -> None:
     if step.blocks:
         transaction.on_commit(lambda: health.broadcast(BLOCKS_GROUP, "blocks.changed"))
     _announce_throttled()
+    if trace_logger.isEnabledFor(logging.INFO):
+        _trace(
+            "step",
+            started=started,
+            committed=time.time(),
+            **timings,
+            received=step.received,
+            votes=step.votes,
+            blocks=step.blocks,
+            sends=[[name, wire["signature"][:16]] for name, wire in step.sends],
+            own_events=(_head(step.parsec) or [0, 0])[1] - (step.head_before or [0, 0])[1],
+        )
 
 
 _last_announced = [0.0]
@@ -507,8 +673,21 @@ def _announce_throttled() -> None:
         transaction.on_commit(lambda: health.broadcast(CONSENSUS_GROUP, "consensus.changed"))
 
 
-def _persist(step: Step) -> None:
+def _persist(
+    step: Step, *, polled: list[ProtocolBlock] | None = None, expected_version: int | None = None
+) -> None:
+    """Write what the step did, in the caller's transaction. ``polled``: blocks already taken from
+    ``poll()``; ``expected_version``: the row was not locked by a read (``_step_on_known_state``),
+    so it is written only if still at that version."""
     state, parsec = step.state, step.parsec
+    if step.voted_ids:
+        for start in range(0, len(step.voted_ids), 5_000):
+            PendingObservation.objects.filter(id__in=step.voted_ids[start : start + 5_000]).update(
+                status=ObservationStatus.VOTED, voted_at=timezone.now()
+            )
+    for ready in polled or []:
+        _store_block(ready, state)
+        step.blocks += 1
     while (block := parsec.poll()) is not None:
         _store_block(block, state)
         step.blocks += 1
@@ -537,7 +716,21 @@ def _persist(step: Step) -> None:
     if set(state.validators) != {item.hex() for item in parsec.validators}:
         state.validators = _names_for(parsec.validators, state.validators)
     state.updated_at = timezone.now()
-    state.save()
+    if expected_version is None:
+        state.save()
+    else:
+        fields = [
+            field.attname
+            for field in ConsensusState._meta.concrete_fields
+            if field.attname not in ("id", "snapshot")
+        ]
+        if state.snapshot_version == state.version:
+            fields.append("snapshot")  # compacted in this step
+        changed = ConsensusState.objects.filter(pk=STATE_PK, version=expected_version).update(
+            **{name: getattr(state, name) for name in fields}
+        )
+        if not changed:
+            raise StaleConsensusStateError(f"the consensus state is no longer at version {expected_version}")
     _cache.version = state.version
 
 
@@ -604,19 +797,29 @@ def _store_block(block: ProtocolBlock, state: ConsensusState) -> None:
     )
     leaves = [observation_bytes(item) for item in block.observations]
     digests = [sha256(data) for data in leaves]
-    BlockObservation.objects.bulk_copy(
+    # Tuples straight into COPY (no model instance per row: building them cost as much as the
+    # COPY itself for a block of thousands).
+    bulk.copy_rows(
+        BlockObservation,
         [
-            BlockObservation(
-                block=row, index=index, kind=observation_parts(data)[0], data=data, digest=digest
-            )
+            (row.pk, index, observation_parts(data)[0], data, digest)
             for index, (data, digest) in enumerate(zip(leaves, digests, strict=True))
-        ]
+        ],
     )
-    now = timezone.now()
-    for start in range(0, len(digests), 5_000):
-        PendingObservation.objects.filter(digest__in=digests[start : start + 5_000]).update(
-            status=ObservationStatus.AGREED, agreed_at=now, block_height=block.height
-        )
+    if digests:
+        # One UPDATE over an array of hex digests (as bytea parameters, the client-side binding
+        # would escape every byte, and an IN list compiles a placeholder per digest).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE consensus_pendingobservation SET status = %s, agreed_at = %s, block_height = %s "
+                "WHERE digest = ANY(SELECT decode(unnest(string_to_array(%s, ',')), 'hex'))",
+                [
+                    ObservationStatus.AGREED.value,
+                    timezone.now(),
+                    block.height,
+                    ",".join(digest.hex() for digest in digests),
+                ],
+            )
     state.next_height = block.height + 1
     transaction.on_commit(lambda: _anchor_soon())
 
@@ -639,9 +842,8 @@ def _vote_queued(step: Step) -> int:
     )
     if queued:
         _apply(step, ["vote", [bytes(data).hex() for _, data in queued]])
-        PendingObservation.objects.filter(id__in=[item[0] for item in queued]).update(
-            status=ObservationStatus.VOTED, voted_at=timezone.now()
-        )
+        step.votes += len(queued)
+        step.voted_ids.extend(item[0] for item in queued)  # marked voted with the step's log row
     return len(queued)
 
 
@@ -667,7 +869,9 @@ def _nothing_to_do() -> bool:
 
 
 def gossip_tick() -> None:
-    """Beat's tick: start a gossip round with a random validator we are not waiting for."""
+    """One tick's worth of gossip without the loop: vote what is queued and start a round with a
+    random validator we are not waiting for. (Beat's task runs ``gossip_loop`` instead; tests
+    drive a node step by step with this.)"""
     if _nothing_to_do():
         return
     with _locked_step() as step:
@@ -719,15 +923,16 @@ def _start_round_with(step: Step, name: str) -> None:
 
 def gossip_receive(*, peer_name: str, wire: dict[str, Any]) -> None:
     """Handle one gossip message a peer sent (already transport- and signature-checked by the view)."""
-    gossip_receive_many([(peer_name, wire)])
+    gossip_receive_many([(peer_name, wire, None)])
 
 
-def gossip_receive_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """Handle several messages in one locked step: one snapshot written for all of them, which
-    is what the step costs most once many observations are in flight."""
+def gossip_receive_many(messages: list[tuple[str, dict[str, Any], float | None]]) -> None:
+    """Handle several messages (sender, wire, when queued) in one locked step: one log row for
+    all of them."""
     with _locked_step() as step:
         _vote_queued(step)
-        for peer_name, wire in messages:
+        for peer_name, wire, queued_at in messages:
+            step.received.append([str(wire.get("signature", ""))[:16], peer_name, queued_at])
             _receive_one(step, peer_name, wire)
         if step.parsec.has_unfinished_work():
             # Keep the conversation going while something waits for agreement or signatures:
@@ -768,15 +973,32 @@ def _drain_scheduled_key() -> str:
     return f"{settings.REDIS_KEY_PREFIX}:consensus:drain-scheduled"
 
 
-def gossip_enqueue(*, peer_name: str, wire: dict[str, Any]) -> None:
-    """The receiving view's hand-off: queue the checked message for the worker's next drain.
+def gossip_enqueue(*, peer_name: str, body: bytes) -> None:
+    """The receiving view's hand-off: queue the checked message (``body``: the request body it
+    checked, ``{"message": <wire>}``, as received: not encoded a second time) for the loop.
 
-    Messages wait in a Redis list (like any Celery message would) and one ``gossip_drain`` is
-    queued at a time, so a burst of messages becomes one locked step, not one step each."""
+    Messages wait in a Redis list that the gossip loop blocks on. Without a loop (none started:
+    a worker without beat), one ``gossip_drain`` is queued at a time, so a burst of messages
+    becomes one locked step, not one step each."""
     client = health.redis_client()
-    client.rpush(_inbox_key(), json.dumps([peer_name, wire], separators=(",", ":")))
+    pipeline = client.pipeline(transaction=False)
+    pipeline.rpush(_inbox_key(), b"[%s,%.6f,%s]" % (json.dumps(peer_name).encode(), time.time(), body))
+    pipeline.exists(_loop_lock_key())
+    _, loop_running = pipeline.execute()
+    if loop_running:
+        return  # the loop is blocked on the inbox (or about to look at it): the push wakes it
     if client.set(_drain_scheduled_key(), "1", nx=True, ex=5):
         dispatch("gossip_drain")
+
+
+def _inbox_message(item: bytes) -> tuple[str, dict[str, Any], float]:
+    """(sender, wire, when queued) of an inbox item written by ``gossip_enqueue``."""
+    name, queued_at, body = json.loads(item)
+    return str(name), body["message"], float(queued_at)
+
+
+def _inbox_pop(client: redis.Redis, count: int) -> list[bytes]:
+    return cast(list[bytes], client.lpop(_inbox_key(), count) or [])
 
 
 # At most this many messages are handled in one locked step (bounded work per transaction).
@@ -789,13 +1011,197 @@ def gossip_drain() -> int:
     client.delete(_drain_scheduled_key())
     handled = 0
     for _ in range(50):
-        raw = client.lpop(_inbox_key(), DRAIN_BATCH)
+        raw = _inbox_pop(client, DRAIN_BATCH)
         if not raw:
             break
-        batch = [json.loads(item) for item in raw]  # type: ignore[arg-type]
-        gossip_receive_many([(str(name), wire) for name, wire in batch])
+        batch = [
+            _inbox_message(item) for item in raw if item != VOTES_WAKE and not item.startswith(STOP_PREFIX)
+        ]
+        gossip_receive_many(batch)  # type: ignore[arg-type]
         handled += len(batch)
     return handled
+
+
+# ----------------------------------------------------------------- the gossip loop
+#
+# One long-running loop per node does all of the validator's work while it runs: it blocks on
+# the Redis inbox (the receiving view pushes every checked message there, the vote services push
+# a wake-up), and takes a locked step as soon as something arrived, handling every queued
+# message in that one step, then starts rounds with every free peer while anything waits for
+# agreement. No Celery hand-off and no beat tick lies between two hops of a gossip round.
+#
+# It is a Celery task (the worker does the work, as everywhere else) that holds a Redis lock,
+# one per node: beat's gossip_tick starts it when nobody holds the lock, so a loop that died
+# (an exception, a killed process whose lock expired) is replaced at the next tick. The lock is
+# only about not running two loops (they would take turns on the row lock and each restore the
+# other's state); what keeps our chain single is still the state row's FOR UPDATE in every step.
+
+VOTES_WAKE = b"votes"
+STOP_PREFIX = b"stop:"
+
+
+def _loop_lock_key() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:consensus:gossip-loop"
+
+
+def gossip_loop_running() -> bool:
+    """True while some process holds this node's gossip-loop lock."""
+    return bool(health.redis_client().exists(_loop_lock_key()))
+
+
+def gossip_loop_holder() -> str | None:
+    """Who holds the loop lock ("<host>:<pid>:<random>"), for the dashboard and tests."""
+    value = health.redis_client().get(_loop_lock_key())
+    return _text(value) if value is not None else None
+
+
+def gossip_loop(*, seconds: float | None = None) -> str:
+    """Run this node's gossip loop for up to ``seconds`` (CONSENSUS_LOOP_SECONDS) unless another
+    loop holds the lock. Returns "busy" (another loop runs), "done" (it ran its time) or
+    "stopped" (its worker is shutting down), after releasing the lock."""
+    client = _loop_redis()
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    lock = client.lock(_loop_lock_key(), timeout=settings.CONSENSUS_LOOP_LOCK_SECONDS, thread_local=False)
+    if not lock.acquire(blocking=False, token=token):
+        return "busy"
+    logger.info("consensus: gossip loop %s started", token)
+    loop = _GossipLoop(client, lock)
+    try:
+        loop.run(time.monotonic() + (seconds or settings.CONSENSUS_LOOP_SECONDS))
+    finally:
+        with contextlib.suppress(redis.exceptions.LockError, redis.exceptions.RedisError):
+            lock.release()
+        logger.info("consensus: gossip loop %s ended", token)
+    return "stopped" if loop.stopping else "done"
+
+
+def gossip_loop_stop(*, worker_pid: int) -> None:
+    """Ask the loop running in this worker (its process or a child of it) to end: called when
+    the worker shuts down, which otherwise waits for the task (the loop) to return."""
+    health.redis_client().rpush(_inbox_key(), f"{STOP_PREFIX.decode()}{worker_pid}")
+
+
+@functools.cache
+def _loop_redis_for(url: str, block_seconds: float) -> redis.Redis:
+    # Its own client: the shared one times out a read after 1 s, and the loop blocks longer.
+    return redis.Redis.from_url(
+        url, socket_timeout=block_seconds + 5, socket_connect_timeout=2, health_check_interval=30
+    )
+
+
+def _loop_redis() -> redis.Redis:
+    return _loop_redis_for(settings.REDIS_URL, _loop_longest_wait())
+
+
+def _loop_longest_wait() -> float:
+    return min(settings.CONSENSUS_GOSSIP_SECONDS, settings.CONSENSUS_LOOP_LOCK_SECONDS / 3)
+
+
+class _GossipLoop:
+    def __init__(self, client: redis.Redis, lock: Any) -> None:
+        self.client = client
+        self.lock = lock
+        self.state: ConsensusState | None = None
+        self.parsec: Parsec | None = None
+        self.check_votes = True  # the first step looks for votes queued while no loop ran
+        self.next_idle_round = 0.0
+        self.next_refresh = time.monotonic() + settings.CONSENSUS_LOOP_LOCK_SECONDS / 3
+        self.stopping = False
+
+    def run(self, deadline: float) -> None:
+        while (now := time.monotonic()) < deadline and not self.stopping:
+            if now >= self.next_refresh:
+                self.lock.reacquire()  # LockNotOwnedError: it expired and another loop took over
+                self.next_refresh = now + settings.CONSENSUS_LOOP_LOCK_SECONDS / 3
+            messages = self._take(_inbox_pop(self.client, DRAIN_BATCH))
+            if not messages and not self._work_without_messages(now):
+                wait = min(self.next_refresh, self._next_timer(now), deadline) - now
+                popped = cast(
+                    "tuple[bytes, bytes] | None", self.client.blpop([_inbox_key()], timeout=max(0.001, wait))
+                )
+                if popped is None:
+                    continue
+                messages = self._take([popped[1], *_inbox_pop(self.client, DRAIN_BATCH - 1)])
+                if not messages and not self._work_without_messages(time.monotonic()):
+                    continue
+            if messages or not self.stopping:
+                self._step(messages)
+
+    def _take(self, items: list[bytes]) -> list[tuple[str, dict[str, Any], float]]:
+        """The gossip messages among inbox items; wake-ups and stop requests are noted."""
+        messages: list[tuple[str, dict[str, Any], float]] = []
+        for item in items:
+            if item == VOTES_WAKE:
+                self.check_votes = True
+            elif item.startswith(STOP_PREFIX):
+                # Ours when it names this process's worker (prefork: our parent; solo: us).
+                self.stopping |= int(item[len(STOP_PREFIX) :]) in (os.getpid(), os.getppid())
+            else:
+                messages.append(_inbox_message(item))
+        return messages
+
+    def _work_without_messages(self, now: float) -> bool:
+        """Something to do before waiting for the inbox: votes to make, rounds to start."""
+        if self.state is None or self.parsec is None:
+            return True
+        free = bool(_free_peers(self.state))
+        if self.check_votes:
+            # Votes travel in our next event, which is made when new events arrive: while every
+            # peer owes us an answer, the step that handles the first answer votes them (a step
+            # of its own would only write them down). Alone, nobody answers: vote now.
+            return free or len(self.state.validators) <= 1
+        if self.parsec.has_unfinished_work():
+            return free
+        return now >= self.next_idle_round and free
+
+    def _next_timer(self, now: float) -> float:
+        """When waiting must end even if nothing arrives: an idle round, or a request overdue."""
+        timer = now + _loop_longest_wait()
+        if self.state is None:
+            return now
+        if self.parsec is not None and not self.parsec.has_unfinished_work():
+            timer = min(timer, self.next_idle_round)
+        limit = settings.CONSENSUS_RESPONSE_TIMEOUT_SECONDS
+        wall = time.time()
+        for sent in self.state.awaiting.values():
+            due = datetime.fromisoformat(sent).timestamp() + limit
+            timer = min(timer, now + max(0.0, due - wall))
+        return timer
+
+    def _step(self, messages: list[tuple[str, dict[str, Any], float]]) -> None:
+        if self.check_votes:
+            self.client.delete(_votes_scheduled_key())  # later submissions wake us again
+        now = time.monotonic()
+        try:
+            step = self._locked_step_body(messages, now)
+        except (StaleConsensusStateError, IntegrityError) as error:
+            # Another process stepped meanwhile (a drain or votes task racing a new loop): this
+            # step was neither committed nor sent; its messages are lost like network drops.
+            logger.warning("consensus: gossip loop step dropped: %s", error)
+            self.state = self.parsec = None
+            self.check_votes = True
+            return
+        _send(step)
+        self.check_votes = False
+        self.state, self.parsec = step.state, step.parsec
+
+    def _locked_step_body(self, messages: list[tuple[str, dict[str, Any], float]], now: float) -> Step:
+        with _locked_step(self.state) as step:
+            if self.check_votes:
+                _vote_queued(step)
+            for peer_name, wire, queued_at in messages:
+                step.received.append([str(wire.get("signature", ""))[:16], peer_name, queued_at])
+                _receive_one(step, peer_name, wire)
+            if step.parsec.has_unfinished_work():
+                # Back to back: what this step created (or learnt) goes to every peer we are
+                # not waiting for, at once.
+                _maybe_start_round(step, every_free_peer=True)
+            elif now >= self.next_idle_round:
+                # Idle: one round with a random peer per CONSENSUS_GOSSIP_SECONDS (a peer that
+                # restarted, or fell behind, learns what it missed).
+                _maybe_start_round(step)
+                self.next_idle_round = now + settings.CONSENSUS_GOSSIP_SECONDS
+        return step
 
 
 def _count_round(state: ConsensusState) -> None:
@@ -829,11 +1235,26 @@ def _send(step: Step) -> None:
         transaction.on_commit(lambda name=name, wire=wire: dispatch("gossip_send", name, wire))  # type: ignore[misc]
 
 
+# Looked up again after this long: a query per message cost a PostgreSQL round trip per gossip
+# hop, and a peer's address changes rarely (peer_add); keys are checked by the receiver anyway.
+PEER_CACHE_SECONDS = 5.0
+_peers_cache: dict[str, tuple[float, Peer | None]] = {}
+
+
+def _peer_named(name: str) -> Peer | None:
+    cached = _peers_cache.get(name)
+    if cached is not None and time.monotonic() - cached[0] < PEER_CACHE_SECONDS:
+        return cached[1]
+    peer = Peer.objects.filter(name=name).first()
+    _peers_cache[name] = (time.monotonic(), peer)
+    return peer
+
+
 def gossip_deliver(*, peer_name: str, wire: dict[str, Any]) -> bool:
     """POST one message to a peer over the signed transport (after the snapshot is committed)."""
     from settlement.transport import PeerUnreachable, peer_request
 
-    peer = Peer.objects.filter(name=peer_name).first()
+    peer = _peer_named(peer_name)
     if peer is None:
         logger.warning("consensus: validator %s is not a known peer", peer_name)
         return False
@@ -858,11 +1279,12 @@ def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
     protocol can prove against the sender (bad events inside a signed message) is left to the
     worker, where ``handle_*`` records the accusation.
     """
-    state = ConsensusState.objects.defer("snapshot").filter(pk=STATE_PK).first()
-    if state is None:
+    parties = _validator_parties()
+    if parties is None:
         raise ConsensusShellError(
             "this node's validator has not started yet", code="not_started", http_status=503
         )
+    our_id, validators = parties
     if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
         raise ConsensusShellError('the body is {"message": <gossip message>}', code="malformed_gossip")
     wire = body["message"]
@@ -889,10 +1311,10 @@ def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
         raise ConsensusShellError(
             f"malformed gossip message: {error}"[:300], code="malformed_gossip"
         ) from error
-    peer_key = next((key for key, value in state.validators.items() if value == peer.name), None)
+    peer_key = next((key for key, value in validators.items() if value == peer.name), None)
     if peer_key is None:
         raise ConsensusShellError(f"{peer.name} is not a validator", code="not_a_validator", http_status=403)
-    if sender.hex() != peer_key or recipient.hex() != state.our_id:
+    if sender.hex() != peer_key or recipient.hex() != our_id:
         raise ConsensusShellError("the message names other parties", code="wrong_parties", http_status=403)
     try:
         signed = is_valid(sender, MESSAGE_KIND, header, signature)
@@ -903,6 +1325,24 @@ def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
             "the message is not signed by its sender", code="bad_message_signature", http_status=401
         )
     return wire
+
+
+# The receiving view reads our id and the validator set at most this often (a PostgreSQL round
+# trip per message otherwise). A membership change reaches the view this much later; the worker
+# checks every message against the protocol's own validator set regardless.
+PARTIES_CACHE_SECONDS = 1.0
+_parties_cache: list[Any] = [0.0, None]
+
+
+def _validator_parties() -> tuple[str, dict[str, str]] | None:
+    """(our validator id, validators by id) as the state row has them, or None before genesis."""
+    read_at, parties = _parties_cache
+    if parties is not None and time.monotonic() - read_at < PARTIES_CACHE_SECONDS:
+        return parties
+    row = ConsensusState.objects.filter(pk=STATE_PK).values_list("our_id", "validators").first()
+    parties = (row[0], dict(row[1])) if row is not None else None
+    _parties_cache[:] = [time.monotonic(), parties]
+    return parties
 
 
 def _refusals_key() -> str:

@@ -193,9 +193,16 @@ CELERY_BEAT_SCHEDULE = {
 # read once, when the node's validator state is first made, and persisted from then on.
 CONSENSUS_VALIDATORS = env_list("CONSENSUS_VALIDATORS", NODE_NAME)
 CONSENSUS_GOSSIP_SECONDS = float(env("CONSENSUS_GOSSIP_SECONDS", "0.5"))
+# The gossip loop (docs/consensus.md): a run lasts this long, then hands over to a fresh one; its
+# Redis lock (one loop per node) expires this long after the holder stops refreshing it (killed),
+# and the next beat tick starts another.
+CONSENSUS_LOOP_SECONDS = float(env("CONSENSUS_LOOP_SECONDS", "300"))
+CONSENSUS_LOOP_LOCK_SECONDS = float(env("CONSENSUS_LOOP_LOCK_SECONDS", "10"))
 # A gossip request unanswered this long is given up, and the next tick picks another peer.
 CONSENSUS_RESPONSE_TIMEOUT_SECONDS = float(env("CONSENSUS_RESPONSE_TIMEOUT_SECONDS", "3"))
 CONSENSUS_MAX_MESSAGE_BYTES = int(env("CONSENSUS_MAX_MESSAGE_BYTES", "2000000"))
+# Log the timings of every gossip hop and worker step (logger parsec.consensus.trace, JSON lines).
+CONSENSUS_TRACE = env_bool("CONSENSUS_TRACE", False)
 # The firehose (docs/firehose.md): an idle stream sends a heartbeat (and reads the database again)
 # this often; a websocket client may leave this many bytes unacknowledged; one HTTP response
 # carries about this many bytes, then ends with an "end" record naming the height to resume from.
@@ -283,5 +290,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [" + NODE_NAME + "] %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "parsec.consensus.trace": {"level": "INFO" if CONSENSUS_TRACE else "WARNING"},
+    },
 }
