@@ -37,8 +37,10 @@ Run: ``python -m bench.channel_updates [--channels 1000] [--seconds 2] [--transp
 from __future__ import annotations
 
 import argparse
+import cProfile
 import multiprocessing
 import os
+import pstats
 import random
 import time
 from collections import Counter
@@ -156,7 +158,12 @@ def _process_cpu_seconds(pid: int) -> float:
 
 
 def transport_benchmark(
-    updates: int, threads: int, batch_size: int, pipelines: int, seconds: float
+    updates: int,
+    threads: int,
+    batch_size: int,
+    pipelines: int,
+    seconds: float,
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Updates between two local nodes over the signed transport (see the module's docstring)."""
     import json
@@ -200,14 +207,13 @@ def transport_benchmark(
     manage_b("migrate", "--noinput", "-v", "0")
     manage_b("shell", "-c", "from settlement.keystore import node_identity_ensure; node_identity_ensure()")
     log_dir = Path(tempfile.mkdtemp(prefix="parsec-bench-"))
+    daphne = [str(Path(sys.executable).parent / "daphne")]
+    if profile_dir is not None:
+        # Every thread of node B under cProfile, written when it stops (bench.profiled_node).
+        daphne = [sys.executable, "-m", "bench.profiled_node", str(profile_dir / "node_b.prof")]
     web_b = ManagedProcess(
         name="bench-b",
-        command=[
-            str(Path(sys.executable).parent / "daphne"),
-            "--port",
-            str(port),
-            "settlement.asgi:application",
-        ],
+        command=[*daphne, "--port", str(port), "settlement.asgi:application"],
         log_path=log_dir / "bench-b.log",
         env=env_b,
     )
@@ -328,12 +334,18 @@ def transport_benchmark(
         from channels_app.batch import Payment, peer_payments
 
         refusals: Counter[str] = Counter()
+        profiles: list[cProfile.Profile] = []
 
         def pay_batches(group: list[Any], rounds_at_least: int = 1) -> tuple[int, list[float]]:
             """Batches of one update per channel of ``group``, back to back, for ``seconds``."""
             from django.db import connection as thread_connection
 
             payments = [Payment(channel.channel_id, ETH, 1) for channel in group]
+            # CPU time of this thread: wall time would charge the GIL and the neighbours' load.
+            profile = cProfile.Profile(time.thread_time) if profile_dir is not None else None
+            if profile is not None:
+                profiles.append(profile)
+                profile.enable()
             accepted = 0
             rounds: list[float] = []
             deadline = time.perf_counter() + seconds
@@ -343,6 +355,8 @@ def transport_benchmark(
                 rounds.append(time.perf_counter() - begin)
                 accepted += sum(outcome.ok for outcome in outcomes)
                 refusals.update(outcome.error.code for outcome in outcomes if outcome.error is not None)
+            if profile is not None:
+                profile.disable()
             thread_connection.close()
             return accepted, rounds
 
@@ -360,6 +374,11 @@ def transport_benchmark(
         cpu_b = _process_cpu_seconds(b_pid) - cpu_before[1]
         batch_rounds = [t for _, rounds in batched for t in rounds]
         batch_accepted = sum(accepted for accepted, _ in batched)
+        if profile_dir is not None and profiles:
+            merged = pstats.Stats(profiles[0])
+            for profile in profiles[1:]:
+                merged.add(profile)
+            merged.dump_stats(profile_dir / "node_a.prof")
         connection.close()
     finally:
         web_b.stop()
@@ -403,6 +422,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=250, help="updates (channels) per batch request")
     parser.add_argument("--pipelines", type=int, default=2, help="batches in flight at once")
     parser.add_argument("--transport-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="directory: write cProfile data of both nodes while batching (node_a.prof, node_b.prof)",
+    )
     arguments = parser.parse_args(argv)
 
     ceilings = measure_ceilings(0.3)
@@ -463,6 +488,7 @@ def main(argv: list[str] | None = None) -> None:
             arguments.batch_size,
             arguments.pipelines,
             arguments.transport_seconds,
+            arguments.profile,
         )
         machine_ceiling = ceiling_per_core * cores
         print_table(

@@ -23,31 +23,36 @@ _CLASSES: dict[str, type] = {
 }
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(field.name for field in dataclasses.fields(cls))
-    return names
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """The fields of a dataclass type, None for any other type; remembered per type (asking
+    ``dataclasses.is_dataclass`` for every value cost more than the encoding itself)."""
+    try:
+        return _FIELD_NAMES[cls]
+    except KeyError:
+        names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+        _FIELD_NAMES[cls] = names
+        return names
 
 
 def encode(value: Any) -> Any:
     # The scalars first: they are most of what a channel's machine holds (every state, every
     # update is encoded at least twice), and the checks below cost more than these.
-    if value is None or type(value) in (int, str, bool):
+    cls = type(value)
+    if value is None or cls is int or cls is str or cls is bool:
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        cls = type(value)
+    names = _field_names(cls)
+    if names is not None:
         encoded = {"_t": cls.__name__}
-        for name in _field_names(cls):
+        for name in names:
             encoded[name] = encode(getattr(value, name))
         return encoded
     if isinstance(value, bytes):
         return {"_b": value.hex()}
     if isinstance(value, enum.Enum):
-        return {"_e": type(value).__name__, "v": value.value}
+        return {"_e": cls.__name__, "v": value.value}
     if isinstance(value, Mapping):
         return {"_m": [[encode(key), encode(item)] for key, item in value.items()]}
     if isinstance(value, (tuple, list)):

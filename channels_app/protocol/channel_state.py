@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from eth_hash.auto import keccak
-
+from channels_app.protocol.architecture import replace
 from channels_app.protocol.errors import BadState, NotConserved
+from channels_app.protocol.keccak import keccak
 from channels_app.protocol.types import (
     MAX_UINT64,
     MAX_UINT256,

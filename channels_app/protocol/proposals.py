@@ -9,8 +9,6 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
-from eth_hash.auto import keccak
-
 from channels_app.protocol.channel_state import (
     Allocation,
     ChannelParams,
@@ -19,6 +17,7 @@ from channels_app.protocol.channel_state import (
 )
 from channels_app.protocol.eip712 import Domain, sign_state, state_struct_hash
 from channels_app.protocol.errors import BadState, SubAllocationError
+from channels_app.protocol.keccak import keccak
 from channels_app.protocol.state import Channel, StreamPayment
 from channels_app.protocol.types import Address, Version, Wei
 
