@@ -1,4 +1,4 @@
-"""Run a node's daphne with every thread under cProfile; the merged profile is written on exit.
+"""Run a node's daphne with every thread under cProfile; each thread's profile is written on exit.
 
 For ``bench.channel_updates --profile DIR``: node B runs as
 ``python -m bench.profiled_node OUT.prof <daphne arguments>``. Django runs synchronous views on
@@ -6,14 +6,12 @@ executor threads, so one profiler per thread is started as each thread begins (t
 ``threading.setprofile``), and the main thread (the event loop) has its own. Each counts its
 thread's CPU time (``time.thread_time``): on a shared machine, wall time would charge a
 function for the time its thread waited for a core or for the GIL. Daphne stops on
-SIGTERM (Twisted's handler); the profiles are then merged and written to ``OUT.prof`` for
-``python -m pstats``.
+SIGTERM (Twisted's handler); each thread's profile is then written to ``OUT.prof.<n>``.
 """
 
 from __future__ import annotations
 
 import cProfile
-import pstats
 import sys
 import threading
 import time
@@ -45,13 +43,13 @@ def main() -> None:
         main_profile.disable()
         with _lock:
             profiles = list(_profiles)
-        merged = pstats.Stats(profiles[0])
-        for profile in profiles[1:]:
+        # One file per thread (OUT.prof.0, OUT.prof.1, ...): merging here would keep the node
+        # from stopping in time on a loaded machine; bench.channel_updates merges them.
+        for index, profile in enumerate(profiles):
             try:
-                merged.add(profile)
+                profile.dump_stats(f"{output}.{index}")
             except TypeError:  # a thread that never ran a profiled call has no stats
                 continue
-        merged.dump_stats(output)
 
 
 if __name__ == "__main__":

@@ -133,10 +133,6 @@ def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-# The columns a batch reads: the machine comes separately (see _lock), and the display
-# columns (params, opening, balances: JSON the batch never reads) are not fetched at all.
-_LOCK_FIELDS = ("id", "channel_id", "peer_id", "our_address", "phase", "version", "clock")
-
 # Decoded machines by the SHA-256 of their JSON as PostgreSQL renders it. Decoding a machine
 # (JSON, then the protocol's dataclasses) cost more than checking and countersigning its
 # update, and each update read it three times (the proposer's two transactions, the receiver's
@@ -163,16 +159,34 @@ def _remember_machine(fingerprint: bytes, machine: ProtocolChannel) -> None:
     _decoded_machines[bytes(fingerprint)] = machine
 
 
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """What a batch reads of a locked channel row: plain values, no model object (building
+    Django model instances for hundreds of rows per batch cost more than the query)."""
+
+    pk: int
+    channel_id: str
+    peer_id: int | None
+    our_address: str
+    phase: str
+    clock: int
+    machine_fingerprint: bytes | None
+
+    @property
+    def id_bytes(self) -> ChannelId:
+        return ChannelId(bytes.fromhex(self.channel_id[2:]))
+
+
 @dataclass
 class _Locked:
-    rows: dict[str, Channel]
+    rows: dict[str, _Row]
     machines: dict[str, ProtocolChannel | None]
     """Each locked channel's machine as stored (None: no machine yet, awaiting its opening)."""
 
-    def get(self, channel_id: str) -> Channel | None:
+    def get(self, channel_id: str) -> _Row | None:
         return self.rows.get(channel_id)
 
-    def __getitem__(self, channel_id: str) -> Channel:
+    def __getitem__(self, channel_id: str) -> _Row:
         return self.rows[channel_id]
 
 
@@ -181,24 +195,36 @@ def _lock(channel_ids: Iterable[str]) -> _Locked:
 
     The query returns each machine's fingerprint rather than the machine; only machines not
     already decoded in this process are fetched (one more query, the rows being locked) and
-    decoded.
+    decoded. The display columns (params, opening, balances) are not read at all.
     """
     ids = sorted(set(channel_ids))
-    rows: list[Any] = list(
-        Channel.objects.select_for_update()
-        .only(*_LOCK_FIELDS)
-        .annotate(machine_fingerprint=_machine_fingerprint())
-        .filter(channel_id__in=ids)
-        .order_by("channel_id")
-    )
+    rows = [
+        _Row(
+            pk,
+            channel_id,
+            peer_id,
+            our_address,
+            phase,
+            clock,
+            None if fingerprint is None else bytes(fingerprint),
+        )
+        for pk, channel_id, peer_id, our_address, phase, clock, fingerprint in (
+            Channel.objects.select_for_update()
+            .filter(channel_id__in=ids)
+            .order_by("channel_id")
+            .annotate(machine_fingerprint=_machine_fingerprint())
+            .values_list(
+                "pk", "channel_id", "peer_id", "our_address", "phase", "clock", "machine_fingerprint"
+            )
+        )
+    ]
     machines: dict[str, ProtocolChannel | None] = {}
-    missing: dict[int, Any] = {}
+    missing: dict[int, _Row] = {}
     for row in rows:
-        fingerprint = row.machine_fingerprint
-        if fingerprint is None:
+        if row.machine_fingerprint is None:
             machines[row.channel_id] = None
             continue
-        found = _decoded_machines.get(bytes(fingerprint))
+        found = _decoded_machines.get(row.machine_fingerprint)
         if found is None:
             missing[row.pk] = row
         else:
@@ -208,7 +234,8 @@ def _lock(channel_ids: Iterable[str]) -> _Locked:
             row = missing[pk]
             machine: ProtocolChannel = codec.decode(stored)
             machines[row.channel_id] = machine
-            _remember_machine(row.machine_fingerprint, machine)
+            if row.machine_fingerprint is not None:
+                _remember_machine(row.machine_fingerprint, machine)
     return _Locked({row.channel_id: row for row in rows}, machines)
 
 
@@ -237,12 +264,16 @@ class _Writes:
     domain: eip712.Domain
     locked: _Locked
     machines: dict[str, ProtocolChannel] = field(default_factory=dict)
-    changed: dict[str, Channel] = field(default_factory=dict)
+    changed: dict[str, _Row] = field(default_factory=dict)
     log: list[tuple[Any, ...]] = field(default_factory=list)
     states: list[tuple[Any, ...]] = field(default_factory=list)
     now: Any = field(default_factory=timezone.now)
+    memo: codec.Memo = field(default_factory=dict)
+    """Encodings shared by this batch's rows: an update's state appears in its log row, its
+    signed-state row and its channel's machine; the machine's fixed parts in both of the
+    proposer's transactions. Every encoded document is serialised at once and not changed."""
 
-    def machine(self, row: Channel) -> ProtocolChannel:
+    def machine(self, row: _Row) -> ProtocolChannel:
         found = self.machines.get(row.channel_id)
         if found is not None:
             return found
@@ -252,7 +283,7 @@ class _Writes:
         self.machines[row.channel_id] = stored
         return stored
 
-    def apply(self, row: Channel, change: object) -> tuple[events.Event, ...]:
+    def apply(self, row: _Row, change: object) -> tuple[events.Event, ...]:
         """Run one change through the rules; a refusal raises and records nothing."""
         view = NodeChannels(
             us=address(row.our_address),
@@ -273,7 +304,7 @@ class _Writes:
                 ChannelStateChange,
                 channel_id=row.pk,
                 change=type(change).__name__,
-                payload=codec.encode(change),
+                payload=codec.encode(change, self.memo),
                 events=[type(event).__name__ for event in result.events],
                 actor=self.actor,
                 at=self.now,
@@ -287,7 +318,7 @@ class _Writes:
                         ChannelState,
                         channel_id=row.pk,
                         version=signed.state.version,
-                        state=codec.encode(signed.state),
+                        state=codec.encode(signed.state, self.memo),
                         signatures=signatures_hex(signed.signatures),
                         is_final=signed.state.is_final,
                         digest=_hex(eip712.state_digest(self.domain, signed.state)),
@@ -303,7 +334,7 @@ class _Writes:
         heads = [
             {
                 "id": row.pk,
-                "machine": codec.encode(self.machines[channel_id]),
+                "machine": codec.encode(self.machines[channel_id], self.memo),
                 "phase": self.machines[channel_id].phase.value,
                 "version": self.machines[channel_id].latest.state.version,
                 "balances": services._balances(self.machines[channel_id]),
@@ -552,7 +583,7 @@ def peer_payments(
     signer = node_signer()
     domain = _domain()
     outcomes: dict[int, Outcome] = {}
-    sent: list[tuple[int, Channel, ProtocolState]] = []
+    sent: list[tuple[int, _Row, ProtocolState]] = []
     documents: list[dict[str, Any]] = []
     with transaction.atomic():
         rows = _lock(payment.channel_id.lower() for payment in payments)
@@ -596,14 +627,14 @@ def peer_payments(
             )
         with transaction.atomic():
             rows = _lock(row.channel_id for _, row, _ in sent)
-            writes = _Writes(actor=f"peer:{peer.name}", domain=domain, locked=rows)
+            writes = _Writes(actor=f"peer:{peer.name}", domain=domain, locked=rows, memo=writes.memo)
             for (index, row, new), result in zip(sent, results, strict=True):
                 outcomes[index] = _countersignature_take(writes, rows[row.channel_id], new, result)
             writes.write()
     return [outcomes[index] for index in range(len(payments))]
 
 
-def _countersignature_take(writes: _Writes, row: Channel, new: ProtocolState, result: Any) -> Outcome:
+def _countersignature_take(writes: _Writes, row: _Row, new: ProtocolState, result: Any) -> Outcome:
     try:
         if not isinstance(result, dict) or result.get("channel_id") != row.channel_id:
             raise BadState("the peer's answer does not match the proposal sent in its place")

@@ -46,12 +46,11 @@ def _replacer(cls: type) -> Any:
     for ``cls`` once (as ``dataclasses`` writes ``__init__``): a keyword call built from a
     dictionary cost twice as much."""
     names = [f.name for f in dataclasses.fields(cls) if f.init]
-    arguments = ", ".join(f"get({name!r}, obj.{name})" for name in names)
+    arguments = ", ".join(f"changes[{name!r}] if {name!r} in changes else obj.{name}" for name in names)
     source = (
         "def replace(obj, changes):\n"
         "    if not changes.keys() <= names:\n"
         "        raise TypeError(f'{cls.__name__} has no field(s) {sorted(set(changes) - names)}')\n"
-        "    get = changes.get\n"
         f"    return cls({arguments})\n"
     )
     namespace: dict[str, Any] = {"cls": cls, "names": frozenset(names)}

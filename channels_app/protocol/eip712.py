@@ -166,12 +166,18 @@ def _digest(domain: Domain, struct_hash: bytes) -> Digest:
     return Digest(keccak(b"\x19\x01" + domain.separator + struct_hash))
 
 
-# Both sides hash the same state several times per update (sign, verify each signature);
-# states are immutable, so the digest is remembered for the most recent ones.
-@functools.lru_cache(maxsize=4096)
 def state_digest(domain: Domain, state: ChannelState) -> Digest:
-    """The 32 bytes both participants sign for ``state``."""
-    return _digest(domain, state_struct_hash(state))
+    """The 32 bytes both participants sign for ``state``.
+
+    Both sides ask for the same state's digest several times per update (sign, check each
+    signature); states are immutable, so the digest is kept on the state for its domain.
+    """
+    memo = state.digest_memo
+    if memo is not None and (memo[0] is domain or memo[0] == domain):
+        return Digest(memo[1])
+    digest = _digest(domain, state_struct_hash(state))
+    object.__setattr__(state, "digest_memo", (domain, digest))  # a memo, not a change of state
+    return digest
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,9 +64,20 @@ def payment(channel: Channel, asset: Address, amount: int) -> ChannelState:
     if amount <= 0:
         raise BadState("a payment moves a positive amount")
     state = _base(channel)
-    allocation = _moved(state.allocation(asset), channel.our_index, -amount)
-    allocation = _moved(allocation, channel.their_index, amount)
-    return state.next(allocations=_replace_allocation(state, allocation))
+    current = state.allocation(asset)
+    ours = current.balance(channel.our_index) - amount
+    if ours < 0:
+        raise BadState(
+            f"participant {channel.our_index} has only {current.balance(channel.our_index)} of asset {asset}"
+        )
+    theirs = current.balance(channel.their_index) + amount
+    # One new allocation (the constructor checks the 256-bit bound on the receiver's side).
+    moved = (
+        Allocation(current.asset, Wei(ours), Wei(theirs))
+        if channel.our_index == 0
+        else Allocation(current.asset, Wei(theirs), Wei(ours))
+    )
+    return state.next(allocations=_replace_allocation(state, moved))
 
 
 def lock(channel: Channel, sub_params: ChannelParams, asset: Address, ours: int, theirs: int) -> ChannelState:
