@@ -13,8 +13,10 @@ The secp256k1 ceiling from the same run: an update needs at least two signatures
 recoveries (each side recovers the other's signature), so one core cannot do more than
 1 / (2/sign + 2/recover) updates per second. The figure is measured on one core and on all
 cores (one process per core), in CPU time: on a shared machine, wall time would measure the
-neighbours. Each side also checks its own signature; a signature our ``Signer`` just made is
-known without a recovery (``eip712.verify_own_state_signature``), so the cryptography is the
+neighbours. Each process measures its own ceiling (coincurve's public calls) just before and
+after its updates, so the ratio compares figures taken on the same core under the same load.
+Each side also checks its own signature; a signature our ``Signer`` just made is known
+without a recovery (``eip712.verify_own_state_signature``), so the cryptography is the
 ceiling's, and the rest is the rules' Python.
 
 Between two local nodes (when `make bench` provides PostgreSQL, Redis and anvil): node A is
@@ -31,7 +33,9 @@ signed transport, fund them on anvil, and A pays B. Two paths are measured:
 The ratio to the ceiling there is against all of this machine's cores, which both nodes share.
 
 Run: ``python -m bench.channel_updates [--channels 1000] [--seconds 2] [--transport-updates 100]
-[--batch-size 250] [--pipelines 2] [--transport-seconds 10]``.
+[--batch-size 250] [--pipelines 2] [--transport-seconds 10] [--profile DIR]``. With
+``--profile``, both nodes run under cProfile (CPU time per thread) while batching: ``DIR/node_a.prof``
+and ``DIR/node_b.prof`` for ``python -m pstats``.
 """
 
 from __future__ import annotations

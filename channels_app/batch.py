@@ -138,9 +138,10 @@ def _hex(data: bytes) -> str:
 # update, and each update read it three times (the proposer's two transactions, the receiver's
 # one). The key is the content itself: the same text always decodes to the same machine,
 # whichever row, database or writer it came from, so a hit is exactly what decoding would give.
-# Immutable values, shared by threads. Bounded: cleared when full, which only costs decodes.
+# Immutable values, shared by threads. Bounded (a machine is a few kilobytes of objects): the
+# oldest go first, which only costs decodes.
 _decoded_machines: dict[bytes, ProtocolChannel] = {}
-_DECODED_MACHINES_MAX = 20_000
+_DECODED_MACHINES_MAX = 10_000
 
 
 def _machine_fingerprint() -> Func:
@@ -154,8 +155,12 @@ def _machine_fingerprint() -> Func:
 
 
 def _remember_machine(fingerprint: bytes, machine: ProtocolChannel) -> None:
-    if len(_decoded_machines) >= _DECODED_MACHINES_MAX:
-        _decoded_machines.clear()
+    while len(_decoded_machines) >= _DECODED_MACHINES_MAX:
+        # The oldest first (dicts keep insertion order); another thread may have taken it.
+        try:
+            _decoded_machines.pop(next(iter(_decoded_machines)), None)
+        except (StopIteration, RuntimeError):
+            break
     _decoded_machines[bytes(fingerprint)] = machine
 
 

@@ -193,6 +193,24 @@ class ChannelState:
         )
 
 
+def check_next_conserved(current: ChannelState, after: ChannelState) -> None:
+    """:func:`check_conserved` of ``after`` against ``current``'s totals; for the common case
+    (one asset, nothing locked on either side) without building the dictionaries."""
+    if len(current.allocations) == len(after.allocations) == 1 and not (
+        current.sub_allocations or after.sub_allocations
+    ):
+        held, distributed = current.allocations[0], after.allocations[0]
+        if distributed.asset != held.asset:
+            raise NotConserved("the update adds or removes an asset; every asset must stay in the channel")
+        if distributed.total != held.total:
+            raise NotConserved(
+                f"the update distributes {distributed.total} of asset {held.asset} "
+                f"but the channel holds {held.total}"
+            )
+        return
+    check_conserved(current.totals(), after)
+
+
 def check_conserved(before: Mapping[Address, int], after: ChannelState) -> None:
     """Money is neither made nor lost: per asset, the totals of two states are equal."""
     totals = after.totals()

@@ -17,7 +17,13 @@ import functools
 from collections.abc import Callable, Mapping
 
 from channels_app.protocol.architecture import Event, TransitionResult, replace
-from channels_app.protocol.channel_state import ChannelParams, ChannelState, SubAllocation, check_conserved
+from channels_app.protocol.channel_state import (
+    ChannelParams,
+    ChannelState,
+    SubAllocation,
+    check_conserved,
+    check_next_conserved,
+)
 from channels_app.protocol.eip712 import Signature, verify_own_state_signature, verify_state_signature
 from channels_app.protocol.errors import (
     BadState,
@@ -157,7 +163,7 @@ def _check_next(channel: Channel, new: ChannelState) -> None:
         raise BadState("the state belongs to another channel")
     if new.version != current.version + 1:
         raise WrongVersion(f"expected version {current.version + 1}, got {new.version}")
-    check_conserved(current.totals(), new)
+    check_next_conserved(current, new)
     if new.is_final and new.sub_allocations:
         raise SubAllocationError("release every sub-allocation before closing the channel")
 

@@ -243,3 +243,15 @@ def test_a_batch_reads_each_machine_as_stored_even_when_the_single_path_changed_
     channel.refresh_from_db()
     assert batch._decoded_machines[_stored_fingerprint(channel)] == codec.decode(channel.machine)
     assert ChannelStateChange.objects.filter(channel=channel, change="ProposalReceived").count() == 4
+
+
+def test_the_memory_of_decoded_machines_is_bounded_oldest_first(monkeypatch):
+    from channels_app import batch
+
+    monkeypatch.setattr(batch, "_decoded_machines", {})
+    monkeypatch.setattr(batch, "_DECODED_MACHINES_MAX", 3)
+    machines = [object() for _ in range(5)]
+    for index, machine in enumerate(machines):
+        batch._remember_machine(bytes([index]) * 32, machine)  # type: ignore[arg-type]
+    assert list(batch._decoded_machines) == [bytes([i]) * 32 for i in (2, 3, 4)]
+    assert batch._decoded_machines[bytes([4]) * 32] is machines[4]

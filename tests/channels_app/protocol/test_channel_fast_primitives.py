@@ -22,8 +22,13 @@ from eth_hash.auto import keccak as eth_hash_keccak
 
 from channels_app.protocol import eip712
 from channels_app.protocol.architecture import replace
-from channels_app.protocol.channel_state import Allocation, ChannelState
-from channels_app.protocol.errors import BadSignature, BadState
+from channels_app.protocol.channel_state import (
+    Allocation,
+    ChannelState,
+    check_conserved,
+    check_next_conserved,
+)
+from channels_app.protocol.errors import BadSignature, BadState, NotConserved
 from channels_app.protocol.keccak import NATIVE, keccak
 from channels_app.protocol.types import ETH, ChannelId, Version, Wei
 
@@ -106,3 +111,30 @@ def test_recovery_refuses_what_ecrecover_would_not_accept():
         eip712.recover_digest(digest[:31], good)
     with pytest.raises(BadSignature):
         eip712.verify_state_signature(DOMAIN, state, signer.address, flipped_v)
+
+
+def _outcome(check, *arguments) -> str:  # type: ignore[no-untyped-def]
+    try:
+        check(*arguments)
+    except NotConserved as refusal:
+        return str(refusal)
+    return "ok"
+
+
+def test_the_one_asset_conservation_check_decides_as_the_general_one():
+    rng = random.Random(8)
+    other = "0x" + "11" * 20
+    channel = ChannelId(b"\x03" * 32)
+    for _ in range(500):
+        a, b = rng.randrange(0, 50), rng.randrange(0, 50)
+        current = ChannelState(channel, Version(1), (Allocation(ETH, Wei(a), Wei(b)),))
+        asset = ETH if rng.random() < 0.8 else other
+        moved = rng.randrange(-3, 4) + (0 if rng.random() < 0.5 else a)
+        after = ChannelState(
+            channel,
+            Version(2),
+            (Allocation(asset, Wei(max(0, a - moved)), Wei(max(0, b + moved))),),  # type: ignore[arg-type]
+        )
+        assert _outcome(check_next_conserved, current, after) == _outcome(
+            check_conserved, current.totals(), after
+        )
