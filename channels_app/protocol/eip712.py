@@ -56,6 +56,7 @@ WITHDRAWAL_TYPEHASH = keccak(WITHDRAWAL_TYPE)
 # secp256k1 group order; signatures with s above half of it are the malleable twin.
 _CURVE_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_ORDER = _CURVE_ORDER // 2
+_HALF_ORDER_BYTES = _HALF_ORDER.to_bytes(32, "big")
 
 
 def _word(value: int) -> bytes:
@@ -254,7 +255,7 @@ def recover_digest(digest: bytes, signature: bytes) -> Address:
     v = signature[64]
     if v not in (27, 28):
         raise BadSignature("the signature's v must be 27 or 28")
-    if int.from_bytes(signature[32:64], "big") > _HALF_ORDER:
+    if signature[32:64] > _HALF_ORDER_BYTES:  # big-endian, same length: compares as numbers
         raise BadSignature("the signature's s is in the upper half of the curve order")
     buffers = _buffers
     # parse_compact reads r || s (the first 64 bytes) and refuses r or s at or above the order.

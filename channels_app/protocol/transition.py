@@ -189,6 +189,31 @@ def _our_value(state: NodeChannels, channel: Channel, channel_state: ChannelStat
     return value
 
 
+def _check_not_unfavourable(state: NodeChannels, channel: Channel, new: ChannelState) -> None:
+    """Refuse an update that lowers what we could take out of the channel, for any asset."""
+    current = channel.latest.state
+    if len(current.allocations) == len(new.allocations) == 1 and not (
+        current.sub_allocations or new.sub_allocations
+    ):
+        # One asset, nothing locked (the common case): our balance alone, without the maps.
+        # check_next_conserved already refused a change of asset.
+        before_amount = current.allocations[0].balance(channel.our_index)
+        after_amount = new.allocations[0].balance(channel.our_index)
+        if after_amount < before_amount:
+            asset = current.allocations[0].asset
+            raise Unfavourable(
+                f"the update would lower what we can claim of asset {asset} from {before_amount} to {after_amount}"
+            )
+        return
+    before = _our_value(state, channel, current)
+    after = _our_value(state, channel, new)
+    for asset, amount in before.items():
+        if after[asset] < amount:
+            raise Unfavourable(
+                f"the update would lower what we can claim of asset {asset} from {amount} to {after[asset]}"
+            )
+
+
 def _check_sub_changes(state: NodeChannels, channel: Channel, new: ChannelState) -> None:
     """A sub-allocation may appear only for a known sub-channel, and leave only once final."""
     if not new.sub_allocations and not channel.latest.state.sub_allocations:
@@ -210,15 +235,16 @@ def _accept(state: NodeChannels, channel: Channel, signed: SignedState) -> tuple
     when that lock is released.
     """
     final = signed.state.is_final
-    before = {sub.channel_id for sub in channel.latest.state.sub_allocations}
-    after = {sub.channel_id for sub in signed.state.sub_allocations}
+    old_subs, new_subs = channel.latest.state.sub_allocations, signed.state.sub_allocations
     channel = replace(channel, latest=signed, pending=None, phase=Phase.FINAL if final else channel.phase)
     state = _with_channel(state, channel)
     events: list[Event] = [StateAccepted(channel.channel_id, signed)]
     if final:
         events.append(ChannelFinalised(channel.channel_id, signed))
-    if not before and not after:  # most updates lock and release nothing
+    if not old_subs and not new_subs:  # most updates lock and release nothing
         return state, events
+    before = {sub.channel_id for sub in old_subs}
+    after = {sub.channel_id for sub in new_subs}
     for sub_id in after - before:
         sub = state.channels.get(sub_id)
         if sub is not None and sub.phase is Phase.FUNDING:
@@ -378,13 +404,7 @@ def _(change: ProposalReceived, state: NodeChannels) -> Result:
         state, recorded = _record_evidence(state, evidence)
         events += recorded
     _check_sub_changes(state, channel, change.state)
-    before = _our_value(state, channel, channel.latest.state)
-    after = _our_value(state, channel, change.state)
-    for asset, amount in before.items():
-        if after[asset] < amount:
-            raise Unfavourable(
-                f"the update would lower what we can claim of asset {asset} from {amount} to {after[asset]}"
-            )
+    _check_not_unfavourable(state, channel, change.state)
     foreign = _new_foreign_subs(state, channel, change.state)
     if foreign:
         return _intermediary_lock(state, channel, change, foreign, events)
