@@ -288,10 +288,11 @@ class Signer:
     """A participant's key loaded once, for the hot path (deriving the key pair costs as much
     as the signature itself). Never printed: ``repr`` shows the address only."""
 
-    __slots__ = ("_key", "address")
+    __slots__ = ("_key", "_secret", "address")
 
     def __init__(self, private_key: bytes) -> None:
         self._key = coincurve.PrivateKey(private_key)
+        self._secret = self._key.secret  # what libsecp256k1 signs with (validated by coincurve)
         self.address = address_of_key(private_key)
 
     def __repr__(self) -> str:
@@ -303,7 +304,7 @@ class Signer:
             raise ValueError("a digest to sign is 32 bytes")
         buffers = _buffers
         if not _lib.secp256k1_ecdsa_sign_recoverable(
-            _CONTEXT, buffers.signature, bytes(digest), self._key.secret, _ffi.NULL, _ffi.NULL
+            _CONTEXT, buffers.signature, bytes(digest), self._secret, _ffi.NULL, _ffi.NULL
         ):
             raise ValueError("libsecp256k1 could not sign")
         _lib.secp256k1_ecdsa_recoverable_signature_serialize_compact(
@@ -320,9 +321,11 @@ class Signer:
 # Signatures a ``Signer`` of this process made, with the address of the key that made them.
 # The rules check our own signature on every state we propose or countersign (a guard against
 # the shell signing the wrong state or with the wrong key): see verify_own_state_signature.
-# Bounded: cleared when full, which only costs recoveries.
+# Bounded: cleared when full, which only costs recoveries. Small: the rules look a signature up
+# right after it is made (a batch signs and applies each update in turn), and a large table
+# only pushes the channels' own objects out of the processor's caches.
 _OWN_SIGNATURES: dict[tuple[bytes, bytes], Address] = {}
-_OWN_SIGNATURES_MAX = 65_536
+_OWN_SIGNATURES_MAX = 4_096
 
 
 def _remember_own(digest: bytes, signature: bytes, signer: Address) -> None:
