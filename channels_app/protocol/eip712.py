@@ -63,7 +63,9 @@ def _word(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
 
+@functools.lru_cache(maxsize=1024)
 def _address_word(value: Address) -> bytes:
+    # Cached: a channel's few assets and participants are hashed into every state.
     return b"\x00" * 12 + address_bytes(value)
 
 

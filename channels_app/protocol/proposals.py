@@ -47,6 +47,8 @@ def _base(channel: Channel) -> ChannelState:
 
 
 def _replace_allocation(state: ChannelState, new: Allocation) -> tuple[Allocation, ...]:
+    if len(state.allocations) == 1 and state.allocations[0].asset == new.asset:
+        return (new,)  # one asset: no generator to run
     return tuple(new if allocation.asset == new.asset else allocation for allocation in state.allocations)
 
 
