@@ -3,7 +3,7 @@
 ``keccak`` (pycryptodome's C code called directly, one state per thread), the positional
 ``replace`` of the protocol's dataclasses, and the signing and recovery that call
 libsecp256k1 through coincurve's binding with buffers kept per thread: each is compared with
-eth_hash, ``dataclasses.replace``, coincurve's public API and eth_account.
+eth_hash, ``dataclasses.replace``, coincurve's public API, eth_keys and eth_account.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import dataclasses
 import os
 import random
 import threading
+from collections.abc import Callable
 
 import coincurve
 import pytest
 from channel_protocol_world import DOMAIN, key_for
 from eth_account import Account
 from eth_hash.auto import keccak as eth_hash_keccak
+from eth_keys import keys
 
 from channels_app.protocol import eip712
 from channels_app.protocol.architecture import replace
@@ -83,7 +85,10 @@ def test_signer_signs_what_coincurve_signs_and_eth_account_recovers_it():
         assert ours == theirs[:64] + bytes([theirs[64] + 27])
         assert int.from_bytes(ours[32:64], "big") <= _ORDER // 2
         expected = Account.from_key(key).address.lower()
-        assert Account._recover_hash(digest, signature=ours).lower() == expected
+        theirs_view = keys.Signature(
+            vrs=(ours[64] - 27, int.from_bytes(ours[:32], "big"), int.from_bytes(ours[32:64], "big"))
+        )
+        assert theirs_view.recover_public_key_from_msg_hash(digest).to_checksum_address().lower() == expected
         assert eip712.recover_digest(digest, ours) == expected
 
 
@@ -113,7 +118,7 @@ def test_recovery_refuses_what_ecrecover_would_not_accept():
         eip712.verify_state_signature(DOMAIN, state, signer.address, flipped_v)
 
 
-def _outcome(check, *arguments) -> str:  # type: ignore[no-untyped-def]
+def _outcome(check: Callable[..., None], *arguments: object) -> str:
     try:
         check(*arguments)
     except NotConserved as refusal:
