@@ -13,8 +13,10 @@ The secp256k1 ceiling from the same run: an update needs at least two signatures
 recoveries (each side recovers the other's signature), so one core cannot do more than
 1 / (2/sign + 2/recover) updates per second. The figure is measured on one core and on all
 cores (one process per core), in CPU time: on a shared machine, wall time would measure the
-neighbours. Each side also checks its own signature; a signature our ``Signer`` just made is
-known without a recovery (``eip712.verify_own_state_signature``), so the cryptography is the
+neighbours. Each process measures its own ceiling (coincurve's public calls) just before and
+after its updates, so the ratio compares figures taken on the same core under the same load.
+Each side also checks its own signature; a signature our ``Signer`` just made is known
+without a recovery (``eip712.verify_own_state_signature``), so the cryptography is the
 ceiling's, and the rest is the rules' Python.
 
 Between two local nodes (when `make bench` provides PostgreSQL, Redis and anvil): node A is
@@ -31,14 +33,18 @@ signed transport, fund them on anvil, and A pays B. Two paths are measured:
 The ratio to the ceiling there is against all of this machine's cores, which both nodes share.
 
 Run: ``python -m bench.channel_updates [--channels 1000] [--seconds 2] [--transport-updates 100]
-[--batch-size 250] [--pipelines 2] [--transport-seconds 10]``.
+[--batch-size 250] [--pipelines 2] [--transport-seconds 10] [--profile DIR]``. With
+``--profile``, both nodes run under cProfile (CPU time per thread) while batching: ``DIR/node_a.prof``
+and ``DIR/node_b.prof`` for ``python -m pstats``.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import multiprocessing
 import os
+import pstats
 import random
 import time
 from collections import Counter
@@ -46,9 +52,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import coincurve
+
 from bench.ceilings import measure_ceilings
-from bench.common import CPU_CLOCK, print_table, write_results
-from channels_app.protocol import eip712, proposals
+from bench.common import CPU_CLOCK, measure, print_table, write_results
+from channels_app.protocol import eip712, keccak, proposals
 from channels_app.protocol.state import ChannelKind, NodeChannels, SignedState
 from channels_app.protocol.state_changes import (
     ChannelOpened,
@@ -132,10 +140,32 @@ def _run_updates(
     return done, clock() - started, latencies
 
 
-def _worker(arguments: tuple[int, float, int]) -> tuple[int, float]:
+def secp256k1_update_ceiling(seconds: float = 0.2) -> float:
+    """Updates per CPU second that two signatures and two recoveries alone allow, on this core
+    now (coincurve's public calls, as ``bench.ceilings`` measures them)."""
+    key = coincurve.PrivateKey(random.Random(7).randbytes(32))
+    digest = bytes(range(32))
+    signature = key.sign_recoverable(digest, hasher=None)
+    sign = measure(
+        "sign", lambda: key.sign_recoverable(digest, hasher=None), seconds=seconds, clock=CPU_CLOCK
+    )
+    recover = measure(
+        "recover",
+        lambda: coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None),
+        seconds=seconds,
+        clock=CPU_CLOCK,
+    )
+    return 1 / (2 / sign.ops_per_second + 2 / recover.ops_per_second)
+
+
+def _worker(arguments: tuple[int, float, int]) -> tuple[int, float, float]:
+    """One core's share: (updates, CPU seconds, the ceiling measured in this process, half
+    before and half after, while the other cores run theirs: what this core could do then)."""
     channels, seconds, seed = arguments
+    before = secp256k1_update_ceiling()
     done, elapsed, _ = _run_updates(channels, seconds, seed, clock=CPU_CLOCK)
-    return done, elapsed
+    after = secp256k1_update_ceiling()
+    return done, elapsed, (before + after) / 2
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -156,7 +186,12 @@ def _process_cpu_seconds(pid: int) -> float:
 
 
 def transport_benchmark(
-    updates: int, threads: int, batch_size: int, pipelines: int, seconds: float
+    updates: int,
+    threads: int,
+    batch_size: int,
+    pipelines: int,
+    seconds: float,
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Updates between two local nodes over the signed transport (see the module's docstring)."""
     import json
@@ -200,14 +235,13 @@ def transport_benchmark(
     manage_b("migrate", "--noinput", "-v", "0")
     manage_b("shell", "-c", "from settlement.keystore import node_identity_ensure; node_identity_ensure()")
     log_dir = Path(tempfile.mkdtemp(prefix="parsec-bench-"))
+    daphne = [str(Path(sys.executable).parent / "daphne")]
+    if profile_dir is not None:
+        # Every thread of node B under cProfile, written when it stops (bench.profiled_node).
+        daphne = [sys.executable, "-m", "bench.profiled_node", str(profile_dir / "node_b.prof")]
     web_b = ManagedProcess(
         name="bench-b",
-        command=[
-            str(Path(sys.executable).parent / "daphne"),
-            "--port",
-            str(port),
-            "settlement.asgi:application",
-        ],
+        command=[*daphne, "--port", str(port), "settlement.asgi:application"],
         log_path=log_dir / "bench-b.log",
         env=env_b,
     )
@@ -328,12 +362,18 @@ def transport_benchmark(
         from channels_app.batch import Payment, peer_payments
 
         refusals: Counter[str] = Counter()
+        profiles: list[cProfile.Profile] = []
 
         def pay_batches(group: list[Any], rounds_at_least: int = 1) -> tuple[int, list[float]]:
             """Batches of one update per channel of ``group``, back to back, for ``seconds``."""
             from django.db import connection as thread_connection
 
             payments = [Payment(channel.channel_id, ETH, 1) for channel in group]
+            # CPU time of this thread: wall time would charge the GIL and the neighbours' load.
+            profile = cProfile.Profile(time.thread_time) if profile_dir is not None else None
+            if profile is not None:
+                profiles.append(profile)
+                profile.enable()
             accepted = 0
             rounds: list[float] = []
             deadline = time.perf_counter() + seconds
@@ -343,6 +383,8 @@ def transport_benchmark(
                 rounds.append(time.perf_counter() - begin)
                 accepted += sum(outcome.ok for outcome in outcomes)
                 refusals.update(outcome.error.code for outcome in outcomes if outcome.error is not None)
+            if profile is not None:
+                profile.disable()
             thread_connection.close()
             return accepted, rounds
 
@@ -360,9 +402,21 @@ def transport_benchmark(
         cpu_b = _process_cpu_seconds(b_pid) - cpu_before[1]
         batch_rounds = [t for _, rounds in batched for t in rounds]
         batch_accepted = sum(accepted for accepted, _ in batched)
+        if profile_dir is not None and profiles:
+            merged = pstats.Stats(profiles[0])
+            for profile in profiles[1:]:
+                merged.add(profile)
+            merged.dump_stats(profile_dir / "node_a.prof")
         connection.close()
     finally:
-        web_b.stop()
+        web_b.stop(timeout=300 if profile_dir is not None else 15)
+    if profile_dir is not None:
+        parts = sorted(profile_dir.glob("node_b.prof.*"))
+        if parts:
+            merged = pstats.Stats(str(parts[0]))
+            for part in parts[1:]:
+                merged.add(str(part))
+            merged.dump_stats(profile_dir / "node_b.prof")
     return {
         "batch_size": batch_size,
         "batch_pipelines": pipelines,
@@ -403,14 +457,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=250, help="updates (channels) per batch request")
     parser.add_argument("--pipelines", type=int, default=2, help="batches in flight at once")
     parser.add_argument("--transport-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="directory: write cProfile data of both nodes while batching (node_a.prof, node_b.prof)",
+    )
     arguments = parser.parse_args(argv)
 
     ceilings = measure_ceilings(0.3)
     sign, recover = ceilings["secp256k1_sign_recoverable"], ceilings["secp256k1_recover"]
     ceiling_per_core = 1 / (2 / sign + 2 / recover)
 
+    before = secp256k1_update_ceiling()
     done, cpu_seconds, latencies = _run_updates(arguments.channels, arguments.seconds, 1, clock=CPU_CLOCK)
     one_core = done / cpu_seconds
+    one_core_ceiling = (before + secp256k1_update_ceiling()) / 2
 
     cores = os.cpu_count() or 1
     share = max(1, arguments.channels // cores)
@@ -420,7 +482,8 @@ def main(argv: list[str] | None = None) -> None:
         results = pool.map(_worker, [(share, arguments.seconds, 100 + index) for index in range(cores)])
     # Each process's rate is over its own CPU time (the machine may be shared): their sum is what
     # the cores do together when nothing else runs.
-    all_cores = sum(done / elapsed for done, elapsed in results)
+    all_cores = sum(done / elapsed for done, elapsed, _ in results)
+    all_cores_ceiling = sum(ceiling for _, _, ceiling in results)
     wall = time.perf_counter() - started
 
     rows: list[dict[str, Any]] = [
@@ -429,16 +492,16 @@ def main(argv: list[str] | None = None) -> None:
             "updates/s": one_core,
             "p50 us": _percentile(latencies, 0.5) * 1e6,
             "p99 us": _percentile(latencies, 0.99) * 1e6,
-            "ceiling/s": ceiling_per_core,
-            "of ceiling": f"{one_core / ceiling_per_core:.0%}",
+            "ceiling/s": one_core_ceiling,
+            "of ceiling": f"{one_core / one_core_ceiling:.0%}",
         },
         {
             "measure": f"{cores} cores (a process each, CPU time)",
             "updates/s": all_cores,
             "p50 us": "",
             "p99 us": "",
-            "ceiling/s": ceiling_per_core * cores,
-            "of ceiling": f"{all_cores / (ceiling_per_core * cores):.0%}",
+            "ceiling/s": all_cores_ceiling,
+            "of ceiling": f"{all_cores / all_cores_ceiling:.0%}",
         },
     ]
     print_table(
@@ -452,8 +515,10 @@ def main(argv: list[str] | None = None) -> None:
         f"\ngoal {GOAL_IN_PROCESS:,}/s in process: {'met' if best >= GOAL_IN_PROCESS else 'not met'} ({best:,.0f}/s)"
     )
     print(
-        "ceiling per core = 1 / (2/sign + 2/recover) with "
-        f"sign {sign:,.0f}/s and recover {recover:,.0f}/s measured in this run"
+        "ceiling = 1 / (2/sign + 2/recover), CPU time, measured in each process just before and "
+        "after its updates (the cores' ceilings summed); bench.ceilings at the start of this run: "
+        f"sign {sign:,.0f}/s, recover {recover:,.0f}/s, {ceiling_per_core:,.0f} updates/s per core\n"
+        f"keccak: {'pycryptodome C state per thread' if keccak.NATIVE else 'eth_hash (fallback)'}"
     )
     transport: dict[str, Any] | str = "not measured: needs PostgreSQL, Redis and anvil (run under make bench)"
     if arguments.transport_updates and _transport_available():
@@ -463,6 +528,7 @@ def main(argv: list[str] | None = None) -> None:
             arguments.batch_size,
             arguments.pipelines,
             arguments.transport_seconds,
+            arguments.profile,
         )
         machine_ceiling = ceiling_per_core * cores
         print_table(
@@ -527,7 +593,10 @@ def main(argv: list[str] | None = None) -> None:
             "cores": cores,
             "wall_seconds_all_cores": wall,
             "ceiling_updates_per_second_per_core": ceiling_per_core,
-            "ratio_to_ceiling_one_core": one_core / ceiling_per_core,
+            "ceiling_one_core_same_process": one_core_ceiling,
+            "ceiling_all_cores_same_processes": all_cores_ceiling,
+            "ratio_to_ceiling_one_core": one_core / one_core_ceiling,
+            "ratio_to_ceiling_all_cores": all_cores / all_cores_ceiling,
             "secp256k1_sign_per_second": sign,
             "secp256k1_recover_per_second": recover,
             "goal_in_process": GOAL_IN_PROCESS,

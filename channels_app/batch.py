@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, models, transaction
+from django.db.models import Func, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from channels_app import codec
@@ -51,7 +53,7 @@ from channels_app.protocol.state import NodeChannels
 from channels_app.protocol.state_changes import CountersignatureReceived, ProposalReceived, UpdateProposed
 from channels_app.protocol.transition import transition
 from channels_app.protocol.types import MAX_UINT64, MAX_UINT256, ChannelId, Timestamp, Version, Wei, address
-from settlement import keystore
+from settlement import bulk, keystore
 
 logger = logging.getLogger("parsec.channels")
 
@@ -131,11 +133,115 @@ def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-def _lock(channel_ids: Iterable[str]) -> dict[str, Channel]:
-    """Lock the batch's channels in one query, in id order (as ``services._apply`` does)."""
+# Decoded machines by the SHA-256 of their JSON as PostgreSQL renders it. Decoding a machine
+# (JSON, then the protocol's dataclasses) cost more than checking and countersigning its
+# update, and each update read it three times (the proposer's two transactions, the receiver's
+# one). The key is the content itself: the same text always decodes to the same machine,
+# whichever row, database or writer it came from, so a hit is exactly what decoding would give.
+# Immutable values, shared by threads. Bounded (a machine is a few kilobytes of objects): the
+# oldest go first, which only costs decodes.
+_decoded_machines: dict[bytes, ProtocolChannel] = {}
+_DECODED_MACHINES_MAX = 10_000
+
+
+def _machine_fingerprint() -> Func:
+    """SHA-256 of the stored machine's text; the same as ``_heads_update`` returns."""
+    as_text = Cast("machine", models.TextField())
+    return Func(
+        Func(as_text, Value("UTF8"), function="convert_to"),
+        function="sha256",
+        output_field=models.BinaryField(),
+    )
+
+
+def _remember_machine(fingerprint: bytes, machine: ProtocolChannel) -> None:
+    while len(_decoded_machines) >= _DECODED_MACHINES_MAX:
+        # The oldest first (dicts keep insertion order); another thread may have taken it.
+        try:
+            _decoded_machines.pop(next(iter(_decoded_machines)), None)
+        except (StopIteration, RuntimeError):
+            break
+    _decoded_machines[bytes(fingerprint)] = machine
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """What a batch reads of a locked channel row: plain values, no model object (building
+    Django model instances for hundreds of rows per batch cost more than the query)."""
+
+    pk: int
+    channel_id: str
+    peer_id: int | None
+    our_address: str
+    phase: str
+    clock: int
+    machine_fingerprint: bytes | None
+
+    @property
+    def id_bytes(self) -> ChannelId:
+        return ChannelId(bytes.fromhex(self.channel_id[2:]))
+
+
+@dataclass
+class _Locked:
+    rows: dict[str, _Row]
+    machines: dict[str, ProtocolChannel | None]
+    """Each locked channel's machine as stored (None: no machine yet, awaiting its opening)."""
+
+    def get(self, channel_id: str) -> _Row | None:
+        return self.rows.get(channel_id)
+
+    def __getitem__(self, channel_id: str) -> _Row:
+        return self.rows[channel_id]
+
+
+def _lock(channel_ids: Iterable[str]) -> _Locked:
+    """Lock the batch's channels in one query, in id order (as ``services._apply`` does).
+
+    The query returns each machine's fingerprint rather than the machine; only machines not
+    already decoded in this process are fetched (one more query, the rows being locked) and
+    decoded. The display columns (params, opening, balances) are not read at all.
+    """
     ids = sorted(set(channel_ids))
-    rows = Channel.objects.select_for_update().filter(channel_id__in=ids).order_by("channel_id")
-    return {row.channel_id: row for row in rows}
+    rows = [
+        _Row(
+            pk,
+            channel_id,
+            peer_id,
+            our_address,
+            phase,
+            clock,
+            None if fingerprint is None else bytes(fingerprint),
+        )
+        for pk, channel_id, peer_id, our_address, phase, clock, fingerprint in (
+            Channel.objects.select_for_update()
+            .filter(channel_id__in=ids)
+            .order_by("channel_id")
+            .annotate(machine_fingerprint=_machine_fingerprint())
+            .values_list(
+                "pk", "channel_id", "peer_id", "our_address", "phase", "clock", "machine_fingerprint"
+            )
+        )
+    ]
+    machines: dict[str, ProtocolChannel | None] = {}
+    missing: dict[int, _Row] = {}
+    for row in rows:
+        if row.machine_fingerprint is None:
+            machines[row.channel_id] = None
+            continue
+        found = _decoded_machines.get(row.machine_fingerprint)
+        if found is None:
+            missing[row.pk] = row
+        else:
+            machines[row.channel_id] = found
+    if missing:
+        for pk, stored in Channel.objects.filter(pk__in=list(missing)).values_list("pk", "machine"):
+            row = missing[pk]
+            machine: ProtocolChannel = codec.decode(stored)
+            machines[row.channel_id] = machine
+            if row.machine_fingerprint is not None:
+                _remember_machine(row.machine_fingerprint, machine)
+    return _Locked({row.channel_id: row for row in rows}, machines)
 
 
 def _require_batchable(machine: ProtocolChannel, new: ProtocolState) -> None:
@@ -145,26 +251,44 @@ def _require_batchable(machine: ProtocolChannel, new: ProtocolState) -> None:
         raise NotBatchable("closing a channel is sent on its own, not in a batch")
 
 
+@functools.cache
+def _columns(model: type[models.Model]) -> tuple[str, ...]:
+    return tuple(bulk.model_columns(model))
+
+
+def _row_values(model: type[models.Model], **values: Any) -> tuple[Any, ...]:
+    """A row for ``bulk.copy_rows``: the values in the model's column order, every one given."""
+    return tuple(values[name] for name in _columns(model))
+
+
 @dataclass
 class _Writes:
     """The rows a batch writes, gathered while the rules run and written in bulk at the end."""
 
     actor: str
     domain: eip712.Domain
+    locked: _Locked
     machines: dict[str, ProtocolChannel] = field(default_factory=dict)
-    changed: dict[str, Channel] = field(default_factory=dict)
-    log: list[ChannelStateChange] = field(default_factory=list)
-    states: list[ChannelState] = field(default_factory=list)
+    changed: dict[str, _Row] = field(default_factory=dict)
+    log: list[tuple[Any, ...]] = field(default_factory=list)
+    states: list[tuple[Any, ...]] = field(default_factory=list)
+    now: Any = field(default_factory=timezone.now)
+    memo: codec.Memo = field(default_factory=dict)
+    """Encodings shared by this batch's rows: an update's state appears in its log row, its
+    signed-state row and its channel's machine; the machine's fixed parts in both of the
+    proposer's transactions. Every encoded document is serialised at once and not changed."""
 
-    def machine(self, row: Channel) -> ProtocolChannel:
-        if row.machine is None or row.phase == ChannelPhase.PROPOSED:
-            raise WrongPhase("the channel awaits the counterparty's signature on the opening state")
+    def machine(self, row: _Row) -> ProtocolChannel:
         found = self.machines.get(row.channel_id)
-        if found is None:
-            found = self.machines[row.channel_id] = row.protocol_channel
-        return found
+        if found is not None:
+            return found
+        stored = self.locked.machines.get(row.channel_id)
+        if stored is None or row.phase == ChannelPhase.PROPOSED:
+            raise WrongPhase("the channel awaits the counterparty's signature on the opening state")
+        self.machines[row.channel_id] = stored
+        return stored
 
-    def apply(self, row: Channel, change: object) -> tuple[events.Event, ...]:
+    def apply(self, row: _Row, change: object) -> tuple[events.Event, ...]:
         """Run one change through the rules; a refusal raises and records nothing."""
         view = NodeChannels(
             us=address(row.our_address),
@@ -181,25 +305,29 @@ class _Writes:
         self.machines[row.channel_id] = machine
         self.changed[row.channel_id] = row
         self.log.append(
-            ChannelStateChange(
-                channel=row,
+            _row_values(
+                ChannelStateChange,
+                channel_id=row.pk,
                 change=type(change).__name__,
-                payload=codec.encode(change),
+                payload=codec.encode(change, self.memo),
                 events=[type(event).__name__ for event in result.events],
                 actor=self.actor,
+                at=self.now,
             )
         )
         for event in result.events:
             if isinstance(event, events.StateAccepted):
                 signed = event.signed
                 self.states.append(
-                    ChannelState(
-                        channel=row,
+                    _row_values(
+                        ChannelState,
+                        channel_id=row.pk,
                         version=signed.state.version,
-                        state=codec.encode(signed.state),
+                        state=codec.encode(signed.state, self.memo),
                         signatures=signatures_hex(signed.signatures),
                         is_final=signed.state.is_final,
                         digest=_hex(eip712.state_digest(self.domain, signed.state)),
+                        created_at=self.now,
                     )
                 )
         return result.events
@@ -208,22 +336,27 @@ class _Writes:
         """Write everything in a few statements; inside the caller's transaction."""
         from channels_app import services
 
-        now = timezone.now()
-        for channel_id, row in self.changed.items():
-            machine = self.machines[channel_id]
-            row.machine = codec.encode(machine)
-            row.phase = machine.phase.value
-            row.version = machine.latest.state.version
-            row.balances = services._balances(machine)
-            row.updated_at = now
-        if self.log:
-            ChannelStateChange.objects.bulk_create(self.log)
-        if self.states:
-            # The rules accepted each version once (version + 1), so nothing can conflict here;
-            # a conflict would mean a bug, and must fail the transaction rather than be skipped.
-            ChannelState.objects.bulk_create(self.states)
-        if self.changed:
-            _heads_update(list(self.changed.values()))
+        heads = [
+            {
+                "id": row.pk,
+                "machine": codec.encode(self.machines[channel_id], self.memo),
+                "phase": self.machines[channel_id].phase.value,
+                "version": self.machines[channel_id].latest.state.version,
+                "balances": services._balances(self.machines[channel_id]),
+                "updated_at": self.now.isoformat(),
+            }
+            for channel_id, row in self.changed.items()
+        ]
+        # COPY, not bulk_create: Django quotes every value of a multi-row INSERT in Python
+        # (arrays of JSON escaped character by character), which cost more than the batch's
+        # signatures.
+        bulk.copy_rows(ChannelStateChange, self.log)
+        # The rules accepted each version once (version + 1), so nothing can conflict here;
+        # a conflict would mean a bug, and fails the transaction rather than being skipped.
+        bulk.copy_rows(ChannelState, self.states)
+        if heads:
+            for channel_id, fingerprint in _heads_update(heads):
+                _remember_machine(fingerprint, self.machines[channel_id])
             changed = list(self.changed)
             transaction.on_commit(lambda: _announce(changed))
 
@@ -270,40 +403,36 @@ async def _send_changed(layer: Any, channel_ids: list[str]) -> None:
         await layer.group_send(services.channel_group(channel_id), {"type": "channel.changed"})
 
 
-def _heads_update(rows: Sequence[Channel]) -> None:
-    """One ``UPDATE … FROM (VALUES …)`` for every channel head of the batch.
+def _heads_update(heads: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
+    """One ``UPDATE … FROM jsonb_to_recordset(…)`` for every channel head of the batch; returns
+    each head's channel id and the fingerprint of the machine as stored (see ``_lock``).
 
-    Django's ``bulk_update`` builds a ``CASE WHEN`` expression per row and field and resolves
-    each through the ORM: half a second for a hundred channels, more than all the rules and
-    signatures of the batch. The columns are the ones ``services._apply`` saves.
+    The whole batch travels as one JSON parameter: Django's ``bulk_update`` builds a ``CASE
+    WHEN`` per row and field, and a ``VALUES`` list of placeholders has every value quoted
+    in Python; either cost more than all the rules and signatures of the batch. The columns
+    are the ones ``services._apply`` saves.
     """
     meta = Channel._meta
     table = connection.ops.quote_name(meta.db_table)
     column = {name: connection.ops.quote_name(_column(name)) for name in _HEAD_FIELDS}
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
-    parameters: list[Any] = []
-    for row in rows:
-        parameters += [
-            row.pk,
-            json.dumps(row.machine),
-            row.phase,
-            row.version,
-            json.dumps(row.balances),
-            row.updated_at,
-        ]
-    # Identifiers come from the model's metadata (quoted), every value travels as a parameter.
+    # Identifiers come from the model's metadata (quoted); the values are one parameter.
     sql = (
         f"UPDATE {table} AS head SET "  # noqa: S608
-        f"{column['machine']} = v.machine::jsonb, {column['phase']} = v.phase, "
-        f"{column['version']} = v.version::bigint, {column['balances']} = v.balances::jsonb, "
-        f"{column['updated_at']} = v.updated_at::timestamptz "
-        f"FROM (VALUES {placeholders}) AS v(id, machine, phase, version, balances, updated_at) "
-        f"WHERE head.{connection.ops.quote_name(meta.pk.column)} = v.id::bigint"
+        f"{column['machine']} = v.machine, {column['phase']} = v.phase, "
+        f"{column['version']} = v.version, {column['balances']} = v.balances, "
+        f"{column['updated_at']} = v.updated_at "
+        "FROM jsonb_to_recordset(%s::jsonb) "
+        "AS v(id bigint, machine jsonb, phase text, version bigint, balances jsonb, updated_at timestamptz) "
+        f"WHERE head.{connection.ops.quote_name(meta.pk.column)} = v.id "
+        f"RETURNING head.{connection.ops.quote_name(_column('channel_id'))}, "
+        "sha256(convert_to(v.machine::text, 'UTF8'))"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, parameters)
-        if cursor.rowcount != len(rows):
-            raise RuntimeError(f"updated {cursor.rowcount} channel heads of {len(rows)}")
+        cursor.execute(sql, [json.dumps(heads, separators=(",", ":"))])
+        updated = [(channel_id, bytes(fingerprint)) for channel_id, fingerprint in cursor.fetchall()]
+    if len(updated) != len(heads):
+        raise RuntimeError(f"updated {len(updated)} channel heads of {len(heads)}")
+    return updated
 
 
 _HEAD_FIELDS = ("machine", "phase", "version", "balances", "updated_at")
@@ -397,10 +526,11 @@ def proposals_receive(*, peer: Any, batch: Sequence[Proposal], actor: str) -> li
     if len(batch) > MAX_BATCH:
         raise BadState(f"a batch holds at most {MAX_BATCH} updates")
     signer = node_signer()
-    writes = _Writes(actor=actor, domain=_domain())
+    domain = _domain()
     outcomes: list[Outcome] = []
     with transaction.atomic():
         rows = _lock(item.channel_id for item in batch if item.error is None)
+        writes = _Writes(actor=actor, domain=domain, locked=rows)
         for item in batch:
             version = item.state.version if item.state is not None else None
             try:
@@ -458,11 +588,11 @@ def peer_payments(
     signer = node_signer()
     domain = _domain()
     outcomes: dict[int, Outcome] = {}
-    sent: list[tuple[int, Channel, ProtocolState]] = []
+    sent: list[tuple[int, _Row, ProtocolState]] = []
     documents: list[dict[str, Any]] = []
-    writes = _Writes(actor=actor, domain=domain)
     with transaction.atomic():
         rows = _lock(payment.channel_id.lower() for payment in payments)
+        writes = _Writes(actor=actor, domain=domain, locked=rows)
         for index, payment in enumerate(payments):
             channel_id = payment.channel_id.lower()
             try:
@@ -500,16 +630,16 @@ def peer_payments(
             raise BadState(
                 f"{peer.name} answered the batch with {len(results or [])} results for {len(sent)}"
             )
-        writes = _Writes(actor=f"peer:{peer.name}", domain=domain)
         with transaction.atomic():
             rows = _lock(row.channel_id for _, row, _ in sent)
+            writes = _Writes(actor=f"peer:{peer.name}", domain=domain, locked=rows, memo=writes.memo)
             for (index, row, new), result in zip(sent, results, strict=True):
                 outcomes[index] = _countersignature_take(writes, rows[row.channel_id], new, result)
             writes.write()
     return [outcomes[index] for index in range(len(payments))]
 
 
-def _countersignature_take(writes: _Writes, row: Channel, new: ProtocolState, result: Any) -> Outcome:
+def _countersignature_take(writes: _Writes, row: _Row, new: ProtocolState, result: Any) -> Outcome:
     try:
         if not isinstance(result, dict) or result.get("channel_id") != row.channel_id:
             raise BadState("the peer's answer does not match the proposal sent in its place")

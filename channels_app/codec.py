@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from channels_app.protocol import channel_state, eip712, state
@@ -23,35 +23,61 @@ _CLASSES: dict[str, type] = {
 }
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_ENCODERS: dict[type, Callable[[Any, Any], dict[str, Any]] | None] = {}
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(field.name for field in dataclasses.fields(cls))
-    return names
+def _dataclass_encoder(cls: type) -> Callable[[Any, Any], dict[str, Any]] | None:
+    """For a dataclass type, a function building its tagged object in one expression (written
+    once per type, as ``dataclasses`` writes ``__init__``); None for any other type. Asking
+    ``dataclasses.is_dataclass`` and looping over the fields for every value cost more than
+    the encoding itself."""
+    try:
+        return _ENCODERS[cls]
+    except KeyError:
+        pass
+    encoder = None
+    if dataclasses.is_dataclass(cls):
+        # The constructor's fields: a field the class computes itself (init=False) is not data.
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        members = "".join(f"{name!r}: encode(value.{name}, memo), " for name in names)
+        source = f"def encoder(value, memo):\n    return {{'_t': {cls.__name__!r}, {members}}}\n"
+        namespace: dict[str, Any] = {"encode": encode}
+        exec(source, namespace)  # noqa: S102 - built from the class's own field names
+        encoder = namespace["encoder"]
+    _ENCODERS[cls] = encoder
+    return encoder
 
 
-def encode(value: Any) -> Any:
+Memo = dict[int, tuple[Any, Any]]
+"""Encodings already made, by the id of the (immutable) object, which the memo keeps alive so
+the id cannot be reused while it is there. Only for output that is serialised at once and
+never changed: the encoded dictionaries are shared between the documents that contain them."""
+
+
+def encode(value: Any, memo: Memo | None = None) -> Any:
     # The scalars first: they are most of what a channel's machine holds (every state, every
     # update is encoded at least twice), and the checks below cost more than these.
-    if value is None or type(value) in (int, str, bool):
+    cls = type(value)
+    if value is None or cls is int or cls is str or cls is bool:
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        cls = type(value)
-        encoded = {"_t": cls.__name__}
-        for name in _field_names(cls):
-            encoded[name] = encode(getattr(value, name))
+    encoder = _dataclass_encoder(cls)
+    if encoder is not None:
+        if memo is None:
+            return encoder(value, None)
+        known = memo.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        encoded = encoder(value, memo)
+        memo[id(value)] = (value, encoded)
         return encoded
     if isinstance(value, bytes):
         return {"_b": value.hex()}
     if isinstance(value, enum.Enum):
-        return {"_e": type(value).__name__, "v": value.value}
+        return {"_e": cls.__name__, "v": value.value}
     if isinstance(value, Mapping):
-        return {"_m": [[encode(key), encode(item)] for key, item in value.items()]}
+        return {"_m": [[encode(key, memo), encode(item, memo)] for key, item in value.items()]}
     if isinstance(value, (tuple, list)):
-        return [encode(item) for item in value]
+        return [encode(item, memo) for item in value]
     return value
 
 

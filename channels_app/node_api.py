@@ -14,7 +14,7 @@ from channels_app.api import ChannelStateInput, state_from_input
 from channels_app.protocol.channel_state import ChannelState
 from channels_app.protocol.errors import BadSignature, BadState, ChannelError
 from settlement.errors import error_body
-from settlement.transport import node_to_node
+from settlement.transport import node_to_node, on_node_api_threads
 
 
 def _refusal(error: ChannelError) -> JsonResponse:
@@ -73,6 +73,7 @@ def channel_open(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"channel_id": channel.channel_id, "signature": answer["signature"]}, status=201)
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def channel_proposal(request: HttpRequest, channel_id: str) -> JsonResponse:

@@ -13,9 +13,12 @@ from django.views.decorators.http import require_POST
 from channels_app import batch
 from channels_app.node_api import _body, _refusal
 from channels_app.protocol.errors import BadState, ChannelError
-from settlement.transport import node_to_node
+from settlement.transport import node_to_node, on_node_api_threads
 
 
+# On the node API's threads, which keep their PostgreSQL connection: under daphne each request
+# would otherwise open one (SCRAM included), which cost more than the batch's signatures.
+@on_node_api_threads
 @node_to_node
 @require_POST
 def channel_proposals_batch(request: HttpRequest) -> JsonResponse:

@@ -7,13 +7,12 @@ EIP-712 (see :mod:`channels_app.protocol.eip712`).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 
-from eth_hash.auto import keccak
-
+from channels_app.protocol.architecture import replace
 from channels_app.protocol.errors import BadState, NotConserved
+from channels_app.protocol.keccak import keccak
 from channels_app.protocol.types import (
     MAX_UINT64,
     MAX_UINT256,
@@ -42,6 +41,10 @@ class ChannelParams:
     nonce: int
     challenge_duration: int
     """Seconds a registered state can be refuted before it becomes final."""
+    _id: ChannelId = field(init=False, repr=False, compare=False)
+    """The channel id, computed once: it is asked for about ten times per update, and hashing
+    the params for a cache lookup each time cost more than a tenth of the rules' own work.
+    Not a field of the encoded params (``codec`` writes the constructor's fields only)."""
 
     def __post_init__(self) -> None:
         if self.participants[0] == self.participants[1]:
@@ -51,10 +54,11 @@ class ChannelParams:
         if not 0 < self.challenge_duration < 2**32:
             # The Adjudicator keeps deadlines in 40 bits; 2**32 s (136 years) leaves room.
             raise BadState("the challenge duration must be a positive number of seconds below 2**32")
+        object.__setattr__(self, "_id", _channel_id(self))
 
     @property
     def channel_id(self) -> ChannelId:
-        return _channel_id(self)
+        return self._id
 
     def index_of(self, participant: Address) -> int:
         try:
@@ -63,10 +67,9 @@ class ChannelParams:
             raise BadState(f"{participant} is not a participant of this channel") from None
 
 
-@functools.lru_cache(maxsize=4096)
 def _channel_id(params: ChannelParams) -> ChannelId:
     # keccak256(abi.encode(chainId, participantA, participantB, nonce, challengeDuration)),
-    # exactly as Adjudicator.channelIdOf computes it. Cached: it is asked for on every update.
+    # exactly as Adjudicator.channelIdOf computes it.
     return ChannelId(
         keccak(
             _word(params.chain_id)
@@ -131,12 +134,19 @@ class ChannelState:
     allocations: tuple[Allocation, ...]
     sub_allocations: tuple[SubAllocation, ...] = ()
     is_final: bool = False
+    digest_memo: tuple[object, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    """(domain, EIP-712 digest) once ``eip712.state_digest`` has hashed this state: both sides
+    ask for a state's digest about six times per update (sign, check each signature), and a
+    cache keyed by the state hashed the whole state each time. Not part of the state: it is
+    neither compared, hashed nor encoded (``codec`` writes the constructor's fields only)."""
 
     def __post_init__(self) -> None:
         if len(self.channel_id) != 32:
             raise BadState("a channel id is 32 bytes")
         if not 0 <= self.version <= MAX_UINT64:
             raise BadState("the version must fit in 64 bits")
+        if len(self.allocations) == 1 and not self.sub_allocations:
+            return  # one asset, nothing locked: the most common state, nothing more to check
         assets = [allocation.asset for allocation in self.allocations]
         if len(set(assets)) != len(assets):
             raise BadState("each asset appears once in the allocations")
@@ -181,6 +191,24 @@ class ChannelState:
             sub_allocations=self.sub_allocations if sub_allocations is None else tuple(sub_allocations),
             is_final=is_final,
         )
+
+
+def check_next_conserved(current: ChannelState, after: ChannelState) -> None:
+    """:func:`check_conserved` of ``after`` against ``current``'s totals; for the common case
+    (one asset, nothing locked on either side) without building the dictionaries."""
+    if len(current.allocations) == len(after.allocations) == 1 and not (
+        current.sub_allocations or after.sub_allocations
+    ):
+        held, distributed = current.allocations[0], after.allocations[0]
+        if distributed.asset != held.asset:
+            raise NotConserved("the update adds or removes an asset; every asset must stay in the channel")
+        if distributed.total != held.total:
+            raise NotConserved(
+                f"the update distributes {distributed.total} of asset {held.asset} "
+                f"but the channel holds {held.total}"
+            )
+        return
+    check_conserved(current.totals(), after)
 
 
 def check_conserved(before: Mapping[Address, int], after: ChannelState) -> None:

@@ -12,15 +12,19 @@ of the curve order, which is what ``ecrecover`` and the Adjudicator accept.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
-from typing import NewType
+from typing import Any, NewType
 
 import coincurve
-from eth_hash.auto import keccak
+from coincurve._libsecp256k1 import ffi as _ffi
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT
 from eth_utils import to_checksum_address
 
 from channels_app.protocol.channel_state import Allocation, ChannelParams, ChannelState, SubAllocation
 from channels_app.protocol.errors import BadSignature
+from channels_app.protocol.keccak import keccak
 from channels_app.protocol.types import Address, ChannelId, Wei, address, address_bytes
 
 Signature = NewType("Signature", bytes)
@@ -52,13 +56,16 @@ WITHDRAWAL_TYPEHASH = keccak(WITHDRAWAL_TYPE)
 # secp256k1 group order; signatures with s above half of it are the malleable twin.
 _CURVE_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_ORDER = _CURVE_ORDER // 2
+_HALF_ORDER_BYTES = _HALF_ORDER.to_bytes(32, "big")
 
 
 def _word(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
 
+@functools.lru_cache(maxsize=1024)
 def _address_word(value: Address) -> bytes:
+    # Cached: a channel's few assets and participants are hashed into every state.
     return b"\x00" * 12 + address_bytes(value)
 
 
@@ -162,12 +169,18 @@ def _digest(domain: Domain, struct_hash: bytes) -> Digest:
     return Digest(keccak(b"\x19\x01" + domain.separator + struct_hash))
 
 
-# Both sides hash the same state several times per update (sign, verify each signature);
-# states are immutable, so the digest is remembered for the most recent ones.
-@functools.lru_cache(maxsize=4096)
 def state_digest(domain: Domain, state: ChannelState) -> Digest:
-    """The 32 bytes both participants sign for ``state``."""
-    return _digest(domain, state_struct_hash(state))
+    """The 32 bytes both participants sign for ``state``.
+
+    Both sides ask for the same state's digest several times per update (sign, check each
+    signature); states are immutable, so the digest is kept on the state for its domain.
+    """
+    memo = state.digest_memo
+    if memo is not None and (memo[0] is domain or memo[0] == domain):
+        return Digest(memo[1])
+    digest = _digest(domain, state_struct_hash(state))
+    object.__setattr__(state, "digest_memo", (domain, digest))  # a memo, not a change of state
+    return digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,22 +220,58 @@ def sign_digest(private_key: bytes, digest: bytes) -> Signature:
     return Signature(signature[:64] + bytes([signature[64] + 27]))
 
 
+class _Buffers(threading.local):
+    """libsecp256k1's in/out structures, one set per thread, allocated once.
+
+    coincurve allocates these (and a key object) on every call; on the hot path the calls
+    below go to the same library functions through coincurve's own cffi binding with buffers
+    kept per thread, the checks unchanged. Each update signs twice and recovers twice, and
+    the wrappers cost a tenth of that cryptography.
+    """
+
+    def __init__(self) -> None:
+        self.signature: Any = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
+        self.public_key: Any = _ffi.new("secp256k1_pubkey *")
+        self.serialized: Any = _ffi.new("unsigned char[65]")
+        self.serialized_length: Any = _ffi.new("size_t *")
+        self.compact: Any = _ffi.new("unsigned char[64]")
+        self.recovery_id: Any = _ffi.new("int *")
+
+
+_buffers = _Buffers()
+_CONTEXT = GLOBAL_CONTEXT.ctx
+_UNCOMPRESSED = _lib.SECP256K1_EC_UNCOMPRESSED
+
+
 def recover_digest(digest: bytes, signature: bytes) -> Address:
-    """The address that signed ``digest``; raise :class:`BadSignature` if there is none."""
+    """The address that signed ``digest``; raise :class:`BadSignature` if there is none.
+
+    What ``ecrecover`` (and so the Adjudicator) computes, with the checks it implies: 65
+    bytes, v in {27, 28}, s in the lower half. A key known in advance is not enough: only
+    the recovery with this ``v`` says which key the contract will see.
+    """
     if len(signature) != 65:
         raise BadSignature("a channel signature is 65 bytes: r, s and v")
+    if len(digest) != 32:
+        raise BadSignature("a signed digest is 32 bytes")
     v = signature[64]
     if v not in (27, 28):
         raise BadSignature("the signature's v must be 27 or 28")
-    if int.from_bytes(signature[32:64], "big") > _HALF_ORDER:
+    if signature[32:64] > _HALF_ORDER_BYTES:  # big-endian, same length: compares as numbers
         raise BadSignature("the signature's s is in the upper half of the curve order")
-    try:
-        public = coincurve.PublicKey.from_signature_and_message(
-            signature[:64] + bytes([v - 27]), digest, hasher=None
-        )
-    except Exception as error:  # coincurve raises bare Exception for an unrecoverable signature
-        raise BadSignature("the signature does not recover to any key") from error
-    return address_of_public_key(public.format(compressed=False))
+    buffers = _buffers
+    # parse_compact reads r || s (the first 64 bytes) and refuses r or s at or above the order.
+    if not _lib.secp256k1_ecdsa_recoverable_signature_parse_compact(
+        _CONTEXT, buffers.signature, bytes(signature), v - 27
+    ):
+        raise BadSignature("the signature's r or s is out of range")
+    if not _lib.secp256k1_ecdsa_recover(_CONTEXT, buffers.public_key, buffers.signature, bytes(digest)):
+        raise BadSignature("the signature does not recover to any key")
+    buffers.serialized_length[0] = 65
+    _lib.secp256k1_ec_pubkey_serialize(
+        _CONTEXT, buffers.serialized, buffers.serialized_length, buffers.public_key, _UNCOMPRESSED
+    )
+    return address_of_public_key(_ffi.buffer(buffers.serialized, 65)[:])
 
 
 # Counterparties sign many states with the same key: the address of a recovered key is
@@ -241,18 +290,29 @@ class Signer:
     """A participant's key loaded once, for the hot path (deriving the key pair costs as much
     as the signature itself). Never printed: ``repr`` shows the address only."""
 
-    __slots__ = ("_key", "address")
+    __slots__ = ("_key", "_secret", "address")
 
     def __init__(self, private_key: bytes) -> None:
         self._key = coincurve.PrivateKey(private_key)
+        self._secret = self._key.secret  # what libsecp256k1 signs with (validated by coincurve)
         self.address = address_of_key(private_key)
 
     def __repr__(self) -> str:
         return f"Signer({self.address})"
 
     def sign_digest(self, digest: bytes) -> Signature:
-        signature = self._key.sign_recoverable(digest, hasher=None)
-        result = Signature(signature[:64] + bytes([signature[64] + 27]))
+        """Sign a 32-byte digest (RFC 6979 nonce, low s: what libsecp256k1 always makes)."""
+        if len(digest) != 32:
+            raise ValueError("a digest to sign is 32 bytes")
+        buffers = _buffers
+        if not _lib.secp256k1_ecdsa_sign_recoverable(
+            _CONTEXT, buffers.signature, bytes(digest), self._secret, _ffi.NULL, _ffi.NULL
+        ):
+            raise ValueError("libsecp256k1 could not sign")
+        _lib.secp256k1_ecdsa_recoverable_signature_serialize_compact(
+            _CONTEXT, buffers.compact, buffers.recovery_id, buffers.signature
+        )
+        result = Signature(_ffi.buffer(buffers.compact, 64)[:] + bytes((buffers.recovery_id[0] + 27,)))
         _remember_own(digest, result, self.address)
         return result
 
@@ -263,9 +323,11 @@ class Signer:
 # Signatures a ``Signer`` of this process made, with the address of the key that made them.
 # The rules check our own signature on every state we propose or countersign (a guard against
 # the shell signing the wrong state or with the wrong key): see verify_own_state_signature.
-# Bounded: cleared when full, which only costs recoveries.
+# Bounded: cleared when full, which only costs recoveries. Small: the rules look a signature up
+# right after it is made (a batch signs and applies each update in turn), and a large table
+# only pushes the channels' own objects out of the processor's caches.
 _OWN_SIGNATURES: dict[tuple[bytes, bytes], Address] = {}
-_OWN_SIGNATURES_MAX = 65_536
+_OWN_SIGNATURES_MAX = 4_096
 
 
 def _remember_own(digest: bytes, signature: bytes, signer: Address) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
-from eth_hash.auto import keccak
-
 from channels_app.protocol.channel_state import (
     Allocation,
     ChannelParams,
@@ -19,6 +17,7 @@ from channels_app.protocol.channel_state import (
 )
 from channels_app.protocol.eip712 import Domain, sign_state, state_struct_hash
 from channels_app.protocol.errors import BadState, SubAllocationError
+from channels_app.protocol.keccak import keccak
 from channels_app.protocol.state import Channel, StreamPayment
 from channels_app.protocol.types import Address, Version, Wei
 
@@ -48,6 +47,8 @@ def _base(channel: Channel) -> ChannelState:
 
 
 def _replace_allocation(state: ChannelState, new: Allocation) -> tuple[Allocation, ...]:
+    if len(state.allocations) == 1 and state.allocations[0].asset == new.asset:
+        return (new,)  # one asset: no generator to run
     return tuple(new if allocation.asset == new.asset else allocation for allocation in state.allocations)
 
 
@@ -65,9 +66,20 @@ def payment(channel: Channel, asset: Address, amount: int) -> ChannelState:
     if amount <= 0:
         raise BadState("a payment moves a positive amount")
     state = _base(channel)
-    allocation = _moved(state.allocation(asset), channel.our_index, -amount)
-    allocation = _moved(allocation, channel.their_index, amount)
-    return state.next(allocations=_replace_allocation(state, allocation))
+    current = state.allocation(asset)
+    ours = current.balance(channel.our_index) - amount
+    if ours < 0:
+        raise BadState(
+            f"participant {channel.our_index} has only {current.balance(channel.our_index)} of asset {asset}"
+        )
+    theirs = current.balance(channel.their_index) + amount
+    # One new allocation (the constructor checks the 256-bit bound on the receiver's side).
+    moved = (
+        Allocation(current.asset, Wei(ours), Wei(theirs))
+        if channel.our_index == 0
+        else Allocation(current.asset, Wei(theirs), Wei(ours))
+    )
+    return state.next(allocations=_replace_allocation(state, moved))
 
 
 def lock(channel: Channel, sub_params: ChannelParams, asset: Address, ours: int, theirs: int) -> ChannelState:

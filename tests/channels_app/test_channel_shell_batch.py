@@ -185,3 +185,73 @@ def test_a_request_that_is_not_a_batch_is_refused_whole(client, peer_node):
     assert ChannelState.objects.count() == before
     channel.refresh_from_db()
     assert channel.version == 0
+
+
+def _stored_fingerprint(channel: Channel) -> bytes:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sha256(convert_to(machine::text, 'UTF8')) FROM channels_app_channel WHERE id = %s",
+            [channel.pk],
+        )
+        return bytes(cursor.fetchone()[0])
+
+
+def test_a_batch_reads_each_machine_as_stored_even_when_the_single_path_changed_it(client, peer_node):
+    from channels_app import batch, codec
+
+    transport_key, ethereum_key = peer_node
+    channel, opening = _open_funded(client, transport_key, ethereum_key, 21)
+    first = _pays_us(opening, 10)
+    answer = _post(client, transport_key, BATCH, {"proposals": [_item(channel, first, ethereum_key)]})
+    assert answer.json()["accepted"] == 1, answer.json()
+
+    # The machine the batch remembers is the one PostgreSQL holds, decoded afresh.
+    channel.refresh_from_db()
+    remembered = batch._decoded_machines[_stored_fingerprint(channel)]
+    assert remembered == codec.decode(channel.machine)
+    assert remembered.latest.state == first
+
+    # Version 2 through the single path (services._apply, which knows nothing of the batch's
+    # memory), then version 3 in a batch: the batch must see version 2, not what it remembered.
+    second = _pays_us(first, 10)
+    answer = _post(
+        client,
+        transport_key,
+        f"/node-api/channels/{channel.channel_id}/proposals",
+        {"state": state_output(second), "signature": _item(channel, second, ethereum_key)["signature"]},
+    )
+    assert answer.status_code == 200, answer.json()
+    third = _pays_us(second, 10)
+    stale = _pays_us(first, 5)  # a version 2 the batch would accept if it read the old machine
+    answer = _post(client, transport_key, BATCH, {"proposals": [_item(channel, stale, ethereum_key)]})
+    assert answer.json()["results"][0]["error"]["code"] == "wrong_version"
+    answer = _post(client, transport_key, BATCH, {"proposals": [_item(channel, third, ethereum_key)]})
+    assert answer.json()["accepted"] == 1, answer.json()
+    channel.refresh_from_db()
+    assert (channel.version, channel.balances[0]["ours"]) == (3, "1030")
+    versions = ChannelState.objects.filter(channel=channel).order_by("version")
+    assert [s.version for s in versions] == [0, 1, 2, 3]
+
+    # A machine not in memory (another process wrote it, or memory was cleared) is read and
+    # decoded from the row.
+    batch._decoded_machines.clear()
+    fourth = _pays_us(third, 10)
+    answer = _post(client, transport_key, BATCH, {"proposals": [_item(channel, fourth, ethereum_key)]})
+    assert answer.json()["accepted"] == 1, answer.json()
+    channel.refresh_from_db()
+    assert batch._decoded_machines[_stored_fingerprint(channel)] == codec.decode(channel.machine)
+    assert ChannelStateChange.objects.filter(channel=channel, change="ProposalReceived").count() == 4
+
+
+def test_the_memory_of_decoded_machines_is_bounded_oldest_first(monkeypatch):
+    from channels_app import batch
+
+    monkeypatch.setattr(batch, "_decoded_machines", {})
+    monkeypatch.setattr(batch, "_DECODED_MACHINES_MAX", 3)
+    machines = [object() for _ in range(5)]
+    for index, machine in enumerate(machines):
+        batch._remember_machine(bytes([index]) * 32, machine)  # type: ignore[arg-type]
+    assert list(batch._decoded_machines) == [bytes([i]) * 32 for i in (2, 3, 4)]
+    assert batch._decoded_machines[bytes([4]) * 32] is machines[4]
