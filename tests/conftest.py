@@ -90,7 +90,12 @@ class CeleryWorker:
 
     def start(self) -> None:
         from settlement import health
+        from settlement.celery import app
 
+        # Tasks an earlier test queued belong to its database, which is gone; one of them (a
+        # gossip tick, which becomes the node's long-running gossip loop) would also hold this
+        # worker's only process for minutes. Each worker starts on an empty queue.
+        app.control.purge()
         self.process.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
