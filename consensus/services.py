@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -931,14 +931,19 @@ def gossip_receive_many(messages: list[tuple[str, dict[str, Any], float | None]]
     all of them."""
     with _locked_step() as step:
         _vote_queued(step)
-        for peer_name, wire, queued_at in messages:
-            step.received.append([str(wire.get("signature", ""))[:16], peer_name, queued_at])
-            _receive_one(step, peer_name, wire)
+        _receive_all(step, messages)
         if step.parsec.has_unfinished_work():
             # Keep the conversation going while something waits for agreement or signatures:
             # with every peer we are not waiting for, so what this step created spreads at once.
             _maybe_start_round(step, every_free_peer=True)
     _send(step)
+
+
+def _receive_all(step: Step, messages: Iterable[tuple[str, dict[str, Any], float | None]]) -> None:
+    """Handle received messages in order inside one step, noting each for the step's log row."""
+    for peer_name, wire, queued_at in messages:
+        step.received.append([str(wire.get("signature", ""))[:16], peer_name, queued_at])
+        _receive_one(step, peer_name, wire)
 
 
 def _receive_one(step: Step, peer_name: str, wire: dict[str, Any]) -> bool:
@@ -1189,9 +1194,7 @@ class _GossipLoop:
         with _locked_step(self.state) as step:
             if self.check_votes:
                 _vote_queued(step)
-            for peer_name, wire, queued_at in messages:
-                step.received.append([str(wire.get("signature", ""))[:16], peer_name, queued_at])
-                _receive_one(step, peer_name, wire)
+            _receive_all(step, messages)
             if step.parsec.has_unfinished_work():
                 # Back to back: what this step created (or learnt) goes to every peer we are
                 # not waiting for, at once.
