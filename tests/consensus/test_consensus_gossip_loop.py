@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from consensus_shell_support import InProcessPeer, single_validator, wait_for
-from django.conf import settings
-from test_consensus_shell_bad_gossip import _post, inbox
+from consensus_shell_support import single_validator, wait_for
+from test_consensus_shell_bad_gossip import _post, inbox, validator_pair_behind_inbox
 
 from consensus import services, tasks
 from consensus.models import Block, ObservationStatus, PendingObservation
 from consensus.protocol import Request, message_from_wire
-from settlement.keystore import node_identity_ensure, node_signer
+from settlement.keystore import node_signer
 from tests.conftest import CeleryWorker
 
 pytestmark = pytest.mark.worker
@@ -137,15 +136,7 @@ def test_a_loop_that_fails_releases_its_lock_for_the_next_tick(single_validator,
 
 @pytest.fixture
 def two_validators_over_http(transactional_db, inbox, live_web, slow_timer_worker):
-    services.forget_cached_state()
-    node_identity_ensure()
-    peer = InProcessPeer("bank-z")
-    peer.peer.base_url = f"http://127.0.0.1:{inbox.server_address[1]}"
-    peer.peer.save()
-    services.consensus_state_ensure(validators=[settings.NODE_NAME, peer.name])
-    peer.start([node_signer().public_key, peer.key.public_key])
-    yield peer, live_web, inbox
-    services.forget_cached_state()
+    yield from validator_pair_behind_inbox(inbox, live_web)
 
 
 def test_incoming_gossip_wakes_the_loop(two_validators_over_http):

@@ -56,8 +56,8 @@ def inbox() -> Iterator[Any]:
     server.shutdown()
 
 
-@pytest.fixture
-def network(transactional_db, inbox, live_web, celery_worker):
+def validator_pair_behind_inbox(inbox: Any, live_web: Any) -> Iterator[tuple[InProcessPeer, Any, Any]]:
+    """The node under test and an in-process validator "bank-z" whose gossip endpoint is ``inbox``."""
     services.forget_cached_state()
     node_identity_ensure()
     peer = InProcessPeer("bank-z")
@@ -67,6 +67,11 @@ def network(transactional_db, inbox, live_web, celery_worker):
     peer.start([node_signer().public_key, peer.key.public_key])
     yield peer, live_web, inbox
     services.forget_cached_state()
+
+
+@pytest.fixture
+def network(transactional_db, inbox, live_web, celery_worker):
+    yield from validator_pair_behind_inbox(inbox, live_web)
 
 
 def _post(peer: InProcessPeer, url: str, body: bytes, *, key: SigningKey | None = None) -> requests.Response:
