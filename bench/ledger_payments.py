@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bench import profiled_node
+
 GOAL_PAYMENTS_PER_SECOND = 5000
 GOAL_RATIO = 0.4
 GOAL_CROSSBANK_PER_SECOND = 1000
@@ -296,7 +298,15 @@ PeerCreditLimit.objects.create(peer=peer, asset="bench-b.test/EUR", limit=10**15
 
 
 def _crossbank(
-    b_url: str, ubis: list[str], seconds: float, threads: int, log_dir: Path, *, batch: int, in_flight: int
+    b_url: str,
+    ubis: list[str],
+    seconds: float,
+    threads: int,
+    log_dir: Path,
+    *,
+    batch: int,
+    in_flight: int,
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     from django.conf import settings
 
@@ -325,10 +335,16 @@ def _crossbank(
     subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", script], cwd=REPO, env={**os.environ, **env}, check=True
     )
+    daphne = [str(Path(sys.executable).parent / "daphne")]
+    if profile_dir is not None:
+        # Every thread of bank B under cProfile (CPU time), written when it stops.
+        daphne = [sys.executable, "-m", "bench.profiled_node", str(profile_dir / "bank_b.prof")]
+        # And every thread bank A starts from now on (senders, the courier, node-API threads).
+        threading.setprofile(profiled_node._profile_this_thread)
     process = ManagedProcess(
         name="bench-b",
         command=[
-            str(Path(sys.executable).parent / "daphne"),
+            *daphne,
             "--bind",
             "127.0.0.1",
             "--port",
@@ -352,13 +368,45 @@ def _crossbank(
         b_pid = process.process.pid
         # A short warm-up: connections opened, keys opened, B's account here and A's at B made.
         _crossbank_run(ubis, recipients, 1.0, 2, batch=batch, b_pid=b_pid)
+        if profile_dir is not None:
+            # Profiled: the pipelined run alone (the profiles also hold the short warm-up).
+            pipelined = _crossbank_run(ubis, recipients, seconds, in_flight, batch=batch, b_pid=b_pid)
+            return {"pipelined": pipelined}
         single = _crossbank_run(ubis, recipients, seconds / 2, threads, batch=0, b_pid=b_pid)
         pipelined = _crossbank_run(ubis, recipients, seconds, in_flight, batch=batch, b_pid=b_pid)
         # Few payments in flight: what one payment waits when the banks are not saturated.
         light = _crossbank_run(ubis, recipients, seconds / 2, LIGHT_IN_FLIGHT, batch=LIGHT_BATCH, b_pid=b_pid)
     finally:
-        process.stop()
+        process.stop(**({"timeout": 300} if profile_dir is not None else {}))
+        if profile_dir is not None:
+            threading.setprofile(None)
+            _merge_profiles(profile_dir)
     return {"single": single, "pipelined": pipelined, "light": light}
+
+
+def _merge_profiles(profile_dir: Path) -> None:
+    """Bank A's thread profiles (this process) and bank B's (one file per thread) into
+    ``bank_a.prof`` and ``bank_b.prof``; read them with ``python -m pstats``."""
+    import pstats
+
+    with profiled_node._lock:
+        profiles = list(profiled_node._profiles)
+    for profile in profiles:
+        profile.disable()
+    profiles = [profile for profile in profiles if profile.getstats()]
+    if profiles:
+        merged = pstats.Stats(profiles[0])
+        for profile in profiles[1:]:
+            merged.add(profile)
+        merged.dump_stats(profile_dir / "bank_a.prof")
+    parts = sorted(profile_dir.glob("bank_b.prof.*"))
+    if parts:
+        merged = pstats.Stats(str(parts[0]))
+        for part in parts[1:]:
+            merged.add(str(part))
+        merged.dump_stats(profile_dir / "bank_b.prof")
+        for part in parts:
+            part.unlink()
 
 
 def _crossbank_run(
@@ -488,6 +536,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--in-flight", type=int, default=4, help="pipelined cross-bank calls at once (default 4)"
     )
+    parser.add_argument(
+        "--intrabank-only", action="store_true", help="skip the cross-bank runs (a quicker back-to-back)"
+    )
+    parser.add_argument(
+        "--crossbank-only", action="store_true", help="skip the intra-bank runs (a quicker back-to-back)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="with --crossbank-only: both banks under cProfile during the pipelined run "
+        "(DIR/bank_a.prof, DIR/bank_b.prof)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
 
@@ -501,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
         _child(json.loads(arguments.child), arguments.batch)
         return 0
 
+    if arguments.profile is not None:
+        arguments.profile.mkdir(parents=True, exist_ok=True)
     admin, a_url, b_url = _urls()
     os.environ.update(
         {"DATABASE_URL": a_url, "NODE_NAME": "bench-a", "NODE_DOMAIN": "bench-a.test", "LOG_LEVEL": "WARNING"}
@@ -515,36 +578,44 @@ def main(argv: list[str] | None = None) -> int:
     from bench.ceilings import measure_ceilings
     from bench.common import print_table, write_results
 
+    intrabank, crossbank_runs = not arguments.crossbank_only, not arguments.intrabank_only
+    single: dict[str, Any] = {}
+    batched: dict[str, Any] = {}
+    two: dict[str, Any] = {}
+    crossbank: dict[str, dict[str, Any]] = {}
     try:
         call_command("migrate", verbosity=0)
         connections.close_all()
         _recreate(admin, b_url, template=_name(a_url))  # bank B: the same schema, no data yet
         eur, ubis = _setup_parties(PARTIES)
-        single = _single(ubis, eur.uai, min(arguments.seconds, 4.0))
-        postgres_before = postgres_cpu()
-        batched = _batched(ubis, eur.uai, arguments.seconds, arguments.batch)
-        postgres_seconds = postgres_cpu() - postgres_before
-        batched["python_cpu_ms_per_payment"] = 1000 * batched["python_cpu_seconds"] / batched["payments"]
-        batched["postgres_cpu_ms_per_payment"] = 1000 * postgres_seconds / batched["payments"]
-        batched["payments_per_cpu_second"] = batched["payments"] / (
-            batched["python_cpu_seconds"] + postgres_seconds
-        )
-        connections.close_all()
-        two = _batched_processes(2, ubis, eur.uai, arguments.seconds, arguments.batch)
+        if intrabank:
+            single = _single(ubis, eur.uai, min(arguments.seconds, 4.0))
+            postgres_before = postgres_cpu()
+            batched = _batched(ubis, eur.uai, arguments.seconds, arguments.batch)
+            postgres_seconds = postgres_cpu() - postgres_before
+            batched["python_cpu_ms_per_payment"] = 1000 * batched["python_cpu_seconds"] / batched["payments"]
+            batched["postgres_cpu_ms_per_payment"] = 1000 * postgres_seconds / batched["payments"]
+            batched["payments_per_cpu_second"] = batched["payments"] / (
+                batched["python_cpu_seconds"] + postgres_seconds
+            )
+            connections.close_all()
+            two = _batched_processes(2, ubis, eur.uai, arguments.seconds, arguments.batch)
         log_dir = Path(os.environ.get("PARSEC_VAR_DIR", str(REPO / "var")))
         with connection.cursor() as cursor:
             # The intra-bank runs wrote a million rows: vacuum now, so autovacuum does not run
             # (and count as PostgreSQL's CPU time) in the middle of the cross-bank runs.
             cursor.execute("VACUUM ANALYZE")
-        crossbank = _crossbank(
-            b_url,
-            ubis,
-            arguments.seconds,
-            arguments.threads,
-            log_dir,
-            batch=arguments.crossbank_batch,
-            in_flight=arguments.in_flight,
-        )
+        if crossbank_runs:
+            crossbank = _crossbank(
+                b_url,
+                ubis,
+                arguments.seconds,
+                arguments.threads,
+                log_dir,
+                batch=arguments.crossbank_batch,
+                in_flight=arguments.in_flight,
+                profile_dir=arguments.profile,
+            )
         books_balance = _check_books(eur)
     finally:
         connections.close_all()
@@ -552,45 +623,53 @@ def main(argv: list[str] | None = None) -> int:
     ceilings = measure_ceilings(0.5)
     ceiling = 1 / (2 * (1 / ceilings["ed25519_verify"] + 1 / ceilings["ed25519_sign"]))
     load = os.getloadavg()[0]
-    rows = [
-        {"path": "intra-bank, one payment per transaction", **_row(single, ceiling)},
-        {"path": f"intra-bank, batches of {arguments.batch}, 1 process", **_row(batched, ceiling)},
-        {"path": f"intra-bank, batches of {arguments.batch}, 2 processes", **_row(two, ceiling)},
-        {
-            "path": f"cross-bank A->B, one per call, {arguments.threads} senders",
-            **_row(crossbank["single"], None),
-        },
-        {
-            "path": f"cross-bank A->B, batches of {arguments.crossbank_batch}, {arguments.in_flight} in flight",
-            **_row(crossbank["pipelined"], None),
-        },
-        {
-            "path": f"cross-bank A->B, batches of {LIGHT_BATCH}, {LIGHT_IN_FLIGHT} in flight",
-            **_row(crossbank["light"], None),
-        },
-        {"path": "crypto ceiling, 2 x (verify + sign), one core", "payments/s": ceiling},
-    ]
+    crossbank_modes = tuple(
+        (mode, label)
+        for mode, label in (
+            ("single", f"one per call, {arguments.threads} senders"),
+            ("pipelined", f"batches of {arguments.crossbank_batch}, {arguments.in_flight} in flight"),
+            ("light", f"batches of {LIGHT_BATCH}, {LIGHT_IN_FLIGHT} in flight"),
+        )
+        if mode in crossbank
+    )
+    rows = []
+    if intrabank:
+        rows += [
+            {"path": "intra-bank, one payment per transaction", **_row(single, ceiling)},
+            {"path": f"intra-bank, batches of {arguments.batch}, 1 process", **_row(batched, ceiling)},
+            {"path": f"intra-bank, batches of {arguments.batch}, 2 processes", **_row(two, ceiling)},
+        ]
+    if crossbank_runs:
+        rows += [
+            {"path": f"cross-bank A->B, {label}", **_row(crossbank[mode], None)}
+            for mode, label in crossbank_modes
+        ]
+    rows.append({"path": "crypto ceiling, 2 x (verify + sign), one core", "payments/s": ceiling})
     print_table(
         f"Ledger payments, service layer into PostgreSQL (wall clock; load average {load:.1f} on {os.cpu_count()} cores)",
         rows,
         ["path", "payments/s", "p50 ms", "p99 ms", "ratio to ceiling"],
     )
-    cpu_rows = [
-        {
-            "path": f"intra-bank, batches of {arguments.batch}, 1 process",
-            "paying ms": batched["python_cpu_ms_per_payment"],
-            "PostgreSQL ms": batched["postgres_cpu_ms_per_payment"],
-            "payments per CPU-second": batched["payments_per_cpu_second"],
-            "CPU-bound rate, 2 cores": 2 * batched["payments_per_cpu_second"],
-        },
-        {
-            "path": f"intra-bank, batches of {arguments.batch}, 2 processes",
-            "paying ms": two["python_cpu_ms_per_payment"],
-            "PostgreSQL ms": two["postgres_cpu_ms_per_payment"],
-            "payments per CPU-second": two["payments_per_cpu_second"],
-            "CPU-bound rate, 2 cores": 2 * two["payments_per_cpu_second"],
-        },
-        *(
+    cpu_rows = []
+    if intrabank:
+        cpu_rows += [
+            {
+                "path": f"intra-bank, batches of {arguments.batch}, 1 process",
+                "paying ms": batched["python_cpu_ms_per_payment"],
+                "PostgreSQL ms": batched["postgres_cpu_ms_per_payment"],
+                "payments per CPU-second": batched["payments_per_cpu_second"],
+                "CPU-bound rate, 2 cores": 2 * batched["payments_per_cpu_second"],
+            },
+            {
+                "path": f"intra-bank, batches of {arguments.batch}, 2 processes",
+                "paying ms": two["python_cpu_ms_per_payment"],
+                "PostgreSQL ms": two["postgres_cpu_ms_per_payment"],
+                "payments per CPU-second": two["payments_per_cpu_second"],
+                "CPU-bound rate, 2 cores": 2 * two["payments_per_cpu_second"],
+            },
+        ]
+    if crossbank_runs:
+        cpu_rows += [
             {
                 "path": f"cross-bank, {label}",
                 "paying ms": crossbank[mode]["a_cpu_ms_per_payment"],
@@ -601,13 +680,8 @@ def main(argv: list[str] | None = None) -> int:
                 else 0.0,
                 "CPU-bound rate, 2 cores": crossbank[mode]["cpu_bound_payments_per_second"],
             }
-            for mode, label in (
-                ("single", "one per call"),
-                ("pipelined", f"batches of {arguments.crossbank_batch}, {arguments.in_flight} in flight"),
-                ("light", f"batches of {LIGHT_BATCH}, {LIGHT_IN_FLIGHT} in flight"),
-            )
-        ),
-    ]
+            for mode, label in crossbank_modes
+        ]
     print_table(
         "CPU time per payment (ms; the paying process is bank A for cross-bank payments)",
         cpu_rows,
@@ -621,42 +695,52 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     print(f"books balance after the run (sum of balances == issued - redeemed): {books_balance}")
-    for mode in ("single", "pipelined", "light"):
+    for mode in crossbank:
         if crossbank[mode]["failed_calls"]:
             print(
                 f"cross-bank {mode}: {crossbank[mode]['failed_calls']} failed calls ({crossbank[mode]['failures']})"
             )
-    best = max(batched["payments_per_second"], two["payments_per_second"])
-    crossbank_best = max(
-        crossbank["single"]["payments_per_second"], crossbank["pipelined"]["payments_per_second"]
-    )
-    path = write_results(
-        "ledger_payments",
-        {
+    results: dict[str, Any] = {
+        "crypto_ceiling_payments_per_second": ceiling,
+        "ceilings": ceilings,
+        "load_average_1m": load,
+        "goals": {
+            "intrabank_payments_per_second": GOAL_PAYMENTS_PER_SECOND,
+            "ratio": GOAL_RATIO,
+            "crossbank_payments_per_second": GOAL_CROSSBANK_PER_SECOND,
+            "crossbank_p50_ms": GOAL_CROSSBANK_P50_MS,
+        },
+        "meets": {},
+        "books_balance": books_balance,
+    }
+    if intrabank:
+        best = max(batched["payments_per_second"], two["payments_per_second"])
+        results |= {
             "intrabank_single": single,
             "intrabank_batch": batched,
             "intrabank_batch_two_processes": two,
-            "crossbank": crossbank,
-            "crypto_ceiling_payments_per_second": ceiling,
-            "ceilings": ceilings,
             "ratio_to_ceiling": best / ceiling,
-            "load_average_1m": load,
-            "goals": {
-                "intrabank_payments_per_second": GOAL_PAYMENTS_PER_SECOND,
-                "ratio": GOAL_RATIO,
-                "crossbank_payments_per_second": GOAL_CROSSBANK_PER_SECOND,
-                "crossbank_p50_ms": GOAL_CROSSBANK_P50_MS,
-            },
-            "meets": {
-                "intrabank_rate": best >= GOAL_PAYMENTS_PER_SECOND,
-                "ratio": best / ceiling >= GOAL_RATIO,
-                "crossbank_rate": crossbank_best >= GOAL_CROSSBANK_PER_SECOND,
-                "crossbank_p50_pipelined": 0 < crossbank["pipelined"]["p50_ms"] < GOAL_CROSSBANK_P50_MS,
-                "crossbank_p50_light": 0 < crossbank["light"]["p50_ms"] < GOAL_CROSSBANK_P50_MS,
-            },
-            "books_balance": books_balance,
-        },
+        }
+        results["meets"] |= {
+            "intrabank_rate": best >= GOAL_PAYMENTS_PER_SECOND,
+            "ratio": best / ceiling >= GOAL_RATIO,
+        }
+    if crossbank_runs:
+        crossbank_best = max(run["payments_per_second"] for run in crossbank.values())
+        results["crossbank"] = crossbank
+        results["meets"] |= {
+            "crossbank_rate": crossbank_best >= GOAL_CROSSBANK_PER_SECOND,
+            "crossbank_p50_pipelined": 0 < crossbank["pipelined"]["p50_ms"] < GOAL_CROSSBANK_P50_MS,
+        }
+        if "light" in crossbank:
+            results["meets"]["crossbank_p50_light"] = 0 < crossbank["light"]["p50_ms"] < GOAL_CROSSBANK_P50_MS
+    # A partial run does not replace the full results `make bench` wrote.
+    name = (
+        "ledger_payments"
+        if intrabank and crossbank_runs and not arguments.profile
+        else "ledger_payments_partial"
     )
+    path = write_results(name, results)
     print(f"wrote {path}")
     return 0 if books_balance else 1
 

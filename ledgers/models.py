@@ -79,7 +79,9 @@ class Ledger(models.Model):
 class LedgerEntry(models.Model):
     """One link of a chain, with the party's and the validator's signatures (hex)."""
 
-    ledger = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="entries")
+    # No index of its own: one_entry_per_height's (ledger, height) index serves look-ups by
+    # ledger, and every index costs each of the thousands of entries appended a second.
+    ledger = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="entries", db_index=False)
     height = models.BigIntegerField()
     prev = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
@@ -128,7 +130,8 @@ class Hold(models.Model):
     """Funds set aside on a ledger (``payment:<id>``, ``offer:<id>``, ``take:<id>``) until an
     entry consumes them or they are released."""
 
-    ledger = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="holds")
+    # one_hold_per_key's (ledger, key) index serves look-ups by ledger.
+    ledger = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="holds", db_index=False)
     key = models.CharField(max_length=80)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="holds")
     amount = models.BigIntegerField()
@@ -149,11 +152,16 @@ class Transfer(models.Model):
     """A payment within this bank, by its idempotency key: a replay finds this row and gets the
     first result back; nothing is appended twice."""
 
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    # Indexes: each costs every payment an insertion. The key is unique through a constraint
+    # (a unique field would add a second, LIKE-pattern index nothing uses); nothing looks
+    # transfers up by sender, recipient or asset (the foreign keys are kept, not indexed).
+    idempotency_key = models.CharField(max_length=200)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of what was asked, to spot a reused key")
-    sender = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="transfers_out")
-    recipient = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="transfers_in")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="transfers")
+    sender = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="transfers_out", db_index=False)
+    recipient = models.ForeignKey(
+        Ledger, on_delete=models.PROTECT, related_name="transfers_in", db_index=False
+    )
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="transfers", db_index=False)
     amount = models.BigIntegerField()
     debit = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
     credit = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
@@ -161,7 +169,10 @@ class Transfer(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_positive")]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="one_transfer_per_idempotency_key"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_positive"),
+        ]
 
     def __str__(self) -> str:
         return self.idempotency_key
@@ -176,14 +187,18 @@ class InterbankPayment(models.Model):
     """A payment between banks, as this bank sees it: the signed instruction, the signatures
     gathered so far, and its phase (held, final, voided)."""
 
-    payment_id = models.CharField(max_length=64, unique=True, help_text="hash of the signed instruction")
+    # Indexes: each costs every payment two insertions (the row is written, then its phase
+    # moves). The id is unique through a constraint (a unique field adds a LIKE-pattern index
+    # nothing uses); look-ups by debit ledger go through one_origin_payment_per_reference, and
+    # none go by credit ledger (the foreign keys are kept, not indexed).
+    payment_id = models.CharField(max_length=64, help_text="hash of the signed instruction")
     reference = models.CharField(max_length=200, help_text="the sender's idempotency key")
     role = models.CharField(max_length=10, choices=PaymentRole.choices)
     phase = models.CharField(max_length=10, default="held")
     proof = models.JSONField(help_text="PaymentProof.to_json(): instruction and signatures so far")
     amount = models.BigIntegerField()
-    debit_ledger = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="+")
-    credit_ledger = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="+")
+    debit_ledger = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="+", db_index=False)
+    credit_ledger = models.ForeignKey(Ledger, on_delete=models.PROTECT, related_name="+", db_index=False)
     expires_at = models.BigIntegerField(help_text="milliseconds since the epoch")
     void_reason = models.CharField(max_length=300, blank=True)
     void_signature = models.CharField(max_length=128, blank=True)
@@ -195,12 +210,13 @@ class InterbankPayment(models.Model):
         ordering = ["-id"]
         indexes = [models.Index(fields=["phase", "expires_at"])]
         constraints = [
+            models.UniqueConstraint(fields=["payment_id"], name="one_row_per_interbank_payment"),
             # A replay of the sender's idempotency key finds the first payment, never a second one.
             models.UniqueConstraint(
                 fields=["debit_ledger", "reference"],
                 condition=Q(role="origin"),
                 name="one_origin_payment_per_reference",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

@@ -306,16 +306,28 @@ class _State:
     credit_lines: dict[int, dict[AssetId, int]] = field(default_factory=dict)
     holds: dict[int, dict[str, ProtocolHold]] = field(default_factory=dict)
     changed_balances: set[tuple[int, AssetId]] = field(default_factory=set)
+    # What does not change while the rows are locked, worked out once per ledger, not per entry.
+    owners: dict[int, tuple[PublicKey, bool]] = field(default_factory=dict)
+    signers: dict[int, SigningKey | None] = field(default_factory=dict)
+
+    def signer(self, ledger_id: int) -> SigningKey | None:
+        """:func:`party_signer` of a locked ledger, looked up once per batch."""
+        if ledger_id not in self.signers:
+            self.signers[ledger_id] = party_signer(self.ledgers[ledger_id])
+        return self.signers[ledger_id]
 
     def view(self, ledger_id: int) -> chain_rules.LedgerView:
-        ledger = self.ledgers[ledger_id]
+        owner = self.owners.get(ledger_id)
+        if owner is None:
+            ledger = self.ledgers[ledger_id]
+            owner = self.owners[ledger_id] = (party_public_key(ledger), _party_accepted(ledger))
         return chain_rules.LedgerView(
             head=self.heads[ledger_id],
-            party_key=party_public_key(ledger),
+            party_key=owner[0],
             balances=self.balances[ledger_id],
             holds=self.holds[ledger_id],
             credit_lines=self.credit_lines[ledger_id],
-            party_accepted=_party_accepted(ledger),
+            party_accepted=owner[1],
         )
 
 
@@ -703,17 +715,17 @@ def payment_intrabank_batch(*, requests: Sequence[PaymentRequest], actor: Any = 
             plan_time = now
             party_signature: Signature | None = None
             sender = locked[sender_id]
-            signer = party_signer(sender)
-            expected_body = {
-                "transfer": request.idempotency_key,
-                "asset": asset.uai,
-                "amount": amounts.amount_to_wire(amounts.MinorUnits(minor)),
-                "side": "debit",
-                "counterparty": request.recipient,
-            }
+            signer = state.signer(sender_id)
             if request.signed_debit is not None:
                 if signer is not None and sender.owner == LedgerOwner.COUNTERPARTY:
                     raise CustodyMismatch(f"{request.sender} is custodial: the node signs its entries")
+                expected_body = {
+                    "transfer": request.idempotency_key,
+                    "asset": asset.uai,
+                    "amount": amounts.amount_to_wire(amounts.MinorUnits(minor)),
+                    "side": "debit",
+                    "counterparty": request.recipient,
+                }
                 plan_time, party_signature = _client_debit(
                     request.signed_debit, head=state.heads[sender_id], expected_body=expected_body
                 )
@@ -729,19 +741,15 @@ def payment_intrabank_batch(*, requests: Sequence[PaymentRequest], actor: Any = 
                 amount=amounts.MinorUnits(minor),
                 time=plan_time,
             )
-            encoded_debit = None
-            if party_signature is None:
-                assert signer is not None
-                encoded_debit = encode_entry(plan.debit)
-                party_signature = sign_encoded(signer, encoded_debit)
+            # Custodial: the node signs the debit as the sender, after the rules passed it.
             debit, credit = intrabank.check_intrabank_payment(
                 plan=plan,
                 sender=state.view(sender_id),
                 recipient=state.view(recipient_id),
                 debit_signature=party_signature,
+                debit_signer=signer if party_signature is None else None,
                 assets=assets,
                 now=now,
-                encoded_debit=encoded_debit,
             )
         except LedgerError as error:
             if len(requests) == 1:

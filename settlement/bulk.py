@@ -69,17 +69,22 @@ def copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[M
     """:func:`copy_rows`, returning the saved objects (as a query would have loaded them)."""
     columns = ("id", *model_columns(model))
     ids = copy_rows(model, values)
-    return [loaded(model, columns, (pk, *row)) for pk, row in zip(ids, values, strict=True)]
+    alias = connection.alias
+    return [loaded(model, columns, (pk, *row), alias=alias) for pk, row in zip(ids, values, strict=True)]
 
 
-def loaded(model: type[ModelType], attnames: Sequence[str], values: Sequence[Any]) -> ModelType:
+def loaded(
+    model: type[ModelType], attnames: Sequence[str], values: Sequence[Any], *, alias: str | None = None
+) -> ModelType:
     """A model object for a row just written, as a query would have loaded it. Built without
     ``Model.__init__`` (its per-field work and signals cost more than the row's COPY; the models
-    written this way have no init signal receivers): Django keeps field values in the instance dict."""
+    written this way have no init signal receivers): Django keeps field values in the instance dict.
+    ``alias``: the connection's, looked up once by a caller building many (each look-up of
+    ``connection`` goes through a thread-local)."""
     item = model.__new__(model)
     item.__dict__.update(zip(attnames, values, strict=True))
     item._state = ModelState()
-    item._state.adding, item._state.db = False, connection.alias
+    item._state.adding, item._state.db = False, alias or connection.alias
     return item
 
 

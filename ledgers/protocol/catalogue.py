@@ -8,6 +8,7 @@ code does not change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -136,8 +137,11 @@ def body_choice(body: Mapping[str, Any], name: str, choices: tuple[str, ...]) ->
     return value
 
 
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
 def body_hex_digest(body: Mapping[str, Any], name: str) -> str:
     value = body.get(name)
-    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+    if not isinstance(value, str) or not _HEX_DIGEST.fullmatch(value):
         raise BadBody(f"{name} must be 64 lowercase hex digits (a SHA-256 digest)")
     return value

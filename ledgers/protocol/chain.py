@@ -22,11 +22,13 @@ from ledgers.protocol.entries import (
     SignedEntry,
     encode_entry,
     sign_encoded,
+    signer_public_key,
     verify_encoded,
 )
 from ledgers.protocol.errors import (
     AmountOverflow,
     BadBody,
+    BadEntrySignature,
     BadTime,
     CreditLimitExceeded,
     InsufficientFunds,
@@ -120,6 +122,7 @@ def check_append(
     check_funds: bool = True,
     now: Millis | None = None,
     encoded: EncodedEntry | None = None,
+    party_signer: SigningKey | None = None,
 ) -> Appended:
     """Check that ``entry`` may be appended after ``head``; raise a :class:`LedgerError` if not.
 
@@ -127,6 +130,14 @@ def check_append(
     asset may go) are this ledger's; ``outstanding`` (issued minus redeemed per asset), when
     given, guards the supply against overflow. ``validator_signature`` is checked when present,
     for entries that arrive already co-signed (a replayed copy, the other bank's side).
+
+    ``party_signer``: the owner's key when the bank keeps it (custody), instead of
+    ``party_signature``. The key must be the ledger's party key (``bad_signature`` otherwise, at
+    the place a bad signature is refused); the entry is signed with it only after every check
+    passed, so the node never signs for an owner an entry the rules refuse. That signature is not
+    verified again: made with the party key's own seed over these bytes, it verifies by
+    construction (the tests prove it), and its verification was a third of an intra-bank
+    payment's Ed25519 time.
     """
     # Cheap structural checks first; signatures next, so that someone without the key learns
     # nothing about balances; funds last.
@@ -152,7 +163,14 @@ def check_append(
 
     if encoded is None or encoded.entry is not entry:
         encoded = encode_entry(entry)
-    if party_signature is not None:
+    if party_signer is not None:
+        if party_signature is not None:
+            raise TypeError("give the party's signature or the party's key, not both")
+        if signer_public_key(party_signer) != party_key:
+            raise BadEntrySignature(
+                f"the key held for the owner of {entry.ledger} is not the ledger's party key"
+            )
+    elif party_signature is not None:
         verify_encoded(party_key, encoded, party_signature, role="party")
     elif effects.party_must_sign:
         raise MissingSignature(f"a {entry.kind} entry must be signed by the owner of {entry.ledger}")
@@ -195,6 +213,8 @@ def check_append(
             raise AmountOverflow(
                 f"issuing this would take {supply_change.asset} beyond {MAX_AMOUNT} minor units"
             )
+    if party_signer is not None:
+        party_signature = sign_encoded(party_signer, encoded)
 
     return Appended(
         encoded=encoded,

@@ -41,19 +41,42 @@ def parse_namespace(text: object) -> Namespace:
     return Namespace(text)
 
 
+# Ids already found valid, so the few ids a bank's payments name over and over are matched
+# against the patterns once, not on every entry (every body names an asset and a ledger).
+# Bounded: cleared when full. Only exact str objects go in (a subclass could compare equal
+# to a valid id yet encode differently).
+_VALID_IDS_MAX = 100_000
+_valid_asset_ids: set[str] = set()
+_valid_ledger_ids: set[str] = set()
+
+
+def _remember(valid: set[str], text: str) -> None:
+    if len(valid) >= _VALID_IDS_MAX:
+        valid.clear()
+    valid.add(text)
+
+
 def parse_asset_id(text: object) -> AssetId:
     """Return ``text`` as an :data:`AssetId` or raise :class:`BadAssetId`."""
+    if type(text) is str and text in _valid_asset_ids:
+        return AssetId(text)
     if not isinstance(text, str) or len(text) > 290 or not _ASSET_RE.fullmatch(text):
         raise BadAssetId(f"{text!r} is not an asset id; expected issuer/CODE such as bank-a.test/EUR")
+    if type(text) is str:
+        _remember(_valid_asset_ids, text)
     return AssetId(text)
 
 
 def parse_ledger_id(text: object) -> LedgerId:
     """Return ``text`` as a :data:`LedgerId` or raise :class:`BadLedgerId`."""
+    if type(text) is str and text in _valid_ledger_ids:
+        return LedgerId(text)
     if not isinstance(text, str) or len(text) > 330 or not _LEDGER_RE.fullmatch(text):
         raise BadLedgerId(
             f"{text!r} is not a ledger id; expected ubi:<bank namespace>:<name> such as ubi:bank-a.test:alice"
         )
+    if type(text) is str:
+        _remember(_valid_ledger_ids, text)
     return LedgerId(text)
 
 

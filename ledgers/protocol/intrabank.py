@@ -18,7 +18,7 @@ from ledgers.protocol.chain import Appended, ChainHead, LedgerView, check_append
 from ledgers.protocol.entries import EncodedEntry, Entry, Millis
 from ledgers.protocol.errors import BadBody
 from ledgers.protocol.identifiers import Asset, AssetId, LedgerId, ledger_namespace
-from settlement.protocol.signing import Signature
+from settlement.protocol.signing import Signature, SigningKey
 
 
 def lock_order(ledgers: Iterable[LedgerId]) -> tuple[LedgerId, ...]:
@@ -76,9 +76,12 @@ def check_intrabank_payment(
     assets: Mapping[AssetId, Asset],
     now: Millis | None = None,
     encoded_debit: EncodedEntry | None = None,
+    debit_signer: SigningKey | None = None,
 ) -> tuple[Appended, Appended]:
     """Check both entries; raise on the first problem, so that nothing is appended.
-    ``encoded_debit``: the debit's encoding, when the caller made it to sign it."""
+    ``encoded_debit``: the debit's encoding, when the caller made it. ``debit_signer``: the
+    sender's key when the bank keeps it (custody), instead of ``debit_signature``: the debit is
+    signed with it only once its checks passed (:func:`ledgers.protocol.chain.check_append`)."""
     debit = check_append(
         head=sender.head,
         entry=plan.debit,
@@ -91,6 +94,7 @@ def check_intrabank_payment(
         assets=assets,
         now=now,
         encoded=encoded_debit,
+        party_signer=debit_signer,
     )
     credit = check_append(
         head=recipient.head,

@@ -8,6 +8,7 @@ the clear (private keys, see ``settlement.keystore``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NewType
 
 import nacl.exceptions
@@ -39,9 +40,16 @@ class SigningKey:
     def __repr__(self) -> str:  # never print key material, even by accident in a log
         return f"SigningKey(public={self.public_key.hex()})"
 
-    @property
+    # Built once per key object and kept with it: building PyNaCl's key derives the public key
+    # (a scalar multiplication, costlier than a signature), and a bank signs and names its key
+    # for every payment.
+    @cached_property
+    def _signer(self) -> nacl.signing.SigningKey:
+        return nacl.signing.SigningKey(self.seed)
+
+    @cached_property
     def public_key(self) -> PublicKey:
-        return PublicKey(bytes(nacl.signing.SigningKey(self.seed).verify_key))
+        return PublicKey(bytes(self._signer.verify_key))
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -50,7 +58,7 @@ class SigningKey:
 
 def sign(key: SigningKey, kind: str, value: Any) -> Signature:
     """Sign ``value`` as an object of ``kind``."""
-    signed = nacl.signing.SigningKey(key.seed).sign(domain_bytes(kind, value))
+    signed = key._signer.sign(domain_bytes(kind, value))
     return Signature(signed.signature)
 
 

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledgers.protocol.errors import BadAssetId, BadLedgerId
 from ledgers.protocol.identifiers import (
@@ -84,3 +86,39 @@ def test_correspondent_accounts_have_one_fixed_name_per_pair_of_banks():
     ledger = correspondent_ledger_id(kept_by="bank-a.test", for_bank="bank-b.test")
     assert ledger == "ubi:bank-a.test:bank.bank-b.test"
     assert ledger != correspondent_ledger_id(kept_by="bank-b.test", for_bank="bank-a.test")
+
+
+SMALL_BOUND = 5  # so the remembered ids are cleared several times in one example
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=40), st.from_regex(r"ubi:[a-z0-9]{1,8}:[a-z0-9._-]{1,12}", fullmatch=True)
+        ),
+        max_size=30,
+    )
+)
+def test_remembering_valid_ids_never_changes_a_verdict(texts):
+    """Valid ids are remembered (bounded, cleared when full): asked twice, in any order, every
+    text gets the verdict the patterns give."""
+    from ledgers.protocol import identifiers
+
+    bound = identifiers._VALID_IDS_MAX
+    identifiers._VALID_IDS_MAX = SMALL_BOUND
+    identifiers._valid_ledger_ids.clear()  # whatever earlier tests left there
+    identifiers._valid_asset_ids.clear()
+    try:
+        for text in [*texts, *texts]:
+            for parse, pattern, error in (
+                (parse_ledger_id, identifiers._LEDGER_RE, BadLedgerId),
+                (parse_asset_id, identifiers._ASSET_RE, BadAssetId),
+            ):
+                if pattern.fullmatch(text):  # (texts are shorter than any length limit)
+                    assert parse(text) == text
+                else:
+                    with pytest.raises(error):
+                        parse(text)
+            assert len(identifiers._valid_ledger_ids) <= SMALL_BOUND
+    finally:
+        identifiers._VALID_IDS_MAX = bound

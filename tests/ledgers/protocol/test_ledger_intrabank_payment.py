@@ -4,9 +4,11 @@ from hypothesis import strategies as st
 from ledger_protocol_world import ASSETS, World, eur
 
 from ledgers.protocol.chain import sign_entry
-from ledgers.protocol.errors import BadBody, InsufficientFunds, NotAccepted
+from ledgers.protocol.entries import verify_encoded
+from ledgers.protocol.errors import BadBody, BadEntrySignature, InsufficientFunds, NotAccepted
 from ledgers.protocol.identifiers import make_ledger_id
 from ledgers.protocol.intrabank import check_intrabank_payment, lock_order, plan_intrabank_payment
+from settlement.protocol.signing import SigningKey
 
 A = "bank-a.test"
 
@@ -77,3 +79,47 @@ def test_paying_oneself_or_another_bank_is_not_an_intrabank_payment():
         plan(world, alice, alice, 10)
     with pytest.raises(BadBody):
         plan(world, alice, carol, 10)
+
+
+def test_a_custodial_debit_is_signed_after_the_checks_with_the_key_the_bank_keeps():
+    world, alice, bob = setup()
+    the_plan = plan(world, alice, bob, 250)
+    owner = world.ledgers[alice].owner
+    debit, _ = check_intrabank_payment(
+        plan=the_plan,
+        sender=world.ledgers[alice].view(),
+        recipient=world.ledgers[bob].view(),
+        debit_signature=None,
+        debit_signer=owner,
+        assets=ASSETS,
+    )
+    # The signature the owner would have made, and it verifies under the ledger's party key.
+    assert debit.party_signature == sign_entry(the_plan.debit, key=owner)
+    verify_encoded(owner.public_key, debit.encoded, debit.party_signature, role="party")
+
+
+def test_a_kept_key_that_is_not_the_ledgers_party_key_is_a_bad_signature_before_funds():
+    world, alice, bob = setup()
+    for amount in (10, 10_000):  # affordable or not: the key is refused first
+        with pytest.raises(BadEntrySignature):
+            check_intrabank_payment(
+                plan=plan(world, alice, bob, amount),
+                sender=world.ledgers[alice].view(),
+                recipient=world.ledgers[bob].view(),
+                debit_signature=None,
+                debit_signer=SigningKey.generate(),
+                assets=ASSETS,
+            )
+
+
+def test_a_refused_custodial_debit_is_not_signed():
+    world, alice, bob = setup()
+    with pytest.raises(InsufficientFunds):
+        check_intrabank_payment(
+            plan=plan(world, alice, bob, 1001),
+            sender=world.ledgers[alice].view(),
+            recipient=world.ledgers[bob].view(),
+            debit_signature=None,
+            debit_signer=world.ledgers[alice].owner,
+            assets=ASSETS,
+        )
