@@ -22,8 +22,9 @@ from settlement.models import Peer
 
 
 class Message(models.Model):
-    message_id = models.CharField(max_length=32, unique=True, help_text="the envelope's id (32 hex)")
-    digest = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of the signed envelope bytes")
+    # Unique through Meta.constraints, which unlike unique=True adds no second (pattern) index.
+    message_id = models.CharField(max_length=32, help_text="the envelope's id (32 hex)")
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the signed envelope bytes")
     envelope = models.JSONField(help_text="the signed envelope, as received (body plain or boxed)")
     signature = models.CharField(
         max_length=128,
@@ -35,7 +36,7 @@ class Message(models.Model):
         help_text="signed as one of a batch: {root, size, index, path} (hex); empty when signed alone",
     )
     kind = models.CharField(max_length=40)
-    sender_address = models.CharField(max_length=320, db_index=True)
+    sender_address = models.CharField(max_length=320)
     sender = models.ForeignKey(
         Counterparty,
         null=True,
@@ -55,6 +56,7 @@ class Message(models.Model):
         null=True,
         blank=True,
         on_delete=models.PROTECT,
+        db_index=False,  # never looked up by; a peer is not deleted while it delivered messages
         related_name="messages_received",
         help_text="the peer that delivered it; empty when sent here",
     )
@@ -63,6 +65,7 @@ class Message(models.Model):
         null=True,
         blank=True,
         on_delete=models.PROTECT,
+        db_index=False,  # never looked up by (ledger entries are never deleted)
         related_name="messages",
         help_text="the sender's message entry, or the message-batch entry of its batch (sent here)",
     )
@@ -78,8 +81,15 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["-accepted_at", "-id"]
-        # Few indexes on purpose: every one is paid on each of thousands of inserts a second.
-        indexes = [models.Index(fields=["block_height", "anchored_at"])]
+        # Few indexes on purpose: every one is paid on each of thousands of inserts a second (about
+        # 3 µs of PostgreSQL's CPU per row each, docs/messaging.md "Speed"). Only what the
+        # selectors and messages_follow look up by: id, party (sender), time, block; no pattern
+        # (LIKE) indexes, none on the digest, the record entry or the delivering peer.
+        constraints = [models.UniqueConstraint(fields=["message_id"], name="one_message_per_id")]
+        indexes = [
+            models.Index(fields=["block_height", "anchored_at"]),
+            models.Index(fields=["sender_address"], name="message_by_sender_address"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.message_id} from {self.sender_address}"

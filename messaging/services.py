@@ -34,6 +34,7 @@ import psycopg.errors
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from consensus.models import Anchor, AnchorStatus, ObservationStatus, PendingObservation
@@ -176,13 +177,20 @@ def _domain(address: str) -> str:
     return address.rsplit("*", 1)[-1]
 
 
+def _one_array(values: Iterable[str]) -> RawSQL:
+    """``IN (SELECT unnest(%s))`` with the values as one array parameter: a query with a
+    placeholder per value (a thousand message ids) costs psycopg more to parse than PostgreSQL
+    to run, and is never the same query twice."""
+    return RawSQL("SELECT unnest(%s::text[])", (list(values),))
+
+
 def _local_counterparties(addresses: Iterable[str]) -> dict[str, Counterparty]:
     names = {address.rsplit("*", 1)[0] for address in addresses}
     # Only the fields sending and delivering read: a request of a thousand messages loads its
     # recipients twice, and a whole Counterparty (with its sealed keys) costs several times more.
     # Anything else (the sealed keys of a custodial party) is loaded when it is used.
     rows = Counterparty.objects.filter(
-        federation_domain=settings.NODE_DOMAIN, federation_name__in=names
+        federation_domain=settings.NODE_DOMAIN, federation_name__in=_one_array(names)
     ).only(*_COUNTERPARTY_FIELDS)
     return {row.federation_address: row for row in rows}
 
@@ -421,8 +429,9 @@ def _check_signed_attachments(signed: SignedMessage) -> None:
             )
 
 
-def _prepare(requests: Sequence[SendRequest]) -> list[SignedMessage]:
-    """Parse, resolve and sign (no transaction open: it may ask other nodes)."""
+def _prepare(requests: Sequence[SendRequest]) -> tuple[list[SignedMessage], dict[str, Recipient]]:
+    """Parse, resolve and sign (no transaction open: it may ask other nodes); the signed
+    messages and every recipient, resolved."""
     unverified: list[UnverifiedMessage | None] = []
     for index, request in enumerate(requests):
         try:
@@ -486,7 +495,7 @@ def _prepare(requests: Sequence[SendRequest]) -> list[SignedMessage]:
         except MessageError as error:
             raise indexed(error, index) if len(requests) > 1 else error from error
         result.append(signed)
-    return result
+    return result, recipients
 
 
 def _sender_ledgers(senders: Iterable[Counterparty], actor: Any) -> dict[int, Ledger]:
@@ -549,20 +558,22 @@ def message_send_batch(*, requests: Sequence[SendRequest], actor: Any = None) ->
     """Accept messages: all are recorded, voted and queued for delivery, or none (an error)."""
     if not requests:
         return []
-    signed = _prepare(requests)
+    signed, recipients = _prepare(requests)
     try:
-        return _accept(signed, actor=actor)
+        return _accept(signed, recipients, actor=actor)
     except (IntegrityError, psycopg.errors.UniqueViolation):
         # A concurrent request stored one of these ids between our look and our write (the unique
         # index caught it; our transaction left nothing behind): look again, which now sees it as
         # a replay or a reused id.
-        return _accept(signed, actor=actor)
+        return _accept(signed, recipients, actor=actor)
 
 
 @transaction.atomic
-def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
+def _accept(
+    signed: Sequence[SignedMessage], resolved: Mapping[str, Recipient], *, actor: Any
+) -> list[SendResult]:
     ids = [item.envelope.id for item in signed]
-    existing = {row.message_id: row for row in Message.objects.filter(message_id__in=ids)}
+    existing = {row.message_id: row for row in Message.objects.filter(message_id__in=_one_array(ids))}
     first: dict[str, SignedMessage] = {}
     fresh: list[SignedMessage] = []
     for index, item in enumerate(signed):
@@ -615,7 +626,7 @@ def _accept(signed: Sequence[SignedMessage], *, actor: Any) -> list[SendResult]:
     # The ledger's append voted each entry's commitment in this same transaction (ledgers.services._save).
     ubis = {ledger.pk: ledger.ubi for ledger in ledgers.values()}
     recorded = [_Recorded.of(entry, ubis[entry.ledger_id]) for entry in entries]
-    recipients = _recipients_for_storage(fresh)
+    recipients = _recipients_for_storage(fresh, resolved)
     stamp = timezone.now()
     messages = _store_messages(fresh, [recorded[index] for index in record_of], senders, stamp)
     waiting = _store_deliveries(fresh, messages, recipients, stamp)
@@ -812,21 +823,35 @@ def _store_deliveries(
     ]
 
 
-def _recipients_for_storage(fresh: Sequence[SignedMessage]) -> dict[str, Recipient]:
-    """Recipients again, inside the transaction: local ones locked-in-time by their row now;
-    other nodes' were asked in _prepare (their node checks again on delivery)."""
+def _recipients_for_storage(
+    fresh: Sequence[SignedMessage], resolved: Mapping[str, Recipient]
+) -> dict[str, Recipient]:
+    """Recipients again, inside the transaction: whether the local ones (resolved in _prepare,
+    before it) are still counterparties here and still ACCEPTED, as their rows say now (one
+    query of two columns, not the counterparties again); other nodes' are still peers (their
+    node checks its recipients again on delivery)."""
     addresses = {address for item in fresh for address in item.envelope.recipients}
-    local = _local_counterparties(
-        address for address in addresses if _domain(address) == settings.NODE_DOMAIN
+    local = {address for address in addresses if _domain(address) == settings.NODE_DOMAIN}
+    statuses = dict(
+        Counterparty.objects.filter(
+            pk__in=[
+                recipient.counterparty.pk
+                for address in local
+                if (recipient := resolved[address]).counterparty
+            ]
+        ).values_list("pk", "kyc_status")
     )
-    peers = {peer.domain: peer for peer in Peer.objects.filter(domain__in={_domain(a) for a in addresses})}
+    peers = {
+        peer.domain: peer for peer in Peer.objects.filter(domain__in={_domain(a) for a in addresses - local})
+    }
     result: dict[str, Recipient] = {}
     for address in addresses:
-        if _domain(address) == settings.NODE_DOMAIN:
-            counterparty = local.get(address)
-            if counterparty is None:
+        if address in local:
+            counterparty = resolved[address].counterparty
+            status = statuses.get(counterparty.pk) if counterparty is not None else None
+            if status is None:
                 raise UnknownRecipient(f"{address} is not a counterparty of this node", field="recipients")
-            if counterparty.kyc_status != KycStatus.ACCEPTED:
+            if status != KycStatus.ACCEPTED:
                 raise RecipientNotAccepted(f"{address} has not been accepted (KYC)", field="recipients")
             result[address] = Recipient(address, b"", counterparty=counterparty)
         else:

@@ -56,7 +56,7 @@ from settlement.protocol.encoding import CanonicalEncodingError, canonical, doma
 from settlement.protocol.signing import SigningKey, is_valid, sign
 
 RECEIPT_TYPE = "parsec-receipt"
-RECEIPT_VERSION = 1
+RECEIPT_VERSION = 2  # 2: the message section in its compact form (docs/receipt.md)
 # Far deeper than any receipt (an entry body is a few levels) and far shallower than Python's
 # stack: a deeper document is refused by counting, before anything walks it recursively.
 MAX_NESTING = 64

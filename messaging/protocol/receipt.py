@@ -4,16 +4,17 @@ A message signed alone is recorded as a ``message`` entry on its sender's ledger
 body carries the message digest); messages signed as one batch are recorded by one
 ``message-batch`` entry (the batch root, size and the sender's batch signature). A message's
 receipt is the receipt of that entry (its signatures, its commitment in an agreed block, the
-block log and the anchor) plus this section: the signed envelope exactly as the sender signed
-it, its digest, and the sender's signature or the message's place in its batch::
+block log and the anchor) plus this section: the envelope the sender signed, in its receipt
+form, and the sender's signature or the message's place in its batch::
 
-    "message": {"envelope": {...}, "signature": "<128 hex>", "digest": "<64 hex>"}
-    "message": {"envelope": {...}, "batch": {"index": 7, "path": ["<64 hex>", ...]}, "digest": "<64 hex>"}
+    "message": {"envelope": {...}, "signature": "<base64>"}
+    "message": {"envelope": {...}, "index": 617, "path": "<base64 of the path's hashes>"}
 
-The section is in the messaging wire form (hex, as docs/messaging.md and the API write it): a
-relying party can copy the envelope out of a receipt and send it to any messaging verifier
-unchanged (a batch-signed message with the root, size and signature of its entry). An encrypted
-body stays what the envelope is: one NaCl box per recipient, never the plaintext.
+Receipt version 2 writes it compactly (``messaging.protocol.record``: what is left out, the
+digest and the empty fields of the envelope, the verifier derives; keys, signature and path are
+base64 like the rest of the receipt); ``messaging.protocol.record.envelope_from_receipt`` gives
+the envelope back in its signed (wire) form. An encrypted body stays what the envelope is: one
+NaCl box per recipient, never the plaintext.
 
 This module adapts :func:`messaging.protocol.record.check_message_section` to the receipt
 verifier's :class:`ReceiptSection`: ``ledgers.protocol.receipt`` cannot import messaging (this
@@ -23,26 +24,24 @@ package imports it), so callers pass ``MESSAGE_SECTION`` to ``receipt_verify`` (
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from consensus.protocol.receipt import ReceiptCheckFailed, ReceiptFormatError
 from ledgers.protocol.receipt import ReceiptSection
-from messaging.protocol.envelope import MAX_BATCH_SIZE, SignedMessage, parse_envelope
+from messaging.protocol.envelope import MAX_BATCH_SIZE, SignedMessage
 from messaging.protocol.errors import MessageError
 from messaging.protocol.record import (
-    BATCH_PLACE_KEYS,
     BATCH_SECTION_KEYS,
     SINGLE_SECTION_KEYS,
     check_message_section,
+    envelope_from_receipt,
     message_section_of,
+    read_section_b64,
 )
 from settlement.protocol.encoding import CanonicalEncodingError
 
 MESSAGE_SECTION_NAME = "message"
-_SIGNATURE = re.compile(r"[0-9a-f]{128}")
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 __all__ = ["MESSAGE_SECTION", "message_section_json"]
 
@@ -52,37 +51,24 @@ def message_section_json(signed: SignedMessage) -> dict[str, Any]:
     return message_section_of(signed)
 
 
-def _parse_batch_place(value: object) -> None:
-    if not isinstance(value, Mapping) or set(value) != BATCH_PLACE_KEYS:
-        raise ReceiptFormatError('message.batch is {"index", "path"}')
-    index, path = value["index"], value["path"]
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MAX_BATCH_SIZE:
-        raise ReceiptFormatError(f"message.batch.index is an integer from 0 to {MAX_BATCH_SIZE - 1}")
-    if not isinstance(path, list) or len(path) > 16:
-        raise ReceiptFormatError("message.batch.path is a list of at most 16 hashes")
-    if not all(isinstance(item, str) and _DIGEST.fullmatch(item) for item in path):
-        raise ReceiptFormatError("each hash of message.batch.path is 64 lower-case hex digits")
-
-
 def _parse(value: object) -> None:
-    """The section's form: exact keys, an envelope in exactly the form that was signed (a value
-    that only parses to the same envelope is not what the sender signed), lower-case hex."""
+    """The section's form: exact keys, an envelope in exactly its receipt form (a value that only
+    parses to the same envelope is not what the receipt proves), strict base64, an index in range."""
     if not isinstance(value, Mapping) or set(value) not in (SINGLE_SECTION_KEYS, BATCH_SECTION_KEYS):
         raise ReceiptFormatError(
-            'message: a message section is {"envelope", "signature", "digest"} or {"envelope", "batch", "digest"}'
+            'message: a message section is {"envelope", "signature"} or {"envelope", "index", "path"}'
         )
     try:
-        envelope = parse_envelope(value["envelope"])
-        if envelope.to_json() != value["envelope"]:
-            raise ReceiptFormatError("message.envelope is not in the form that was signed")
+        envelope_from_receipt(value["envelope"])
+        if "path" in value:
+            index = value["index"]
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MAX_BATCH_SIZE:
+                raise ReceiptFormatError(f"message.index is an integer from 0 to {MAX_BATCH_SIZE - 1}")
+            read_section_b64(value["path"], what="path", multiple=32, most=32 * 16)
+        else:
+            read_section_b64(value["signature"], what="signature", multiple=64, most=64)
     except (MessageError, CanonicalEncodingError) as error:
-        raise ReceiptFormatError(f"message.envelope: {error}") from error
-    if "batch" in value:
-        _parse_batch_place(value["batch"])
-    elif not isinstance(value["signature"], str) or not _SIGNATURE.fullmatch(value["signature"]):
-        raise ReceiptFormatError("message.signature is 128 lower-case hex digits (Ed25519)")
-    if not isinstance(value["digest"], str) or not _DIGEST.fullmatch(value["digest"]):
-        raise ReceiptFormatError("message.digest is 64 lower-case hex digits (SHA-256)")
+        raise ReceiptFormatError(f"message: {error}") from error
 
 
 def _check(value: object, entry: Mapping[str, Any]) -> str:

@@ -16,7 +16,8 @@ from ledgers.protocol.commitments import entry_commitment
 from ledgers.services import bank_key, signed_entry_of
 from messaging import services
 from messaging.models import Delivery, Message
-from messaging.protocol import check_message_section, open_body, parse_envelope
+from messaging.protocol import check_message_section, open_body, parse_envelope, parse_signed_message
+from messaging.protocol.record import message_section_of
 from tests.messaging.messaging_support import row_counts, signed_message
 
 
@@ -62,7 +63,8 @@ def test_a_custodial_sender_composes_an_encrypted_message_that_only_its_recipien
     )
     assert report.ok, report
     # A receipt verifier's check of the message section holds against the stored entry.
-    section = {"envelope": data["envelope"], "signature": data["signature"], "digest": data["digest"]}
+    signed = parse_signed_message({"envelope": data["envelope"], "signature": data["signature"]})
+    section = message_section_of(signed)
     assert check_message_section(section, chain[-1].to_json()).digest.hex() == data["digest"]
     # The entry's head commitment is queued for consensus, and the message can follow it.
     commitment = entry_commitment(ledger.ubi, entry.height, bytes.fromhex(entry.hash))

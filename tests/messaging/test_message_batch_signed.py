@@ -6,6 +6,7 @@ stored; a recipient's node checks the batch signature and the record like a sing
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from ledgers.protocol.receipt import Trust, receipt_verify
 from messaging import services
 from messaging.models import Delivery, DeliveryStatus, Message
 from messaging.protocol.envelope import parse_signed_message
-from messaging.protocol.record import message_batch_entry_body
+from messaging.protocol.record import envelope_from_receipt, message_batch_entry_body
 from settlement.keystore import node_signer
 from settlement.models import Peer, PeerKey
 from settlement.protocol.encoding import Digest
@@ -99,8 +100,12 @@ def test_a_batch_signed_once_is_one_entry_and_one_observation_and_each_message_h
     assert services.messages_follow()["in_block"] == 6
     receipt = operator.get(f"/api/messages/{results[3]['id']}/receipt").json()
     assert receipt["entry"]["entry"]["kind"] == "message-batch"
-    assert receipt["message"]["batch"] == {"index": 3, "path": batch[3]["batch"]["path"]}
+    # The message's place in the receipt form: the index and its path's hashes in base64.
+    wire_path = bytes.fromhex("".join(batch[3]["batch"]["path"]))
+    assert receipt["message"]["index"] == 3
+    assert base64.b64decode(receipt["message"]["path"]) == wire_path
     assert "signature" not in receipt["message"]  # the batch signature is in the entry
+    assert envelope_from_receipt(receipt["message"]["envelope"]).to_json() == batch[3]["envelope"]
     trust = Trust(validators=frozenset({node_signer().public_key}), issuer=node_signer().public_key)
     report = receipt_verify(receipt, trust=trust, sections=RECEIPT_SECTIONS)
     assert report.ok, [(check.name, check.status, check.detail) for check in report.checks]
@@ -110,12 +115,12 @@ def test_a_batch_signed_once_is_one_entry_and_one_observation_and_each_message_h
     # The node's own key re-signs a receipt whose path or index was changed: the message check
     # catches it on its own.
     for change in (
-        lambda place: place["path"].__setitem__(0, "00" * 32),
+        lambda place: place.update(path=base64.b64encode(bytes(32) + wire_path[32:]).decode()),
         lambda place: place.update(index=2),
-        lambda place: place["path"].pop(),
+        lambda place: place.update(path=base64.b64encode(wire_path[:-32]).decode()),
     ):
         forged = copy.deepcopy(receipt)
-        change(forged["message"]["batch"])
+        change(forged["message"])
         report = receipt_verify(_resigned(forged), trust=trust, sections=RECEIPT_SECTIONS)
         assert report.first_failure is not None
         assert report.first_failure.name == "message"

@@ -11,6 +11,7 @@ bytes; tests/ledgers/protocol/test_receipt_vectors.py checks both the files and 
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import sys
@@ -51,7 +52,9 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
     log = valid["log"]
     message = build_world(message=True).document
     batched = build_world(message=True, batch_size=13, batch_index=6, party_signs=False).document
-    place = batched["message"]["batch"]
+    path = base64.b64decode(batched["message"]["path"])
+    # The path with its first two hashes swapped: still 32-byte hashes, leading elsewhere.
+    swapped_path = base64.b64encode(path[32:64] + path[:32] + path[64:]).decode()
     return [
         ("valid-anchored.json", valid, 0, None, "a receipt of an anchored entry"),
         (
@@ -139,11 +142,11 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
             "the envelope's time changed and the receipt re-signed: the sender's signature breaks",
         ),
         (
-            "invalid-message-digest-changed-re-signed.json",
-            _changed(message, _set("message.digest", "00" * 32)),
+            "invalid-message-signature-changed-re-signed.json",
+            _changed(message, _set("message.signature", base64.b64encode(bytes(64)).decode())),
             1,
             "message",
-            "the message digest changed and the receipt re-signed: it is not the envelope's",
+            "the sender's signature replaced and the receipt re-signed: it does not verify on the envelope",
         ),
         (
             "valid-message-batch-anchored.json",
@@ -155,14 +158,14 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
         ),
         (
             "invalid-message-batch-path-changed-re-signed.json",
-            _changed(batched, _set("message.batch.path.0", place["path"][1])),
+            _changed(batched, _set("message.path", swapped_path)),
             1,
             "message",
-            "a hash of the message's path to the batch root replaced and the receipt re-signed",
+            "the first two hashes of the message's path to the batch root swapped and the receipt re-signed",
         ),
         (
             "invalid-message-batch-index-changed-re-signed.json",
-            _changed(batched, _set("message.batch.index", place["index"] + 1)),
+            _changed(batched, _set("message.index", batched["message"]["index"] + 1)),
             1,
             "message",
             "the message's index in its batch changed and the receipt re-signed",

@@ -218,7 +218,7 @@ def test_a_receipt_section_and_a_batch_entry_prove_the_message_and_nothing_else(
         "body": message_batch_entry_body(item),
     }
     section = message_section_of(item)
-    assert set(section) == {"envelope", "batch", "digest"}
+    assert set(section) == {"envelope", "index", "path"}
     assert check_message_section(section, entry) == item
     with pytest.raises(MessageError) as raised:
         check_message_section(section, {**entry, "ledger": "ubi:bank-b.test:alice"})

@@ -23,11 +23,13 @@ from messaging.protocol import (
     sign_message,
 )
 from messaging.protocol.errors import (
+    BadEnvelope,
     BadMessageSignature,
     CiphertextDoesNotOpen,
     MessageError,
     SectionMismatch,
 )
+from messaging.protocol.record import envelope_from_receipt, message_section_of
 from settlement.protocol.keys import X25519KeyPair
 from settlement.protocol.signing import SigningKey
 
@@ -87,7 +89,7 @@ def test_a_box_that_was_altered_or_comes_from_another_sender_key_does_not_open()
 
 def section_and_entry(made: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     signed = sign_message(encode_message(made), key=ALICE)
-    section = {**signed.to_json(), "digest": signed.digest.hex()}
+    section = message_section_of(signed)
     entry = {
         "ledger": "ubi:bank-a.test:alice",
         "height": 3,
@@ -120,14 +122,24 @@ def test_the_ledger_record_carries_the_digest_never_the_body_and_is_a_kind_the_c
 
 def test_check_message_section_accepts_the_matching_entry_and_names_each_mismatch():
     section, entry = section_and_entry(boxed("terms"))
-    assert check_message_section(section, entry).digest.hex() == section["digest"]
+    assert check_message_section(section, entry).digest.hex() == entry["body"]["message"]
     assert (
         check_message_section(section, {"entry": entry, "validator_signature": "00"}).envelope.id == "c" * 32
     )
 
     cases = [
-        ({**section, "digest": "00" * 32}, entry, SectionMismatch),
-        ({**section, "signature": "00" * 64}, entry, BadMessageSignature),
+        ({**section, "signature": base64.b64encode(bytes(64)).decode()}, entry, BadMessageSignature),
+        ({**section, "signature": section["signature"].rstrip("=")}, entry, BadMessageSignature),
+        ({**section, "digest": entry["body"]["message"]}, entry, SectionMismatch),
+        # The envelope in another form than the receipt's: empty fields written out, a key in hex.
+        ({**section, "envelope": {**section["envelope"], "reply_to": None}}, entry, SectionMismatch),
+        ({**section, "envelope": {**section["envelope"], "attachments": []}}, entry, SectionMismatch),
+        (
+            {**section, "envelope": {**section["envelope"], "sender_key": ALICE.public_key.hex()}},
+            entry,
+            BadEnvelope,
+        ),
+        ({**section, "envelope": envelope_from_receipt(section["envelope"]).to_json()}, entry, BadEnvelope),
         (section, {**entry, "kind": "transfer"}, SectionMismatch),
         (section, {**entry, "ledger": "ubi:bank-b.test:alice"}, SectionMismatch),
         (section, {**entry, "body": {**entry["body"], "message": "11" * 32}}, SectionMismatch),
