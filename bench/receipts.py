@@ -436,14 +436,14 @@ def main(argv: list[str] | None = None) -> int:
             "measure": "size at 10^6 entries (100 blocks x 10,000), 4 validators",
             "p50": f"{pure['size_4_validators']:,} B",
             "p99": "",
-            "goal": "< 4 KB",
+            "goal": "< 4,000 B",
             "note": f"7 validators: {pure['size_7_validators']:,} B",
         },
         {
             "measure": "size, a message of a batch of 1,000, at 10^6 entries",
             "p50": f"{pure['size_batched_message']:,} B",
             "p99": "",
-            "goal": "< 4 KB",
+            "goal": "< 4,000 B",
             "note": f"at 10^6 messages (1,000 batch entries): {pure['size_batched_message_10_6_messages']:,} B",
         },
         {

@@ -238,7 +238,6 @@ def _anchor_section(anchor: Anchor) -> AnchorSection:
         height=anchor.height,
         tx=anchor.tx_hash.lower(),
         block_number=anchor.block_number,
-        block_hash=anchor.block_hash.lower(),
         log_index=anchor.log_index,
         confirmations=max(1, anchor.confirmations),
         root="0x" + bytes(anchor.log_root).hex(),

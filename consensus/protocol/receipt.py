@@ -245,7 +245,6 @@ class AnchorSection:
     height: int
     tx: str
     block_number: int
-    block_hash: str
     log_index: int
     confirmations: int
     root: str
@@ -262,7 +261,6 @@ class AnchorSection:
             "height",
             "tx",
             "block_number",
-            "block_hash",
             "log_index",
             "confirmations",
         }
@@ -276,7 +274,6 @@ class AnchorSection:
             "height": self.height,
             "tx": self.tx,
             "block_number": self.block_number,
-            "block_hash": self.block_hash,
             "log_index": self.log_index,
             "confirmations": self.confirmations,
             "root": self.root,
@@ -294,7 +291,6 @@ class AnchorSection:
             height=read_int(data["height"], what="anchor.height"),
             tx=_read_hex(data["tx"], _HEX_32, what="anchor.tx"),
             block_number=read_int(data["block_number"], what="anchor.block_number"),
-            block_hash=_read_hex(data["block_hash"], _HEX_32, what="anchor.block_hash"),
             log_index=read_int(data["log_index"], what="anchor.log_index"),
             confirmations=read_int(data["confirmations"], what="anchor.confirmations", minimum=1),
             root=_read_hex(data["root"], _HEX_32, what="anchor.root"),
@@ -441,6 +437,6 @@ def check_anchor_offline(anchor: AnchorSection | None, derived: Derived) -> str:
     return (
         f"claimed: Anchored(node={anchor.account}, height={anchor.height}, root={anchor.root}) "
         f"in tx {anchor.tx}, log {anchor.log_index}, Ethereum block {anchor.block_number} "
-        f"({anchor.block_hash}) on chain {anchor.chain_id}, contract {anchor.contract}; "
+        f"on chain {anchor.chain_id}, contract {anchor.contract}; "
         f"{anchor.confirmations} confirmations when issued (check them on the chain with --rpc)"
     )

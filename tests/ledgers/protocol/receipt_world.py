@@ -223,7 +223,6 @@ def build_world(
             height=anchor_height,
             tx="0x" + hashlib.sha256(b"tx").hexdigest(),
             block_number=1234,
-            block_hash="0x" + hashlib.sha256(b"eth block").hexdigest(),
             log_index=0,
             confirmations=12,
             root="0x" + log.root_at(anchor_height + 1).hex(),

@@ -46,7 +46,6 @@ STATEMENTS = {
     ("anchor", "account"),
     ("anchor", "tx"),
     ("anchor", "block_number"),
-    ("anchor", "block_hash"),
     ("anchor", "log_index"),
     ("anchor", "confirmations"),
     ("issuer", "node"),
