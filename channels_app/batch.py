@@ -29,9 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import queue
 import re
-import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -358,49 +356,7 @@ class _Writes:
             for channel_id, fingerprint in _heads_update(heads):
                 _remember_machine(fingerprint, self.machines[channel_id])
             changed = list(self.changed)
-            transaction.on_commit(lambda: _announce(changed))
-
-
-_announcements: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
-_announcer_lock = threading.Lock()
-_announcer: threading.Thread | None = None
-
-
-def _announce(channel_ids: list[str]) -> None:
-    """Tell the pages a batch's channels changed, from a background thread (as
-    ``services._announce`` does for one channel), all in one event loop: a ``group_send``
-    through ``async_to_sync`` from a fresh loop each time cost milliseconds per channel, more
-    than the update itself."""
-    global _announcer
-    _announcements.put(channel_ids)
-    with _announcer_lock:
-        if _announcer is None or not _announcer.is_alive():
-            _announcer = threading.Thread(target=_announce_forever, name="batch-announcer", daemon=True)
-            _announcer.start()
-
-
-def _announce_forever() -> None:
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    while True:
-        changed = set(_announcements.get())
-        while not _announcements.empty():
-            changed.update(_announcements.get_nowait())
-        try:
-            layer = get_channel_layer()
-            if layer is not None:
-                async_to_sync(_send_changed)(layer, sorted(changed))
-        except Exception:  # best effort, as settlement.health.broadcast: pages re-read anyway
-            logger.warning("could not tell the pages about %d changed channels", len(changed))
-
-
-async def _send_changed(layer: Any, channel_ids: list[str]) -> None:
-    from channels_app import services
-
-    await layer.group_send(services.CHANNELS_GROUP, {"type": "channels.changed"})
-    for channel_id in channel_ids:
-        await layer.group_send(services.channel_group(channel_id), {"type": "channel.changed"})
+            transaction.on_commit(lambda: services.channels_announce(changed))
 
 
 def _heads_update(heads: list[dict[str, Any]]) -> list[tuple[str, bytes]]:

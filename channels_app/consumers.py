@@ -7,7 +7,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
-from channels_app.services import CHANNELS_GROUP, channel_group
+from channels_app.services import CHANNELS_GROUP
 from settlement.consumers import LivePartialConsumer
 
 
@@ -25,19 +25,23 @@ class ChannelsConsumer(LivePartialConsumer):
 
 
 class ChannelConsumer(LivePartialConsumer):
+    group_name = CHANNELS_GROUP
     # The challenge period's countdown changes with the chain's clock, which nobody announces.
     recheck_seconds = 2.0
 
     async def connect(self) -> None:
         self.channel_id = str(self.scope["url_route"]["kwargs"]["channel_id"]).lower()
-        self.group_name = channel_group(self.channel_id)
         await super().connect()
+
+    async def channels_changed(self, event: dict[str, Any]) -> None:
+        # The group is every channels page: look again only if this channel is named (an
+        # announcement naming none is about everything).
+        named = event.get("channel_ids")
+        if named is None or self.channel_id in named:
+            await self.push(event)
 
     def render(self) -> tuple[str, Any]:
         from channels_app.views import channel_context
 
         html = render_to_string("channels_app/partials/live.html", channel_context(self.channel_id))
         return html, html
-
-    async def channel_changed(self, event: dict[str, Any]) -> None:
-        await self.push(event)

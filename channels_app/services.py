@@ -54,15 +54,15 @@ from settlement import ethereum, keystore
 from settlement.audit import audit_record
 from settlement.counterparties.models import Counterparty, Custody
 from settlement.counterparties.selectors import counterparty_require_accepted
-from settlement.health import broadcast
 
 logger = logging.getLogger("parsec.channels")
 
 CHANNELS_GROUP = "channels"
-
-
-def channel_group(channel_id: str) -> str:
-    return f"channel-{channel_id[2:18]}"
+"""Every channels page listens here, the list and each channel's page; an announcement names
+the channels that changed, and a channel's page looks again only when its channel is named."""
+ANNOUNCED_CHANNELS_MAX = 500
+"""Beyond this many changed channels in one announcement, it names none: every page looks
+again (a burst that large changes most of what is shown anyway)."""
 
 
 # ---------------------------------------------------------------- chain context
@@ -373,17 +373,23 @@ def _record_events(row: Channel, produced: Sequence[Event], actor: Any, had_lock
     transaction.on_commit(lambda: _announce(channel_id))
 
 
-_announcements: queue.SimpleQueue[str] = queue.SimpleQueue()
+_announcements: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
 _announcer_lock = threading.Lock()
 _announcer: threading.Thread | None = None
 
 
 def _announce(channel_id: str) -> None:
-    """Tell the pages to look again, from a background thread: a page refresh is not worth
-    holding up a payment (each group_send is a Redis round trip), and a burst of changes
-    becomes one message per page."""
+    channels_announce([channel_id])
+
+
+def channels_announce(channel_ids: Iterable[str]) -> None:
+    """Tell the pages that these channels changed, from a background thread: a page refresh is
+    not worth holding up a payment, and a burst of changes (a batch of hundreds of updates)
+    becomes one message. One group for all the channels pages rather than one per channel:
+    a group per channel cost two Redis round trips per changed channel, whether or not anyone
+    was looking, which was more CPU than a batched update's own SQL."""
     global _announcer
-    _announcements.put(channel_id)
+    _announcements.put(list(channel_ids))
     with _announcer_lock:
         if _announcer is None or not _announcer.is_alive():
             _announcer = threading.Thread(target=_announce_forever, name="channel-announcer", daemon=True)
@@ -391,13 +397,22 @@ def _announce(channel_id: str) -> None:
 
 
 def _announce_forever() -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
     while True:
-        changed = {_announcements.get()}
+        changed = set(_announcements.get())
         while not _announcements.empty():
-            changed.add(_announcements.get_nowait())
-        broadcast(CHANNELS_GROUP, "channels.changed")
-        for channel_id in changed:
-            broadcast(channel_group(channel_id), "channel.changed")
+            changed.update(_announcements.get_nowait())
+        event: dict[str, Any] = {"type": "channels.changed"}
+        if len(changed) <= ANNOUNCED_CHANNELS_MAX:
+            event["channel_ids"] = sorted(changed)
+        try:
+            layer = get_channel_layer()
+            if layer is not None:
+                async_to_sync(layer.group_send)(CHANNELS_GROUP, event)
+        except Exception:  # best effort, as settlement.health.broadcast: pages re-read anyway
+            logger.warning("could not tell the pages about %d changed channels", len(changed))
 
 
 def _state_persist(row: Channel, signed: SignedState, *, had_locks: bool = True) -> None:

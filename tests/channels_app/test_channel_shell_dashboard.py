@@ -176,3 +176,43 @@ def test_an_operator_opens_a_channel_from_the_dashboard(node_account, make_count
         "/channels/open/", {"counterparty": str(counterparty.pk), "asset": "ETH", "ours": "-1", "theirs": "0"}
     )
     assert Channel.objects.filter(counterparty=counterparty).count() == 1
+
+
+def test_a_channel_page_looks_again_only_for_its_own_channel(node_account, make_counterparty, make_user):
+    """Every channels page shares one group; an announcement names the channels that changed,
+    and a channel's page ignores the others' changes."""
+    from asgiref.sync import sync_to_async
+
+    from channels_app.consumers import ChannelConsumer
+
+    watched = open_funded_channel(make_counterparty("custodial"), ONE_ETH, ONE_ETH)
+    other = open_funded_channel(make_counterparty("custodial"), ONE_ETH, ONE_ETH)
+    user = make_user("viewer-3", "auditor")
+    session = {DEVICE_ID_SESSION_KEY: confirmed_totp_device(user).persistent_id}
+    viewer = WebsocketCommunicator(ChannelConsumer.as_asgi(), f"/ws/channels/{watched.channel_id}/")
+    viewer.scope["user"] = user
+    viewer.scope["session"] = session
+    viewer.scope["url_route"] = {"kwargs": {"channel_id": watched.channel_id}}
+
+    @sync_to_async
+    def _pay(channel):
+        with transaction.atomic():
+            services.channel_pay(channel=channel, asset=ETH, amount=ONE_ETH // 5, actor="test")
+
+    async def scenario():
+        connected, _ = await viewer.connect()
+        assert connected
+        first = await viewer.receive_from(timeout=10)
+        await _pay(other)
+        # Longer than the announcer takes to pass a change on (the page rechecks every 2 s, but
+        # sends nothing when its partial did not change).
+        quiet = await viewer.receive_nothing(timeout=3)
+        await _pay(watched)
+        second = await viewer.receive_from(timeout=10)
+        await viewer.disconnect()
+        return first, quiet, second
+
+    first, quiet, second = async_to_sync(scenario)()
+    assert 'data-version="0"' in first
+    assert quiet, "the page of one channel was pushed for another channel's payment"
+    assert 'data-version="1"' in second
