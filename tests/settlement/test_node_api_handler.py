@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
@@ -55,6 +56,22 @@ def test_the_walk_finds_every_apps_node_to_node_routes():
         "/node-api/messaging/deliver",
     } <= set(NODE_API_PATHS)
     assert all(path.startswith("/node-api/") for path in NODE_API_PATHS)
+
+
+# They wait on another node's answer before they answer, so they must not hold a kept-connection
+# thread (docs/crypto.md, "Kept connections").
+WAITS_ON_ANOTHER_NODE = {
+    "/node-api/ledgers/payments/relay",
+    "/node-api/virtual-channels/x/lock",
+    "/node-api/virtual-channels/x/release",
+}
+
+
+def test_every_node_api_view_but_those_that_wait_on_a_node_runs_on_threads_that_keep_their_connection():
+    resolver = get_resolver(settings.NODE_API_URLCONF)
+    on_threads = {path for path in NODE_API_PATHS if iscoroutinefunction(resolver.resolve(path).func)}
+
+    assert set(NODE_API_PATHS) - on_threads == WAITS_ON_ANOTHER_NODE
 
 
 @pytest.fixture
