@@ -54,6 +54,7 @@ def _state(channel_id: bytes, document: Any) -> ChannelState:
     return state_from_input(_Channel(), serializer.validated_data)  # type: ignore[arg-type]
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def channel_open(request: HttpRequest) -> JsonResponse:

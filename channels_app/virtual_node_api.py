@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from channels_app import selectors, services, virtual
 from channels_app.node_api import _body, _refusal, _signature
 from channels_app.protocol.errors import BadState, ChannelError
-from settlement.transport import PeerUnreachable, node_to_node
+from settlement.transport import PeerUnreachable, node_to_node, on_node_api_threads
 
 
 def _peer_unreachable(error: PeerUnreachable) -> JsonResponse:
@@ -21,6 +21,7 @@ def _peer_unreachable(error: PeerUnreachable) -> JsonResponse:
     return JsonResponse(error_body("peer_unreachable", str(error)), status=502)
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def virtual_channel_open(request: HttpRequest) -> JsonResponse:
@@ -45,6 +46,8 @@ def virtual_channel_open(request: HttpRequest) -> JsonResponse:
     )
 
 
+# Not on_node_api_threads: it waits on another node's answer, and a few such waits would hold
+# every kept-connection thread and stall the endpoints that never wait (docs/crypto.md).
 @node_to_node
 @require_POST
 def virtual_channel_lock(request: HttpRequest, channel_id: str) -> JsonResponse:
@@ -65,6 +68,8 @@ def virtual_channel_lock(request: HttpRequest, channel_id: str) -> JsonResponse:
     return JsonResponse({"channel_id": row.channel_id, "phase": row.phase})
 
 
+# Not on_node_api_threads: it waits on another node's answer, and a few such waits would hold
+# every kept-connection thread and stall the endpoints that never wait (docs/crypto.md).
 @node_to_node
 @require_POST
 def virtual_channel_release(request: HttpRequest, channel_id: str) -> JsonResponse:
@@ -81,6 +86,7 @@ def virtual_channel_release(request: HttpRequest, channel_id: str) -> JsonRespon
     return JsonResponse({"channel_id": row.channel_id, "phase": row.phase})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def channel_virtual_proposal(request: HttpRequest, channel_id: str) -> JsonResponse:
@@ -108,6 +114,7 @@ def channel_virtual_proposal(request: HttpRequest, channel_id: str) -> JsonRespo
     )
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def channel_countersignature(request: HttpRequest, channel_id: str) -> JsonResponse:
@@ -127,6 +134,7 @@ def channel_countersignature(request: HttpRequest, channel_id: str) -> JsonRespo
     return JsonResponse({"version": version, "countersignature": "0x" + signature.hex()})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def channel_status(request: HttpRequest, channel_id: str) -> JsonResponse:

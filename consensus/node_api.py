@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 
 from consensus import services
 from settlement.errors import error_body
-from settlement.transport import node_to_node, sign_answer
+from settlement.transport import checks_node_signature_through, node_to_node, sign_answer
 
 
 def _refuse(request: HttpRequest, error: services.ConsensusShellError) -> JsonResponse:
@@ -62,6 +62,7 @@ def _gossip_in_checker_thread(request: HttpRequest, arrived: float) -> HttpRespo
     return response
 
 
+@checks_node_signature_through(_gossip)
 @csrf_exempt
 @login_not_required
 @require_POST

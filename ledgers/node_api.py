@@ -148,6 +148,8 @@ def payment_status(request: HttpRequest) -> JsonResponse:
     return JsonResponse(answer)
 
 
+# Not on_node_api_threads: it waits on another node's answer, and a few such waits would hold
+# every kept-connection thread and stall the endpoints that never wait (docs/crypto.md).
 @node_to_node
 @require_POST
 @refuses_ledger_errors
@@ -160,6 +162,7 @@ def payment_relay(request: HttpRequest) -> JsonResponse:
     return JsonResponse(answer)
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 @refuses_ledger_errors

@@ -13,7 +13,7 @@ from messaging import services
 from messaging.errors import error_fields
 from messaging.protocol.errors import MessageError
 from settlement.errors import error_body
-from settlement.transport import node_to_node
+from settlement.transport import node_to_node, on_node_api_threads
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
@@ -28,6 +28,7 @@ def _peer(request: HttpRequest) -> Any:
     return getattr(request, "peer")  # noqa: B009 - set by node_to_node
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def recipients(request: HttpRequest) -> JsonResponse:
@@ -40,6 +41,7 @@ def recipients(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"recipients": services.recipients_describe(addresses)})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def deliver(request: HttpRequest) -> JsonResponse:
@@ -53,6 +55,7 @@ def deliver(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"results": services.messages_receive(peer=_peer(request), items=items)})
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def rejections(request: HttpRequest) -> JsonResponse:

@@ -8,9 +8,10 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 
-from settlement.transport import node_to_node
+from settlement.transport import node_to_node, on_node_api_threads
 
 
+@on_node_api_threads
 @node_to_node
 @require_POST
 def ping(request: HttpRequest) -> JsonResponse:

@@ -83,7 +83,21 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
+# Node-to-node requests (/node-api/) take a handler of their own (settlement.node_api_handler):
+# they are signed, not logged in, so sessions, CSRF, login, the second factor, messages, frame
+# and htmx headers and static files do nothing for them, and every synchronous middleware would
+# cost each request a thread hop under daphne. Only async middleware is accepted here.
+NODE_API_MIDDLEWARE = [
+    # SECURE_SSL_REDIRECT, HSTS, nosniff and the other security headers, as on every answer.
+    "settlement.node_api_handler.SecurityMiddleware",
+    # The Host check against ALLOWED_HOSTS (400), and Content-Length on answers.
+    "settlement.node_api_handler.CommonMiddleware",
+    # Signed by default: a view that does not check a node signature answers nobody (403).
+    "settlement.node_api_handler.NodeSignatureRequiredMiddleware",
+]
+
 ROOT_URLCONF = "settlement.urls"
+NODE_API_URLCONF = "settlement.node_api_urls"
 ASGI_APPLICATION = "settlement.asgi.application"
 
 TEMPLATES = [

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from asgiref.sync import sync_to_async
@@ -281,6 +281,12 @@ def _stored_answer(receipt: NodeRequestReceipt, fingerprint: str) -> HttpRespons
     return response
 
 
+# Set on the views that check a node signature; NodeSignatureRequiredMiddleware refuses the rest.
+NODE_SIGNATURE_CHECKED = "node_signature_checked"
+
+ViewFunction = TypeVar("ViewFunction", bound=Callable[..., Any])
+
+
 def node_to_node(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Verify a peer's signed request before ``view`` runs; the view finds the peer in ``request.peer``."""
 
@@ -345,7 +351,25 @@ def node_to_node(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
             receipt.save(update_fields=["status_code", "response_body", "content_type"])
         return response
 
-    return csrf_exempt(login_not_required(wrapped))
+    # The node-api handler has no CSRF or login middleware; these say the same to the dashboard's
+    # chain, should a node-to-node view ever be mounted there.
+    checked = csrf_exempt(login_not_required(wrapped))
+    setattr(checked, NODE_SIGNATURE_CHECKED, True)
+    return checked
+
+
+def checks_node_signature_through(inner: Callable[..., Any]) -> Callable[[ViewFunction], ViewFunction]:
+    """Mark a view that refuses or hands every request to ``inner``, a ``node_to_node`` view,
+    for NodeSignatureRequiredMiddleware (e.g. gossip, which refuses an oversized body before the
+    signature is read)."""
+    if not getattr(inner, NODE_SIGNATURE_CHECKED, False):
+        raise ImproperlyConfigured(f"{inner.__qualname__} does not check a node signature (node_to_node)")
+
+    def mark(view: ViewFunction) -> ViewFunction:
+        setattr(view, NODE_SIGNATURE_CHECKED, True)
+        return view
+
+    return mark
 
 
 # Threads that keep their PostgreSQL connection between node-to-node requests (see below).

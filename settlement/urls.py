@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from settlement import node_api, views
+from settlement import views
 from settlement.api.peers import PeerCreditLimitApi, PeerDetailApi, PeerListApi
 from settlement.api.views import NodeStatusApi
 from settlement.second_factor import second_factor, second_factor_not_required
@@ -21,6 +21,8 @@ api_urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
+# Node-to-node endpoints (/node-api/) are not here: settlement.asgi sends them to a handler of
+# their own, with its own middleware and URLconf (settlement.node_api_urls).
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("healthz", views.healthz, name="healthz"),
@@ -30,21 +32,16 @@ urlpatterns = [
     path("node/", views.node_identity, name="node-identity"),
     path("peers/", views.peers, name="peers"),
     path(".well-known/parsec.json", views.well_known, name="well-known-parsec"),
-    path("node-api/ping", node_api.ping, name="node-api-ping"),
     path("api/", include(api_urlpatterns)),
     path("api/", include("settlement.counterparties.api_urls")),
     path("api/", include("ledgers.api_urls")),
     path("api/", include("channels_app.api_urls")),
-    path("node-api/", include("ledgers.node_api_urls")),
-    path("node-api/", include("channels_app.node_api_urls")),
     path("", include("settlement.counterparties.urls")),
     path("", include("ledgers.urls")),
     path("", include("channels_app.urls")),
     path("", include("consensus.urls")),
     path("api/", include("consensus.api_urls")),
-    path("node-api/", include("consensus.node_api_urls")),
     path("api/", include("messaging.api_urls")),
-    path("node-api/", include("messaging.node_api_urls")),
     path("", include("messaging.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.test import Client
+from django.test.client import ClientHandler
+
+from settlement.node_api_handler import NodeApiHandlerMixin, is_node_api_path
 
 
 def confirmed_totp_device(user: Any) -> Any:
@@ -34,7 +37,33 @@ def database_url_for_processes() -> str:
     )
 
 
-class VerifiedClient(Client):
+class NodeApiClientHandler(NodeApiHandlerMixin, ClientHandler):
+    """The test client's handler for /node-api/: NODE_API_MIDDLEWARE and the node-api URLconf."""
+
+
+class RoutedClientHandler:
+    """Route by path as settlement.asgi does: /node-api/ to the node-api handler, the rest to
+    the dashboard's (MIDDLEWARE, ROOT_URLCONF)."""
+
+    def __init__(self, enforce_csrf_checks: bool) -> None:
+        self.enforce_csrf_checks = enforce_csrf_checks
+        self.dashboard = ClientHandler(enforce_csrf_checks)
+        self.node_api = NodeApiClientHandler(enforce_csrf_checks)
+
+    def __call__(self, environ: dict[str, Any]) -> Any:
+        handler = self.node_api if is_node_api_path(environ["PATH_INFO"]) else self.dashboard
+        return handler(environ)
+
+
+class RoutedClient(Client):
+    """A test client that reaches each path through the handler daphne would use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handler = RoutedClientHandler(self.handler.enforce_csrf_checks)  # type: ignore[assignment]
+
+
+class VerifiedClient(RoutedClient):
     """A test client whose force_login is a full login: password and second factor.
 
     Tests of the second factor itself use a plain ``django.test.Client``.

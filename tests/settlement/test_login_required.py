@@ -38,18 +38,17 @@ def test_the_walk_finds_the_urls_we_know():
     assert {"/", "/api/node/", "/api/schema/", "/admin/", "/counterparties/"} <= set(ALL_PATHS)
 
 
+def test_no_node_to_node_route_is_in_the_dashboards_urlconf():
+    # They have a handler and URLconf of their own (tests/settlement/test_node_api_handler.py).
+    assert not [path for path in ALL_PATHS if path.startswith("/node-api/")]
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", [path for path in ALL_PATHS if path not in PUBLIC])
 def test_anonymous_get_is_refused(client, path):
     response = client.get(path)
 
-    if path.startswith("/node-api/"):
-        # Other nodes sign instead of logging in; an unsigned request is refused (or, for a
-        # POST-only endpoint, the GET is refused before the signature is even read).
-        assert response.status_code in {401, 405}, path
-        if response.status_code == 401:
-            assert response.json()["error"]["code"] == "malformed_signature_headers"
-    elif path.startswith("/api/"):
+    if path.startswith("/api/"):
         assert response.status_code == 401, path
         # The schema and Swagger UI render errors in their own formats; the rest speak JSON.
         if response["Content-Type"].startswith("application/json"):
