@@ -118,9 +118,11 @@ def bank_b(transactional_db: None, tmp_path: Path) -> Iterator[SecondNode]:
     web.start()
     worker.start()
     node.process, node.port = web, port
+    node.shell_start(tmp_path / "bank-two-shell.log")
     try:
         yield node
     finally:
+        node.shell_stop()
         worker.stop()
         web.stop()
         with psycopg.connect(admin, autocommit=True) as connection:
