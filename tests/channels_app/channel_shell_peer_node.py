@@ -90,7 +90,7 @@ class PeerNode:
     def stop(self) -> None:
         from django.db import connection
 
-        self.web.stop()
+        self.web.kill()  # the test is over: no graceful shutdown to wait for
         self.node_shell.stop()
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

@@ -136,7 +136,7 @@ def peer_nodes(names: list[str], tmp_path: Path) -> Iterator[dict[str, PeerNode]
                 )
                 # daphne starts while the node's data is prepared; keys exist before any request.
                 process.start()
-                stack.callback(process.stop)
+                stack.callback(process.kill)  # when the test is over: no graceful shutdown
                 # Its management commands run in one Django of its own (tests/node_shell.py).
                 node_shell = NodeShell(env, tmp_path / f"{name}-shell.log")
                 stack.callback(node_shell.stop)

@@ -148,7 +148,7 @@ def second_node(transactional_db: None, tmp_path: Path) -> Iterator[SecondNode]:
         yield node
     finally:
         node.shell_stop()
-        process.stop()
+        process.kill()  # the test is over: no graceful shutdown to wait for
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -124,7 +124,7 @@ def bank_b(transactional_db: None, tmp_path: Path) -> Iterator[SecondNode]:
     finally:
         node.shell_stop()
         worker.stop()
-        web.stop()
+        web.kill()  # the test is over: no graceful shutdown to wait for
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
