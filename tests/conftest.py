@@ -19,7 +19,7 @@ from django.conf import settings
 from django.test import Client
 
 from devstack.services import ManagedProcess, free_port, port_open
-from tests.support import VerifiedClient, database_url_for_processes
+from tests.support import VerifiedClient, database_url_for_processes, migrated_template
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -48,7 +48,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
-    """Let transactional tests empty the append-only audit log between tests (this database only)."""
+    """Let transactional tests empty the append-only audit log between tests (this database only),
+    and keep a copy of the freshly migrated test database for peer nodes to start from."""
+    import psycopg
     from django.db import connection
 
     with django_db_blocker.unblock(), connection.cursor() as cursor:
@@ -57,6 +59,15 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
         )
     # A database setting reaches new connections only.
     connection.close()
+    # Copied now, before any test writes (or a transactional test's flush empties the tables
+    # migrations filled): `CREATE DATABASE ... TEMPLATE` takes a second where migrating takes
+    # many. A database's settings are not copied: the copy keeps the audit log append-only.
+    admin = database_url_for_processes().rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as server:
+        server.execute(f'DROP DATABASE IF EXISTS "{migrated_template()}"')
+        server.execute(
+            f'CREATE DATABASE "{migrated_template()}" TEMPLATE "{connection.settings_dict["NAME"]}"'
+        )
 
 
 def _process_env() -> dict[str, str]:
@@ -149,7 +160,7 @@ def live_web(transactional_db: None, tmp_path: Path) -> Iterator[LiveWeb]:
             raise RuntimeError(f"daphne did not start:\n{process.log_tail()}")
         time.sleep(0.1)
     yield LiveWeb(port, process)
-    process.stop()
+    process.kill()  # the test is over: no graceful shutdown to wait for
 
 
 @pytest.fixture

@@ -37,6 +37,15 @@ def database_url_for_processes() -> str:
     )
 
 
+def migrated_template() -> str:
+    """The name of the empty, freshly migrated database that ``django_db_setup`` (conftest.py)
+    copies from the test database before any test runs; peer nodes start from copies of it.
+    Nobody connects to it, which is what ``CREATE DATABASE ... TEMPLATE`` needs."""
+    from django.conf import settings
+
+    return f"{settings.DATABASES['default']['NAME']}_migrated"
+
+
 class NodeApiClientHandler(NodeApiHandlerMixin, ClientHandler):
     """The test client's handler for /node-api/: NODE_API_MIDDLEWARE and the node-api URLconf."""
 

@@ -1,70 +1,36 @@
 """A second Parsec node for tests between two nodes: its own PostgreSQL database, its own keys,
 its own daphne, on the same Redis and anvil. The node under test (the pytest process, served
-by ``live_web``) and this one peer each other through their published identities."""
+by ``live_web``) and this one peer each other through their published identities. The test runs
+the peer's management commands and shell snippets in the peer's own Django (``NodeShell``)."""
 
 from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from devstack.services import ManagedProcess, free_port, port_open
+from tests.node_shell import NodeShell
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
-_templates: set[str] = set()
-
-
-def _migrated_template(base_url: str) -> str:
-    """An empty, migrated database that every peer node of this test session copies (0.5 s)
-    instead of migrating its own (4 s). Nobody connects to it after it is made, which is what
-    ``CREATE DATABASE ... TEMPLATE`` needs; it goes with the session's throw-away cluster."""
-    from django.db import connection
-
-    template = f"{connection.settings_dict['NAME']}_peer_template"
-    if template not in _templates:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{template}"')
-            cursor.execute(f'CREATE DATABASE "{template}"')
-        _run_manage({"DATABASE_URL": f"{base_url}/{template}"}, "migrate", "--noinput", "-v", "0")
-        _templates.add(template)
-    return template
-
-
-def _run_manage(env: dict[str, str], *arguments: str) -> str:
-    import os
-
-    done = subprocess.run(
-        [PYTHON, "manage.py", *arguments],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
 class PeerNode:
-    def __init__(self, tmp_path: Path, name: str | None = None) -> None:
+    """A peer node; ``start=False`` leaves the keys and daphne to :func:`peer_nodes_start`."""
+
+    def __init__(self, tmp_path: Path, name: str | None = None, *, start: bool = True) -> None:
         from django.db import connection
 
-        from tests.support import database_url_for_processes
+        from tests.support import database_url_for_processes, migrated_template
 
         self.name = name or "bank-p" + secrets.token_hex(3)
         self.database = f"{connection.settings_dict['NAME']}_{self.name.replace('-', '_')}"
         base_url = database_url_for_processes().rsplit("/", 1)[0]
-        template = _migrated_template(base_url)
         with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{self.database}" TEMPLATE "{template}"')
+            cursor.execute(f'CREATE DATABASE "{self.database}" TEMPLATE "{migrated_template()}"')
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -72,7 +38,7 @@ class PeerNode:
             "NODE_NAME": self.name,
             "NODE_BASE_URL": self.url,
         }
-        self.shell("from settlement.keystore import node_identity_ensure; node_identity_ensure()")
+        self.node_shell = NodeShell(self.env, tmp_path / f"{self.name}-shell.log")
         self.web = ManagedProcess(
             name=self.name,
             command=[
@@ -86,7 +52,20 @@ class PeerNode:
             log_path=tmp_path / f"{self.name}.log",
             env=self.env,
         )
-        self.web.start()
+        if start:
+            try:
+                self.keys_make()
+                self.web.start()
+                self.wait_until_up()
+            except BaseException:
+                self.stop()
+                raise
+
+    def keys_make(self) -> None:
+        """The node's keys, before its daphne starts (which opens them, as in production)."""
+        self.shell("from settlement.keystore import node_identity_ensure; node_identity_ensure()")
+
+    def wait_until_up(self) -> None:
         deadline = time.monotonic() + 30
         while not port_open(self.port):
             if time.monotonic() > deadline or not self.web.running():
@@ -95,7 +74,7 @@ class PeerNode:
 
     def manage(self, *arguments: str) -> str:
         try:
-            return _run_manage(self.env, *arguments)
+            return self.node_shell.manage(*arguments)
         except RuntimeError as error:
             raise RuntimeError(f"on {self.name}: {error}") from None
 
@@ -111,6 +90,26 @@ class PeerNode:
     def stop(self) -> None:
         from django.db import connection
 
-        self.web.stop()
+        self.web.kill()  # the test is over: no graceful shutdown to wait for
+        self.node_shell.stop()
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+
+
+def peer_nodes_start(tmp_path: Path, *names: str | None) -> list[PeerNode]:
+    """Several peer nodes, their Djangos and daphnes loading side by side (one core each)."""
+    nodes: list[PeerNode] = []
+    try:
+        for name in names:
+            nodes.append(PeerNode(tmp_path, name, start=False))
+        for node in nodes:
+            node.keys_make()
+        for node in nodes:
+            node.web.start()
+        for node in nodes:
+            node.wait_until_up()
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return nodes

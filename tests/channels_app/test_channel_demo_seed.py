@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from channel_shell_peer_node import PeerNode
+from channel_shell_peer_node import PeerNode, peer_nodes_start
 from conftest import ONE_ETH, advance_chain_time, run_chain_work
 from django.core.management import call_command
 from virtual_three_nodes import CHAIN_WORK
@@ -25,8 +25,7 @@ CHALLENGE = 60
 def banks(live_web, tmp_path, node_account):
     # Name order decides the parts: this node (bank-test) first, then Ingrid, then Bob.
     suffix = secrets.token_hex(2)
-    ingrid = PeerNode(tmp_path, name=f"bank-u{suffix}")
-    bob = PeerNode(tmp_path, name=f"bank-v{suffix}")
+    ingrid, bob = peer_nodes_start(tmp_path, f"bank-u{suffix}", f"bank-v{suffix}")
     try:
         ingrid.manage("peer_add", live_web.url, bob.url)
         bob.manage("peer_add", live_web.url, ingrid.url)

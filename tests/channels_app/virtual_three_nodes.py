@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from channel_shell_peer_node import PeerNode
+from channel_shell_peer_node import PeerNode, peer_nodes_start
 from conftest import ONE_ETH, fund, run_chain_work
 
 from channels_app import services
@@ -50,7 +50,7 @@ class ThreeNodes:
 
 
 def three_nodes_start(tmp_path: Any, live_web: Any, deposit: int = ONE_ETH) -> ThreeNodes:
-    ingrid, bob = PeerNode(tmp_path), PeerNode(tmp_path)
+    ingrid, bob = peer_nodes_start(tmp_path, None, None)
     try:
         ingrid.manage("peer_add", live_web.url, bob.url)
         bob.manage("peer_add", live_web.url, ingrid.url)

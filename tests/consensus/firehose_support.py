@@ -80,7 +80,7 @@ def firehose_web(transactional_db: None, tmp_path: Path) -> Iterator[Any]:
             raise RuntimeError(f"daphne did not start:\n{process.log_tail()}")
         time.sleep(0.1)
     yield LiveWeb(port, process)
-    process.stop()
+    process.kill()  # the test is over: no graceful shutdown to wait for
 
 
 RESPONSE_BUDGET = 2_500

@@ -7,8 +7,6 @@ then start the nodes; they meet through `peer_add` and talk only over the signed
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from django.conf import settings
 from django.db import connections
 
 from devstack.services import ManagedProcess, free_port, port_open
+from tests.node_shell import NodeShell
 from tests.support import database_url_for_processes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,10 +54,12 @@ for url in URLS:
 
 
 class PeerNode:
-    def __init__(self, name: str, port: int, database_url: str, process: ManagedProcess) -> None:
+    def __init__(
+        self, name: str, port: int, database_url: str, process: ManagedProcess, node_shell: NodeShell
+    ) -> None:
         self.name, self.domain = name, f"{name}.test"
         self.port, self.url = port, f"http://127.0.0.1:{port}"
-        self.database_url, self.process = database_url, process
+        self.database_url, self.process, self.node_shell = database_url, process, node_shell
         self.env = {
             "DATABASE_URL": database_url,
             "NODE_NAME": name,
@@ -74,16 +75,7 @@ class PeerNode:
             time.sleep(0.1)
 
     def manage(self, *args: str) -> str:
-        run = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=REPO,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-        return run.stdout
+        return self.node_shell.manage(*args)
 
     def setup(self, *, parties: list[tuple[str, str]]) -> None:
         self.manage("shell", "-c", f"PARTIES = {parties!r}\n" + NODE_SETUP)
@@ -144,8 +136,11 @@ def peer_nodes(names: list[str], tmp_path: Path) -> Iterator[dict[str, PeerNode]
                 )
                 # daphne starts while the node's data is prepared; keys exist before any request.
                 process.start()
-                stack.callback(process.stop)
-                nodes[name] = PeerNode(name, port, database_url, process)
+                stack.callback(process.kill)  # when the test is over: no graceful shutdown
+                # Its management commands run in one Django of its own (tests/node_shell.py).
+                node_shell = NodeShell(env, tmp_path / f"{name}-shell.log")
+                stack.callback(node_shell.stop)
+                nodes[name] = PeerNode(name, port, database_url, process, node_shell)
             yield nodes
         finally:
             stack.close()

@@ -9,8 +9,6 @@ signs last and appends; B appends on the final proof. Refusals leave no hold on 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -35,6 +33,7 @@ from settlement.models import Peer
 from settlement.transport import peer_request
 from settlement.verify import verify_document
 from tests.ledgers.ledger_shell_support import assert_every_entry_voted, balance_of, expected_entry_votes
+from tests.node_shell import NodeShell
 from tests.support import database_url_for_processes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +68,7 @@ class SecondNode:
         self.url, self.database_url, self.env = url, database_url, env
         self.process: Any = None
         self.port = 0
+        self.node_shell: Any = None
 
     def wait_until_up(self) -> None:
         deadline = time.monotonic() + 30
@@ -77,17 +77,15 @@ class SecondNode:
                 raise RuntimeError(f"bank B did not start:\n{self.process.log_tail()}")
             time.sleep(0.1)
 
+    def shell_start(self, log_path: Path) -> None:
+        """Bank B's own Django for its management commands (tests/node_shell.py)."""
+        self.node_shell = NodeShell(self.env, log_path)
+
+    def shell_stop(self) -> None:
+        self.node_shell.stop()
+
     def manage(self, *args: str) -> str:
-        run = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=REPO,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-        return run.stdout
+        return self.node_shell.manage(*args)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as connection:
@@ -145,10 +143,12 @@ def second_node(transactional_db: None, tmp_path: Path) -> Iterator[SecondNode]:
     )
     process.start()
     node.process, node.port = process, port
+    node.shell_start(tmp_path / "bank-two-shell.log")
     try:
         yield node
     finally:
-        process.stop()
+        node.shell_stop()
+        process.kill()  # the test is over: no graceful shutdown to wait for
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

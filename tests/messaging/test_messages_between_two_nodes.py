@@ -118,11 +118,13 @@ def bank_b(transactional_db: None, tmp_path: Path) -> Iterator[SecondNode]:
     web.start()
     worker.start()
     node.process, node.port = web, port
+    node.shell_start(tmp_path / "bank-two-shell.log")
     try:
         yield node
     finally:
+        node.shell_stop()
         worker.stop()
-        web.stop()
+        web.kill()  # the test is over: no graceful shutdown to wait for
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
