@@ -17,7 +17,9 @@ node a peer. Observations are 100-byte random payloads submitted to every node's
 ``BENCH_PROFILE=1`` runs each worker in one process (solo pool) under cProfile and leaves
 ``<node>-worker.prof`` in the work directory it prints. ``BENCH_TRACE=1`` turns on the nodes'
 timing trace (``CONSENSUS_TRACE``) and prints, per rate, where a gossip hop spends its time
-(sender's queue, the POST, the receiving view, the inbox, each part of the step).
+(sender's queue, the POST, the receiving view, the inbox, each part of the step, and a
+response's way back in the HTTP answer to its request: with push-pull, "the POST" lasts until
+that response is back).
 
 The output also gives the nodes' CPU seconds per 1,000 agreed observations, the load average
 (the machine is shared: read every figure with it) and how many blocks all nodes agree on.
