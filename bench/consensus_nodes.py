@@ -17,7 +17,9 @@ node a peer. Observations are 100-byte random payloads submitted to every node's
 ``BENCH_PROFILE=1`` runs each worker in one process (solo pool) under cProfile and leaves
 ``<node>-worker.prof`` in the work directory it prints. ``BENCH_TRACE=1`` turns on the nodes'
 timing trace (``CONSENSUS_TRACE``) and prints, per rate, where a gossip hop spends its time
-(sender's queue, the POST, the receiving view, the inbox, each part of the step).
+(sender's queue, the POST, the receiving view, the inbox, each part of the step, and a
+response's way back in the HTTP answer to its request: with push-pull, "the POST" lasts until
+that response is back).
 
 The output also gives the nodes' CPU seconds per 1,000 agreed observations, the load average
 (the machine is shared: read every figure with it) and how many blocks all nodes agree on.
@@ -338,6 +340,10 @@ def _trace_breakdown(work: Path, nodes: list[Node], since: float) -> None:
                 record["node"] = log.name.rsplit("-", 1)[0]
                 records.append(record)
     sent = {item["id"]: item for item in records if item["what"] == "sent"}
+    # Responses that went back in the HTTP answer to their request (push-pull): when the loop
+    # handed one to the waiting view, when the view answered, when the requester queued it.
+    replied = {item["id"]: item for item in records if item["what"] == "replied"}
+    answered = {item["id"]: item for item in records if item["what"] == "answer"}
     steps = [item for item in records if item["what"] == "step"]
     received = [item for item in records if item["what"] == "recv"]
     stages: dict[str, list[float]] = {
@@ -360,15 +366,25 @@ def _trace_breakdown(work: Path, nodes: list[Node], since: float) -> None:
             item["persisted"] - item["protocol"] for item in steps if item["blocks"]
         ],
     }
+    stages["reply: the loop's hand-over to the view's answer"] = [
+        item["t"] - item["queued"] for item in replied.values()
+    ]
+    stages["reply: the view's answer to the requester's inbox"] = [
+        answered[key]["t"] - item["t"] for key, item in replied.items() if key in answered
+    ]
     hops = []
     for item in steps:
         for message_id, _, _ in item["received"]:
-            origin = sent.get(message_id)
+            origin = sent.get(message_id) or replied.get(message_id)
             if origin is not None:
                 hops.append(item["committed"] - origin["queued"])
     stages["hop: sender's commit to receiver's step committed"] = hops
     span = max((item["t"] for item in records), default=since) - since
-    print(f"trace breakdown ({len(steps)} steps, {len(sent)} messages over {span:.1f} s):", flush=True)
+    print(
+        f"trace breakdown ({len(steps)} steps, {len(sent)} POSTed messages and {len(replied)} responses "
+        f"in the answer to their request, over {span:.1f} s):",
+        flush=True,
+    )
     for stage, values in stages.items():
         print(f"  {stage:<55} {_percentiles(values)}", flush=True)
     per_node: dict[str, int] = {}

@@ -1,8 +1,12 @@
 """Node-to-node endpoint of consensus: one-way gossip messages (mounted under /node-api/).
 
 The view only checks (transport signature by node_to_node, size, shape, parties, the message's
-own signature) and hands the message to the worker, which owns the validator's state; it
-answers 202 at once. The answer to a request travels back the same way, as its own POST.
+own signature) and hands the message to the worker, which owns the validator's state, and
+answers 202. A request that asks for it (``"answer_inline": true``) is answered with the
+worker's response in the HTTP answer instead, ``200 {"message": <response>}``, signed like every
+answer (push-pull: one round trip carries both halves of a gossip round); when the response
+takes longer than CONSENSUS_INLINE_RESPONSE_SECONDS, the answer is the 202 and the response
+travels back the other way, as its own POST.
 
 The view is async and runs those checks in a thread of a small long-lived pool, not in a thread
 made for the request: under ASGI a sync view gets a new thread, hence a new PostgreSQL
@@ -46,7 +50,9 @@ def _gossip(request: HttpRequest) -> HttpResponse:
         services.gossip_check(peer=request.peer, body=body)  # type: ignore[attr-defined]
     except services.ConsensusShellError as error:
         return _refuse(request, error)
-    services.gossip_enqueue(peer_name=request.peer.name, body=request.body)  # type: ignore[attr-defined]
+    answer_inline = services.gossip_answer_inline(body)
+    services.gossip_enqueue(peer_name=request.peer.name, body=request.body, answer_inline=answer_inline)  # type: ignore[attr-defined]
+    request.gossip_answer_inline = answer_inline  # type: ignore[attr-defined]
     return JsonResponse({"accepted": True}, status=202)
 
 
@@ -84,6 +90,18 @@ async def gossip(request: HttpRequest) -> HttpResponse:
         )
         refusal = JsonResponse(error_body(error.code, error.message), status=413)
         return await sync_to_async(sign_answer, thread_sensitive=False, executor=_checkers)(request, refusal)
-    return await sync_to_async(_gossip_in_checker_thread, thread_sensitive=False, executor=_checkers)(
+    accepted = await sync_to_async(_gossip_in_checker_thread, thread_sensitive=False, executor=_checkers)(
         request, arrived
     )
+    answering = getattr(request, "gossip_answer_inline", None)
+    if accepted.status_code != 202 or answering is None:
+        return accepted
+    # Push-pull: hold the exchange open for the loop's response (awaited, no thread held).
+    reply = await services.gossip_inline_response(answering)
+    if reply is None:
+        return accepted  # it did not come in time: it travels as its own POST
+    body, handed_over = reply
+    answer = HttpResponse(body, status=200, content_type="application/json")
+    signed = await sync_to_async(sign_answer, thread_sensitive=False, executor=_checkers)(request, answer)
+    services.trace_inline_answer(request_signature=answering, handed_over=handed_over, body=body)
+    return signed

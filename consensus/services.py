@@ -18,6 +18,7 @@ after commit: what signed it is durable before any peer can see it (Parsec.snaps
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -30,6 +31,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import redis
+import redis.asyncio
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -92,6 +95,13 @@ def trace_hop(request: Any, *, arrived: float, started: float, status: int) -> N
             status=status,
             bytes=len(request.body),
         )
+
+
+def trace_inline_answer(*, request_signature: str, handed_over: float, body: bytes) -> None:
+    """A response sent back in the HTTP answer: when the loop handed it over, when it left."""
+    if trace_logger.isEnabledFor(logging.INFO):
+        signature = json.loads(body)["message"]["signature"]
+        _trace("replied", id=signature[:16], answering=request_signature[:16], queued=handed_over)
 
 
 def _trace(what: str, **fields: Any) -> None:
@@ -419,7 +429,8 @@ class Step:
     state: ConsensusState
     parsec: Parsec
     blocks: int = 0
-    sends: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # (peer name, wire, the signature (hex) of the request it answers, or None).
+    sends: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
     # The inputs of every protocol call of this step, in order: its write-ahead log row.
     operations: list[list[Any]] = field(default_factory=list)
     head_before: Any = None
@@ -657,7 +668,7 @@ def _after_step(step: Step, started: float, timings: dict[str, float]) -> None:
             received=step.received,
             votes=step.votes,
             blocks=step.blocks,
-            sends=[[name, wire["signature"][:16]] for name, wire in step.sends],
+            sends=[[name, wire["signature"][:16]] for name, wire, _ in step.sends],
             own_events=(_head(step.parsec) or [0, 0])[1] - (step.head_before or [0, 0])[1],
         )
 
@@ -918,7 +929,7 @@ def _start_round_with(step: Step, name: str) -> None:
     assert request is not None
     state.awaiting = {**state.awaiting, name: timezone.now().isoformat()}
     _note_peer(state, name, sent=True)
-    step.sends.append((name, request.to_wire()))
+    step.sends.append((name, request.to_wire(), None))
 
 
 def gossip_receive(*, peer_name: str, wire: dict[str, Any]) -> None:
@@ -955,7 +966,7 @@ def _receive_one(step: Step, peer_name: str, wire: dict[str, Any]) -> bool:
         sender = ValidatorId(bytes.fromhex(peer_key) if peer_key else message.sender)
         response = _apply(step, ["message", sender.hex(), wire], message)
         if response is not None:
-            step.sends.append((peer_name, response.to_wire()))
+            step.sends.append((peer_name, response.to_wire(), str(wire.get("signature", ""))))
             answered = True
         else:
             answered = False
@@ -978,22 +989,85 @@ def _drain_scheduled_key() -> str:
     return f"{settings.REDIS_KEY_PREFIX}:consensus:drain-scheduled"
 
 
-def gossip_enqueue(*, peer_name: str, body: bytes) -> None:
+def _inline_wait_key(request_signature: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:consensus:inline-wait:{request_signature}"
+
+
+def _inline_reply_key(request_signature: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:consensus:inline-reply:{request_signature}"
+
+
+# How long a waiting mark or an unread inline response lives in Redis (well past any wait).
+INLINE_KEY_SECONDS = 30
+
+
+def gossip_enqueue(*, peer_name: str, body: bytes, answer_inline: str | None = None) -> None:
     """The receiving view's hand-off: queue the checked message (``body``: the request body it
     checked, ``{"message": <wire>}``, as received: not encoded a second time) for the loop.
+
+    ``answer_inline``: the request's signature (hex) when the view holds the HTTP exchange open
+    for the response (``gossip_inline_response``); marked before the message is queued, so the
+    step that answers it always finds the mark.
 
     Messages wait in a Redis list that the gossip loop blocks on. Without a loop (none started:
     a worker without beat), one ``gossip_drain`` is queued at a time, so a burst of messages
     becomes one locked step, not one step each."""
     client = health.redis_client()
     pipeline = client.pipeline(transaction=False)
+    if answer_inline:
+        pipeline.set(_inline_wait_key(answer_inline), b"1", ex=INLINE_KEY_SECONDS)
     pipeline.rpush(_inbox_key(), b"[%s,%.6f,%s]" % (json.dumps(peer_name).encode(), time.time(), body))
     pipeline.exists(_loop_lock_key())
-    _, loop_running = pipeline.execute()
+    loop_running = pipeline.execute()[-1]
     if loop_running:
         return  # the loop is blocked on the inbox (or about to look at it): the push wakes it
     if client.set(_drain_scheduled_key(), "1", nx=True, ex=5):
         dispatch("gossip_drain")
+
+
+def gossip_answer_inline(body: dict[str, Any]) -> str | None:
+    """The request's signature (hex) when a checked message asks for its response in the HTTP
+    answer (``"answer_inline": true`` next to a request), else None."""
+    wire = body["message"]
+    if body.get("answer_inline") is True and wire["header"]["kind"] == "request":
+        return str(wire["signature"])
+    return None
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_redis() -> redis.asyncio.Redis:
+    """A Redis client of the running event loop (daphne's), for waits that hold no thread."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = _async_clients[loop] = redis.asyncio.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=2
+        )
+    return client
+
+
+async def gossip_inline_response(request_signature: str) -> tuple[bytes, float] | None:
+    """Wait (on the event loop, no thread held) for the loop's response to a request queued with
+    ``answer_inline``; (body ``{"message": <wire>}``, when the loop handed it over), or None when
+    it did not come in CONSENSUS_INLINE_RESPONSE_SECONDS (then the loop POSTs it, see
+    ``_answer_or_dispatch``)."""
+    client = _async_redis()
+    reply_key = _inline_reply_key(request_signature)
+    popped = await client.blpop([reply_key], timeout=settings.CONSENSUS_INLINE_RESPONSE_SECONDS)
+    if popped is None:
+        if await client.delete(_inline_wait_key(request_signature)):
+            return None  # we gave up first: the step that answers will POST its response
+        # The step took the mark just now: its response is on the way to the list.
+        popped = await client.blpop([reply_key], timeout=1)
+        if popped is None:
+            return None  # lost (the worker died in between): as a message lost in the network
+    item = cast(bytes, popped[1])
+    pushed_at, body = item.split(b" ", 1)
+    return body, float(pushed_at)
 
 
 def _inbox_message(item: bytes) -> tuple[str, dict[str, Any], float]:
@@ -1234,8 +1308,32 @@ def _note_peer(
 
 
 def _send(step: Step) -> None:
-    for name, wire in step.sends:
-        transaction.on_commit(lambda name=name, wire=wire: dispatch("gossip_send", name, wire))  # type: ignore[misc]
+    for name, wire, answering in step.sends:
+        transaction.on_commit(
+            lambda name=name, wire=wire, answering=answering: _answer_or_dispatch(name, wire, answering)  # type: ignore[misc]
+        )
+
+
+def _answer_or_dispatch(name: str, wire: dict[str, Any], answering: str | None) -> None:
+    """Hand a response to the receiving view that still holds its request's HTTP exchange open
+    (push-pull: one POST carries a request and its response), or else POST it as its own message.
+
+    Who delivers is settled by one atomic DEL of the request's waiting mark: the view deletes it
+    when it gives up waiting, this deletes it when it answers; whichever deletes it first owns
+    the response, so it travels exactly once (or is lost with a crash, as in the network)."""
+    if answering:
+        try:
+            client = health.redis_client()
+            if client.delete(_inline_wait_key(answering)):
+                reply = b"%.6f " % time.time() + json.dumps({"message": wire}, separators=(",", ":")).encode()
+                pipeline = client.pipeline(transaction=False)
+                pipeline.rpush(_inline_reply_key(answering), reply)
+                pipeline.expire(_inline_reply_key(answering), INLINE_KEY_SECONDS)
+                pipeline.execute()
+                return
+        except redis.exceptions.RedisError:
+            logger.warning("consensus: could not hand a response to the waiting view; posting it")
+    dispatch("gossip_send", name, wire)
 
 
 # Looked up again after this long: a query per message cost a PostgreSQL round trip per gossip
@@ -1261,15 +1359,45 @@ def gossip_deliver(*, peer_name: str, wire: dict[str, Any]) -> bool:
     if peer is None:
         logger.warning("consensus: validator %s is not a known peer", peer_name)
         return False
+    body: dict[str, Any] = {"message": wire}
+    if wire.get("header", {}).get("kind") == "request":
+        body["answer_inline"] = True  # push-pull: the response may come back in the answer
     try:
-        answer = peer_request(peer, "POST", GOSSIP_PATH, json_body={"message": wire}, timeout=10)
+        answer = peer_request(peer, "POST", GOSSIP_PATH, json_body=body, timeout=10)
     except PeerUnreachable as error:
         logger.info("consensus: %s", error)
         return False
+    if answer.status == 200:
+        _take_inline_response(peer, answer.body)
+        return True
     if answer.status != 202:
         logger.warning("consensus: %s refused our gossip: %s %s", peer_name, answer.status, answer.body[:300])
         return False
     return True
+
+
+def _take_inline_response(peer: Peer, body: bytes) -> None:
+    """A response that came back in the answer to our request (its transport signature, bound to
+    our request's nonce, already verified by ``peer_request``): checked as the receiving view
+    checks a POSTed one, then queued for the loop the same way. What is invalid inside a
+    signed response is the loop's to find and accuse, as for any message."""
+    try:
+        parsed: Any = json.loads(body)
+        wire = gossip_check(peer=peer, body=parsed)
+        if wire["header"]["kind"] != "response":
+            raise ConsensusShellError("a request was answered with a request", code="malformed_gossip")
+    except (UnicodeDecodeError, ValueError):
+        gossip_refused(
+            peer=peer, error=ConsensusShellError("the answer is not JSON", code="malformed_gossip")
+        )
+        logger.warning("consensus: %s answered our gossip with something that is not JSON", peer.name)
+        return
+    except ConsensusShellError as error:
+        gossip_refused(peer=peer, error=error)
+        logger.warning("consensus: refused the answer of %s: %s", peer.name, error.message)
+        return
+    gossip_enqueue(peer_name=peer.name, body=body)
+    _trace("answer", id=str(wire["signature"])[:16], sender=peer.name)
 
 
 # ----------------------------------------------------------------- receiving (web process)

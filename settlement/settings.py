@@ -214,6 +214,10 @@ CONSENSUS_LOOP_SECONDS = float(env("CONSENSUS_LOOP_SECONDS", "300"))
 CONSENSUS_LOOP_LOCK_SECONDS = float(env("CONSENSUS_LOOP_LOCK_SECONDS", "10"))
 # A gossip request unanswered this long is given up, and the next tick picks another peer.
 CONSENSUS_RESPONSE_TIMEOUT_SECONDS = float(env("CONSENSUS_RESPONSE_TIMEOUT_SECONDS", "3"))
+# Push-pull: the receiving view holds a request's HTTP exchange open this long for the gossip
+# loop's response and sends it back in the answer (one POST per round instead of two); after
+# that, the response travels as its own POST. Below the response timeout above.
+CONSENSUS_INLINE_RESPONSE_SECONDS = float(env("CONSENSUS_INLINE_RESPONSE_SECONDS", "2"))
 CONSENSUS_MAX_MESSAGE_BYTES = int(env("CONSENSUS_MAX_MESSAGE_BYTES", "2000000"))
 # Log the timings of every gossip hop and worker step (logger parsec.consensus.trace, JSON lines).
 CONSENSUS_TRACE = env_bool("CONSENSUS_TRACE", False)
