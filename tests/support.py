@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.test import Client
 from django.test.client import ClientHandler
 
 from settlement.node_api_handler import NodeApiHandlerMixin, is_node_api_path
+
+
+def url_routes(patterns: Iterable[Any], prefix: str = "") -> Iterator[str]:
+    """Every route of a URLconf's patterns, includes walked, as its pattern text."""
+    from django.urls import URLPattern, URLResolver
+
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield from url_routes(pattern.url_patterns, route)
+        elif isinstance(pattern, URLPattern):
+            yield route
 
 
 def confirmed_totp_device(user: Any) -> Any:

@@ -6,20 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import get_resolver
+
+from tests.support import url_routes
 
 # Public on purpose: the health probe, the login pages, and what a node publishes about itself
 # and its counterparties for anyone to check (identity, federation).
 PUBLIC = {"/healthz", "/accounts/login/", "/admin/login/", "/.well-known/parsec.json", "/federation"}
-
-
-def _walk(patterns, prefix=""):
-    for pattern in patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            yield from _walk(pattern.url_patterns, route)
-        elif isinstance(pattern, URLPattern):
-            yield route
 
 
 def _example_path(route: str) -> str:
@@ -31,7 +24,7 @@ def _example_path(route: str) -> str:
     return "/" + path.lstrip("/")
 
 
-ALL_PATHS = sorted({_example_path(route) for route in _walk(get_resolver().url_patterns)})
+ALL_PATHS = sorted({_example_path(route) for route in url_routes(get_resolver().url_patterns)})
 
 
 def test_the_walk_finds_the_urls_we_know():

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test import Client, RequestFactory
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import get_resolver
 from django.utils import timezone
 
 from settlement import keystore
@@ -25,16 +25,7 @@ from settlement.models import Peer, PeerKey
 from settlement.protocol import http_signature
 from settlement.protocol.signing import SigningKey
 from settlement.transport import checks_node_signature_through, peer_request
-from tests.support import NodeApiClientHandler
-
-
-def _walk(patterns, prefix: str = "") -> Iterator[str]:
-    for pattern in patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            yield from _walk(pattern.url_patterns, route)
-        elif isinstance(pattern, URLPattern):
-            yield route
+from tests.support import NodeApiClientHandler, url_routes
 
 
 def _example_path(route: str) -> str:
@@ -42,7 +33,7 @@ def _example_path(route: str) -> str:
 
 
 NODE_API_PATHS = sorted(
-    {_example_path(route) for route in _walk(get_resolver(settings.NODE_API_URLCONF).url_patterns)}
+    {_example_path(route) for route in url_routes(get_resolver(settings.NODE_API_URLCONF).url_patterns)}
 )
 
 
