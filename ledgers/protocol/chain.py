@@ -22,7 +22,6 @@ from ledgers.protocol.entries import (
     SignedEntry,
     encode_entry,
     sign_encoded,
-    signer_public_key,
     verify_encoded,
 )
 from ledgers.protocol.errors import (
@@ -166,7 +165,7 @@ def check_append(
     if party_signer is not None:
         if party_signature is not None:
             raise TypeError("give the party's signature or the party's key, not both")
-        if signer_public_key(party_signer) != party_key:
+        if party_signer.public_key != party_key:
             raise BadEntrySignature(
                 f"the key held for the owner of {entry.ledger} is not the ledger's party key"
             )

@@ -133,11 +133,6 @@ def nacl_signer(seed: bytes) -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(seed)
 
 
-def signer_public_key(key: SigningKey) -> PublicKey:
-    """``key.public_key`` from the kept PyNaCl key (``SigningKey.public_key`` derives it again)."""
-    return PublicKey(nacl_signer(key.seed).verify_key.encode())
-
-
 def sign_encoded(key: SigningKey, encoded: EncodedEntry) -> Signature:
     return Signature(nacl_signer(key.seed).sign(encoded.message).signature)
 
