@@ -17,6 +17,7 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
+from consensus.protocol.receipt import b64
 from messaging.protocol.envelope import (
     EncodedMessage,
     Envelope,
@@ -79,10 +80,6 @@ _OPTIONAL_ENVELOPE_FIELDS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def _b64_to_hex(value: object, *, what: str) -> object:
     """A base64 key of the receipt form as the hex the envelope signs (anything else is left for
     the envelope's own checks to refuse)."""
@@ -100,9 +97,9 @@ def receipt_envelope(envelope: Envelope) -> dict[str, Any]:
     for name, empty in _OPTIONAL_ENVELOPE_FIELDS:
         if wire[name] == empty:
             del wire[name]
-    wire["sender_key"] = _b64(bytes(envelope.sender_key))
+    wire["sender_key"] = b64(bytes(envelope.sender_key))
     if "sender_box_key" in wire["body"]:
-        wire["body"]["sender_box_key"] = _b64(bytes.fromhex(wire["body"]["sender_box_key"]))
+        wire["body"]["sender_box_key"] = b64(bytes.fromhex(wire["body"]["sender_box_key"]))
     return wire
 
 
@@ -136,11 +133,11 @@ def message_section_of(signed: SignedMessage) -> dict[str, Any]:
     entry the receipt proves."""
     envelope = receipt_envelope(signed.envelope)
     if signed.batch is None:
-        return {"envelope": envelope, "signature": _b64(bytes(signed.signature))}
+        return {"envelope": envelope, "signature": b64(bytes(signed.signature))}
     return {
         "envelope": envelope,
         "index": signed.batch.index,
-        "path": _b64(b"".join(signed.batch.path)),
+        "path": b64(b"".join(signed.batch.path)),
     }
 
 
@@ -166,7 +163,7 @@ def read_section_b64(
         data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as failure:
         raise error(f"{what} is not valid base64", field=what) from failure
-    if _b64(data) != value or len(data) % multiple or len(data) > most:
+    if b64(data) != value or len(data) % multiple or len(data) > most:
         raise error(f"{what} is not the base64 of its {multiple}-byte items", field=what)
     return data
 
