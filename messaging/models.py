@@ -17,6 +17,7 @@ from django.db import models
 from django.utils import timezone
 
 from ledgers.models import LedgerEntry
+from settlement.bulk import JsonTextField
 from settlement.counterparties.models import Counterparty
 from settlement.models import Peer
 
@@ -25,12 +26,14 @@ class Message(models.Model):
     # Unique through Meta.constraints, which unlike unique=True adds no second (pattern) index.
     message_id = models.CharField(max_length=32, help_text="the envelope's id (32 hex)")
     digest = models.CharField(max_length=64, help_text="SHA-256 of the signed envelope bytes")
-    envelope = models.JSONField(help_text="the signed envelope, as received (body plain or boxed)")
+    # JSON kept as text, not jsonb (settlement.bulk.JsonTextField): never queried inside, and for a
+    # message sent here the envelope column is the canonical text its sender signed.
+    envelope = JsonTextField(help_text="the signed envelope, as received (body plain or boxed)")
     signature = models.CharField(
         max_length=128,
         help_text="the sender's Ed25519 signature (hex): on the envelope, or on its batch's head (batch)",
     )
-    batch = models.JSONField(
+    batch = JsonTextField(
         null=True,
         blank=True,
         help_text="signed as one of a batch: {root, size, index, path} (hex); empty when signed alone",
@@ -42,6 +45,7 @@ class Message(models.Model):
         null=True,
         blank=True,
         on_delete=models.PROTECT,
+        db_index=False,  # the outbox looks up by sender_address (indexed), the same for a sender here
         related_name="messages_sent",
         help_text="the sender, when it is a counterparty of this node",
     )
@@ -69,7 +73,7 @@ class Message(models.Model):
         related_name="messages",
         help_text="the sender's message entry, or the message-batch entry of its batch (sent here)",
     )
-    record = models.JSONField(
+    record = JsonTextField(
         default=dict,
         help_text="the sender's ledger entry {ledger, height, hash}, here or at the sender's bank",
     )
@@ -83,8 +87,9 @@ class Message(models.Model):
         ordering = ["-accepted_at", "-id"]
         # Few indexes on purpose: every one is paid on each of thousands of inserts a second (about
         # 3 µs of PostgreSQL's CPU per row each, docs/messaging.md "Speed"). Only what the
-        # selectors and messages_follow look up by: id, party (sender), time, block; no pattern
-        # (LIKE) indexes, none on the digest, the record entry or the delivering peer.
+        # selectors and messages_follow look up by: id, party (sender address, which the outbox uses
+        # too), time, block; no pattern (LIKE) indexes, none on the digest, the sender's id, the
+        # record entry or the delivering peer.
         constraints = [models.UniqueConstraint(fields=["message_id"], name="one_message_per_id")]
         indexes = [
             models.Index(fields=["block_height", "anchored_at"]),
@@ -103,14 +108,22 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Delivery(models.Model):
-    # Looked up by message through the (message, recipient_address) unique index.
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    # Looked up by message through the (message, recipient_address) unique index. No constraint in
+    # the database: every delivery row is written in the transaction that writes its message, by
+    # the same function, a statement after it (COPY, or the receiving side's create), and messages
+    # are records, never deleted (Django's CASCADE is applied by the ORM, not the database). The
+    # check PostgreSQL would run for it at commit was about 4 µs of its CPU per delivery
+    # (docs/messaging.md, "Speed").
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="deliveries", db_index=False, db_constraint=False
+    )
     recipient_address = models.CharField(max_length=320)
     recipient = models.ForeignKey(
         Counterparty,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
+        db_index=False,  # delivery_by_recipient, partial
         related_name="messages_received",
         help_text="the recipient, when it is a counterparty of this node (its inbox)",
     )
@@ -119,6 +132,7 @@ class Delivery(models.Model):
         null=True,
         blank=True,
         on_delete=models.PROTECT,
+        db_index=False,  # delivery_by_peer, partial
         related_name="message_deliveries",
         help_text="the recipient's node, when it is another node",
     )
@@ -139,7 +153,22 @@ class Delivery(models.Model):
                 fields=["message", "recipient_address"], name="one_delivery_per_recipient"
             )
         ]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        # Partial indexes: most deliveries are delivered at once (recipients of this node) and never
+        # looked up by status again, and a delivery has a recipient here or a peer, not both; a row
+        # pays only for the indexes its look-ups need (docs/messaging.md, "Speed").
+        indexes = [
+            models.Index(
+                fields=["status", "created_at"],
+                condition=~models.Q(status="delivered"),
+                name="delivery_waiting_or_failed",
+            ),
+            models.Index(
+                fields=["recipient"],
+                condition=models.Q(recipient__isnull=False),
+                name="delivery_by_recipient",
+            ),
+            models.Index(fields=["peer"], condition=models.Q(peer__isnull=False), name="delivery_by_peer"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.message_id} to {self.recipient_address} ({self.status})"

@@ -51,9 +51,9 @@ def message_search(
 
 
 def outbox(*, counterparty: Counterparty, limit: int = 100) -> QuerySet[Message]:
-    return _with_deliveries(Message.objects.filter(sender=counterparty).order_by("-accepted_at", "-id"))[
-        : max(1, min(limit, MAX_PAGE))
-    ]
+    # By address (indexed): the messages a counterparty here sent are those naming it as sender.
+    sent = Message.objects.filter(sender=counterparty, sender_address=counterparty.federation_address)
+    return _with_deliveries(sent.order_by("-accepted_at", "-id"))[: max(1, min(limit, MAX_PAGE))]
 
 
 def inbox(*, counterparty: Counterparty, limit: int = 100) -> QuerySet[Delivery]:

@@ -68,6 +68,8 @@ from messaging.protocol.envelope import (
     ATTACHMENT_MEDIA_TYPES,
     MAX_ATTACHMENT_BYTES,
     MESSAGE_OBJECT_KIND,
+    BatchHeads,
+    BatchProof,
     Envelope,
     SignedMessage,
     UnverifiedMessage,
@@ -415,6 +417,8 @@ def _replayed_compose(request: ComposeRequest) -> SignedMessage | None:
 
 def _check_signed_attachments(signed: SignedMessage) -> None:
     items = signed.envelope.attachments
+    if not items:
+        return
     rows = _attachment_rows(item.sha256 for item in items)
     for item in items:
         row = rows.get(item.sha256)
@@ -433,10 +437,11 @@ def _prepare(requests: Sequence[SendRequest]) -> tuple[list[SignedMessage], dict
     """Parse, resolve and sign (no transaction open: it may ask other nodes); the signed
     messages and every recipient, resolved."""
     unverified: list[UnverifiedMessage | None] = []
+    heads: BatchHeads = {}  # a batch's head (root, size, signature) is parsed once per request
     for index, request in enumerate(requests):
         try:
             unverified.append(
-                parse_unverified(request.message) if isinstance(request, SignedRequest) else None
+                parse_unverified(request.message, heads=heads) if isinstance(request, SignedRequest) else None
             )
         except MessageError as error:
             raise indexed(error, index) if len(requests) > 1 else error from error
@@ -572,23 +577,29 @@ def message_send_batch(*, requests: Sequence[SendRequest], actor: Any = None) ->
 def _accept(
     signed: Sequence[SignedMessage], resolved: Mapping[str, Recipient], *, actor: Any
 ) -> list[SendResult]:
-    ids = [item.envelope.id for item in signed]
-    existing = {row.message_id: row for row in Message.objects.filter(message_id__in=_one_array(ids))}
+    ids = [item.encoded.envelope.id for item in signed]
+    # Only the digests of ids seen before (a replay is answered with the stored row, loaded below).
+    seen = dict(Message.objects.filter(message_id__in=_one_array(ids)).values_list("message_id", "digest"))
     first: dict[str, SignedMessage] = {}
     fresh: list[SignedMessage] = []
-    for index, item in enumerate(signed):
-        known = existing.get(item.envelope.id)
-        earlier = first.get(item.envelope.id)
+    for index, (message_id, item) in enumerate(zip(ids, signed, strict=True)):
+        known = seen.get(message_id)
+        earlier = first.get(message_id)
         if known is not None or earlier is not None:
-            digest = known.digest if known is not None else earlier.digest.hex()  # type: ignore[union-attr]
+            digest = known if known is not None else earlier.digest.hex()  # type: ignore[union-attr]
             if digest != item.digest.hex():
                 error = MessageIdReused(
-                    f"message id {item.envelope.id} was used before for another message", field="id"
+                    f"message id {message_id} was used before for another message", field="id"
                 )
                 raise indexed(error, index) if len(signed) > 1 else error
             continue
-        first[item.envelope.id] = item
+        first[message_id] = item
         fresh.append(item)
+    existing = (
+        {row.message_id: row for row in Message.objects.filter(message_id__in=_one_array(seen))}
+        if seen
+        else {}
+    )
     _check_links(fresh)
     senders = _senders(item.envelope.sender for item in fresh) if fresh else {}
     ledgers = _sender_ledgers(senders.values(), actor)
@@ -598,25 +609,31 @@ def _accept(
     records: list[ledger_services.RecordRequest] = []
     record_of: list[int] = []
     heads: dict[tuple[str, bytes, int, bytes], int] = {}
+    ledger_of = {address: ledgers[sender.pk].pk for address, sender in senders.items()}
     for item in fresh:
-        ledger_id = ledgers[senders[item.envelope.sender].pk].pk
-        if item.batch is None:
+        batch, sender = item.batch, item.encoded.envelope.sender
+        if batch is None:
             record_of.append(len(records))
             records.append(
                 ledger_services.RecordRequest(
-                    ledger_id=ledger_id, kind=MESSAGE_ENTRY_KIND, body=message_entry_body(item.encoded)
+                    ledger_id=ledger_of[sender],
+                    kind=MESSAGE_ENTRY_KIND,
+                    body=message_entry_body(item.encoded),
                 )
             )
             continue
-        head = (item.envelope.sender, bytes(item.batch.root), item.batch.size, bytes(item.signature))
-        if head not in heads:
-            heads[head] = len(records)
+        head = (sender, batch.root, batch.size, item.signature)
+        position = heads.get(head)
+        if position is None:
+            position = heads[head] = len(records)
             records.append(
                 ledger_services.RecordRequest(
-                    ledger_id=ledger_id, kind=MESSAGE_BATCH_ENTRY_KIND, body=message_batch_entry_body(item)
+                    ledger_id=ledger_of[sender],
+                    kind=MESSAGE_BATCH_ENTRY_KIND,
+                    body=message_batch_entry_body(item),
                 )
             )
-        record_of.append(heads[head])
+        record_of.append(position)
     try:
         entries = ledger_services.ledger_records_append(records=records)
     except LedgerError as error:
@@ -649,13 +666,12 @@ def _accept(
         _broadcast_after_commit()
     by_id = {message.message_id: message for message in messages}
     results = []
-    for item in signed:
-        created = by_id.get(item.envelope.id)
-        if created is not None and item is first.get(item.envelope.id):
+    for message_id, item in zip(ids, signed, strict=True):
+        created = by_id.get(message_id)
+        if created is not None and item is first.get(message_id):
             results.append(SendResult(message=created, replayed=False))
         else:
-            stored = created or existing[item.envelope.id]
-            results.append(SendResult(message=stored, replayed=True))
+            results.append(SendResult(message=created or existing[message_id], replayed=True))
     return results
 
 
@@ -665,6 +681,17 @@ def _batch_json(signed: SignedMessage) -> dict[str, Any] | None:
     if batch is None:
         return None
     return batch.to_json()
+
+
+def _batch_json_text(batch: BatchProof, root_hex: str) -> bulk.JsonText:
+    """:func:`_batch_json` already encoded, as COPY writes it: hex needs no escaping, so the text
+    is put together directly (``json.dumps`` per row cost more than the row's COPY). PostgreSQL
+    parses it into the same ``jsonb`` value."""
+    return bulk.JsonText(
+        f'{{"root": "{root_hex}", "size": {batch.size}, "index": {batch.index}, "path": ['
+        + ", ".join([f'"{item}"' for item in batch.path_hex])
+        + "]}"
+    )
 
 
 @dataclass(frozen=True)
@@ -740,22 +767,35 @@ def _store_messages(
     if tuple(bulk.model_columns(Message)) != _MESSAGE_COLUMNS:
         raise RuntimeError("messaging.Message's columns changed: update _MESSAGE_COLUMNS")
     values = []
+    hex_of: dict[bytes, str] = {}  # a batch's root and signature are the same for its thousand rows
     for item, record in zip(fresh, recorded, strict=True):
-        envelope = item.envelope
+        encoded = item.encoded
+        envelope, batch, signature = encoded.envelope, item.batch, item.signature
+        signature_hex = hex_of.get(signature)
+        if signature_hex is None:
+            signature_hex = hex_of[signature] = signature.hex()
+        if batch is None:
+            batch_text = None
+        else:
+            root_hex = hex_of.get(batch.root)
+            if root_hex is None:
+                root_hex = hex_of[batch.root] = batch.root.hex()
+            batch_text = _batch_json_text(batch, root_hex)
+        signed_bytes = encoded.signed_bytes
         values.append(
             (
                 envelope.id,
-                item.digest.hex(),
-                bulk.JsonText(item.encoded.signed_bytes[_ENVELOPE_PREFIX:].decode()),
-                item.signature.hex(),
-                _batch_json(item),
+                encoded.digest.hex(),
+                bulk.JsonText(signed_bytes[_ENVELOPE_PREFIX:].decode()),
+                signature_hex,
+                batch_text,
                 envelope.kind,
                 envelope.sender,
                 senders[envelope.sender].pk,
                 list(envelope.recipients),
                 envelope.reply_to or "",
                 envelope.encrypted,
-                len(item.encoded.signed_bytes),
+                len(signed_bytes),
                 envelope.time,
                 stamp,
                 None,
@@ -770,6 +810,7 @@ def _store_messages(
     for message, item, record in zip(messages, fresh, recorded, strict=True):
         # The JSON fields as a query would load them (dicts, not the text written).
         message.envelope, message.record = dict(item.encoded.wire), record.record
+        message.batch = None if item.batch is None else item.batch.to_json()
     return messages
 
 
@@ -784,14 +825,16 @@ def _store_deliveries(
     if tuple(bulk.model_columns(Delivery)) != _DELIVERY_COLUMNS:
         raise RuntimeError("messaging.Delivery's columns changed: update _DELIVERY_COLUMNS")
     values = []
+    accepted, delivered = str(DeliveryStatus.ACCEPTED), str(DeliveryStatus.DELIVERED)
     for item, message in zip(fresh, messages, strict=True):
-        for address in item.envelope.recipients:
+        envelope = item.encoded.envelope
+        for address in envelope.recipients:
             recipient = recipients[address]
-            status: str = DeliveryStatus.ACCEPTED
-            code, reason, delivered_at, finished_at = "", "", None, None
-            if recipient.counterparty is not None:
-                status, code = _open_or_refuse(item.envelope, recipient.counterparty)
-                if status == DeliveryStatus.DELIVERED:
+            counterparty = recipient.counterparty
+            status, code, reason, delivered_at, finished_at = accepted, "", "", None, None
+            if counterparty is not None:
+                status, code = _open_or_refuse(envelope, counterparty)
+                if status == delivered:
                     delivered_at = stamp
                 else:
                     finished_at = stamp
@@ -800,7 +843,7 @@ def _store_deliveries(
                 (
                     message.pk,
                     address,
-                    recipient.counterparty.pk if recipient.counterparty is not None else None,
+                    counterparty.pk if counterparty is not None else None,
                     recipient.peer.pk if recipient.peer is not None else None,
                     str(status),
                     0,

@@ -22,6 +22,32 @@ class JsonText(str):
     written as it is instead of being encoded again."""
 
 
+class JsonTextField(models.TextField):
+    """A JSON value kept as its text: loaded as Python values, written as JSON text (a
+    :class:`JsonText` as it is). For columns written thousands of times a second and never
+    queried inside: PostgreSQL stores the text without parsing it into ``jsonb`` (about a third
+    of the CPU a message row cost, docs/messaging.md "Speed"), and a signed object's column can
+    hold the exact canonical text that was signed."""
+
+    # What django-stubs reads for the values set and got (as for JSONField): any JSON value.
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+    def to_python(self, value: Any) -> Any:
+        # Values are Python already (forms and fixtures would hand JSON text: decode it).
+        if isinstance(value, str) and type(value) is not JsonText:
+            return json.loads(value)
+        return value
+
+    def get_prep_value(self, value: Any) -> Any:
+        if value is None or type(value) is JsonText:
+            return value
+        return json.dumps(value)
+
+
 # From this many rows on, COPY (two statements) beats one INSERT.
 COPY_FROM_ROWS = 20
 
@@ -45,7 +71,7 @@ def copy_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> l
     json_positions = [
         index
         for index, field in enumerate(model._meta.concrete_fields[1:])
-        if isinstance(field, models.JSONField)
+        if isinstance(field, (models.JSONField, JsonTextField))
     ]
     with connection.cursor() as cursor:
         cursor.execute(

@@ -95,6 +95,7 @@ _HEX32 = re.compile(r"[0-9a-f]{64}")
 _SIGNATURE_HEX = re.compile(r"[0-9a-f]{128}")
 _HEX_RUN = re.compile(r"[0-9a-f]*")
 _BATCH_FIELDS = frozenset({"root", "size", "index", "path", "signature"})
+_BATCH_MESSAGE_FIELDS = frozenset({"envelope", "batch"})
 _MAX_TIME = 2**53 - 1
 
 
@@ -167,6 +168,11 @@ class BatchProof:
     @cached_property
     def path_hex(self) -> list[str]:
         return [item.hex() for item in self.path]
+
+    @cached_property
+    def path_bytes(self) -> bytes:
+        """The audit path as one byte string (32 bytes a hash): compared with a tree's at once."""
+        return b"".join(self.path)
 
     def to_json(self) -> dict[str, Any]:
         return {"root": self.root.hex(), "size": self.size, "index": self.index, "path": list(self.path_hex)}
@@ -564,9 +570,10 @@ def batch_paths_proven(items: Sequence[tuple[EncodedMessage, BatchProof] | None]
         tree = MerkleTree.from_entries(by_index[index][1].digest for index in range(size))
         if tree.root != root:
             continue
-        for index, (position, _, proof) in by_index.items():
-            if tree.inclusion_proof(index).audit_path == proof.path:
-                proven.add(position)
+        paths = tree.audit_paths_bytes()
+        proven.update(
+            position for index, (position, _, proof) in by_index.items() if proof.path_bytes == paths[index]
+        )
     return frozenset(proven)
 
 
@@ -576,16 +583,38 @@ def _batch_int(value: object, name: str, low: int, high: int) -> int:
     return value
 
 
-def parse_batch_proof(value: object) -> tuple[BatchProof, bytes]:
-    """``{"root", "size", "index", "path", "signature"}`` (hex) from the wire: the proof and the
-    batch signature, checked for form only."""
-    if not isinstance(value, dict) or set(value) != _BATCH_FIELDS:
-        raise BadBatchProof('a batch proof is {"root", "size", "index", "path", "signature"}', field="batch")
-    root, path, signature = value["root"], value["path"], value["signature"]
+BatchHeads = dict[tuple[str, int, str], tuple[Digest, bytes]]
+"""Batch heads one caller has parsed already: (root hex, size, signature hex) as sent, to the root
+and signature decoded. The thousand messages of a batch carry the same head."""
+
+
+def _batch_head(root: object, size: object, signature: object) -> tuple[Digest, int, bytes]:
     if not isinstance(root, str) or not _HEX32.fullmatch(root):
         raise BadBatchProof("batch.root is 64 lower-case hex digits (SHA-256)", field="batch")
-    size = _batch_int(value["size"], "size", 1, MAX_BATCH_SIZE)
+    checked_size = _batch_int(size, "size", 1, MAX_BATCH_SIZE)
+    if not isinstance(signature, str) or not _SIGNATURE_HEX.fullmatch(signature):
+        raise BadMessageSignature("batch.signature is 128 lower-case hex digits (Ed25519)", field="batch")
+    return Digest(bytes.fromhex(root)), checked_size, bytes.fromhex(signature)
+
+
+def parse_batch_proof(value: object, *, heads: BatchHeads | None = None) -> tuple[BatchProof, bytes]:
+    """``{"root", "size", "index", "path", "signature"}`` (hex) from the wire: the proof and the
+    batch signature, checked for form only. ``heads``: the caller's cache of heads parsed before
+    (the same root, size and signature text are checked and decoded once)."""
+    if not isinstance(value, dict) or value.keys() != _BATCH_FIELDS:
+        raise BadBatchProof('a batch proof is {"root", "size", "index", "path", "signature"}', field="batch")
+    root_text, size_value, signature_text = value["root"], value["size"], value["signature"]
+    cacheable = heads is not None and type(root_text) is str and type(size_value) is int
+    cacheable = cacheable and type(signature_text) is str
+    cached = heads.get((root_text, size_value, signature_text)) if cacheable else None  # type: ignore[union-attr]
+    if cached is None:
+        root, size, signature = _batch_head(root_text, size_value, signature_text)
+        if cacheable:
+            heads[(root_text, size, signature_text)] = (root, signature)  # type: ignore[index]
+    else:
+        (root, signature), size = cached, size_value
     index = _batch_int(value["index"], "index", 0, size - 1)
+    path = value["path"]
     if not isinstance(path, list) or len(path) > 16:
         raise BadBatchProof("batch.path is a list of at most 16 hashes", field="batch")
     # One join, one regular-expression match and one hex decoding for the whole path (a request
@@ -597,19 +626,19 @@ def parse_batch_proof(value: object) -> tuple[BatchProof, bytes]:
         joined = ""
     if (path and not joined) or set(map(len, path)) - {64} or not _HEX_RUN.fullmatch(joined):
         raise BadBatchProof("each hash of batch.path is 64 lower-case hex digits", field="batch")
-    if not isinstance(signature, str) or not _SIGNATURE_HEX.fullmatch(signature):
-        raise BadMessageSignature("batch.signature is 128 lower-case hex digits (Ed25519)", field="batch")
     raw = bytes.fromhex(joined)
     proof = BatchProof(
-        root=Digest(bytes.fromhex(root)),
+        root=root,
         size=size,
         index=index,
         path=cast(
             tuple[Digest, ...], tuple([raw[offset : offset + 32] for offset in range(0, len(raw), 32)])
         ),
     )
-    proof.__dict__["path_hex"] = list(path)  # checked above: the same digests, already in hex
-    return proof, bytes.fromhex(signature)
+    # Checked above: the same digests, already in hex and joined.
+    proof.__dict__["path_hex"] = list(path)
+    proof.__dict__["path_bytes"] = raw
+    return proof, signature
 
 
 @dataclass(frozen=True)
@@ -621,10 +650,11 @@ class UnverifiedMessage:
     batch: BatchProof | None
 
 
-def parse_unverified(value: object) -> UnverifiedMessage:
-    """The form of ``{"envelope", "signature"}`` or ``{"envelope", "batch"}``; nothing verified."""
-    if isinstance(value, dict) and set(value) == {"envelope", "batch"}:
-        proof, signature = parse_batch_proof(value["batch"])
+def parse_unverified(value: object, *, heads: BatchHeads | None = None) -> UnverifiedMessage:
+    """The form of ``{"envelope", "signature"}`` or ``{"envelope", "batch"}``; nothing verified.
+    ``heads``: batch heads parsed before (:func:`parse_batch_proof`)."""
+    if isinstance(value, dict) and value.keys() == _BATCH_MESSAGE_FIELDS:
+        proof, signature = parse_batch_proof(value["batch"], heads=heads)
         return UnverifiedMessage(encode_message(parse_envelope(value["envelope"])), signature, proof)
     if not isinstance(value, dict) or set(value) != {"envelope", "signature"}:
         raise BadEnvelope(

@@ -320,6 +320,23 @@ class MerkleTree:
         ``n`` alone and read an audit path without the rest (``consensus.receipts``)."""
         return b"".join(b"".join(level) for level in self._levels)
 
+    def audit_paths_bytes(self) -> list[bytes]:
+        """Every leaf's audit path in the whole tree (``inclusion_proof(i).audit_path`` joined),
+        in leaf order: for checking the paths of a whole batch at once.
+
+        Built from the root down (a node's path is its sibling, if it has one, then its parent's
+        path): one concatenation per node instead of a walk up the tree per leaf."""
+        if self._size == 0:
+            return []
+        paths = [b""]
+        for level in reversed(self._levels[:-1]):
+            width = len(level)
+            paths = [
+                (level[position ^ 1] if position ^ 1 < width else b"") + paths[position >> 1]
+                for position in range(width)
+            ]
+        return paths
+
     def root_at(self, tree_size: int) -> Digest:
         """MTH(D[0:tree_size]): the root this tree had when it held ``tree_size`` leaves."""
         self._check_tree_size(tree_size)

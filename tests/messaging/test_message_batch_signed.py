@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from consensus import services as consensus_services
@@ -168,6 +170,57 @@ def test_bad_batch_proofs_are_refused_with_their_code_and_nothing_is_stored(
     _refused(operator, changed(0, lambda m: m.update(signature="00" * 64)), 400, "invalid")
     # Every refusal above stored nothing; the untouched batch is then accepted.
     assert _post(operator, batch).status_code == 201
+
+
+def _flipped(hex_text: str) -> str:
+    return hex_text[:-1] + ("1" if hex_text[-1] == "0" else "0")
+
+
+def test_a_bad_head_or_place_after_good_ones_in_one_request_is_refused_and_nothing_is_stored(
+    make_party: Callable[..., Party], operator: Any
+) -> None:
+    # The node parses a batch's head (root, size, signature) once per request: a later message
+    # with the same head text is not checked again, one with another head or a bad place is.
+    bob, carol = make_party("bob", custody="self"), make_party("carol")
+    batch = batch_signed_messages(bob, [carol.address], 6)
+    for index, change, code in [
+        (5, lambda m: m["batch"].update(root=m["batch"]["root"].upper()), "bad_batch_proof"),
+        (4, lambda m: m["batch"].update(size=5), "bad_batch_proof"),  # index 4 of 5: not its root
+        (5, lambda m: m["batch"].update(signature=_flipped(m["batch"]["signature"])), "bad_signature"),
+        (3, lambda m: m["batch"]["path"].__setitem__(1, m["batch"]["path"][1].upper()), "bad_batch_proof"),
+        (2, lambda m: m["batch"]["path"].reverse(), "bad_batch_proof"),
+        (1, lambda m: m["batch"].update(index=6), "bad_batch_proof"),
+    ]:
+        messages = copy.deepcopy(batch)
+        change(messages[index])
+        error = _refused(operator, messages, 400, code)
+        assert error["message"].startswith(f"message {index}: "), error
+    assert Message.objects.count() == 0
+    assert _post(operator, batch).status_code == 201
+
+
+def test_a_stored_message_keeps_the_canonical_text_its_sender_signed_and_loads_as_json(
+    make_party: Callable[..., Party], operator: Any
+) -> None:
+    bob, carol = make_party("bob", custody="self"), make_party("carol")
+    batch = batch_signed_messages(bob, [carol.address], 3)
+    results = _post(operator, batch).json()
+    signed = parse_signed_message(batch[1])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT envelope, batch, record FROM messaging_message WHERE message_id = %s", [results[1]["id"]]
+        )
+        envelope_text, batch_text, record_text = cursor.fetchone()
+    # The envelope column is the canonical envelope: the signed bytes after their domain prefix.
+    assert b"parsec/v1/message\x00" + envelope_text.encode() == signed.encoded.signed_bytes
+    assert json.loads(batch_text) == {
+        key: batch[1]["batch"][key] for key in ("root", "size", "index", "path")
+    }
+    stored = Message.objects.get(message_id=results[1]["id"])
+    assert stored.envelope == batch[1]["envelope"]
+    assert stored.batch == json.loads(batch_text)
+    assert stored.record == json.loads(record_text) == results[1]["record"]
+    assert services.message_wire(stored) == batch[1]  # what the router sends: as the sender signed it
 
 
 def _peer_record(peer_key: SigningKey, signed: Any, ledger: str) -> dict[str, Any]:

@@ -204,10 +204,12 @@ def test_an_encrypted_message_goes_from_a_counterparty_of_one_node_to_counterpar
     assert b_deliveries(bank_b, message.message_id) == {bob: "delivered", carol: "delivered"}
 
     # End to end: bob opens the envelope bank B stored with the key only bob holds.
-    (stored_envelope, record) = bank_b.query(
+    # The JSON columns hold text (settlement.bulk.JsonTextField): read raw, they are decoded here.
+    (stored_envelope, record_text) = bank_b.query(
         "SELECT envelope, record FROM messaging_message WHERE message_id = %s", message.message_id
     )[0]
-    received = parse_envelope(stored_envelope)
+    received = parse_envelope(json.loads(stored_envelope))
+    record = json.loads(record_text)
     assert open_body(received, recipient=bob, recipient_box=BOB_BOX) == secret
     # Bank B keeps the sender's record (alice's ledger entry, co-signed by A) to follow it into a block.
     entry = message.ledger_entry
@@ -262,10 +264,14 @@ def test_an_encrypted_message_goes_from_a_counterparty_of_one_node_to_counterpar
         ),
         what="the batch's three deliveries to be delivered",
     )
-    stored = bank_b.query(
-        "SELECT message_id, batch, record FROM messaging_message WHERE message_id = ANY(%s) ORDER BY message_id",
-        [result.message.message_id for result in results],
-    )
+    stored = [
+        (message_id, json.loads(batch_text), json.loads(record_text))
+        for message_id, batch_text, record_text in bank_b.query(
+            "SELECT message_id, batch, record FROM messaging_message WHERE message_id = ANY(%s) "
+            "ORDER BY message_id",
+            [result.message.message_id for result in results],
+        )
+    ]
     assert len(stored) == 3
     assert {row[1]["root"] for row in stored} == {batch[0]["batch"]["root"]}
     assert sorted(row[1]["index"] for row in stored) == [0, 1, 2]

@@ -26,10 +26,13 @@ from messaging.protocol.envelope import (
     BATCH_OBJECT_KIND,
     MAX_BATCH_SIZE,
     MESSAGE_OBJECT_KIND,
+    BatchHeads,
     EncodedMessage,
     batch_paths_proven,
     batch_signed_bytes,
+    parse_unverified,
     verify_batch_message,
+    verify_unverified,
 )
 from messaging.protocol.errors import BadBatchProof, BadMessageSignature, MessageError
 from messaging.protocol.record import check_message_section, message_batch_entry_body, message_section_of
@@ -273,3 +276,38 @@ def test_a_whole_batch_is_proven_by_one_tree_and_a_wrong_path_is_left_to_the_fol
     assert batch_paths_proven(swapped) == frozenset()
     # Where they stand in the request does not matter, only the index each claims.
     assert batch_paths_proven([items[1], items[0], *items[2:]]) == frozenset(range(len(BATCH)))
+
+
+def test_a_head_parsed_once_per_request_still_checks_every_messages_own_place_and_form() -> None:
+    heads: BatchHeads = {}
+    parsed = [parse_unverified(wire, heads=heads) for wire in WIRE]
+    assert len(heads) == 1  # one root, size and signature for the eleven messages
+    assert [item.batch for item in parsed] == [item.batch for item in BATCH]
+    assert [item.signature for item in parsed] == [bytes(item.signature) for item in BATCH]
+    for item in parsed:
+        assert item.batch is not None
+        assert item.batch.path_bytes == b"".join(item.batch.path)
+    # The head known, each message's own index and path are still checked for form ...
+    for change, error in [
+        (lambda batch: batch.update(index=len(BATCH)), BadBatchProof),
+        (lambda batch: batch.update(index=True), BadBatchProof),
+        (lambda batch: batch["path"].__setitem__(0, "CD" * 32), BadBatchProof),
+        (lambda batch: batch["path"].__setitem__(0, "cd" * 31 + " c"), BadBatchProof),
+        (lambda batch: batch.update(size=True), BadBatchProof),
+        (lambda batch: batch.update(size=MAX_BATCH_SIZE + 1), BadBatchProof),
+        (lambda batch: batch.update(root=batch["root"].upper()), BadBatchProof),
+        (lambda batch: batch.update(signature=batch["signature"][:-2]), BadMessageSignature),
+    ]:
+        wire = copy.deepcopy(WIRE[4])
+        change(wire["batch"])
+        with pytest.raises(error):
+            parse_unverified(wire, heads=heads)
+    # ... and a message whose path is not its place in the tree is not proven by it: the fold
+    # then names it.
+    wrong = copy.deepcopy(WIRE[5])
+    wrong["batch"]["path"][0] = "ab" * 32
+    items = [parse_unverified(wire, heads=heads) for wire in [*WIRE[:5], wrong, *WIRE[6:]]]
+    proven = batch_paths_proven([(item.encoded, item.batch) for item in items if item.batch is not None])
+    assert proven == frozenset(range(len(BATCH))) - {5}
+    with pytest.raises(BadBatchProof):
+        verify_unverified(items[5], path_proven=5 in proven)

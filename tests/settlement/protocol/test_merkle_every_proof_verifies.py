@@ -60,3 +60,16 @@ def test_proofs_survive_a_json_round_trip(entries: list[bytes], data: st.DataObj
 def test_a_proof_from_the_empty_tree_is_empty_and_verifies() -> None:
     tree = MerkleTree.from_entries([b"a", b"b"])
     verify_consistency(0, 2, tree.root_at(0), tree.root, [])
+
+
+@settings(max_examples=100, deadline=None)
+@given(entries=entries_lists)
+def test_every_audit_path_at_once_is_each_leafs_inclusion_proof(entries: list[bytes]) -> None:
+    # MerkleTree.audit_paths_bytes: a whole batch's paths, checked against a request's at once.
+    tree = MerkleTree.from_entries(entries)
+    paths = tree.audit_paths_bytes()
+    assert len(paths) == tree.size
+    for index, path in enumerate(paths):
+        proof = tree.inclusion_proof(index)
+        assert path == b"".join(proof.audit_path)
+        verify_inclusion(leaf_hash(entries[index]), index, tree.size, proof.audit_path, tree.root)
