@@ -13,7 +13,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from django.db import connection
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from consensus import services as consensus_services
@@ -221,6 +223,17 @@ def test_a_stored_message_keeps_the_canonical_text_its_sender_signed_and_loads_a
     assert stored.batch == json.loads(batch_text)
     assert stored.record == json.loads(record_text) == results[1]["record"]
     assert services.message_wire(stored) == batch[1]  # what the router sends: as the sender signed it
+    # The record entry and the sender have no constraint in the database (docs/messaging.md,
+    # "Speed"); the ORM still refuses to delete either while a message points to it.
+    assert stored.ledger_entry is not None
+    assert stored.sender is not None
+    for referenced in (stored.ledger_entry, stored.sender):
+        with pytest.raises(ProtectedError) as refused:
+            referenced.delete()
+        assert stored in set(refused.value.protected_objects)
+    assert Message.objects.filter(
+        pk=stored.pk, ledger_entry=stored.ledger_entry, sender=stored.sender
+    ).exists()
 
 
 def _peer_record(peer_key: SigningKey, signed: Any, ledger: str) -> dict[str, Any]:
