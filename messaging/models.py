@@ -46,11 +46,6 @@ class Message(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         db_index=False,  # the outbox looks up by sender_address (indexed), the same for a sender here
-        # No constraint in the database (its check at commit cost about 4 µs of PostgreSQL's CPU per
-        # message, docs/messaging.md "Speed"): the sender is resolved in the transaction that writes
-        # the row, and a sender here has the ledger its messages are recorded on, whose own
-        # constraint keeps the counterparty from being deleted; PROTECT still applies in the ORM.
-        db_constraint=False,
         related_name="messages_sent",
         help_text="the sender, when it is a counterparty of this node",
     )
@@ -75,10 +70,6 @@ class Message(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         db_index=False,  # never looked up by (ledger entries are never deleted)
-        # No constraint in the database either (about 4 µs per message at commit): the entry is
-        # appended a statement before the rows that point to it, in the same transaction, and an
-        # entry is a link of its ledger's hash chain, never deleted; PROTECT still applies in the ORM.
-        db_constraint=False,
         related_name="messages",
         help_text="the sender's message entry, or the message-batch entry of its batch (sent here)",
     )
@@ -117,15 +108,11 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Delivery(models.Model):
-    # Looked up by message through the (message, recipient_address) unique index. No constraint in
-    # the database: every delivery row is written in the transaction that writes its message, by
-    # the same function, a statement after it (COPY, or the receiving side's create), and messages
-    # are records, never deleted (Django's CASCADE is applied by the ORM, not the database). The
-    # check PostgreSQL would run for it at commit was about 4 µs of its CPU per delivery
-    # (docs/messaging.md, "Speed").
-    message = models.ForeignKey(
-        Message, on_delete=models.CASCADE, related_name="deliveries", db_index=False, db_constraint=False
-    )
+    # Looked up by message through the (message, recipient_address) unique index. The database
+    # keeps its foreign-key constraints on message rows: they cost a few µs of PostgreSQL's CPU per
+    # message at commit (docs/messaging.md, "Speed"), a price worth paying for records that must
+    # never point at nothing, whatever path writes or deletes them.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     recipient_address = models.CharField(max_length=320)
     recipient = models.ForeignKey(
         Counterparty,

@@ -23,7 +23,6 @@ class Migration(migrations.Migration):
             model_name="delivery",
             name="message",
             field=models.ForeignKey(
-                db_constraint=False,
                 db_index=False,
                 on_delete=django.db.models.deletion.CASCADE,
                 related_name="deliveries",
@@ -77,7 +76,6 @@ class Migration(migrations.Migration):
             name="ledger_entry",
             field=models.ForeignKey(
                 blank=True,
-                db_constraint=False,
                 db_index=False,
                 help_text="the sender's message entry, or the message-batch entry of its batch (sent here)",
                 null=True,
@@ -99,7 +97,6 @@ class Migration(migrations.Migration):
             name="sender",
             field=models.ForeignKey(
                 blank=True,
-                db_constraint=False,
                 db_index=False,
                 help_text="the sender, when it is a counterparty of this node",
                 null=True,

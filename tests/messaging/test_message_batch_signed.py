@@ -223,8 +223,8 @@ def test_a_stored_message_keeps_the_canonical_text_its_sender_signed_and_loads_a
     assert stored.batch == json.loads(batch_text)
     assert stored.record == json.loads(record_text) == results[1]["record"]
     assert services.message_wire(stored) == batch[1]  # what the router sends: as the sender signed it
-    # The record entry and the sender have no constraint in the database (docs/messaging.md,
-    # "Speed"); the ORM still refuses to delete either while a message points to it.
+    # Neither the ORM nor the database lets the record entry or the sender go while a message
+    # points to it: the foreign-key constraints are kept on purpose (docs/messaging.md, "Speed").
     assert stored.ledger_entry is not None
     assert stored.sender is not None
     for referenced in (stored.ledger_entry, stored.sender):
@@ -234,6 +234,19 @@ def test_a_stored_message_keeps_the_canonical_text_its_sender_signed_and_loads_a
     assert Message.objects.filter(
         pk=stored.pk, ledger_entry=stored.ledger_entry, sender=stored.sender
     ).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.conrelid::regclass::text, a.attname FROM pg_constraint c"
+            " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)"
+            " WHERE c.contype = 'f' AND c.conrelid::regclass::text IN (%s, %s)",
+            [Message._meta.db_table, Delivery._meta.db_table],
+        )
+        foreign_keys = set(cursor.fetchall())
+    assert {
+        (Message._meta.db_table, "sender_id"),
+        (Message._meta.db_table, "ledger_entry_id"),
+        (Delivery._meta.db_table, "message_id"),
+    } <= foreign_keys
 
 
 def _peer_record(peer_key: SigningKey, signed: Any, ledger: str) -> dict[str, Any]:
