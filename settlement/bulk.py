@@ -96,7 +96,8 @@ def copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[M
 def loaded(
     model: type[ModelType], attnames: Sequence[str], values: Sequence[Any], *, alias: str | None = None
 ) -> ModelType:
-    """A model object for a row just written, as a query would have loaded it. Built without
+    """A model object for a row just written (or read by written-out SQL whose columns need no
+    converting), as a query would have loaded it. Built without
     ``Model.__init__`` (its per-field work and signals cost more than the row's COPY; the models
     written this way have no init signal receivers): Django keeps field values in the instance dict.
     ``alias``: the connection's, looked up once by a caller building many (each look-up of
