@@ -60,6 +60,27 @@ def model_columns(model: type[models.Model]) -> list[str]:
     return names[1:]
 
 
+_id_sequences: dict[tuple[str, str], str] = {}
+
+
+def id_sequence(table: str) -> str:
+    """The name of the sequence ``table``'s id is drawn from, asked once per database and table.
+
+    Named once instead of ``nextval(pg_get_serial_sequence(...))`` per row: that function is not
+    immutable, so PostgreSQL runs it (catalog look-ups, text to regclass) for every id drawn,
+    about 8 µs a row against 0.5 µs for ``nextval`` of a named sequence."""
+    key = (str(connection.settings_dict["NAME"]), table)
+    name = _id_sequences.get(key)
+    if name is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            (name,) = cursor.fetchone()
+        if name is None:
+            raise TypeError(f"{table}.id is not drawn from a sequence")
+        _id_sequences[key] = name
+    return name
+
+
 def copy_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> list[int]:
     """Insert rows given as tuples in the model's column order (after ``id``) with PostgreSQL's
     COPY: ids drawn from the table's sequence in one query, then one stream of rows (JSON
@@ -73,11 +94,10 @@ def copy_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> l
         for index, field in enumerate(model._meta.concrete_fields[1:])
         if isinstance(field, (models.JSONField, JsonTextField))
     ]
+    sequence = id_sequence(table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [table, len(values)],
-        )
+        # The cast of the one parameter is worked out once per statement, not once per row.
+        cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, len(values)])
         ids = [pk for (pk,) in cursor.fetchall()]
         names = ", ".join(["id", *columns])
         with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
@@ -102,7 +122,8 @@ def copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[M
 def loaded(
     model: type[ModelType], attnames: Sequence[str], values: Sequence[Any], *, alias: str | None = None
 ) -> ModelType:
-    """A model object for a row just written, as a query would have loaded it. Built without
+    """A model object for a row just written (or read by written-out SQL whose columns need no
+    converting), as a query would have loaded it. Built without
     ``Model.__init__`` (its per-field work and signals cost more than the row's COPY; the models
     written this way have no init signal receivers): Django keeps field values in the instance dict.
     ``alias``: the connection's, looked up once by a caller building many (each look-up of

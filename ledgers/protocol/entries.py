@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NewType
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
@@ -116,6 +117,24 @@ def encode_entry(entry: Entry) -> EncodedEntry:
     return EncodedEntry(entry=entry, message=message, hash=Digest(hashlib.sha256(message).digest()))
 
 
+# The signed bytes are the domain prefix, then the entry's canonical JSON, whose keys come in
+# sorted order: body first, then height, kind, ledger, prev, time.
+_BODY_START = len(f"parsec/v1/{ENTRY_KIND}\x00".encode()) + len(b'{"body":')
+_AFTER_BODY = b',"height":'
+
+
+def encoded_body_json(encoded: EncodedEntry) -> str:
+    """The body's canonical JSON, cut out of the signed bytes (no second encoding to store it).
+
+    The body ends at the *last* ``,"height":``: a quote inside a JSON string is always escaped,
+    so that sequence can only be a key; and after the body come only the integer height, the
+    strings kind, ledger and prev, and the integer time, none of which can hold a key. A nested
+    ``height`` key inside the body comes before it. (Tests compare it with ``canonical(body)``.)
+    """
+    message = encoded.message
+    return message[_BODY_START : message.rindex(_AFTER_BODY)].decode("utf-8")
+
+
 def entry_hash(entry: Entry) -> Digest:
     return encode_entry(entry).hash
 
@@ -133,8 +152,18 @@ def nacl_signer(seed: bytes) -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(seed)
 
 
+@lru_cache(maxsize=256)
+def _secret_key(seed: bytes) -> bytes:
+    """libsodium's 64-byte secret key (seed, then public key) for ``seed``, derived once, like
+    :func:`nacl_signer`'s keys."""
+    return nacl.bindings.crypto_sign_seed_keypair(seed)[1]
+
+
 def sign_encoded(key: SigningKey, encoded: EncodedEntry) -> Signature:
-    return Signature(nacl_signer(key.seed).sign(encoded.message).signature)
+    # PyNaCl's binding directly: the signature SigningKey.sign gives, without the SignedMessage
+    # and encoder objects around it (about 1.5 µs of a 20 µs signature, three per payment).
+    signed = nacl.bindings.crypto_sign(encoded.message, _secret_key(key.seed))
+    return Signature(signed[: nacl.bindings.crypto_sign_BYTES])
 
 
 def verify_encoded(public_key: bytes, encoded: EncodedEntry, signature: bytes, *, role: str) -> None:

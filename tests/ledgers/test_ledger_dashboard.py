@@ -125,6 +125,11 @@ def test_the_live_table_is_pushed_when_a_payment_lands(make_user, funded, make_p
             )
         )
         second = await communicator.receive_from(timeout=10)
+        # The setup's own writes (funding, opening bob's ledger) asked for a push too; the
+        # broadcaster sends at most one per 0.2 s, so that push may land after we connected,
+        # rendered before the payment. The payment's own push must follow within the timeout.
+        while "live-1" not in second:
+            second = await communicator.receive_from(timeout=10)
         await communicator.disconnect()
         return first, second
 
