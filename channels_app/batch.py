@@ -36,12 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, models, transaction
-from django.db.models import Func, Value
-from django.db.models.functions import Cast
 from django.utils import timezone
 
 from channels_app import codec
-from channels_app.models import Channel, ChannelPhase, ChannelState, ChannelStateChange, signatures_hex
+from channels_app.models import Channel, ChannelPhase, ChannelState, ChannelStateChange
 from channels_app.protocol import eip712, events, proposals
 from channels_app.protocol.channel_state import Allocation
 from channels_app.protocol.channel_state import ChannelState as ProtocolState
@@ -131,35 +129,27 @@ def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-# Decoded machines by the SHA-256 of their JSON as PostgreSQL renders it. Decoding a machine
-# (JSON, then the protocol's dataclasses) cost more than checking and countersigning its
-# update, and each update read it three times (the proposer's two transactions, the receiver's
-# one). The key is the content itself: the same text always decodes to the same machine,
-# whichever row, database or writer it came from, so a hit is exactly what decoding would give.
-# Immutable values, shared by threads. Bounded (a machine is a few kilobytes of objects): the
-# oldest go first, which only costs decodes.
-_decoded_machines: dict[bytes, ProtocolChannel] = {}
+# Decoded machines (the channel row's ``machine``: every part of the protocol's channel but the
+# latest state and the pending proposal) by the SHA-256 of their JSON as PostgreSQL renders it.
+# Decoding a machine (JSON, then the protocol's dataclasses) cost more than checking and
+# countersigning its update. The key is the content itself: the same text always decodes to the
+# same parts, whichever row, database or writer it came from, so a hit is exactly what decoding
+# would give. A plain update does not change the machine at all (it writes the latest state as
+# its history row and the pending proposal as bytes), so one decode serves a channel's updates
+# until something else happens to it. Immutable values, shared by threads. Bounded: the oldest
+# go first, which only costs decodes.
+_decoded_machines: dict[bytes, codec.MachineParts] = {}
 _DECODED_MACHINES_MAX = 10_000
 
 
-def _machine_fingerprint() -> Func:
-    """SHA-256 of the stored machine's text; the same as ``_heads_update`` returns."""
-    as_text = Cast("machine", models.TextField())
-    return Func(
-        Func(as_text, Value("UTF8"), function="convert_to"),
-        function="sha256",
-        output_field=models.BinaryField(),
-    )
-
-
-def _remember_machine(fingerprint: bytes, machine: ProtocolChannel) -> None:
+def _remember_machine(fingerprint: bytes, parts: codec.MachineParts) -> None:
     while len(_decoded_machines) >= _DECODED_MACHINES_MAX:
         # The oldest first (dicts keep insertion order); another thread may have taken it.
         try:
             _decoded_machines.pop(next(iter(_decoded_machines)), None)
         except (StopIteration, RuntimeError):
             break
-    _decoded_machines[bytes(fingerprint)] = machine
+    _decoded_machines[bytes(fingerprint)] = parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +174,7 @@ class _Row:
 class _Locked:
     rows: dict[str, _Row]
     machines: dict[str, ProtocolChannel | None]
-    """Each locked channel's machine as stored (None: no machine yet, awaiting its opening)."""
+    """Each locked channel as stored (None: no machine yet, awaiting its opening)."""
 
     def get(self, channel_id: str) -> _Row | None:
         return self.rows.get(channel_id)
@@ -193,16 +183,48 @@ class _Locked:
         return self.rows[channel_id]
 
 
+@functools.cache
+def _lock_sql() -> str:
+    channel, state = Channel._meta, ChannelState._meta
+    quote = connection.ops.quote_name
+
+    def column(meta: Any, name: str) -> str:
+        return quote(str(meta.get_field(name).column))
+
+    # Identifiers from the models' metadata (quoted); the channel ids are one array parameter
+    # (a list of placeholders had Django compile a 250-value IN for every batch).
+    return (
+        f"SELECT head.{column(channel, 'id')}, head.{column(channel, 'channel_id')}, "  # noqa: S608
+        f"head.{column(channel, 'peer')}, head.{column(channel, 'our_address')}, "
+        f"head.{column(channel, 'phase')}, head.{column(channel, 'clock')}, "
+        f"sha256(convert_to(head.{column(channel, 'machine')}::text, 'UTF8')), "
+        f"head.{column(channel, 'pending')}, latest.{column(state, 'signed')} "
+        f"FROM {quote(channel.db_table)} AS head "
+        f"LEFT JOIN {quote(state.db_table)} AS latest "
+        f"ON latest.{column(state, 'channel')} = head.{column(channel, 'id')} "
+        f"AND latest.{column(state, 'version')} = head.{column(channel, 'version')} "
+        f"WHERE head.{column(channel, 'channel_id')} = ANY(%s) "
+        f"ORDER BY head.{column(channel, 'channel_id')} FOR UPDATE OF head"
+    )
+
+
 def _lock(channel_ids: Iterable[str]) -> _Locked:
     """Lock the batch's channels in one query, in id order (as ``services._apply`` does).
 
-    The query returns each machine's fingerprint rather than the machine; only machines not
-    already decoded in this process are fetched (one more query, the rows being locked) and
-    decoded. The display columns (params, opening, balances) are not read at all.
+    The query returns each machine's fingerprint rather than the machine, with the channel's
+    latest both-signed state (its history row) and pending proposal as bytes; only machines
+    not already decoded in this process are fetched (one more query, the rows being locked)
+    and decoded. The display columns (params, opening, balances) are not read at all.
     """
     ids = sorted(set(channel_ids))
-    rows = [
-        _Row(
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_sql(), [ids])
+        found = cursor.fetchall()
+    rows: list[_Row] = []
+    parts: dict[str, codec.MachineParts] = {}
+    missing: dict[int, _Row] = {}
+    for pk, channel_id, peer_id, our_address, phase, clock, fingerprint, _, _ in found:
+        row = _Row(
             pk,
             channel_id,
             peer_id,
@@ -211,34 +233,32 @@ def _lock(channel_ids: Iterable[str]) -> _Locked:
             clock,
             None if fingerprint is None else bytes(fingerprint),
         )
-        for pk, channel_id, peer_id, our_address, phase, clock, fingerprint in (
-            Channel.objects.select_for_update()
-            .filter(channel_id__in=ids)
-            .order_by("channel_id")
-            .annotate(machine_fingerprint=_machine_fingerprint())
-            .values_list(
-                "pk", "channel_id", "peer_id", "our_address", "phase", "clock", "machine_fingerprint"
-            )
-        )
-    ]
-    machines: dict[str, ProtocolChannel | None] = {}
-    missing: dict[int, _Row] = {}
-    for row in rows:
+        rows.append(row)
         if row.machine_fingerprint is None:
-            machines[row.channel_id] = None
             continue
-        found = _decoded_machines.get(row.machine_fingerprint)
-        if found is None:
+        known = _decoded_machines.get(row.machine_fingerprint)
+        if known is None:
             missing[row.pk] = row
         else:
-            machines[row.channel_id] = found
+            parts[channel_id] = known
     if missing:
         for pk, stored in Channel.objects.filter(pk__in=list(missing)).values_list("pk", "machine"):
             row = missing[pk]
-            machine: ProtocolChannel = codec.decode(stored)
-            machines[row.channel_id] = machine
+            parts[row.channel_id] = decoded = codec.machine_parts_decode(stored or {})
             if row.machine_fingerprint is not None:
-                _remember_machine(row.machine_fingerprint, machine)
+                _remember_machine(row.machine_fingerprint, decoded)
+    machines: dict[str, ProtocolChannel | None] = {}
+    for row, (*_, pending, latest) in zip(rows, found, strict=True):
+        if row.machine_fingerprint is None:
+            machines[row.channel_id] = None
+            continue
+        if latest is None:
+            raise RuntimeError(f"channel {row.channel_id}: its latest both-signed state is not stored")
+        machines[row.channel_id] = codec.machine_build(
+            parts[row.channel_id],
+            codec.signed_state_from_bytes(latest),
+            codec.pending_from_bytes(None if pending is None else bytes(pending)),
+        )
     return _Locked({row.channel_id: row for row in rows}, machines)
 
 
@@ -259,6 +279,18 @@ def _row_values(model: type[models.Model], **values: Any) -> tuple[Any, ...]:
     return tuple(values[name] for name in _columns(model))
 
 
+def _log_payload(change: object, domain: eip712.Domain, memo: codec.Memo) -> Any:
+    """A log row's payload. The state an update carries is stored once, as bytes: in its
+    history row once both signed it (the proposer's signature and ours are there), and until
+    then, our proposal, in the channel row's ``pending``. The log row names it by version and
+    EIP-712 digest instead of carrying a third copy as JSON."""
+    if isinstance(change, (UpdateProposed, ProposalReceived)):
+        return {"version": change.state.version, "digest": _hex(eip712.state_digest(domain, change.state))}
+    if isinstance(change, CountersignatureReceived):
+        return {"version": change.version}
+    return codec.encode(change, memo)
+
+
 @dataclass
 class _Writes:
     """The rows a batch writes, gathered while the rules run and written in bulk at the end."""
@@ -272,9 +304,8 @@ class _Writes:
     states: list[tuple[Any, ...]] = field(default_factory=list)
     now: Any = field(default_factory=timezone.now)
     memo: codec.Memo = field(default_factory=dict)
-    """Encodings shared by this batch's rows: an update's state appears in its log row, its
-    signed-state row and its channel's machine; the machine's fixed parts in both of the
-    proposer's transactions. Every encoded document is serialised at once and not changed."""
+    """Encodings shared by this batch's rows (a machine that did change, a log row of another
+    kind of change). Every encoded document is serialised at once and not changed."""
 
     def machine(self, row: _Row) -> ProtocolChannel:
         found = self.machines.get(row.channel_id)
@@ -307,7 +338,7 @@ class _Writes:
                 ChannelStateChange,
                 channel_id=row.pk,
                 change=type(change).__name__,
-                payload=codec.encode(change, self.memo),
+                payload=_log_payload(change, self.domain, self.memo),
                 events=[type(event).__name__ for event in result.events],
                 actor=self.actor,
                 at=self.now,
@@ -321,8 +352,7 @@ class _Writes:
                         ChannelState,
                         channel_id=row.pk,
                         version=signed.state.version,
-                        state=codec.encode(signed.state, self.memo),
-                        signatures=signatures_hex(signed.signatures),
+                        signed=codec.signed_state_bytes(signed),
                         is_final=signed.state.is_final,
                         digest=_hex(eip712.state_digest(self.domain, signed.state)),
                         created_at=self.now,
@@ -334,64 +364,80 @@ class _Writes:
         """Write everything in a few statements; inside the caller's transaction."""
         from channels_app import services
 
-        heads = [
-            {
+        heads = []
+        for channel_id, row in self.changed.items():
+            machine, stored = self.machines[channel_id], self.locked.machines[channel_id]
+            head: dict[str, Any] = {
                 "id": row.pk,
-                "machine": codec.encode(self.machines[channel_id], self.memo),
-                "phase": self.machines[channel_id].phase.value,
-                "version": self.machines[channel_id].latest.state.version,
-                "balances": services._balances(self.machines[channel_id]),
-                "updated_at": self.now.isoformat(),
+                "pending": None if machine.pending is None else codec.pending_bytes(machine.pending).hex(),  # type: ignore[union-attr]
             }
-            for channel_id, row in self.changed.items()
-        ]
+            if stored is None or machine.latest is not stored.latest:
+                # The latest state itself is its history row (self.states), written with it.
+                head["version"] = machine.latest.state.version
+                head["balances"] = services._balances(machine)
+            if stored is None or not codec.machine_unchanged(stored, machine):
+                head["machine"] = codec.machine_encode(machine, self.memo)
+                head["phase"] = machine.phase.value
+            heads.append(head)
         # COPY, not bulk_create: Django quotes every value of a multi-row INSERT in Python
         # (arrays of JSON escaped character by character), which cost more than the batch's
         # signatures.
-        bulk.copy_rows(ChannelStateChange, self.log)
+        bulk.append_rows(ChannelStateChange, self.log)
         # The rules accepted each version once (version + 1), so nothing can conflict here;
         # a conflict would mean a bug, and fails the transaction rather than being skipped.
-        bulk.copy_rows(ChannelState, self.states)
+        bulk.append_rows(ChannelState, self.states)
         if heads:
-            for channel_id, fingerprint in _heads_update(heads):
-                _remember_machine(fingerprint, self.machines[channel_id])
+            for channel_id, fingerprint in _heads_update(heads, self.now):
+                if fingerprint is not None:
+                    _remember_machine(fingerprint, codec.machine_parts_of(self.machines[channel_id]))
             changed = list(self.changed)
             transaction.on_commit(lambda: services.channels_announce(changed))
 
 
-def _heads_update(heads: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
+def _heads_update(heads: list[dict[str, Any]], now: Any) -> list[tuple[str, bytes | None]]:
     """One ``UPDATE … FROM jsonb_to_recordset(…)`` for every channel head of the batch; returns
-    each head's channel id and the fingerprint of the machine as stored (see ``_lock``).
+    each head's channel id and, where the machine was written, the fingerprint of the machine
+    as stored (see ``_lock``).
+
+    A head names only what changed: always the pending proposal (bytes as hex, or null);
+    the version (the pointer to the latest history row) and the balances shown when a state
+    was accepted; the machine and phase only when the rules changed something else (a plain
+    update does not). A missing key is SQL NULL, and keeps the column as it is.
 
     The whole batch travels as one JSON parameter: Django's ``bulk_update`` builds a ``CASE
     WHEN`` per row and field, and a ``VALUES`` list of placeholders has every value quoted
-    in Python; either cost more than all the rules and signatures of the batch. The columns
-    are the ones ``services._apply`` saves.
+    in Python; either cost more than all the rules and signatures of the batch.
     """
     meta = Channel._meta
     table = connection.ops.quote_name(meta.db_table)
     column = {name: connection.ops.quote_name(_column(name)) for name in _HEAD_FIELDS}
-    # Identifiers come from the model's metadata (quoted); the values are one parameter.
+    # Identifiers come from the model's metadata (quoted); the values are parameters.
     sql = (
         f"UPDATE {table} AS head SET "  # noqa: S608
-        f"{column['machine']} = v.machine, {column['phase']} = v.phase, "
-        f"{column['version']} = v.version, {column['balances']} = v.balances, "
-        f"{column['updated_at']} = v.updated_at "
+        f"{column['machine']} = COALESCE(v.machine, head.{column['machine']}), "
+        f"{column['phase']} = COALESCE(v.phase, head.{column['phase']}), "
+        f"{column['version']} = COALESCE(v.version, head.{column['version']}), "
+        f"{column['balances']} = COALESCE(v.balances, head.{column['balances']}), "
+        f"{column['pending']} = decode(v.pending, 'hex'), "
+        f"{column['updated_at']} = %s "
         "FROM jsonb_to_recordset(%s::jsonb) "
-        "AS v(id bigint, machine jsonb, phase text, version bigint, balances jsonb, updated_at timestamptz) "
+        "AS v(id bigint, machine jsonb, phase text, version bigint, balances jsonb, pending text) "
         f"WHERE head.{connection.ops.quote_name(meta.pk.column)} = v.id "
         f"RETURNING head.{connection.ops.quote_name(_column('channel_id'))}, "
-        "sha256(convert_to(v.machine::text, 'UTF8'))"
+        "CASE WHEN v.machine IS NULL THEN NULL ELSE sha256(convert_to(v.machine::text, 'UTF8')) END"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [json.dumps(heads, separators=(",", ":"))])
-        updated = [(channel_id, bytes(fingerprint)) for channel_id, fingerprint in cursor.fetchall()]
+        cursor.execute(sql, [now, json.dumps(heads, separators=(",", ":"))])
+        updated = [
+            (channel_id, None if fingerprint is None else bytes(fingerprint))
+            for channel_id, fingerprint in cursor.fetchall()
+        ]
     if len(updated) != len(heads):
         raise RuntimeError(f"updated {len(updated)} channel heads of {len(heads)}")
     return updated
 
 
-_HEAD_FIELDS = ("machine", "phase", "version", "balances", "updated_at")
+_HEAD_FIELDS = ("machine", "phase", "version", "balances", "pending", "updated_at")
 
 
 def _column(name: str) -> str:
