@@ -45,7 +45,7 @@ from channels_app.protocol.channel_state import Allocation
 from channels_app.protocol.channel_state import ChannelState as ProtocolState
 from channels_app.protocol.errors import BadSignature, BadState, ChannelError, UnknownChannel, WrongPhase
 from channels_app.protocol.state import Channel as ProtocolChannel
-from channels_app.protocol.state import NodeChannels
+from channels_app.protocol.state import NodeChannels, PendingUpdate, SignedState
 from channels_app.protocol.state_changes import CountersignatureReceived, ProposalReceived, UpdateProposed
 from channels_app.protocol.transition import transition
 from channels_app.protocol.types import MAX_UINT64, MAX_UINT256, ChannelId, Timestamp, Version, Wei, address
@@ -152,6 +152,43 @@ def _remember_machine(fingerprint: bytes, parts: codec.MachineParts) -> None:
     _decoded_machines[bytes(fingerprint)] = parts
 
 
+# Signed states and pending proposals by their stored bytes, for the same reason and on the
+# same terms (the key is the content). Beyond the decoding, a hit keeps the state object
+# whose EIP-712 digest is already known: the proposer checks the countersignature on the very
+# state it proposed and stored as pending, and would otherwise hash it again.
+_decoded_states: dict[bytes, SignedState | PendingUpdate] = {}
+_DECODED_STATES_MAX = 20_000
+
+
+def _remember_state(stored: bytes, decoded: SignedState | PendingUpdate) -> None:
+    while len(_decoded_states) >= _DECODED_STATES_MAX:
+        try:
+            _decoded_states.pop(next(iter(_decoded_states)), None)
+        except (StopIteration, RuntimeError):
+            break
+    _decoded_states[stored] = decoded
+
+
+def _signed_from_bytes(stored: bytes) -> SignedState:
+    known = _decoded_states.get(stored)
+    if type(known) is SignedState:
+        return known
+    signed = codec.signed_state_from_bytes(stored)
+    _remember_state(stored, signed)
+    return signed
+
+
+def _pending_from_bytes(stored: bytes | None) -> PendingUpdate | None:
+    if stored is None:
+        return None
+    known = _decoded_states.get(stored)
+    if type(known) is PendingUpdate:
+        return known
+    pending = codec.pending_from_bytes(stored)
+    _remember_state(stored, pending)  # type: ignore[arg-type]
+    return pending
+
+
 @dataclass(frozen=True, slots=True)
 class _Row:
     """What a batch reads of a locked channel row: plain values, no model object (building
@@ -256,8 +293,8 @@ def _lock(channel_ids: Iterable[str]) -> _Locked:
             raise RuntimeError(f"channel {row.channel_id}: its latest both-signed state is not stored")
         machines[row.channel_id] = codec.machine_build(
             parts[row.channel_id],
-            codec.signed_state_from_bytes(latest),
-            codec.pending_from_bytes(None if pending is None else bytes(pending)),
+            _signed_from_bytes(bytes(latest)),
+            _pending_from_bytes(None if pending is None else bytes(pending)),
         )
     return _Locked({row.channel_id: row for row in rows}, machines)
 
@@ -347,12 +384,14 @@ class _Writes:
         for event in result.events:
             if isinstance(event, events.StateAccepted):
                 signed = event.signed
+                stored = codec.signed_state_bytes(signed)
+                _remember_state(stored, signed)
                 self.states.append(
                     _row_values(
                         ChannelState,
                         channel_id=row.pk,
                         version=signed.state.version,
-                        signed=codec.signed_state_bytes(signed),
+                        signed=stored,
                         is_final=signed.state.is_final,
                         digest=_hex(eip712.state_digest(self.domain, signed.state)),
                         created_at=self.now,
@@ -367,10 +406,10 @@ class _Writes:
         heads = []
         for channel_id, row in self.changed.items():
             machine, stored = self.machines[channel_id], self.locked.machines[channel_id]
-            head: dict[str, Any] = {
-                "id": row.pk,
-                "pending": None if machine.pending is None else codec.pending_bytes(machine.pending).hex(),  # type: ignore[union-attr]
-            }
+            pending = codec.pending_bytes(machine.pending)
+            if pending is not None and machine.pending is not None:
+                _remember_state(pending, machine.pending)
+            head: dict[str, Any] = {"id": row.pk, "pending": None if pending is None else pending.hex()}
             if stored is None or machine.latest is not stored.latest:
                 # The latest state itself is its history row (self.states), written with it.
                 head["version"] = machine.latest.state.version

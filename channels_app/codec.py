@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -242,6 +243,7 @@ def pending_from_bytes(data: bytes | None) -> state.PendingUpdate | None:
 
 MACHINE_ELSEWHERE = ("latest", "pending")
 _MACHINE_FIELDS = tuple(f.name for f in dataclasses.fields(state.Channel) if f.name not in MACHINE_ELSEWHERE)
+_machine_fields = operator.attrgetter(*_MACHINE_FIELDS)
 
 
 def machine_encode(channel: state.Channel, memo: Memo | None = None) -> dict[str, Any]:
@@ -275,4 +277,4 @@ def machine_unchanged(before: state.Channel, after: state.Channel) -> bool:
     """Whether the stored machine of ``after`` is the one of ``before``. The rules replace a
     channel passing the fields they keep as they are, so an unchanged field is the same object;
     a field rebuilt equal only costs a needless write."""
-    return all(getattr(before, name) is getattr(after, name) for name in _MACHINE_FIELDS)
+    return all(map(operator.is_, _machine_fields(before), _machine_fields(after)))
