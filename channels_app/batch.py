@@ -169,6 +169,24 @@ def _remember_state(stored: bytes, decoded: SignedState | PendingUpdate) -> None
     _decoded_states[stored] = decoded
 
 
+# Whole machines by what they are built from: (the stored machine's fingerprint, the latest
+# state's bytes, the pending proposal's bytes or b""). The same content always builds the same
+# machine; a hit skips building the protocol's channel (a constructor of thirteen fields) at
+# each of the three reads of an update (the proposer's two transactions, the receiver's one).
+_MachineKey = tuple[bytes, bytes, bytes]
+_built_machines: dict[_MachineKey, ProtocolChannel] = {}
+_BUILT_MACHINES_MAX = 10_000
+
+
+def _remember_built(key: _MachineKey, machine: ProtocolChannel) -> None:
+    while len(_built_machines) >= _BUILT_MACHINES_MAX:
+        try:
+            _built_machines.pop(next(iter(_built_machines)), None)
+        except (StopIteration, RuntimeError):
+            break
+    _built_machines[key] = machine
+
+
 def _signed_from_bytes(stored: bytes) -> SignedState:
     known = _decoded_states.get(stored)
     if type(known) is SignedState:
@@ -212,6 +230,8 @@ class _Locked:
     rows: dict[str, _Row]
     machines: dict[str, ProtocolChannel | None]
     """Each locked channel as stored (None: no machine yet, awaiting its opening)."""
+    built_from: dict[str, _MachineKey] = field(default_factory=dict)
+    """What each stored machine was built from (see ``_built_machines``)."""
 
     def get(self, channel_id: str) -> _Row | None:
         return self.rows.get(channel_id)
@@ -258,9 +278,11 @@ def _lock(channel_ids: Iterable[str]) -> _Locked:
         cursor.execute(_lock_sql(), [ids])
         found = cursor.fetchall()
     rows: list[_Row] = []
+    machines: dict[str, ProtocolChannel | None] = {}
+    built_from: dict[str, _MachineKey] = {}
     parts: dict[str, codec.MachineParts] = {}
     missing: dict[int, _Row] = {}
-    for pk, channel_id, peer_id, our_address, phase, clock, fingerprint, _, _ in found:
+    for pk, channel_id, peer_id, our_address, phase, clock, fingerprint, pending, latest in found:
         row = _Row(
             pk,
             channel_id,
@@ -272,6 +294,18 @@ def _lock(channel_ids: Iterable[str]) -> _Locked:
         )
         rows.append(row)
         if row.machine_fingerprint is None:
+            machines[channel_id] = None
+            continue
+        if latest is None:
+            raise RuntimeError(f"channel {channel_id}: its latest both-signed state is not stored")
+        key = built_from[channel_id] = (
+            row.machine_fingerprint,
+            bytes(latest),
+            b"" if pending is None else bytes(pending),
+        )
+        built = _built_machines.get(key)
+        if built is not None:
+            machines[channel_id] = built
             continue
         known = _decoded_machines.get(row.machine_fingerprint)
         if known is None:
@@ -284,19 +318,13 @@ def _lock(channel_ids: Iterable[str]) -> _Locked:
             parts[row.channel_id] = decoded = codec.machine_parts_decode(stored or {})
             if row.machine_fingerprint is not None:
                 _remember_machine(row.machine_fingerprint, decoded)
-    machines: dict[str, ProtocolChannel | None] = {}
-    for row, (*_, pending, latest) in zip(rows, found, strict=True):
-        if row.machine_fingerprint is None:
-            machines[row.channel_id] = None
-            continue
-        if latest is None:
-            raise RuntimeError(f"channel {row.channel_id}: its latest both-signed state is not stored")
-        machines[row.channel_id] = codec.machine_build(
-            parts[row.channel_id],
-            _signed_from_bytes(bytes(latest)),
-            _pending_from_bytes(None if pending is None else bytes(pending)),
+    for channel_id, machine_parts in parts.items():
+        fingerprint, latest_bytes, pending_bytes = key = built_from[channel_id]
+        machines[channel_id] = built = codec.machine_build(
+            machine_parts, _signed_from_bytes(latest_bytes), _pending_from_bytes(pending_bytes or None)
         )
-    return _Locked({row.channel_id: row for row in rows}, machines)
+        _remember_built(key, built)
+    return _Locked({row.channel_id: row for row in rows}, machines, built_from)
 
 
 def _require_batchable(machine: ProtocolChannel, new: ProtocolState) -> None:
@@ -340,6 +368,8 @@ class _Writes:
     log: list[tuple[Any, ...]] = field(default_factory=list)
     states: list[tuple[Any, ...]] = field(default_factory=list)
     now: Any = field(default_factory=timezone.now)
+    latest_bytes: dict[str, bytes] = field(default_factory=dict)
+    """The stored bytes of each channel's new latest state (its history row)."""
     memo: codec.Memo = field(default_factory=dict)
     """Encodings shared by this batch's rows (a machine that did change, a log row of another
     kind of change). Every encoded document is serialised at once and not changed."""
@@ -386,6 +416,7 @@ class _Writes:
                 signed = event.signed
                 stored = codec.signed_state_bytes(signed)
                 _remember_state(stored, signed)
+                self.latest_bytes[row.channel_id] = stored
                 self.states.append(
                     _row_values(
                         ChannelState,
@@ -404,11 +435,17 @@ class _Writes:
         from channels_app import services
 
         heads = []
+        built_from: dict[str, tuple[bytes, bytes]] = {}
         for channel_id, row in self.changed.items():
             machine, stored = self.machines[channel_id], self.locked.machines[channel_id]
             pending = codec.pending_bytes(machine.pending)
             if pending is not None and machine.pending is not None:
                 _remember_state(pending, machine.pending)
+            latest = self.latest_bytes.get(channel_id)
+            if latest is None and channel_id in self.locked.built_from:
+                latest = self.locked.built_from[channel_id][1]
+            if latest is not None:
+                built_from[channel_id] = (latest, pending or b"")
             head: dict[str, Any] = {"id": row.pk, "pending": None if pending is None else pending.hex()}
             if stored is None or machine.latest is not stored.latest:
                 # The latest state itself is its history row (self.states), written with it.
@@ -427,8 +464,13 @@ class _Writes:
         bulk.append_rows(ChannelState, self.states)
         if heads:
             for channel_id, fingerprint in _heads_update(heads, self.now):
+                machine = self.machines[channel_id]
                 if fingerprint is not None:
-                    _remember_machine(fingerprint, codec.machine_parts_of(self.machines[channel_id]))
+                    _remember_machine(fingerprint, codec.machine_parts_of(machine))
+                else:
+                    fingerprint = self.locked[channel_id].machine_fingerprint
+                if fingerprint is not None and channel_id in built_from:
+                    _remember_built((fingerprint, *built_from[channel_id]), machine)
             changed = list(self.changed)
             transaction.on_commit(lambda: services.channels_announce(changed))
 

@@ -245,6 +245,8 @@ def test_a_batch_reads_each_machine_as_stored_even_when_the_single_path_changed_
     # A machine not in memory (another process wrote it, or memory was cleared) is read and
     # decoded from the row.
     batch._decoded_machines.clear()
+    batch._built_machines.clear()
+    batch._decoded_states.clear()
     fourth = _pays_us(third, 10)
     answer = _post(client, transport_key, BATCH, {"proposals": [_item(channel, fourth, ethereum_key)]})
     assert answer.json()["accepted"] == 1, answer.json()
