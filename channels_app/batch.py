@@ -142,14 +142,19 @@ _decoded_machines: dict[bytes, codec.MachineParts] = {}
 _DECODED_MACHINES_MAX = 10_000
 
 
-def _remember_machine(fingerprint: bytes, parts: codec.MachineParts) -> None:
-    while len(_decoded_machines) >= _DECODED_MACHINES_MAX:
+def _remember(memory: dict[Any, Any], limit: int, key: Any, value: Any) -> None:
+    """Keep ``value`` under ``key`` in one of this module's memories, bounded by ``limit``."""
+    while len(memory) >= limit:
         # The oldest first (dicts keep insertion order); another thread may have taken it.
         try:
-            _decoded_machines.pop(next(iter(_decoded_machines)), None)
+            memory.pop(next(iter(memory)), None)
         except (StopIteration, RuntimeError):
             break
-    _decoded_machines[bytes(fingerprint)] = parts
+    memory[key] = value
+
+
+def _remember_machine(fingerprint: bytes, parts: codec.MachineParts) -> None:
+    _remember(_decoded_machines, _DECODED_MACHINES_MAX, bytes(fingerprint), parts)
 
 
 # Signed states and pending proposals by their stored bytes, for the same reason and on the
@@ -161,12 +166,7 @@ _DECODED_STATES_MAX = 20_000
 
 
 def _remember_state(stored: bytes, decoded: SignedState | PendingUpdate) -> None:
-    while len(_decoded_states) >= _DECODED_STATES_MAX:
-        try:
-            _decoded_states.pop(next(iter(_decoded_states)), None)
-        except (StopIteration, RuntimeError):
-            break
-    _decoded_states[stored] = decoded
+    _remember(_decoded_states, _DECODED_STATES_MAX, stored, decoded)
 
 
 # Whole machines by what they are built from: (the stored machine's fingerprint, the latest
@@ -179,12 +179,7 @@ _BUILT_MACHINES_MAX = 10_000
 
 
 def _remember_built(key: _MachineKey, machine: ProtocolChannel) -> None:
-    while len(_built_machines) >= _BUILT_MACHINES_MAX:
-        try:
-            _built_machines.pop(next(iter(_built_machines)), None)
-        except (StopIteration, RuntimeError):
-            break
-    _built_machines[key] = machine
+    _remember(_built_machines, _BUILT_MACHINES_MAX, key, machine)
 
 
 def _signed_from_bytes(stored: bytes) -> SignedState:
@@ -203,7 +198,8 @@ def _pending_from_bytes(stored: bytes | None) -> PendingUpdate | None:
     if type(known) is PendingUpdate:
         return known
     pending = codec.pending_from_bytes(stored)
-    _remember_state(stored, pending)  # type: ignore[arg-type]
+    if pending is not None:
+        _remember_state(stored, pending)
     return pending
 
 
