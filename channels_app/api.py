@@ -463,7 +463,7 @@ class StatesApi(ChannelApiView):
         return Response(
             [
                 {
-                    "state": state_output(codec.decode(row.state)),
+                    "state": state_output(row.protocol_state),
                     "signatures": row.signatures,
                     "digest": row.digest,
                 }

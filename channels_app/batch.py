@@ -36,18 +36,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, models, transaction
-from django.db.models import Func, Value
-from django.db.models.functions import Cast
 from django.utils import timezone
 
 from channels_app import codec
-from channels_app.models import Channel, ChannelPhase, ChannelState, ChannelStateChange, signatures_hex
+from channels_app.models import Channel, ChannelPhase, ChannelState, ChannelStateChange
 from channels_app.protocol import eip712, events, proposals
 from channels_app.protocol.channel_state import Allocation
 from channels_app.protocol.channel_state import ChannelState as ProtocolState
 from channels_app.protocol.errors import BadSignature, BadState, ChannelError, UnknownChannel, WrongPhase
 from channels_app.protocol.state import Channel as ProtocolChannel
-from channels_app.protocol.state import NodeChannels
+from channels_app.protocol.state import NodeChannels, PendingUpdate, SignedState
 from channels_app.protocol.state_changes import CountersignatureReceived, ProposalReceived, UpdateProposed
 from channels_app.protocol.transition import transition
 from channels_app.protocol.types import MAX_UINT64, MAX_UINT256, ChannelId, Timestamp, Version, Wei, address
@@ -131,35 +129,78 @@ def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-# Decoded machines by the SHA-256 of their JSON as PostgreSQL renders it. Decoding a machine
-# (JSON, then the protocol's dataclasses) cost more than checking and countersigning its
-# update, and each update read it three times (the proposer's two transactions, the receiver's
-# one). The key is the content itself: the same text always decodes to the same machine,
-# whichever row, database or writer it came from, so a hit is exactly what decoding would give.
-# Immutable values, shared by threads. Bounded (a machine is a few kilobytes of objects): the
-# oldest go first, which only costs decodes.
-_decoded_machines: dict[bytes, ProtocolChannel] = {}
+# Decoded machines (the channel row's ``machine``: every part of the protocol's channel but the
+# latest state and the pending proposal) by the SHA-256 of their JSON as PostgreSQL renders it.
+# Decoding a machine (JSON, then the protocol's dataclasses) cost more than checking and
+# countersigning its update. The key is the content itself: the same text always decodes to the
+# same parts, whichever row, database or writer it came from, so a hit is exactly what decoding
+# would give. A plain update does not change the machine at all (it writes the latest state as
+# its history row and the pending proposal as bytes), so one decode serves a channel's updates
+# until something else happens to it. Immutable values, shared by threads. Bounded: the oldest
+# go first, which only costs decodes.
+_decoded_machines: dict[bytes, codec.MachineParts] = {}
 _DECODED_MACHINES_MAX = 10_000
 
 
-def _machine_fingerprint() -> Func:
-    """SHA-256 of the stored machine's text; the same as ``_heads_update`` returns."""
-    as_text = Cast("machine", models.TextField())
-    return Func(
-        Func(as_text, Value("UTF8"), function="convert_to"),
-        function="sha256",
-        output_field=models.BinaryField(),
-    )
-
-
-def _remember_machine(fingerprint: bytes, machine: ProtocolChannel) -> None:
-    while len(_decoded_machines) >= _DECODED_MACHINES_MAX:
+def _remember(memory: dict[Any, Any], limit: int, key: Any, value: Any) -> None:
+    """Keep ``value`` under ``key`` in one of this module's memories, bounded by ``limit``."""
+    while len(memory) >= limit:
         # The oldest first (dicts keep insertion order); another thread may have taken it.
         try:
-            _decoded_machines.pop(next(iter(_decoded_machines)), None)
+            memory.pop(next(iter(memory)), None)
         except (StopIteration, RuntimeError):
             break
-    _decoded_machines[bytes(fingerprint)] = machine
+    memory[key] = value
+
+
+def _remember_machine(fingerprint: bytes, parts: codec.MachineParts) -> None:
+    _remember(_decoded_machines, _DECODED_MACHINES_MAX, bytes(fingerprint), parts)
+
+
+# Signed states and pending proposals by their stored bytes, for the same reason and on the
+# same terms (the key is the content). Beyond the decoding, a hit keeps the state object
+# whose EIP-712 digest is already known: the proposer checks the countersignature on the very
+# state it proposed and stored as pending, and would otherwise hash it again.
+_decoded_states: dict[bytes, SignedState | PendingUpdate] = {}
+_DECODED_STATES_MAX = 20_000
+
+
+def _remember_state(stored: bytes, decoded: SignedState | PendingUpdate) -> None:
+    _remember(_decoded_states, _DECODED_STATES_MAX, stored, decoded)
+
+
+# Whole machines by what they are built from: (the stored machine's fingerprint, the latest
+# state's bytes, the pending proposal's bytes or b""). The same content always builds the same
+# machine; a hit skips building the protocol's channel (a constructor of thirteen fields) at
+# each of the three reads of an update (the proposer's two transactions, the receiver's one).
+_MachineKey = tuple[bytes, bytes, bytes]
+_built_machines: dict[_MachineKey, ProtocolChannel] = {}
+_BUILT_MACHINES_MAX = 10_000
+
+
+def _remember_built(key: _MachineKey, machine: ProtocolChannel) -> None:
+    _remember(_built_machines, _BUILT_MACHINES_MAX, key, machine)
+
+
+def _signed_from_bytes(stored: bytes) -> SignedState:
+    known = _decoded_states.get(stored)
+    if type(known) is SignedState:
+        return known
+    signed = codec.signed_state_from_bytes(stored)
+    _remember_state(stored, signed)
+    return signed
+
+
+def _pending_from_bytes(stored: bytes | None) -> PendingUpdate | None:
+    if stored is None:
+        return None
+    known = _decoded_states.get(stored)
+    if type(known) is PendingUpdate:
+        return known
+    pending = codec.pending_from_bytes(stored)
+    if pending is not None:
+        _remember_state(stored, pending)
+    return pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +225,9 @@ class _Row:
 class _Locked:
     rows: dict[str, _Row]
     machines: dict[str, ProtocolChannel | None]
-    """Each locked channel's machine as stored (None: no machine yet, awaiting its opening)."""
+    """Each locked channel as stored (None: no machine yet, awaiting its opening)."""
+    built_from: dict[str, _MachineKey] = field(default_factory=dict)
+    """What each stored machine was built from (see ``_built_machines``)."""
 
     def get(self, channel_id: str) -> _Row | None:
         return self.rows.get(channel_id)
@@ -193,16 +236,50 @@ class _Locked:
         return self.rows[channel_id]
 
 
+@functools.cache
+def _lock_sql() -> str:
+    channel, state = Channel._meta, ChannelState._meta
+    quote = connection.ops.quote_name
+
+    def column(meta: Any, name: str) -> str:
+        return quote(str(meta.get_field(name).column))
+
+    # Identifiers from the models' metadata (quoted); the channel ids are one array parameter
+    # (a list of placeholders had Django compile a 250-value IN for every batch).
+    return (
+        f"SELECT head.{column(channel, 'id')}, head.{column(channel, 'channel_id')}, "  # noqa: S608
+        f"head.{column(channel, 'peer')}, head.{column(channel, 'our_address')}, "
+        f"head.{column(channel, 'phase')}, head.{column(channel, 'clock')}, "
+        f"sha256(convert_to(head.{column(channel, 'machine')}::text, 'UTF8')), "
+        f"head.{column(channel, 'pending')}, latest.{column(state, 'signed')} "
+        f"FROM {quote(channel.db_table)} AS head "
+        f"LEFT JOIN {quote(state.db_table)} AS latest "
+        f"ON latest.{column(state, 'channel')} = head.{column(channel, 'id')} "
+        f"AND latest.{column(state, 'version')} = head.{column(channel, 'version')} "
+        f"WHERE head.{column(channel, 'channel_id')} = ANY(%s) "
+        f"ORDER BY head.{column(channel, 'channel_id')} FOR UPDATE OF head"
+    )
+
+
 def _lock(channel_ids: Iterable[str]) -> _Locked:
     """Lock the batch's channels in one query, in id order (as ``services._apply`` does).
 
-    The query returns each machine's fingerprint rather than the machine; only machines not
-    already decoded in this process are fetched (one more query, the rows being locked) and
-    decoded. The display columns (params, opening, balances) are not read at all.
+    The query returns each machine's fingerprint rather than the machine, with the channel's
+    latest both-signed state (its history row) and pending proposal as bytes; only machines
+    not already decoded in this process are fetched (one more query, the rows being locked)
+    and decoded. The display columns (params, opening, balances) are not read at all.
     """
     ids = sorted(set(channel_ids))
-    rows = [
-        _Row(
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_sql(), [ids])
+        found = cursor.fetchall()
+    rows: list[_Row] = []
+    machines: dict[str, ProtocolChannel | None] = {}
+    built_from: dict[str, _MachineKey] = {}
+    parts: dict[str, codec.MachineParts] = {}
+    missing: dict[int, _Row] = {}
+    for pk, channel_id, peer_id, our_address, phase, clock, fingerprint, pending, latest in found:
+        row = _Row(
             pk,
             channel_id,
             peer_id,
@@ -211,35 +288,39 @@ def _lock(channel_ids: Iterable[str]) -> _Locked:
             clock,
             None if fingerprint is None else bytes(fingerprint),
         )
-        for pk, channel_id, peer_id, our_address, phase, clock, fingerprint in (
-            Channel.objects.select_for_update()
-            .filter(channel_id__in=ids)
-            .order_by("channel_id")
-            .annotate(machine_fingerprint=_machine_fingerprint())
-            .values_list(
-                "pk", "channel_id", "peer_id", "our_address", "phase", "clock", "machine_fingerprint"
-            )
-        )
-    ]
-    machines: dict[str, ProtocolChannel | None] = {}
-    missing: dict[int, _Row] = {}
-    for row in rows:
+        rows.append(row)
         if row.machine_fingerprint is None:
-            machines[row.channel_id] = None
+            machines[channel_id] = None
             continue
-        found = _decoded_machines.get(row.machine_fingerprint)
-        if found is None:
+        if latest is None:
+            raise RuntimeError(f"channel {channel_id}: its latest both-signed state is not stored")
+        key = built_from[channel_id] = (
+            row.machine_fingerprint,
+            bytes(latest),
+            b"" if pending is None else bytes(pending),
+        )
+        built = _built_machines.get(key)
+        if built is not None:
+            machines[channel_id] = built
+            continue
+        known = _decoded_machines.get(row.machine_fingerprint)
+        if known is None:
             missing[row.pk] = row
         else:
-            machines[row.channel_id] = found
+            parts[channel_id] = known
     if missing:
         for pk, stored in Channel.objects.filter(pk__in=list(missing)).values_list("pk", "machine"):
             row = missing[pk]
-            machine: ProtocolChannel = codec.decode(stored)
-            machines[row.channel_id] = machine
+            parts[row.channel_id] = decoded = codec.machine_parts_decode(stored or {})
             if row.machine_fingerprint is not None:
-                _remember_machine(row.machine_fingerprint, machine)
-    return _Locked({row.channel_id: row for row in rows}, machines)
+                _remember_machine(row.machine_fingerprint, decoded)
+    for channel_id, machine_parts in parts.items():
+        fingerprint, latest_bytes, pending_bytes = key = built_from[channel_id]
+        machines[channel_id] = built = codec.machine_build(
+            machine_parts, _signed_from_bytes(latest_bytes), _pending_from_bytes(pending_bytes or None)
+        )
+        _remember_built(key, built)
+    return _Locked({row.channel_id: row for row in rows}, machines, built_from)
 
 
 def _require_batchable(machine: ProtocolChannel, new: ProtocolState) -> None:
@@ -259,6 +340,18 @@ def _row_values(model: type[models.Model], **values: Any) -> tuple[Any, ...]:
     return tuple(values[name] for name in _columns(model))
 
 
+def _log_payload(change: object, domain: eip712.Domain, memo: codec.Memo) -> Any:
+    """A log row's payload. The state an update carries is stored once, as bytes: in its
+    history row once both signed it (the proposer's signature and ours are there), and until
+    then, our proposal, in the channel row's ``pending``. The log row names it by version and
+    EIP-712 digest instead of carrying a third copy as JSON."""
+    if isinstance(change, (UpdateProposed, ProposalReceived)):
+        return {"version": change.state.version, "digest": _hex(eip712.state_digest(domain, change.state))}
+    if isinstance(change, CountersignatureReceived):
+        return {"version": change.version}
+    return codec.encode(change, memo)
+
+
 @dataclass
 class _Writes:
     """The rows a batch writes, gathered while the rules run and written in bulk at the end."""
@@ -271,10 +364,11 @@ class _Writes:
     log: list[tuple[Any, ...]] = field(default_factory=list)
     states: list[tuple[Any, ...]] = field(default_factory=list)
     now: Any = field(default_factory=timezone.now)
+    latest_bytes: dict[str, bytes] = field(default_factory=dict)
+    """The stored bytes of each channel's new latest state (its history row)."""
     memo: codec.Memo = field(default_factory=dict)
-    """Encodings shared by this batch's rows: an update's state appears in its log row, its
-    signed-state row and its channel's machine; the machine's fixed parts in both of the
-    proposer's transactions. Every encoded document is serialised at once and not changed."""
+    """Encodings shared by this batch's rows (a machine that did change, a log row of another
+    kind of change). Every encoded document is serialised at once and not changed."""
 
     def machine(self, row: _Row) -> ProtocolChannel:
         found = self.machines.get(row.channel_id)
@@ -307,7 +401,7 @@ class _Writes:
                 ChannelStateChange,
                 channel_id=row.pk,
                 change=type(change).__name__,
-                payload=codec.encode(change, self.memo),
+                payload=_log_payload(change, self.domain, self.memo),
                 events=[type(event).__name__ for event in result.events],
                 actor=self.actor,
                 at=self.now,
@@ -316,13 +410,15 @@ class _Writes:
         for event in result.events:
             if isinstance(event, events.StateAccepted):
                 signed = event.signed
+                stored = codec.signed_state_bytes(signed)
+                _remember_state(stored, signed)
+                self.latest_bytes[row.channel_id] = stored
                 self.states.append(
                     _row_values(
                         ChannelState,
                         channel_id=row.pk,
                         version=signed.state.version,
-                        state=codec.encode(signed.state, self.memo),
-                        signatures=signatures_hex(signed.signatures),
+                        signed=stored,
                         is_final=signed.state.is_final,
                         digest=_hex(eip712.state_digest(self.domain, signed.state)),
                         created_at=self.now,
@@ -334,64 +430,91 @@ class _Writes:
         """Write everything in a few statements; inside the caller's transaction."""
         from channels_app import services
 
-        heads = [
-            {
-                "id": row.pk,
-                "machine": codec.encode(self.machines[channel_id], self.memo),
-                "phase": self.machines[channel_id].phase.value,
-                "version": self.machines[channel_id].latest.state.version,
-                "balances": services._balances(self.machines[channel_id]),
-                "updated_at": self.now.isoformat(),
-            }
-            for channel_id, row in self.changed.items()
-        ]
+        heads = []
+        built_from: dict[str, tuple[bytes, bytes]] = {}
+        for channel_id, row in self.changed.items():
+            machine, stored = self.machines[channel_id], self.locked.machines[channel_id]
+            pending = codec.pending_bytes(machine.pending)
+            if pending is not None and machine.pending is not None:
+                _remember_state(pending, machine.pending)
+            latest = self.latest_bytes.get(channel_id)
+            if latest is None and channel_id in self.locked.built_from:
+                latest = self.locked.built_from[channel_id][1]
+            if latest is not None:
+                built_from[channel_id] = (latest, pending or b"")
+            head: dict[str, Any] = {"id": row.pk, "pending": None if pending is None else pending.hex()}
+            if stored is None or machine.latest is not stored.latest:
+                # The latest state itself is its history row (self.states), written with it.
+                head["version"] = machine.latest.state.version
+                head["balances"] = services._balances(machine)
+            if stored is None or not codec.machine_unchanged(stored, machine):
+                head["machine"] = codec.machine_encode(machine, self.memo)
+                head["phase"] = machine.phase.value
+            heads.append(head)
         # COPY, not bulk_create: Django quotes every value of a multi-row INSERT in Python
         # (arrays of JSON escaped character by character), which cost more than the batch's
         # signatures.
-        bulk.copy_rows(ChannelStateChange, self.log)
+        bulk.append_rows(ChannelStateChange, self.log)
         # The rules accepted each version once (version + 1), so nothing can conflict here;
         # a conflict would mean a bug, and fails the transaction rather than being skipped.
-        bulk.copy_rows(ChannelState, self.states)
+        bulk.append_rows(ChannelState, self.states)
         if heads:
-            for channel_id, fingerprint in _heads_update(heads):
-                _remember_machine(fingerprint, self.machines[channel_id])
+            for channel_id, fingerprint in _heads_update(heads, self.now):
+                machine = self.machines[channel_id]
+                if fingerprint is not None:
+                    _remember_machine(fingerprint, codec.machine_parts_of(machine))
+                else:
+                    fingerprint = self.locked[channel_id].machine_fingerprint
+                if fingerprint is not None and channel_id in built_from:
+                    _remember_built((fingerprint, *built_from[channel_id]), machine)
             changed = list(self.changed)
             transaction.on_commit(lambda: services.channels_announce(changed))
 
 
-def _heads_update(heads: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
+def _heads_update(heads: list[dict[str, Any]], now: Any) -> list[tuple[str, bytes | None]]:
     """One ``UPDATE … FROM jsonb_to_recordset(…)`` for every channel head of the batch; returns
-    each head's channel id and the fingerprint of the machine as stored (see ``_lock``).
+    each head's channel id and, where the machine was written, the fingerprint of the machine
+    as stored (see ``_lock``).
+
+    A head names only what changed: always the pending proposal (bytes as hex, or null);
+    the version (the pointer to the latest history row) and the balances shown when a state
+    was accepted; the machine and phase only when the rules changed something else (a plain
+    update does not). A missing key is SQL NULL, and keeps the column as it is.
 
     The whole batch travels as one JSON parameter: Django's ``bulk_update`` builds a ``CASE
     WHEN`` per row and field, and a ``VALUES`` list of placeholders has every value quoted
-    in Python; either cost more than all the rules and signatures of the batch. The columns
-    are the ones ``services._apply`` saves.
+    in Python; either cost more than all the rules and signatures of the batch.
     """
     meta = Channel._meta
     table = connection.ops.quote_name(meta.db_table)
     column = {name: connection.ops.quote_name(_column(name)) for name in _HEAD_FIELDS}
-    # Identifiers come from the model's metadata (quoted); the values are one parameter.
+    # Identifiers come from the model's metadata (quoted); the values are parameters.
     sql = (
         f"UPDATE {table} AS head SET "  # noqa: S608
-        f"{column['machine']} = v.machine, {column['phase']} = v.phase, "
-        f"{column['version']} = v.version, {column['balances']} = v.balances, "
-        f"{column['updated_at']} = v.updated_at "
+        f"{column['machine']} = COALESCE(v.machine, head.{column['machine']}), "
+        f"{column['phase']} = COALESCE(v.phase, head.{column['phase']}), "
+        f"{column['version']} = COALESCE(v.version, head.{column['version']}), "
+        f"{column['balances']} = COALESCE(v.balances, head.{column['balances']}), "
+        f"{column['pending']} = decode(v.pending, 'hex'), "
+        f"{column['updated_at']} = %s "
         "FROM jsonb_to_recordset(%s::jsonb) "
-        "AS v(id bigint, machine jsonb, phase text, version bigint, balances jsonb, updated_at timestamptz) "
+        "AS v(id bigint, machine jsonb, phase text, version bigint, balances jsonb, pending text) "
         f"WHERE head.{connection.ops.quote_name(meta.pk.column)} = v.id "
         f"RETURNING head.{connection.ops.quote_name(_column('channel_id'))}, "
-        "sha256(convert_to(v.machine::text, 'UTF8'))"
+        "CASE WHEN v.machine IS NULL THEN NULL ELSE sha256(convert_to(v.machine::text, 'UTF8')) END"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [json.dumps(heads, separators=(",", ":"))])
-        updated = [(channel_id, bytes(fingerprint)) for channel_id, fingerprint in cursor.fetchall()]
+        cursor.execute(sql, [now, json.dumps(heads, separators=(",", ":"))])
+        updated = [
+            (channel_id, None if fingerprint is None else bytes(fingerprint))
+            for channel_id, fingerprint in cursor.fetchall()
+        ]
     if len(updated) != len(heads):
         raise RuntimeError(f"updated {len(updated)} channel heads of {len(heads)}")
     return updated
 
 
-_HEAD_FIELDS = ("machine", "phase", "version", "balances", "updated_at")
+_HEAD_FIELDS = ("machine", "phase", "version", "balances", "pending", "updated_at")
 
 
 def _column(name: str) -> str:

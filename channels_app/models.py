@@ -1,9 +1,12 @@
 """Channels as PostgreSQL rows: the shell around ``channels_app.protocol``.
 
-A :class:`Channel` row keeps the protocol's ``Channel`` (frozen dataclasses, as JSON in
-``machine``) plus the columns the dashboard and the API filter on. Every both-signed state is a
-:class:`ChannelState` row written in the same transaction as the machine, before anything is
-acknowledged; every applied change is a :class:`ChannelStateChange` row (the write-ahead log).
+A :class:`Channel` row keeps the protocol's ``Channel`` (frozen dataclasses) in three parts: the
+parts that change seldom as JSON in ``machine``, our proposal awaiting its countersignature as
+bytes in ``pending``, and the latest both-signed state by reference: it is the
+:class:`ChannelState` row whose version is ``Channel.version``. Every both-signed state is one
+such row (bytes, ``codec.signed_state_bytes``), written in the same transaction as the channel
+row, before anything is acknowledged; every applied change is a :class:`ChannelStateChange` row
+(the write-ahead log).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from django.utils import timezone
 from channels_app import codec
 from channels_app.protocol import state as protocol_state
 from channels_app.protocol.channel_state import ChannelParams
+from channels_app.protocol.channel_state import ChannelState as ChannelStateData
 from channels_app.protocol.types import ChannelId
 
 
@@ -55,7 +59,13 @@ class Channel(models.Model):
     params = models.JSONField(help_text="the protocol's ChannelParams")
     phase = models.CharField(max_length=10, choices=ChannelPhase.choices)
     version = models.BigIntegerField(default=0)
-    machine = models.JSONField(null=True, help_text="the protocol's Channel: the state the rules act on")
+    machine = models.JSONField(
+        null=True,
+        help_text="the protocol's Channel but its latest state (the history row of this version) and pending",
+    )
+    pending = models.BinaryField(
+        null=True, blank=True, help_text="our proposal awaiting its countersignature (codec.pending_bytes)"
+    )
     opening = models.JSONField(null=True, help_text="the proposed opening state and our signature")
     balances = models.JSONField(default=list, help_text="per asset: ours, theirs, locked (display)")
     clock = models.BigIntegerField(default=0, help_text="the latest chain time the rules have seen")
@@ -80,8 +90,40 @@ class Channel(models.Model):
 
     @property
     def protocol_channel(self) -> protocol_state.Channel:
-        result: protocol_state.Channel = codec.decode(self.machine)
-        return result
+        """The rules' channel: the stored machine, the latest both-signed state (the history
+        row of ``version``) and our pending proposal."""
+        if self.machine is None:
+            raise ValueError(f"channel {self.channel_id} has no machine yet (awaiting its opening)")
+        return codec.machine_build(
+            codec.machine_parts_decode(self.machine),
+            self.latest_signed,
+            codec.pending_from_bytes(None if self.pending is None else bytes(self.pending)),
+        )
+
+    @property
+    def latest_signed(self) -> protocol_state.SignedState:
+        """The latest both-signed state: the history row of this channel's version (read once
+        per version; ``machine_store`` primes it with the state just written)."""
+        known = self.__dict__.get("_latest_signed")
+        if known is not None and known.state.version == self.version:
+            return known
+        try:
+            row = ChannelState.objects.only("signed").get(channel_id=self.pk, version=self.version)
+        except ChannelState.DoesNotExist:
+            raise ValueError(
+                f"channel {self.channel_id}: no both-signed state of version {self.version} is stored"
+            ) from None
+        signed = codec.signed_state_from_bytes(row.signed)
+        self.__dict__["_latest_signed"] = signed
+        return signed
+
+    def machine_store(self, channel: protocol_state.Channel) -> None:
+        """Set the columns that hold ``channel`` (not saved). Its latest state must be stored
+        as a history row in the same transaction: ``StateAccepted`` does that."""
+        self.machine = codec.machine_encode(channel)
+        self.pending = codec.pending_bytes(channel.pending)
+        self.version = channel.latest.state.version
+        self.__dict__["_latest_signed"] = channel.latest
 
     @property
     def party_name(self) -> str:
@@ -97,12 +139,12 @@ class Channel(models.Model):
 
 
 class ChannelState(models.Model):
-    """A both-signed state, persisted before it is acknowledged to anyone."""
+    """A both-signed state, persisted before it is acknowledged to anyone; the channel row's
+    ``version`` names its latest."""
 
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="states")
     version = models.BigIntegerField()
-    state = models.JSONField()
-    signatures = models.JSONField(help_text="[A's, B's] as 0x hex")
+    signed = models.BinaryField(help_text="the state and [A's, B's] signatures (codec.signed_state_bytes)")
     is_final = models.BooleanField(default=False)
     digest = models.CharField(max_length=66)
     created_at = models.DateTimeField(default=timezone.now)
@@ -118,8 +160,19 @@ class ChannelState(models.Model):
 
     @property
     def protocol_signed(self) -> protocol_state.SignedState:
-        signatures = tuple(bytes.fromhex(s[2:]) for s in self.signatures)
-        return protocol_state.SignedState(codec.decode(self.state), signatures)  # type: ignore[arg-type]
+        known = self.__dict__.get("_protocol_signed")
+        if known is None:
+            known = self.__dict__["_protocol_signed"] = codec.signed_state_from_bytes(self.signed)
+        return known
+
+    @property
+    def protocol_state(self) -> ChannelStateData:
+        return self.protocol_signed.state
+
+    @property
+    def signatures(self) -> list[str]:
+        """[A's, B's] as 0x hex."""
+        return signatures_hex(self.protocol_signed.signatures)
 
 
 class ChannelStateChange(models.Model):

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 
-from channels_app import codec
 from channels_app.models import (
     Channel,
     ChannelPhase,
@@ -112,7 +111,7 @@ def dispute_view(channel: Channel) -> DisputeView:
     matches = None
     if status is not None and status.version:
         row = ChannelState.objects.filter(channel=channel, version=status.version).first()
-        registered = codec.decode(row.state) if row else None
+        registered = row.protocol_state if row else None
         matches = bool(latest and latest.version == status.version)
         if registered is not None and outcome_fingerprint(registered) != status.fingerprint:
             registered = None
@@ -135,7 +134,7 @@ def dispute_view(channel: Channel) -> DisputeView:
         next_actor=_next_actor(channel, status, seconds_left, matches),
         gas_spent=int(gas),
         records=list(DisputeRecord.objects.filter(channel=channel).select_related("transaction")[:30]),
-        our_latest=codec.decode(latest.state) if latest else None,
+        our_latest=latest.protocol_state if latest else None,
         registered_state=registered,
     )
 

@@ -38,7 +38,6 @@ from channels_app.models import (
     TransactionStatus,
     VirtualChannel,
     VirtualRole,
-    signatures_hex,
 )
 from channels_app.protocol import eip712, events, proposals, state_changes
 from channels_app.protocol.architecture import Event
@@ -248,9 +247,8 @@ def _apply(
         target = by_id.get(_hex(channel.channel_id))
         if target is None:
             continue
-        target.machine = codec.encode(channel)
+        target.machine_store(channel)
         target.phase = channel.phase.value
-        target.version = channel.latest.state.version
         target.balances = _balances(channel)
         target.clock = state.now
         target.updated_at = timezone.now()
@@ -343,7 +341,7 @@ def _record_events(row: Channel, produced: Sequence[Event], actor: Any, had_lock
                 "Adjudicator",
                 "concludeRegistered",
                 params,
-                eip712.state_as_abi_tuple(codec.decode(registered.state)),
+                eip712.state_as_abi_tuple(registered.protocol_state),
             )
             tx = _intent(row, "conclude_registered", adjudicator, data)
             DisputeRecord.objects.create(
@@ -422,8 +420,7 @@ def _state_persist(row: Channel, signed: SignedState, *, had_locks: bool = True)
             ChannelState(
                 channel=row,
                 version=signed.state.version,
-                state=codec.encode(signed.state),
-                signatures=signatures_hex(signed.signatures),
+                signed=codec.signed_state_bytes(signed),
                 is_final=signed.state.is_final,
                 digest=_hex(eip712.state_digest(domain(), signed.state)),
             )

@@ -480,7 +480,7 @@ def countersignature_get(*, peer: Peer, channel: Channel, version: int) -> bytes
     stored = ChannelState.objects.filter(channel=channel, version=version).first()
     if stored is None:
         raise WrongPhase(f"version {version} is not both-signed here (yet)")
-    return bytes.fromhex(stored.signatures[channel.our_index][2:])
+    return bytes(stored.protocol_signed.signatures[channel.our_index])
 
 
 # ---------------------------------------------------------------- closing (either end)
@@ -627,7 +627,7 @@ def _claim_step(row: Channel, now: Timestamp) -> int:
     stored = ChannelState.objects.filter(channel=row, version=status.version).first()
     if stored is None:
         return 0
-    registered: ProtocolState = codec.decode(stored.state)
+    registered: ProtocolState = stored.protocol_state
     known: dict[ChannelId, sub_claims.KnownSubChannel] = {}
     statuses: dict[ChannelId, eip712.OnChainStatus] = {}
     for sub in registered.sub_allocations:

@@ -87,6 +87,24 @@ def copy_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> l
     fields encoded here, everything else adapted by psycopg). Returns the ids, in order."""
     if not values:
         return []
+    sequence = id_sequence(model._meta.db_table)
+    with connection.cursor() as cursor:
+        # The cast of the one parameter is worked out once per statement, not once per row.
+        cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, len(values)])
+        ids = [pk for (pk,) in cursor.fetchall()]
+    _copy(model, ids, values)
+    return ids
+
+
+def append_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> None:
+    """:func:`copy_rows` for rows nobody needs the ids of: the table's default numbers them,
+    so the batch takes one statement (the COPY) instead of two."""
+    if values:
+        _copy(model, None, values)
+
+
+def _copy(model: type[models.Model], ids: list[int] | None, values: Sequence[tuple[Any, ...]]) -> None:
+    """One COPY of ``values`` (with ``ids`` first, or the ids left to the column's default)."""
     table = model._meta.db_table
     columns = model_columns(model)
     json_positions = [
@@ -94,21 +112,15 @@ def copy_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> l
         for index, field in enumerate(model._meta.concrete_fields[1:])
         if isinstance(field, (models.JSONField, JsonTextField))
     ]
-    sequence = id_sequence(table)
-    with connection.cursor() as cursor:
-        # The cast of the one parameter is worked out once per statement, not once per row.
-        cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, len(values)])
-        ids = [pk for (pk,) in cursor.fetchall()]
-        names = ", ".join(["id", *columns])
-        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            for pk, row in zip(ids, values, strict=True):
-                line = [pk, *row]
-                for index in json_positions:
-                    value = line[index + 1]
-                    if type(value) is not JsonText:
-                        line[index + 1] = json.dumps(value)
-                copy.write_row(line)
-    return ids
+    names = ", ".join(columns if ids is None else ["id", *columns])
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        for index, row in enumerate(values):
+            line = list(row)
+            for position in json_positions:
+                value = line[position]
+                if type(value) is not JsonText:
+                    line[position] = json.dumps(value)
+            copy.write_row(line if ids is None else [ids[index], *line])
 
 
 def copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[ModelType]:

@@ -203,15 +203,23 @@ def test_a_batch_reads_each_machine_as_stored_even_when_the_single_path_changed_
 
     transport_key, ethereum_key = peer_node
     channel, opening = _open_funded(client, transport_key, ethereum_key, 21)
+    machine_before = _stored_fingerprint(channel)
     first = _pays_us(opening, 10)
     answer = _post(client, transport_key, BATCH, {"proposals": [_item(channel, first, ethereum_key)]})
     assert answer.json()["accepted"] == 1, answer.json()
 
-    # The machine the batch remembers is the one PostgreSQL holds, decoded afresh.
+    # A plain update writes its state once, as the history row the channel's version names;
+    # the machine's JSON (everything else) is left as it was.
     channel.refresh_from_db()
+    assert _stored_fingerprint(channel) == machine_before
+    assert channel.protocol_channel.latest.state == first
+    assert (
+        ChannelState.objects.get(channel=channel, version=1).protocol_signed
+        == channel.protocol_channel.latest
+    )
+    # The machine the batch remembers is the one PostgreSQL holds, decoded afresh.
     remembered = batch._decoded_machines[_stored_fingerprint(channel)]
-    assert remembered == codec.decode(channel.machine)
-    assert remembered.latest.state == first
+    assert remembered == codec.machine_parts_decode(channel.machine)
 
     # Version 2 through the single path (services._apply, which knows nothing of the batch's
     # memory), then version 3 in a batch: the batch must see version 2, not what it remembered.
@@ -237,11 +245,16 @@ def test_a_batch_reads_each_machine_as_stored_even_when_the_single_path_changed_
     # A machine not in memory (another process wrote it, or memory was cleared) is read and
     # decoded from the row.
     batch._decoded_machines.clear()
+    batch._built_machines.clear()
+    batch._decoded_states.clear()
     fourth = _pays_us(third, 10)
     answer = _post(client, transport_key, BATCH, {"proposals": [_item(channel, fourth, ethereum_key)]})
     assert answer.json()["accepted"] == 1, answer.json()
     channel.refresh_from_db()
-    assert batch._decoded_machines[_stored_fingerprint(channel)] == codec.decode(channel.machine)
+    assert batch._decoded_machines[_stored_fingerprint(channel)] == codec.machine_parts_decode(
+        channel.machine
+    )
+    assert channel.protocol_channel.latest.state == fourth
     assert ChannelStateChange.objects.filter(channel=channel, change="ProposalReceived").count() == 4
 
 

@@ -10,7 +10,7 @@ from conftest import ONE_ETH, run_chain_work
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from channels_app import batch, codec, services
+from channels_app import batch, services
 from channels_app.models import Channel, ChannelState
 from channels_app.protocol import eip712
 from channels_app.protocol.errors import BadState
@@ -64,7 +64,7 @@ def test_one_batch_pays_on_several_channels_between_two_nodes(peer_node):
     domain = services.domain()
     for channel_id in ids:
         stored = ChannelState.objects.get(channel__channel_id=channel_id, version=1)
-        message = encode_typed_data(full_message=eip712.typed_data(domain, codec.decode(stored.state)))
+        message = encode_typed_data(full_message=eip712.typed_data(domain, stored.protocol_state))
         signers = [
             Account.recover_message(message, signature=bytes.fromhex(s[2:])).lower()
             for s in stored.signatures

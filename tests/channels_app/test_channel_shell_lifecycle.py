@@ -9,7 +9,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from web3 import Web3
 
-from channels_app import codec, services
+from channels_app import services
 from channels_app.models import Channel, ChannelPhase, ChannelState, OnChainTransaction, TransactionStatus
 from channels_app.protocol import eip712
 from channels_app.protocol.types import ETH
@@ -69,7 +69,7 @@ def test_a_custodial_channel_opens_funds_pays_and_settles_cooperatively(node_acc
     states = list(ChannelState.objects.filter(channel=channel).order_by("version"))
     assert [s.version for s in states] == [0, 1, 2, 3]
     for row in states:
-        message = encode_typed_data(full_message=eip712.typed_data(domain, codec.decode(row.state)))
+        message = encode_typed_data(full_message=eip712.typed_data(domain, row.protocol_state))
         for participant, signature in zip(params.participants, row.signatures, strict=True):
             assert Account.recover_message(message, signature=signature).lower() == participant
 
