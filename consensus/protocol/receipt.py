@@ -382,6 +382,11 @@ def _header_signature_holds(validator: bytes, message: bytes, signature: bytes) 
     return True
 
 
+def forget_block_signature_verdicts() -> None:
+    """Start from no remembered verdict (a benchmark of one relying party's single verification)."""
+    _header_signature_holds.cache_clear()
+
+
 def check_block_signatures(block: BlockSection, derived: Derived, trust: Trust) -> str:
     root = need(derived.block_root, "the block root")
     # The bytes the validators signed; the block hash is their SHA-256 (object_hash).
