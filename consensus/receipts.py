@@ -13,15 +13,17 @@ Speed (a receipt should take a few milliseconds, not a read of the whole block):
   first time a receipt needs the block; afterwards an audit path is one query reading ``log2(n)``
   32-byte slices with ``substring``;
 - the block log is a :class:`MerkleLog` kept in this process and extended with new blocks only;
-- three queries, each reading only the columns it needs into tuples (no model instance, no ORM
-  compilation on this path): the observation with its block, the audit path, the covering
-  anchor (one ``LIMIT 1`` probe per status on ``anchor_usable_by_status_height``).
+- two queries, each reading only the columns it needs into tuples (no model instance, no ORM
+  compilation on this path): the observation with its block and the anchor that covers the block
+  (one ``LIMIT 1`` probe per status on ``anchor_usable_by_status_height``, joined laterally), and
+  the audit path.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,16 +56,92 @@ class ObservationReceipt:
     anchor: AnchorSection | None
 
 
-# The first agreement of the leaf: block ids grow with heights (blocks are stored in order), so
-# the lowest block id is the first block that holds it. Found by the indexed digest.
-_OBSERVATION_SQL = """
+# ----------------------------------------------------------------- the anchor
+
+
+@dataclass(frozen=True)
+class CoveringAnchor:
+    """The anchor facts a receipt carries (``Anchor`` columns, read as a tuple)."""
+
+    height: int
+    log_root: bytes
+    account: str
+    tx_hash: str
+    block_number: int
+    log_index: int
+    confirmations: int
+
+
+_ANCHOR_COLUMNS = "height, log_root, account, tx_hash, block_number, log_index, confirmations"
+
+
+def _covering_anchor_sql(height: str) -> str:
+    """The covering anchor of the block at ``height``, an SQL expression: a placeholder, or the
+    block's own column when the query is joined laterally to the block (observation_receipt).
+
+    Among the mined anchors at or above that height, a final one if there is one (it will not be
+    reorganised away), else the newest mined; the newest within each kind, so the consistency
+    proof reaches as far as the chain has. One probe per status, each the first row of a backward
+    scan of anchor_usable_by_status_height (whose condition is repeated so the planner can use
+    it): the cost does not grow with the number of anchors. The statuses are this module's
+    constants, never input."""
+    probes = [
+        f"""(SELECT {preference} AS preference, {_ANCHOR_COLUMNS} FROM consensus_anchor
+             WHERE status = '{status.value}' AND height >= {height}
+               AND log_index IS NOT NULL AND block_number IS NOT NULL
+             ORDER BY height DESC LIMIT 1)"""  # noqa: S608 - constants; the height is a placeholder or a column
+        for preference, status in enumerate((AnchorStatus.FINAL, AnchorStatus.MINED))
+    ]
+    return f"""SELECT {_ANCHOR_COLUMNS} FROM ({" UNION ALL ".join(probes)}) AS candidates
+               ORDER BY preference LIMIT 1"""  # noqa: S608 - built of the probes above
+
+
+_COVERING_ANCHOR_SQL = _covering_anchor_sql("%(height)s")
+
+
+def covering_anchor(height: int) -> CoveringAnchor | None:
+    """The anchor a receipt of a block at ``height`` points to, or ``None`` while no mined anchor
+    covers it (``observation_receipt`` reads the same in its own query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COVERING_ANCHOR_SQL, {"height": height})
+        return _anchor_of(cursor.fetchone())
+
+
+def _anchor_of(row: Sequence[Any] | None) -> CoveringAnchor | None:
+    if row is None or row[0] is None:  # no row, or the lateral join found none
+        return None
+    height, log_root, account, tx_hash, block_number, log_index, confirmations = row
+    return CoveringAnchor(height, bytes(log_root), account, tx_hash, block_number, log_index, confirmations)
+
+
+def _anchor_section(anchor: CoveringAnchor) -> AnchorSection:
+    account = anchor.account or ethereum.address_of(ethereum.node_private_key())
+    return AnchorSection(
+        chain_id=ethereum.chain_id(),
+        contract=ethereum.contract_address(CONTRACT).lower(),
+        account=account.lower(),
+        height=anchor.height,
+        tx=anchor.tx_hash.lower(),
+        block_number=anchor.block_number,
+        log_index=anchor.log_index,
+        confirmations=max(1, anchor.confirmations),
+        root="0x" + anchor.log_root.hex(),
+    )
+
+
+# The observation (its first agreement: block ids grow with heights, blocks are stored in order,
+# so the lowest block id is the first block that holds it; found by the indexed digest), its
+# block, and the anchor that covers that block: one round trip.
+_OBSERVATION_SQL = f"""
     SELECT o.index, o.data, b.id, b.height, b.previous_hash, b.epoch, b.round, b.tree_size,
-           b.signatures, b.validators
-    FROM consensus_blockobservation o JOIN consensus_block b ON b.id = o.block_id
+           b.signatures, b.validators, anchor.*
+    FROM consensus_blockobservation o
+    JOIN consensus_block b ON b.id = o.block_id
+    LEFT JOIN LATERAL ({_covering_anchor_sql("b.height")}) AS anchor ON true
     WHERE o.digest = %s
     ORDER BY o.block_id
     LIMIT 1
-"""
+"""  # noqa: S608 - constants of this module; the digest is a placeholder
 
 
 @dataclass(frozen=True)
@@ -85,7 +163,7 @@ def observation_receipt(*, leaf: bytes) -> ObservationReceipt:
             "This observation is not in an agreed block yet; ask again once consensus has agreed it "
             "(usually within seconds)."
         )
-    index, _, block_id, height, previous, epoch, round_, tree_size, signatures, validators = found
+    index, _, block_id, height, previous, epoch, round_, tree_size, signatures, validators = found[:10]
     block = _FoundBlock(block_id, height, tree_size)
     # The JSON columns come back as text from a raw cursor (Django decodes them in JSONField).
     validator_keys = json.loads(validators)
@@ -100,7 +178,7 @@ def observation_receipt(*, leaf: bytes) -> ObservationReceipt:
         validators=tuple(bytes.fromhex(key) for key in validator_keys),
         signatures=_aligned_signatures(json.loads(signatures), validator_keys),
     )
-    anchor = covering_anchor(height)
+    anchor = _anchor_of(found[10:])
     if anchor is None:
         return ObservationReceipt(section, None, None)
     log = _block_log(anchor.height + 1, anchor.log_root)
@@ -216,76 +294,3 @@ def _block_log(size: int, root: bytes) -> MerkleLog:
                 for item in Block.objects.order_by("height").values_list("block_hash", flat=True)
             )
         return cache.log
-
-
-# ----------------------------------------------------------------- the anchor
-
-
-@dataclass(frozen=True)
-class CoveringAnchor:
-    """The anchor facts a receipt carries (``Anchor`` columns, read as a tuple)."""
-
-    height: int
-    log_root: bytes
-    account: str
-    tx_hash: str
-    block_number: int
-    log_index: int
-    confirmations: int
-
-
-# Among the mined anchors at or above a height, a final one if there is one (it will not be
-# reorganised away), else the newest mined; the newest within each kind, so the consistency
-# proof reaches as far as the chain has. One probe per status, each the first row of a backward
-# scan of anchor_usable_by_status_height (whose condition is repeated here so the planner can use
-# it), so the cost does not grow with the number of anchors; the preference picks between the two.
-_COVERING_ANCHOR_SQL = """
-    SELECT height, log_root, account, tx_hash, block_number, log_index, confirmations
-    FROM (
-        (SELECT 0 AS preference, * FROM consensus_anchor
-         WHERE status = %(final)s AND height >= %(height)s
-           AND log_index IS NOT NULL AND block_number IS NOT NULL
-         ORDER BY height DESC LIMIT 1)
-        UNION ALL
-        (SELECT 1 AS preference, * FROM consensus_anchor
-         WHERE status = %(mined)s AND height >= %(height)s
-           AND log_index IS NOT NULL AND block_number IS NOT NULL
-         ORDER BY height DESC LIMIT 1)
-    ) AS candidates
-    ORDER BY preference
-    LIMIT 1
-"""
-
-
-def covering_anchor(height: int) -> CoveringAnchor | None:
-    """The anchor a receipt of a block at ``height`` points to, or ``None`` while no mined anchor
-    covers it."""
-    parameters: dict[str, str | int] = {
-        "final": AnchorStatus.FINAL.value,
-        "mined": AnchorStatus.MINED.value,
-        "height": height,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_COVERING_ANCHOR_SQL, parameters)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    anchor_height, log_root, account, tx_hash, block_number, log_index, confirmations = row
-    return CoveringAnchor(
-        anchor_height, bytes(log_root), account, tx_hash, block_number, log_index, confirmations
-    )
-
-
-def _anchor_section(anchor: CoveringAnchor) -> AnchorSection:
-    account = anchor.account or ethereum.address_of(ethereum.node_private_key())
-    return AnchorSection(
-        chain_id=ethereum.chain_id(),
-        contract=ethereum.contract_address(CONTRACT).lower(),
-        account=account.lower(),
-        height=anchor.height,
-        tx=anchor.tx_hash.lower(),
-        block_number=anchor.block_number,
-        log_index=anchor.log_index,
-        confirmations=max(1, anchor.confirmations),
-        root="0x" + anchor.log_root.hex(),
-    )

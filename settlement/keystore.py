@@ -34,8 +34,9 @@ _lock = threading.Lock()
 _derived: key_rules.DerivedKey | None = None
 _opened: dict[str, bytes] = {}
 _signers: dict[str, NodeSigner] = {}
-"""Opened signing keys by public key (hex): the public key names the secret, so an entry can
-never stand for another key (a database restored or replaced under a running process included)."""
+"""Opened signing keys by public key (hex): the public key names the secret, so a remembered
+signer can never stand for another key (a database restored or replaced under a running process
+included)."""
 
 
 class KeystoreLocked(ImproperlyConfigured):
@@ -188,10 +189,10 @@ class NodeSigner:
         return self.key.public_key
 
 
-CURRENT_PUBLIC_KEY_SQL = "SELECT public FROM settlement_nodekey WHERE purpose = %s AND valid_until IS NULL"  # one_current_key_per_purpose
+CURRENT_PUBLIC_KEY_SQL = "SELECT public FROM settlement_nodekey WHERE purpose = %s AND valid_until IS NULL"
 """The current key's public half (hex) of a purpose (the one parameter), as a scalar subquery to
 fold into a query made anyway: one round trip fewer than :func:`node_signer`. ``NULL`` when the
-node has no such key."""
+node has no such key; never two rows (``one_current_key_per_purpose``), and it reads that index."""
 
 
 def node_signer() -> NodeSigner:

@@ -1,7 +1,8 @@
 """The anchor a receipt points to (``consensus.receipts.covering_anchor``): among the mined anchors
 at or above the block, the newest final one, else the newest mined one; none while nothing mined
 covers the block. One query whatever the number of anchors, served by the partial index
-``anchor_usable_by_status_height``."""
+``anchor_usable_by_status_height``; a receipt reads it joined laterally to the observation's
+block, with the same answers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from consensus.models import Anchor, AnchorStatus
-from consensus.receipts import _COVERING_ANCHOR_SQL, covering_anchor
+from consensus.receipts import _COVERING_ANCHOR_SQL, _covering_anchor_sql, covering_anchor
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,14 @@ def _chosen(height: int) -> int | None:
     with CaptureQueriesContext(connection) as queries:
         found = covering_anchor(height)
     assert len(queries) == 1
-    return None if found is None else found.height
+    chosen = None if found is None else found.height
+    # A receipt reads the same query joined laterally to the observation's block: same answer.
+    lateral = _covering_anchor_sql("b.height")
+    joined = f"SELECT anchor.height FROM (VALUES (%s::bigint)) AS b (height) LEFT JOIN LATERAL ({lateral}) AS anchor ON true"  # noqa: S608 - constants
+    with connection.cursor() as cursor:
+        cursor.execute(joined, [height])
+        assert cursor.fetchone() == (chosen,)
+    return chosen
 
 
 def test_no_anchor_at_all_covers_nothing() -> None:
@@ -89,8 +97,7 @@ def _rows_read_and_dropped(plan: dict[str, Any]) -> int:
 
 
 def _assert_bounded_work(cursor: Any, height: int) -> None:
-    parameters = {"final": "final", "mined": "mined", "height": height}
-    cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + _COVERING_ANCHOR_SQL, parameters)
+    cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + _COVERING_ANCHOR_SQL, {"height": height})
     [[explained]] = cursor.fetchall()
     plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
     assert _rows_read_and_dropped(plan) <= 3, json.dumps(plan, indent=1)

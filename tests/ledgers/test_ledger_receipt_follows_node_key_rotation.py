@@ -134,9 +134,9 @@ def test_a_rotation_by_another_process_is_followed_by_the_next_receipt_without_a
     with CaptureQueriesContext(connection) as queries:  # the block's tree is written: as any receipt
         document = entry_receipt(ledger=alice.ledger, height=1)
     assert _verified_issuer(document, second.public_key) == second.public_key
-    # The entry with the current key, the observation with its block, the audit path, the
-    # covering anchor: the key itself is neither read nor opened again.
-    assert len(queries) == 4, [query["sql"] for query in queries.captured_queries]
+    # The entry with the current key; the observation with its block and covering anchor; the
+    # audit path. The key itself is neither read nor opened again.
+    assert len(queries) == 3, [query["sql"] for query in queries.captured_queries]
     assert keystore.node_signer() is second
 
 
