@@ -223,6 +223,15 @@ class Anchor(models.Model):
 
     class Meta:
         ordering = ["-height"]
+        indexes = [
+            # A receipt's covering anchor (consensus.receipts.covering_anchor): the newest usable
+            # anchor of a status at or above a height is the first row of a backward scan.
+            models.Index(
+                fields=["status", "height"],
+                name="anchor_usable_by_status_height",
+                condition=models.Q(log_index__isnull=False, block_number__isnull=False),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"anchor of blocks 0..{self.height} ({self.status})"

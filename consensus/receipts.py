@@ -12,18 +12,25 @@ Speed (a receipt should take a few milliseconds, not a read of the whole block):
 - the block's tree is written once to ``BlockTree`` (every level's hashes, uncompressed) the
   first time a receipt needs the block; afterwards an audit path is one query reading ``log2(n)``
   32-byte slices with ``substring``;
-- the block log is a :class:`MerkleLog` kept in this process and extended with new blocks only.
+- the block log is a :class:`MerkleLog` kept in this process and extended with new blocks only;
+- two queries, each reading only the columns it needs into tuples (no model instance, no ORM
+  compilation on this path): the observation with its block and the anchor that covers the block
+  (one ``LIMIT 1`` probe per status on ``anchor_usable_by_status_height``, joined laterally), and
+  the audit path.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 
 from consensus.anchoring import CONTRACT
-from consensus.models import Anchor, AnchorStatus, Block, BlockObservation, BlockTree
+from consensus.models import AnchorStatus, Block, BlockObservation, BlockTree
 from consensus.protocol.receipt import AnchorSection, BlockSection, LogSection
 from consensus.services import ConsensusShellError
 from settlement import ethereum
@@ -31,16 +38,6 @@ from settlement.protocol.encoding import Digest, sha256
 from settlement.protocol.merkle import MerkleLog, MerkleTree, leaf_hash
 
 DIGEST = 32
-_BLOCK_FIELDS = (
-    "height",
-    "previous_hash",
-    "epoch",
-    "round",
-    "tree_size",
-    "signatures",
-    "validators",
-    "merkle_root",
-)
 
 
 class ReceiptNotReady(ConsensusShellError):  # noqa: N818 - the name is the API code
@@ -59,54 +56,146 @@ class ObservationReceipt:
     anchor: AnchorSection | None
 
 
+# ----------------------------------------------------------------- the anchor
+
+
+@dataclass(frozen=True)
+class CoveringAnchor:
+    """The anchor facts a receipt carries (``Anchor`` columns, read as a tuple)."""
+
+    height: int
+    log_root: bytes
+    account: str
+    tx_hash: str
+    block_number: int
+    log_index: int
+    confirmations: int
+
+
+_ANCHOR_COLUMNS = "height, log_root, account, tx_hash, block_number, log_index, confirmations"
+
+
+def _covering_anchor_sql(height: str) -> str:
+    """The covering anchor of the block at ``height``, an SQL expression: a placeholder, or the
+    block's own column when the query is joined laterally to the block (observation_receipt).
+
+    Among the mined anchors at or above that height, a final one if there is one (it will not be
+    reorganised away), else the newest mined; the newest within each kind, so the consistency
+    proof reaches as far as the chain has. One probe per status, each the first row of a backward
+    scan of anchor_usable_by_status_height (whose condition is repeated so the planner can use
+    it): the cost does not grow with the number of anchors. The statuses are this module's
+    constants, never input."""
+    probes = [
+        f"""(SELECT {preference} AS preference, {_ANCHOR_COLUMNS} FROM consensus_anchor
+             WHERE status = '{status.value}' AND height >= {height}
+               AND log_index IS NOT NULL AND block_number IS NOT NULL
+             ORDER BY height DESC LIMIT 1)"""  # noqa: S608 - constants; the height is a placeholder or a column
+        for preference, status in enumerate((AnchorStatus.FINAL, AnchorStatus.MINED))
+    ]
+    return f"""SELECT {_ANCHOR_COLUMNS} FROM ({" UNION ALL ".join(probes)}) AS candidates
+               ORDER BY preference LIMIT 1"""  # noqa: S608 - built of the probes above
+
+
+_COVERING_ANCHOR_SQL = _covering_anchor_sql("%(height)s")
+
+
+def covering_anchor(height: int) -> CoveringAnchor | None:
+    """The anchor a receipt of a block at ``height`` points to, or ``None`` while no mined anchor
+    covers it (``observation_receipt`` reads the same in its own query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COVERING_ANCHOR_SQL, {"height": height})
+        return _anchor_of(cursor.fetchone())
+
+
+def _anchor_of(row: Sequence[Any] | None) -> CoveringAnchor | None:
+    if row is None or row[0] is None:  # no row, or the lateral join found none
+        return None
+    height, log_root, account, tx_hash, block_number, log_index, confirmations = row
+    return CoveringAnchor(height, bytes(log_root), account, tx_hash, block_number, log_index, confirmations)
+
+
+def _anchor_section(anchor: CoveringAnchor) -> AnchorSection:
+    account = anchor.account or ethereum.address_of(ethereum.node_private_key())
+    return AnchorSection(
+        chain_id=ethereum.chain_id(),
+        contract=ethereum.contract_address(CONTRACT).lower(),
+        account=account.lower(),
+        height=anchor.height,
+        tx=anchor.tx_hash.lower(),
+        block_number=anchor.block_number,
+        log_index=anchor.log_index,
+        confirmations=max(1, anchor.confirmations),
+        root="0x" + anchor.log_root.hex(),
+    )
+
+
+# The observation (its first agreement: block ids grow with heights, blocks are stored in order,
+# so the lowest block id is the first block that holds it; found by the indexed digest), its
+# block, and the anchor that covers that block: one round trip.
+_OBSERVATION_SQL = f"""
+    SELECT o.index, o.data, b.id, b.height, b.previous_hash, b.epoch, b.round, b.tree_size,
+           b.signatures, b.validators, anchor.*
+    FROM consensus_blockobservation o
+    JOIN consensus_block b ON b.id = o.block_id
+    LEFT JOIN LATERAL ({_covering_anchor_sql("b.height")}) AS anchor ON true
+    WHERE o.digest = %s
+    ORDER BY o.block_id
+    LIMIT 1
+"""  # noqa: S608 - constants of this module; the digest is a placeholder
+
+
+@dataclass(frozen=True)
+class _FoundBlock:
+    block_id: int
+    height: int
+    tree_size: int
+
+
 def observation_receipt(*, leaf: bytes) -> ObservationReceipt:
     """The block, log and anchor sections for the observation whose Merkle leaf is ``leaf``.
 
     Raises :class:`ReceiptNotReady` while it is not in a block."""
-    # One round trip for the observation and its block. Block ids grow with heights (blocks are
-    # stored in order), so the lowest block id is the first agreement.
-    found = (
-        BlockObservation.objects.filter(digest=sha256(leaf))
-        .select_related("block")
-        .order_by("block_id")
-        .only("index", "data", *(f"block__{name}" for name in _BLOCK_FIELDS))
-        .first()
-    )
-    if found is None or bytes(found.data) != leaf:
+    with connection.cursor() as cursor:
+        cursor.execute(_OBSERVATION_SQL, [sha256(leaf)])
+        found = cursor.fetchone()
+    if found is None or bytes(found[1]) != leaf:
         raise ReceiptNotReady(
             "This observation is not in an agreed block yet; ask again once consensus has agreed it "
             "(usually within seconds)."
         )
-    block, index = found.block, found.index
+    index, _, block_id, height, previous, epoch, round_, tree_size, signatures, validators = found[:10]
+    block = _FoundBlock(block_id, height, tree_size)
+    # The JSON columns come back as text from a raw cursor (Django decodes them in JSONField).
+    validator_keys = json.loads(validators)
     section = BlockSection(
-        height=block.height,
-        previous=bytes(block.previous_hash),
-        epoch=block.epoch,
-        round=block.round,
-        count=block.tree_size,
+        height=height,
+        previous=bytes(previous),
+        epoch=epoch,
+        round=round_,
+        count=tree_size,
         leaf_index=index,
         inclusion_path=_audit_path(block, index),
-        validators=tuple(bytes.fromhex(key) for key in block.validators),
-        signatures=_aligned_signatures(block),
+        validators=tuple(bytes.fromhex(key) for key in validator_keys),
+        signatures=_aligned_signatures(json.loads(signatures), validator_keys),
     )
-    anchor = _covering_anchor(block.height)
+    anchor = _anchor_of(found[10:])
     if anchor is None:
         return ObservationReceipt(section, None, None)
-    log = _block_log(anchor.height + 1, bytes(anchor.log_root))
-    if bytes(log.root_at(anchor.height + 1)) != bytes(anchor.log_root):
+    log = _block_log(anchor.height + 1, anchor.log_root)
+    if bytes(log.root_at(anchor.height + 1)) != anchor.log_root:
         # Never expected: the anchored root is read from these very blocks. A receipt that
         # would not verify is not issued; the block is then receipted as not yet anchored.
         return ObservationReceipt(section, None, None)
     log_section = LogSection(
-        inclusion_path=log.inclusion_proof(block.height, block.height + 1).audit_path,
-        consistency_path=log.consistency_proof(block.height + 1, anchor.height + 1).path,
+        inclusion_path=log.inclusion_proof(height, height + 1).audit_path,
+        consistency_path=log.consistency_proof(height + 1, anchor.height + 1).path,
     )
     return ObservationReceipt(section, log_section, _anchor_section(anchor))
 
 
-def _aligned_signatures(block: Block) -> tuple[bytes | None, ...]:
-    by_validator = {item["validator"]: bytes.fromhex(item["signature"]) for item in block.signatures}
-    return tuple(by_validator.get(key) for key in block.validators)
+def _aligned_signatures(signatures: list[dict[str, Any]], validators: list[str]) -> tuple[bytes | None, ...]:
+    by_validator = {item["validator"]: bytes.fromhex(item["signature"]) for item in signatures}
+    return tuple(by_validator.get(key) for key in validators)
 
 
 # ----------------------------------------------------------------- the block's tree
@@ -151,19 +240,19 @@ def block_tree_ensure(block: Block) -> None:
         )
 
 
-def _audit_path(block: Block, index: int) -> tuple[Digest, ...]:
+def _audit_path(block: _FoundBlock, index: int) -> tuple[Digest, ...]:
     offsets = _path_offsets(block.tree_size, index)
     if not offsets:
         return ()
     # PostgreSQL's substring is 1-based; every slice comes from one read of the row.
     columns = ", ".join(["substring(levels from %s for 32)"] * len(offsets))
     query = f"SELECT {columns} FROM consensus_blocktree WHERE block_id = %s"  # noqa: S608 - only placeholders
-    parameters = [*(offset + 1 for offset in offsets), block.pk]
+    parameters = [*(offset + 1 for offset in offsets), block.block_id]
     with connection.cursor() as cursor:
         cursor.execute(query, parameters)
         row = cursor.fetchone()
         if row is None:  # the first receipt of this block: write its tree, then read the path
-            block_tree_ensure(block)
+            block_tree_ensure(Block.objects.get(pk=block.block_id))
             cursor.execute(query, parameters)
             row = cursor.fetchone()
     return tuple(Digest(bytes(item)) for item in row)
@@ -205,40 +294,3 @@ def _block_log(size: int, root: bytes) -> MerkleLog:
                 for item in Block.objects.order_by("height").values_list("block_hash", flat=True)
             )
         return cache.log
-
-
-# ----------------------------------------------------------------- the anchor
-
-
-def _covering_anchor(height: int) -> Anchor | None:
-    """The anchor a receipt points to: among the mined anchors at or above ``height``, a final
-    one if there is one (it will not be reorganised away), else the newest mined; the newest
-    within each kind, so the consistency proof reaches as far as the chain has."""
-    anchors = list(
-        Anchor.objects.filter(
-            height__gte=height,
-            status__in=[AnchorStatus.FINAL, AnchorStatus.MINED],
-            log_index__isnull=False,
-            block_number__isnull=False,
-        ).order_by("-height")[:50]
-    )
-    final = [anchor for anchor in anchors if anchor.status == AnchorStatus.FINAL]
-    chosen = final or anchors
-    return chosen[0] if chosen else None
-
-
-def _anchor_section(anchor: Anchor) -> AnchorSection:
-    account = anchor.account or ethereum.address_of(ethereum.node_private_key())
-    assert anchor.block_number is not None
-    assert anchor.log_index is not None
-    return AnchorSection(
-        chain_id=ethereum.chain_id(),
-        contract=ethereum.contract_address(CONTRACT).lower(),
-        account=account.lower(),
-        height=anchor.height,
-        tx=anchor.tx_hash.lower(),
-        block_number=anchor.block_number,
-        log_index=anchor.log_index,
-        confirmations=max(1, anchor.confirmations),
-        root="0x" + bytes(anchor.log_root).hex(),
-    )

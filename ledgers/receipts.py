@@ -4,29 +4,71 @@ proof of its head commitment, signed by this node.
 The entry's commitment leaf is recomputed from the stored entry (never looked up by id), so a
 receipt can only be issued for the entry consensus actually agreed; the document is checked by
 the same pure verifier a relying party runs before it is handed out.
+
+One query reads the entry and which node key is current (a rotation is followed at once; the
+opened key itself is kept per process by ``settlement.keystore``); ``consensus.receipts`` adds
+the rest (docs/receipt.md, "Where the time goes").
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.db import connection
 
 from consensus.receipts import ReceiptNotReady, observation_receipt
-from ledgers.models import Ledger, LedgerEntry
+from ledgers.models import Ledger
 from ledgers.protocol.entries import encode_entry
 from ledgers.protocol.errors import LedgerError
 from ledgers.protocol.receipt import EntrySection, ReceiptSection, commitment_leaf, receipt_build
 from ledgers.services import signed_entry_of
-from settlement.keystore import node_signer
+from settlement.keystore import CURRENT_PUBLIC_KEY_SQL, node_signer_for
+from settlement.models import KeyPurpose
 
 __all__ = ["ReceiptNotReady", "UnknownEntry", "entry_receipt"]
 
 
 class UnknownEntry(LedgerError):  # noqa: N818 - the names are the API, as in ledgers.protocol.errors
     code = "unknown_entry"
+
+
+class _EntryRow(NamedTuple):
+    """The columns ``signed_entry_of`` reads, and the node's current signing key (hex)."""
+
+    height: int
+    prev: str
+    kind: str
+    body: Any
+    time: int
+    party_signature: str
+    validator_signature: str
+    node_key: str | None
+
+
+# Plain SQL on the receipt's hot path: compiling the same ORM query cost more CPU than running it.
+_ENTRY_SQL = f"""
+    SELECT height, prev, kind, body, time, party_signature, validator_signature,
+           ({CURRENT_PUBLIC_KEY_SQL}) AS node_key
+    FROM ledgers_ledgerentry
+    WHERE ledger_id = %s AND height = %s
+"""  # noqa: S608 - a constant of this module and keystore's, values are placeholders
+
+
+def _entry_row(ledger: Ledger, height: int) -> _EntryRow | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_ENTRY_SQL, [KeyPurpose.SIGNING.value, ledger.pk, height])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    height_, prev, kind, body, time_, party_signature, validator_signature, node_key = found
+    # A raw cursor gives JSON as text (JSONField decodes it the same way, with json.loads).
+    return _EntryRow(
+        height_, prev, kind, json.loads(body), time_, party_signature, validator_signature, node_key
+    )
 
 
 def entry_receipt(
@@ -37,7 +79,7 @@ def entry_receipt(
 
     Raises :class:`UnknownEntry` (no such entry) or :class:`ReceiptNotReady` (not in a block yet).
     """
-    row = LedgerEntry.objects.filter(ledger=ledger, height=height).first()
+    row = _entry_row(ledger, height)
     if row is None:
         raise UnknownEntry(f"{ledger.ubi} has no entry at height {height}")
     signed = signed_entry_of(row, ledger.ubi)
@@ -58,7 +100,7 @@ def entry_receipt(
         log=consensus.log,
         anchor=consensus.anchor,
         node=settings.NODE_NAME,
-        issuer_key=node_signer().key,
+        issuer_key=node_signer_for(row.node_key).key,
         issued_at=int(time.time() * 1000),
         optional=optional,
     )

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
@@ -99,7 +99,27 @@ def head_of(ledger: Ledger) -> chain_rules.ChainHead:
     )
 
 
-def signed_entry_of(row: LedgerEntry, ubi: str) -> SignedEntry:
+class StoredEntry(Protocol):
+    """The stored columns an entry is rebuilt from: a ``LedgerEntry``, or a named
+    ``values_list`` row of them (a receipt reads no model instance)."""
+
+    @property
+    def height(self) -> int: ...
+    @property
+    def prev(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def body(self) -> Any: ...
+    @property
+    def time(self) -> int: ...
+    @property
+    def party_signature(self) -> str: ...
+    @property
+    def validator_signature(self) -> str: ...
+
+
+def signed_entry_of(row: StoredEntry, ubi: str) -> SignedEntry:
     return SignedEntry(
         entry=Entry(
             ledger=LedgerId(ubi),

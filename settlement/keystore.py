@@ -4,6 +4,12 @@ The passphrase comes from NODE_KEY_PASSPHRASE or the file named by NODE_KEY_PASS
 is never stored, logged or shown. Argon2id runs once per process (about 0.1 s); opened keys are
 kept in memory for the process's life, keyed by key id, so a rotation elsewhere is picked up at
 the next look-up of the current key.
+
+The signer (``node_signer``) is kept too, keyed by its public key: building one derives the
+public key (a scalar multiplication, dearer than a signature). Which key is current is still
+read from the database on every look-up, so a rotation by any process is followed at once; a hot
+path that already makes a query can fold that read into it (``CURRENT_PUBLIC_KEY_SQL``, then
+``node_signer_for``) and save the round trip.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from settlement.protocol.signing import SigningKey
 _lock = threading.Lock()
 _derived: key_rules.DerivedKey | None = None
 _opened: dict[str, bytes] = {}
+_signers: dict[str, NodeSigner] = {}
+"""Opened signing keys by public key (hex): the public key names the secret, so a remembered
+signer can never stand for another key (a database restored or replaced under a running process
+included)."""
 
 
 class KeystoreLocked(ImproperlyConfigured):
@@ -97,6 +107,7 @@ def forget_opened_keys() -> None:
     with _lock:
         _derived = None
         _opened.clear()
+        _signers.clear()
 
 
 def _existing_sealed() -> dict[str, Any] | None:
@@ -178,10 +189,44 @@ class NodeSigner:
         return self.key.public_key
 
 
+CURRENT_PUBLIC_KEY_SQL = "SELECT public FROM settlement_nodekey WHERE purpose = %s AND valid_until IS NULL"
+"""The current key's public half (hex) of a purpose (the one parameter), as a scalar subquery to
+fold into a query made anyway: one round trip fewer than :func:`node_signer`. ``NULL`` when the
+node has no such key; never two rows (``one_current_key_per_purpose``), and it reads that index."""
+
+
 def node_signer() -> NodeSigner:
     """The node's current Ed25519 key, for everything it signs off-chain."""
-    key = current_key(KeyPurpose.SIGNING)
-    return NodeSigner(key.key_id, SigningKey(_open(key)))
+    current = (
+        NodeKey.objects.filter(purpose=KeyPurpose.SIGNING, valid_until__isnull=True)
+        .values_list("public", flat=True)
+        .first()
+    )
+    return node_signer_for(current)
+
+
+def node_signer_for(public: str | None) -> NodeSigner:
+    """The signer whose public key (hex) is ``public``, which the caller read as current in the
+    same statement as its own data (``CURRENT_PUBLIC_KEY_SQL``). Opened once per process: a
+    rotation changes ``public``, and the new key is opened at its first use."""
+    if public is None:
+        raise ImproperlyConfigured(
+            f"{settings.NODE_NAME} has no {KeyPurpose.SIGNING} key yet: run `manage.py node_bootstrap`"
+        )
+    signer = _signers.get(public)
+    if signer is not None:
+        return signer
+    key = NodeKey.objects.get(purpose=KeyPurpose.SIGNING, public=public)
+    signer = NodeSigner(key.key_id, SigningKey(_open(key)))
+    if signer.public_key.hex() != public:
+        # The key id was opened from another database (replaced under this process): open the
+        # row's own sealed secret instead of the one remembered under its id.
+        _opened.pop(key.key_id, None)
+        signer = NodeSigner(key.key_id, SigningKey(_open(key)))
+        if signer.public_key.hex() != public:
+            raise KeystoreLocked(f"the sealed secret of {key.key_id} does not open to its public key")
+    _signers[public] = signer
+    return signer
 
 
 def node_encryption_keypair() -> key_rules.X25519KeyPair:

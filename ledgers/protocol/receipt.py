@@ -265,8 +265,8 @@ def receipt_build(
     verifier refuses."""
     issuer = Issuer(node, issuer_key.public_key, issued_at, bytes(64))
     draft = Receipt(entry, block, log, anchor, issuer, {section.name: value for section, value in optional})
-    unsigned = _unsigned(draft.to_json())
     document = draft.to_json()
+    unsigned = _unsigned(document)  # a copy: its issuer object is a new one without the signature
     document["issuer"]["signature"] = b64(sign(issuer_key, RECEIPT_KIND, unsigned))
     report = receipt_verify(document, sections=tuple(section for section, _ in optional))
     if not report.ok:
@@ -344,7 +344,8 @@ def _check_entry_bank_signature(context: _Context) -> str:
 
 def _check_entry_party_signature(context: _Context) -> str:
     section = context.receipt.entry
-    encoded = encode_entry(section.entry)
+    # The bank's check encoded this very entry already, unless it failed before that.
+    encoded = context.encoded or encode_entry(section.entry)
     if section.party_key is None or section.party_signature is None:
         return "not signed by the party: the bank's signature alone makes this entry (its own ledger, or a credit)"
     if not is_valid_bytes(section.party_key, encoded.message, section.party_signature):
@@ -436,6 +437,11 @@ def is_valid_bytes(public_key: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
+# JSON's scalars: never an object or an array, whatever their depth (checked by type first,
+# because most values of a receipt are strings and isinstance(..., Mapping) is slow).
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
 def _nesting_exceeds(document: object, limit: int) -> bool:
     """Whether any value sits more than ``limit`` objects or arrays deep (iterative: no recursion)."""
     pending: list[tuple[object, int]] = [(document, 0)]
@@ -449,7 +455,8 @@ def _nesting_exceeds(document: object, limit: int) -> bool:
             continue
         if depth >= limit:
             return True
-        pending.extend((child, depth + 1) for child in children)
+        # Only containers can be too deep: scalars are not queued at all.
+        pending.extend((child, depth + 1) for child in children if type(child) not in _SCALARS)
     return False
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from consensus import services as consensus_services
 from ledgers.protocol.receipt import Trust, receipt_verify
 from messaging import services
 from messaging.models import Message
+from messaging.receipts import message_receipt
 from settlement.keystore import node_signer
 from settlement.verify import RECEIPT_SECTIONS
 from tests.consensus.consensus_shell_support import dispatched, single_validator
@@ -91,6 +95,12 @@ def test_409_until_the_record_is_in_a_block_then_a_receipt_that_verifies_and_lin
     assert report.ok, [(check.name, check.status, check.detail) for check in report.checks]
     assert [check.name for check in report.checks][5] == "message"
     assert row_counts() == before
+    with CaptureQueriesContext(connection) as queries:  # its block's tree is written by now
+        message_receipt(message_id=sent["id"])
+    # The message; its record entry with the node's current key; the observation with its block
+    # and the covering anchor (the block holds this one observation: its audit path is empty, so
+    # the fourth query, reading the path, is not needed).
+    assert len(queries) == 3, [query["sql"] for query in queries.captured_queries]
     for counterparty in (alice, carol):  # the outbox of the sender, the inbox of the recipient
         page = operator.get(f"/messages/?counterparty={counterparty.counterparty.pk}").content.decode()
         assert f'href="{url}"' in page
