@@ -489,13 +489,27 @@ class Graph:
         more than ``STALE_ROUNDS`` behind is treated as gone, so a crashed peer cannot make the
         graph grow for ever. Unordered events stay until ``STALE_ROUNDS`` behind: they may still
         be received by a later round (a laggard's events are ordered once others build on them).
+
+        A validator we hold no event of is the furthest behind of all, not absent: it has not
+        started yet, or it was cut off (partitioned, crashed) before any of its events reached
+        us. Its first sync needs every creator's chain from index 0, since the events it
+        receives name their self-parents all the way down, so it counts as lagging at round 0
+        until round 0 is stale. Skipping it (as this rule once did) pruned what a late starter
+        needed, and every event it was sent then waited for a parent nobody held, for ever
+        (simulator seed 1057).
         """
         decided = self.decided_round
         lagging_floor = decided
         for newest in self.newest:
-            record = self.records.get(newest) if newest is not None else None
-            if record is not None and record.round >= decided - STALE_ROUNDS:
-                lagging_floor = min(lagging_floor, record.round)
+            if newest is None:
+                newest_round = 0  # nothing of this creator yet: it will need every chain from the start
+            else:
+                record = self.records.get(newest)
+                if record is None:
+                    continue
+                newest_round = record.round
+            if newest_round >= decided - STALE_ROUNDS:
+                lagging_floor = min(lagging_floor, newest_round)
         horizon = min(decided, lagging_floor) - self.prune_margin
         stale = decided - STALE_ROUNDS
         while self.pruned_below < horizon:
