@@ -86,7 +86,9 @@ class SimConfig:
     gossip_interval_us: int = 10_000
     voting_period_us: int = 2 * SECOND
     max_messages_after_heal: int = 40_000
-    real_time_budget_s: float | None = None
+    cpu_budget_s: float | None = None
+    """Fail a run that spends more CPU than this (the soak's guard against one seed that spins:
+    CPU rather than wall time, so that a loaded machine does not fail a healthy run)."""
     check_certificates: bool = True
     snapshot_through_json: bool = True
 
@@ -491,6 +493,7 @@ class Simulation:
 
     def run(self) -> SimResult:
         started = time.perf_counter()
+        cpu_started = time.process_time()
         self.plan()
         steps = 0
         while self.queue and not self.done():
@@ -507,10 +510,15 @@ class Simulation:
                     f"after {self.messages_after_heal} messages since the network healed"
                 )
             if (
-                self.config.real_time_budget_s is not None
-                and time.perf_counter() - started > self.config.real_time_budget_s
+                self.config.cpu_budget_s is not None
+                and steps % 64 == 0
+                and time.process_time() - cpu_started > self.config.cpu_budget_s
             ):
-                raise self.fail("liveness: real-time budget exhausted")
+                raise self.fail(
+                    f"liveness: CPU budget of {self.config.cpu_budget_s:g} s exhausted "
+                    f"({self.agreed_correct}/{len(self.correct_payloads)} correct payloads agreed, "
+                    f"{self.messages_after_heal} messages since the network healed)"
+                )
         if not self.done():
             raise self.fail("liveness: the simulation ran out of events before agreeing everything")
         self.check_accountability()
@@ -547,8 +555,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", type=int, default=7)
     parser.add_argument("--faulty", type=int, default=None, help="default: the most allowed, (peers-1)//3")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=None, help="the first seed (default 42; 0 with --soak)")
     parser.add_argument("--seeds", type=int, default=1, help="run this many consecutive seeds")
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=None,
+        metavar="SEEDS",
+        help="run this many consecutive seeds from --seed, go on past failures, "
+        "each seed under --seed-cpu-budget, and list every failing seed at the end",
+    )
+    parser.add_argument(
+        "--seed-cpu-budget", type=float, default=120.0, help="CPU seconds one seed may take in --soak"
+    )
     parser.add_argument("--payloads", type=int, default=20, help="payloads voted by each peer")
     parser.add_argument("--byzantine", default=",".join(BYZANTINE_BEHAVIOURS), help="comma list or 'none'")
     parser.add_argument("--crash-mode", choices=CRASH_MODES, default="random")
@@ -557,7 +576,12 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     faulty = arguments.faulty if arguments.faulty is not None else (arguments.peers - 1) // 3
     behaviours = () if arguments.byzantine == "none" else tuple(arguments.byzantine.split(","))
-    for seed in range(arguments.seed, arguments.seed + arguments.seeds):
+    soak = arguments.soak is not None
+    first = arguments.seed if arguments.seed is not None else (0 if soak else 42)
+    count = arguments.soak if soak else arguments.seeds
+    failed: list[int] = []
+    started = time.perf_counter()
+    for seed in range(first, first + count):
         config = SimConfig(
             peers=arguments.peers,
             faulty=faulty,
@@ -567,19 +591,36 @@ def main(argv: list[str] | None = None) -> int:
             crash_mode=arguments.crash_mode,
             partition=not arguments.no_partition,
             restart=not arguments.no_restart,
+            cpu_budget_s=arguments.seed_cpu_budget if soak else None,
         )
         try:
             result = simulate(config)
         except SimulationFailure as failure:
-            print(f"FAIL {failure}")
-            return 1
+            print(f"FAIL {failure}", flush=True)
+            if not soak:
+                return 1
+            failed.append(seed)
+            continue
+        if soak:
+            if (seed - first + 1) % 100 == 0:
+                print(
+                    f"soak: {seed - first + 1}/{count} seeds, {len(failed)} failed, "
+                    f"{time.perf_counter() - started:.0f} s",
+                    flush=True,
+                )
+            continue
         print(
             f"ok seed={seed} peers={config.peers} faulty={faulty} blocks={result.blocks} "
             f"payloads={result.agreed_payloads} messages={result.messages} rejected={result.rejected_messages} "
             f"max_graph={result.max_graph_events} virtual={result.virtual_end_us / SECOND:.2f}s "
             f"wall={result.wall_seconds:.2f}s accusations={sorted(set(functools.reduce(operator.iadd, result.accusations.values(), [])))}"
         )
-    return 0
+    if soak:
+        print(
+            f"soak: peers={arguments.peers} faulty={faulty} seeds {first}..{first + count - 1}: "
+            f"{len(failed)} failed {failed} in {time.perf_counter() - started:.0f} s"
+        )
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

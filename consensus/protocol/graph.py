@@ -489,13 +489,39 @@ class Graph:
         more than ``STALE_ROUNDS`` behind is treated as gone, so a crashed peer cannot make the
         graph grow for ever. Unordered events stay until ``STALE_ROUNDS`` behind: they may still
         be received by a later round (a laggard's events are ordered once others build on them).
+
+        A validator we hold no event of is the furthest behind of all, not absent: it has not
+        started yet, or it was cut off (partitioned, crashed) before any of its events reached
+        us. Its first sync needs every creator's chain from index 0, since the events it
+        receives name their self-parents all the way down, so it counts as lagging at round 0
+        until round 0 is stale. Skipping it (as this rule once did) pruned what a late starter
+        needed, and every event it was sent then waited for a parent nobody held, for ever
+        (simulator seed 1057).
+
+        Rounds alone are not enough: a peer names as other-parent the newest event it holds of
+        the peer it synced with, which can be far older than its own round (it has not received
+        that peer's later events yet), and every receiver of its event must still hold that
+        parent. So an event by creator c at index i also waits until every live validator's
+        newest event (as far as we know) descends from a *later* event by c: from then on
+        nobody names it as a parent again, and everybody holds it. A validator we hold no event
+        of has shown us nothing it holds, so nothing goes while it is live (simulator seed 495).
         """
         decided = self.decided_round
         lagging_floor = decided
+        # passed[c]: an index by creator c that every live validator's newest event descends
+        # from; c's events below it are held by everyone and named by nobody any more.
+        passed = [self.count[slot] for slot in range(self.n)]
         for newest in self.newest:
             record = self.records.get(newest) if newest is not None else None
-            if record is not None and record.round >= decided - STALE_ROUNDS:
-                lagging_floor = min(lagging_floor, record.round)
+            if newest is not None and record is None:
+                continue
+            # Nothing of this creator yet: it will need every chain from the start.
+            newest_round = record.round if record is not None else 0
+            if newest_round < decided - STALE_ROUNDS:
+                continue  # gone: a crashed validator must not keep the graph growing for ever
+            lagging_floor = min(lagging_floor, newest_round)
+            for slot in range(self.n):
+                passed[slot] = min(passed[slot], record.last[slot] if record is not None else -1)
         horizon = min(decided, lagging_floor) - self.prune_margin
         stale = decided - STALE_ROUNDS
         while self.pruned_below < horizon:
@@ -507,8 +533,10 @@ class Graph:
                     continue
                 # A known forker's chain is kept until stale too: telling its branches apart walks
                 # the chain, and the walk must find the same events on every peer.
-                if self.newest[record.slot] == event_id or (
-                    (not record.ordered or record.slot in self.forkers) and round_number >= stale
+                if (
+                    self.newest[record.slot] == event_id
+                    or ((not record.ordered or record.slot in self.forkers) and round_number >= stale)
+                    or record.index >= passed[record.slot]
                 ):
                     keep.append(event_id)
                     continue

@@ -32,6 +32,8 @@ from consensus.protocol.block import (
     sign_block,
 )
 from consensus.protocol.event import (
+    MAX_ACCUSATIONS_PER_EVENT,
+    MAX_BLOCK_SIGNATURES_PER_EVENT,
     Accusation,
     BlockSignature,
     Event,
@@ -521,8 +523,12 @@ class Parsec:
         slot = self.graph.slot_of[self.our_id]
         observations = tuple(self._pending[:MAX_BATCH])
         hashes = tuple(self._pending_hashes[:MAX_BATCH])
-        del self._pending[:MAX_BATCH]
-        del self._pending_hashes[:MAX_BATCH]
+        # Signatures and accusations are capped per event like observations (the wire format
+        # refuses more): a peer catching up builds many blocks between two of its events, and
+        # an event over the cap could not even be signed, so it never made another one. The
+        # rest goes in the next events (``_has_own_content`` stays true until it has).
+        block_signatures = tuple(self._signatures_to_send[:MAX_BLOCK_SIGNATURES_PER_EVENT])
+        accusations = tuple(self._to_accuse[:MAX_ACCUSATIONS_PER_EVENT])
         event, event_id = create_event(
             self._key,
             epoch=self.epoch,
@@ -530,11 +536,13 @@ class Parsec:
             self_parent=self.graph.newest[slot],
             other_parent=other_parent,
             observations=observations,
-            block_signatures=tuple(self._signatures_to_send),
-            accusations=tuple(self._to_accuse),
+            block_signatures=block_signatures,
+            accusations=accusations,
         )
-        self._signatures_to_send.clear()
-        self._to_accuse.clear()
+        del self._pending[:MAX_BATCH]
+        del self._pending_hashes[:MAX_BATCH]
+        del self._signatures_to_send[: len(block_signatures)]
+        del self._to_accuse[: len(accusations)]
         self.graph.insert(event, event_id, hashes)
 
     def _drive_alone(self) -> None:
