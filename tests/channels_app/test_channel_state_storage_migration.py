@@ -5,6 +5,7 @@ written by the previous code come out as the same protocol objects, and back aga
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -70,16 +71,7 @@ def test_existing_channels_and_states_are_rewritten_and_read_back_the_same():
     made = {}
     for seed, updates, pending in ((1, 0, True), (2, 3, False), (3, 2, True)):
         machine, history = _channel_history(seed, updates, pending)
-        row = old_channel.objects.create(
-            channel_id="0x" + machine.channel_id.hex(),
-            our_address=machine.us,
-            their_address=machine.them,
-            our_index=0,
-            params=codec.encode(machine.params),
-            phase=machine.phase.value,
-            version=machine.latest.state.version,
-            machine=codec.encode(machine),
-        )
+        row = _old_channel_row(old_channel, machine)
         for signed in history:
             old_state.objects.create(
                 channel=row,
@@ -128,7 +120,20 @@ def test_a_channel_whose_latest_state_has_no_history_row_stops_the_migration():
     executor.migrate(BEFORE)
     old = executor.loader.project_state(BEFORE).apps
     machine, _ = _channel_history(4, 1, False)
-    old.get_model("channels_app", "Channel").objects.create(
+    _old_channel_row(old.get_model("channels_app", "Channel"), machine)
+    executor = MigrationExecutor(connection)
+    try:
+        with pytest.raises(RuntimeError, match="no history row matches"):
+            executor.migrate(AFTER)
+    finally:
+        old.get_model("channels_app", "Channel").objects.all().delete()
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes("channels_app"))
+
+
+def _old_channel_row(old_channel: Any, machine: Any) -> Any:
+    """A channel row as the code before the migration wrote it: the whole machine as JSON."""
+    return old_channel.objects.create(
         channel_id="0x" + machine.channel_id.hex(),
         our_address=machine.us,
         their_address=machine.them,
@@ -138,11 +143,3 @@ def test_a_channel_whose_latest_state_has_no_history_row_stops_the_migration():
         version=machine.latest.state.version,
         machine=codec.encode(machine),
     )
-    executor = MigrationExecutor(connection)
-    try:
-        with pytest.raises(RuntimeError, match="no history row matches"):
-            executor.migrate(AFTER)
-    finally:
-        old.get_model("channels_app", "Channel").objects.all().delete()
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes("channels_app"))
