@@ -97,7 +97,7 @@ class Channel(models.Model):
         return codec.machine_build(
             codec.machine_parts_decode(self.machine),
             self.latest_signed,
-            codec.pending_from_bytes(None if self.pending is None else bytes(self.pending)),
+            codec.pending_from_bytes(self.pending),
         )
 
     @property
@@ -113,8 +113,7 @@ class Channel(models.Model):
             raise ValueError(
                 f"channel {self.channel_id}: no both-signed state of version {self.version} is stored"
             ) from None
-        signed = codec.signed_state_from_bytes(row.signed)
-        self.__dict__["_latest_signed"] = signed
+        signed = self.__dict__["_latest_signed"] = row.protocol_signed
         return signed
 
     def machine_store(self, channel: protocol_state.Channel) -> None:

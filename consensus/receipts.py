@@ -144,13 +144,6 @@ _OBSERVATION_SQL = f"""
 """  # noqa: S608 - constants of this module; the digest is a placeholder
 
 
-@dataclass(frozen=True)
-class _FoundBlock:
-    block_id: int
-    height: int
-    tree_size: int
-
-
 def observation_receipt(*, leaf: bytes) -> ObservationReceipt:
     """The block, log and anchor sections for the observation whose Merkle leaf is ``leaf``.
 
@@ -164,7 +157,6 @@ def observation_receipt(*, leaf: bytes) -> ObservationReceipt:
             "(usually within seconds)."
         )
     index, _, block_id, height, previous, epoch, round_, tree_size, signatures, validators = found[:10]
-    block = _FoundBlock(block_id, height, tree_size)
     # The JSON columns come back as text from a raw cursor (Django decodes them in JSONField).
     validator_keys = json.loads(validators)
     section = BlockSection(
@@ -174,7 +166,7 @@ def observation_receipt(*, leaf: bytes) -> ObservationReceipt:
         round=round_,
         count=tree_size,
         leaf_index=index,
-        inclusion_path=_audit_path(block, index),
+        inclusion_path=_audit_path(block_id, tree_size, index),
         validators=tuple(bytes.fromhex(key) for key in validator_keys),
         signatures=_aligned_signatures(json.loads(signatures), validator_keys),
     )
@@ -240,19 +232,19 @@ def block_tree_ensure(block: Block) -> None:
         )
 
 
-def _audit_path(block: _FoundBlock, index: int) -> tuple[Digest, ...]:
-    offsets = _path_offsets(block.tree_size, index)
+def _audit_path(block_id: int, tree_size: int, index: int) -> tuple[Digest, ...]:
+    offsets = _path_offsets(tree_size, index)
     if not offsets:
         return ()
     # PostgreSQL's substring is 1-based; every slice comes from one read of the row.
     columns = ", ".join(["substring(levels from %s for 32)"] * len(offsets))
     query = f"SELECT {columns} FROM consensus_blocktree WHERE block_id = %s"  # noqa: S608 - only placeholders
-    parameters = [*(offset + 1 for offset in offsets), block.block_id]
+    parameters = [*(offset + 1 for offset in offsets), block_id]
     with connection.cursor() as cursor:
         cursor.execute(query, parameters)
         row = cursor.fetchone()
         if row is None:  # the first receipt of this block: write its tree, then read the path
-            block_tree_ensure(Block.objects.get(pk=block.block_id))
+            block_tree_ensure(Block.objects.get(pk=block_id))
             cursor.execute(query, parameters)
             row = cursor.fetchone()
     return tuple(Digest(bytes(item)) for item in row)

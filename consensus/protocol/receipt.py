@@ -22,9 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import nacl.exceptions
-import nacl.signing
-
 from consensus.protocol.block import BLOCK_KIND
 from settlement.protocol.encoding import Digest, domain_bytes, sha256
 from settlement.protocol.merkle import (
@@ -33,6 +30,7 @@ from settlement.protocol.merkle import (
     root_from_consistency_proof,
     root_from_inclusion_proof,
 )
+from settlement.protocol.signing import is_valid_bytes
 
 # A 64-bit tree is at most 64 levels deep; a longer path is malformed before any hashing.
 MAX_PATH = 64
@@ -375,11 +373,7 @@ def check_block_inclusion(block: BlockSection, derived: Derived) -> str:
 # blocks' signatures.
 @functools.lru_cache(maxsize=2048)
 def _header_signature_holds(validator: bytes, message: bytes, signature: bytes) -> bool:
-    try:
-        nacl.signing.VerifyKey(validator).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
-        return False
-    return True
+    return is_valid_bytes(validator, message, signature)
 
 
 def forget_block_signature_verdicts() -> None:
@@ -400,11 +394,7 @@ def check_block_signatures(block: BlockSection, derived: Derived, trust: Trust) 
         if signature is None:
             continue
         # A signature that is present must verify: a receipt carries nothing that does not.
-        if (
-            len(validator) != 32
-            or len(signature) != 64
-            or not _header_signature_holds(validator, message, signature)
-        ):
+        if not _header_signature_holds(validator, message, signature):
             raise ReceiptCheckFailed(
                 f"the signature of validator {b64(validator)} does not verify on the header"
             )

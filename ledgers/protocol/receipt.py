@@ -22,9 +22,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import nacl.exceptions
-import nacl.signing
-
 from consensus.protocol.receipt import (
     AnchorSection,
     BlockSection,
@@ -53,7 +50,7 @@ from ledgers.protocol.commitments import ENTRY_OBSERVATION_KIND, entry_commitmen
 from ledgers.protocol.entries import EncodedEntry, Entry, encode_entry
 from ledgers.protocol.errors import LedgerError
 from settlement.protocol.encoding import CanonicalEncodingError, canonical, domain_bytes
-from settlement.protocol.signing import SigningKey, is_valid, sign
+from settlement.protocol.signing import SigningKey, is_valid, is_valid_bytes, sign
 
 RECEIPT_TYPE = "parsec-receipt"
 RECEIPT_VERSION = 2  # 2: the message section in its compact form (docs/receipt.md)
@@ -426,15 +423,6 @@ def _checks_for(
             raise ValueError(f"section {section.name!r} cannot run after {section.after!r}")
         checks.insert(names.index(section.after) + 1, (section.name, _section_check(section)))
     return checks
-
-
-def is_valid_bytes(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """Ed25519 on bytes already domain-separated (the entry's signed bytes)."""
-    try:
-        nacl.signing.VerifyKey(public_key).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
-        return False
-    return True
 
 
 # JSON's scalars: never an object or an array, whatever their depth (checked by type first,

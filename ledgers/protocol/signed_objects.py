@@ -11,10 +11,9 @@ from typing import Any
 import nacl.exceptions
 import nacl.signing
 
-from ledgers.protocol.entries import nacl_signer
 from ledgers.protocol.errors import BadEntrySignature, LedgerError
 from settlement.protocol.encoding import Digest, domain_bytes
-from settlement.protocol.signing import Signature, SigningKey
+from settlement.protocol.signing import Signature, SigningKey, sign_bytes
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ def encode(kind: str, value: Any) -> Encoded:
 
 
 def sign_message(key: SigningKey, encoded: Encoded) -> Signature:
-    return Signature(nacl_signer(key.seed).sign(encoded.message).signature)
+    return sign_bytes(key, encoded.message)
 
 
 def verify_message(public_key: bytes, encoded: Encoded, signature: bytes, *, who: str) -> None:

@@ -52,7 +52,7 @@ from messaging.protocol.errors import (
 from settlement.protocol.encoding import CanonicalEncodingError, Digest, domain_bytes
 from settlement.protocol.identifiers import InvalidFederationAddress, parse_federation_address
 from settlement.protocol.merkle import InvalidProof, MerkleTree, leaf_hash, root_from_inclusion_proof
-from settlement.protocol.signing import PublicKey, Signature, SigningKey
+from settlement.protocol.signing import PublicKey, Signature, SigningKey, sign_bytes
 
 MessageId = NewType("MessageId", str)
 
@@ -428,22 +428,13 @@ def message_digest(envelope: Envelope) -> Digest:
     return encode_message(envelope).digest
 
 
-@lru_cache(maxsize=1024)
-def _nacl_signer(seed: bytes) -> nacl.signing.SigningKey:
-    # Building a key derives its public half (slower than a signature); a node signing for its
-    # custodial senders keeps the few it uses built.
-    return nacl.signing.SigningKey(seed)
-
-
 def sign_message(encoded: EncodedMessage, *, key: SigningKey) -> SignedMessage:
     """The sender's signature (the client, or the node for a custodial sender's sealed key).
 
     The same bytes ``settlement.protocol.signing.sign(key, "message", envelope)`` signs."""
     if key.public_key != encoded.envelope.sender_key:
         raise BadMessageSignature("the envelope names another sender key than the one signing it")
-    return SignedMessage(
-        encoded=encoded, signature=Signature(_nacl_signer(key.seed).sign(encoded.signed_bytes).signature)
-    )
+    return SignedMessage(encoded=encoded, signature=sign_bytes(key, encoded.signed_bytes))
 
 
 def verify_message(encoded: EncodedMessage, signature: bytes) -> SignedMessage:
@@ -485,7 +476,7 @@ def sign_batch(encoded: Sequence[EncodedMessage], *, key: SigningKey) -> list[Si
             raise BadMessageSignature("the envelope names another sender key than the one signing it")
     tree = MerkleTree.from_entries(item.digest for item in encoded)
     root, size = tree.root, len(encoded)
-    signature = Signature(_nacl_signer(key.seed).sign(batch_signed_bytes(sender, root, size)).signature)
+    signature = sign_bytes(key, batch_signed_bytes(sender, root, size))
     return [
         SignedMessage(
             encoded=item,

@@ -8,9 +8,10 @@ the clear (private keys, see ``settlement.keystore``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, NewType
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
@@ -58,8 +59,27 @@ class SigningKey:
 
 def sign(key: SigningKey, kind: str, value: Any) -> Signature:
     """Sign ``value`` as an object of ``kind``."""
-    signed = key._signer.sign(domain_bytes(kind, value))
-    return Signature(signed.signature)
+    return sign_bytes(key, domain_bytes(kind, value))
+
+
+def sign_bytes(key: SigningKey, message: bytes) -> Signature:
+    """The signature :func:`sign` gives, on bytes a caller already has from ``domain_bytes`` (an
+    entry or envelope encoded once, for its hash and its signature alike).
+
+    Straight through libsodium's binding: no SignedMessage or encoder objects around the 64
+    bytes (about 1.5 µs of a 20 µs signature; a payment takes three)."""
+    signed = nacl.bindings.crypto_sign(message, _secret_key(key.seed))
+    return Signature(signed[: nacl.bindings.crypto_sign_BYTES])
+
+
+@lru_cache(maxsize=1024)
+def _secret_key(seed: bytes) -> bytes:
+    """libsodium's 64-byte secret key (the seed, then the public key) for ``seed``. Deriving it is
+    a scalar multiplication, slower than a signature, so the few keys a node signs with (its
+    own, its custodial parties') are derived once; they are in this process's memory either way.
+    Kept by seed, not on the :class:`SigningKey`, because callers build a key object per request
+    from a kept seed."""
+    return nacl.bindings.crypto_sign_seed_keypair(seed)[1]
 
 
 def verify(public_key: bytes, kind: str, value: Any, signature: bytes) -> None:
@@ -78,5 +98,17 @@ def is_valid(public_key: bytes, kind: str, value: Any, signature: bytes) -> bool
     try:
         verify(public_key, kind, value, signature)
     except BadSignature:
+        return False
+    return True
+
+
+def is_valid_bytes(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """:func:`is_valid` on bytes already from ``domain_bytes`` (an entry's or a header's signed
+    bytes, encoded once by the caller). A key or signature of the wrong length is not valid."""
+    if len(public_key) != 32 or len(signature) != 64:
+        return False
+    try:
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
         return False
     return True
