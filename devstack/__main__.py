@@ -323,7 +323,11 @@ def _lint_beside_pytest() -> int:
     with tempfile.TemporaryFile(mode="w+") as lint_output:
         say("$ make lint (beside pytest; its output follows when it ends)")
         lint = subprocess.Popen(["make", "lint"], cwd=REPO, stdout=lint_output, stderr=subprocess.STDOUT)
-        pytest_code = _run_reporting([sys.executable, "-m", "pytest"])
+        try:
+            pytest_code = _run_reporting([sys.executable, "-m", "pytest"])
+        except BaseException:
+            lint.kill()
+            raise
         lint_code = lint.wait()
         lint_output.seek(0)
         print(lint_output.read(), end="", flush=True)
@@ -337,6 +341,9 @@ def test(arguments: argparse.Namespace) -> int:
     os.chmod(root, 0o755)  # noqa: S103 - the PostgreSQL server runs as its own user and must reach its files
     stack = Stack(root, pg_port=free_port(), redis_port=free_port(), anvil_port=free_port(), fast=True)
     started = time.monotonic()
+    # A run stopped from outside (a CI timeout, `kill`) must still stop its services and remove
+    # its directory: SystemExit unwinds through the `finally` below, which SIGTERM would skip.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     try:
         stack.start()
         stack.postgres.ensure_database("parsec")
