@@ -5,17 +5,20 @@ Clients sign their messages themselves (self-custody senders, plain bodies, one 
 all counterparties of this node); the signing is not timed. Two ways of signing are measured:
 
 * **batch-signed** (the main figure): each request is one sender's batch of ``--batch`` messages
-  signed once over the RFC 9162 root of their digests (``messaging.protocol.sign_batch``); the
-  node verifies the batch signature once and each message's audit path, records the batch as one
-  co-signed ``message-batch`` entry on the sender's ledger (one consensus observation), stores
-  messages and deliveries with COPY;
+  signed once over the RFC 9162 root of their digests (``messaging.protocol.sign_batch``), sent
+  in the compact form (``--form compact``, the default: one head and the envelopes without what
+  they share; ``message_send_compact`` builds the batch's tree once and stores its leaves once)
+  or each message with its proof (``--form proofs``: ``message_send_batch`` checks each message's
+  audit path); the node verifies the batch signature once, records the batch as one co-signed
+  ``message-batch`` entry on the sender's ledger (one consensus observation), stores messages and
+  deliveries with COPY;
 * **signed one by one** (for comparison, ``--single`` messages): every message carries its own
   signature and becomes its own ``message`` entry and observation.
 
 Each is timed in two phases, through the services into PostgreSQL:
 
-* accept: ``message_send_batch`` per request (verify, record on the ledger, store, vote; one
-  transaction per request);
+* accept: ``message_send_compact`` (or ``message_send_batch``) per request (verify, record on the
+  ledger, store, vote; one transaction per request);
 * block: ``consensus.services.votes_apply`` until every observation voted is agreed: this node's
   validator (alone, as the block builder) orders them into blocks with RFC 9162 Merkle roots and
   signs them, and the shell stores the blocks and their leaves.
@@ -27,7 +30,8 @@ messages per CPU second, because the machine is shared. The batch-signed path is
 spends its time (cProfile).
 
 It makes its own database (``<DATABASE_URL's name>_bench_messages``), migrates it, and drops it
-at the end. Run under `make bench`: ``python -m bench.messages [--messages 40000] [--batch 1000]``.
+at the end. Run under `make bench`: ``python -m bench.messages [--messages 40000] [--batch 1000]
+[--form compact|proofs]``.
 """
 
 from __future__ import annotations

@@ -214,3 +214,17 @@ def test_a_compact_batch_to_an_unknown_or_unaccepted_recipient_or_from_a_strange
     erin = make_party("erin", custody="self", status="PENDING")
     _refused(operator, _compact(batch_signed_messages(erin, [carol.address], 2)), 409, "sender_not_accepted")
     assert Message.objects.count() == 0
+
+
+def test_recipients_whose_names_need_json_escaping_are_stored_and_found_by_party(
+    make_party: Callable[..., Party], operator: Any
+) -> None:
+    # The recipients column is written as JSON text put together per row: quotes, backslashes and
+    # non-ASCII letters in a name must come back as the address.
+    bob, odd = make_party("bob", custody="self"), make_party('o"b\\ü', custody="self")
+    answer = _post(operator, _compact(batch_signed_messages(bob, [odd.address], 2)))
+    assert answer.status_code == 201, answer.content
+    stored = Message.objects.get(message_id=answer.json()[0]["id"])
+    assert stored.recipients == [odd.address]
+    found = operator.get("/api/messages/", {"party": odd.address}).json()
+    assert {item["id"] for item in found} == {item["id"] for item in answer.json()}
