@@ -204,9 +204,13 @@ def test_bad_compact_batches_are_refused_with_their_code_and_nothing_is_stored(
 
 
 def test_a_compact_batch_to_an_unknown_or_unaccepted_recipient_or_from_a_stranger_stores_nothing(
-    make_party: Callable[..., Party], operator: Any
+    make_party: Callable[..., Party], operator: Any, auditor: Any
 ) -> None:
     bob, carol = make_party("bob", custody="self"), make_party("carol")
+    # Reading roles do not send.
+    before = _counts()
+    assert _post(auditor, _compact(batch_signed_messages(bob, [carol.address], 2))).status_code == 403
+    assert _counts() == before
     dave = make_party("dave", status="PENDING")
     _refused(operator, _compact(batch_signed_messages(bob, [dave.address], 2)), 409, "recipient_not_accepted")
     nobody = f"nobody*{carol.address.split('*')[1]}"
