@@ -888,6 +888,9 @@ def _store_messages(
         raise RuntimeError("messaging.Message's columns changed: update _MESSAGE_COLUMNS")
     values = []
     hex_of: dict[bytes, str] = {}  # a batch's root and signature are the same for its thousand rows
+    # Ids looked up once, not through each model's pk property per row.
+    sender_pks = {address: sender.pk for address, sender in senders.items()}
+    entry_pks = {id(record): record.entry.pk for record in recorded}
     for item, record in zip(fresh, recorded, strict=True):
         encoded = item.encoded
         envelope, batch, signature = encoded.envelope, item.batch, item.signature
@@ -911,7 +914,7 @@ def _store_messages(
                 batch_text,
                 envelope.kind,
                 envelope.sender,
-                senders[envelope.sender].pk,
+                sender_pks[envelope.sender],
                 # As text (json.dumps per row costs more than its COPY): addresses are JSON strings
                 # as the C encoder json uses writes them; PostgreSQL parses the list into jsonb.
                 bulk.JsonText(
@@ -923,7 +926,7 @@ def _store_messages(
                 envelope.time,
                 stamp,
                 None,
-                record.entry.pk,
+                entry_pks[id(record)],
                 record.record_json,
                 record.observation_digest,
                 None,
@@ -969,10 +972,10 @@ def _store_deliveries(
                     reason = "the recipient's node could not open the box with its key"
             values.append(
                 (
-                    message.pk,
+                    message.id,  # the column, not the pk property: thousands of rows a request
                     address,
-                    counterparty.pk if counterparty is not None else None,
-                    recipient.peer.pk if recipient.peer is not None else None,
+                    counterparty.id if counterparty is not None else None,
+                    recipient.peer.id if recipient.peer is not None else None,
                     str(status),
                     0,
                     None,
@@ -986,7 +989,7 @@ def _store_deliveries(
             )
     bulk.copy_rows(Delivery, values)
     # What the router needs: (peer, message id) of each delivery waiting for another node.
-    ids = {message.pk: message.message_id for message in messages}
+    ids = {message.id: message.message_id for message in messages}
     return [
         (peer_id, ids[message_pk])
         for message_pk, _, _, peer_id, status, *_ in values
