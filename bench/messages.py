@@ -5,17 +5,20 @@ Clients sign their messages themselves (self-custody senders, plain bodies, one 
 all counterparties of this node); the signing is not timed. Two ways of signing are measured:
 
 * **batch-signed** (the main figure): each request is one sender's batch of ``--batch`` messages
-  signed once over the RFC 9162 root of their digests (``messaging.protocol.sign_batch``); the
-  node verifies the batch signature once and each message's audit path, records the batch as one
-  co-signed ``message-batch`` entry on the sender's ledger (one consensus observation), stores
-  messages and deliveries with COPY;
+  signed once over the RFC 9162 root of their digests (``messaging.protocol.sign_batch``), sent
+  in the compact form (``--form compact``, the default: one head and the envelopes without what
+  they share; ``message_send_compact`` builds the batch's tree once and stores its leaves once)
+  or each message with its proof (``--form proofs``: ``message_send_batch`` checks each message's
+  audit path); the node verifies the batch signature once, records the batch as one co-signed
+  ``message-batch`` entry on the sender's ledger (one consensus observation), stores messages and
+  deliveries with COPY;
 * **signed one by one** (for comparison, ``--single`` messages): every message carries its own
   signature and becomes its own ``message`` entry and observation.
 
 Each is timed in two phases, through the services into PostgreSQL:
 
-* accept: ``message_send_batch`` per request (verify, record on the ledger, store, vote; one
-  transaction per request);
+* accept: ``message_send_compact`` (or ``message_send_batch``) per request (verify, record on the
+  ledger, store, vote; one transaction per request);
 * block: ``consensus.services.votes_apply`` until every observation voted is agreed: this node's
   validator (alone, as the block builder) orders them into blocks with RFC 9162 Merkle roots and
   signs them, and the shell stores the blocks and their leaves.
@@ -27,7 +30,8 @@ messages per CPU second, because the machine is shared. The batch-signed path is
 spends its time (cProfile).
 
 It makes its own database (``<DATABASE_URL's name>_bench_messages``), migrates it, and drops it
-at the end. Run under `make bench`: ``python -m bench.messages [--messages 40000] [--batch 1000]``.
+at the end. Run under `make bench`: ``python -m bench.messages [--messages 40000] [--batch 1000]
+[--form compact|proofs]``.
 """
 
 from __future__ import annotations
@@ -98,19 +102,22 @@ def _signed_batches(
     senders: list[Any] | None = None,
     seed: int = 7,
     batched: bool = True,
-) -> list[list[Any]]:
+    compact: bool = True,
+) -> list[Any]:
     """What clients send (made outside the timed part): requests of ``batch`` messages. Batched:
-    each request is one sender's batch, signed once; else each message is signed alone, from
-    senders drawn at random."""
+    each request is one sender's batch, signed once, in the compact form (``compact``: one head,
+    the envelopes without what they share) or each message with its proof; else each message is
+    signed alone, from senders drawn at random."""
     import random
 
     from messaging.protocol import encode_message, make_envelope, plain_body, sign_batch, sign_message
+    from messaging.protocol.envelope import compact_batch_json
     from messaging.services import SignedRequest
 
     rng = random.Random(seed)
     now = int(time.time() * 1000)
     pool = senders or parties
-    requests: list[list[Any]] = []
+    requests: list[Any] = []
     for start in range(0, messages, batch):
         count = min(batch, messages - start)
         chosen = (
@@ -135,7 +142,10 @@ def _signed_batches(
             signed = sign_batch(encoded, key=chosen[0][1])
         else:
             signed = [sign_message(item, key=key) for item, (_, key) in zip(encoded, chosen, strict=True)]
-        requests.append([SignedRequest(message=item.to_json()) for item in signed])
+        if batched and compact:
+            requests.append(compact_batch_json(signed))
+        else:
+            requests.append([SignedRequest(message=item.to_json()) for item in signed])
     return requests
 
 
@@ -154,7 +164,7 @@ def _backend_cpu() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _accept(batches: list[list[Any]]) -> dict[str, Any]:
+def _accept(batches: list[Any]) -> dict[str, Any]:
     import gc
 
     from messaging import services
@@ -169,12 +179,15 @@ def _accept(batches: list[list[Any]]) -> dict[str, Any]:
     started_wall, started_cpu = time.perf_counter(), time.process_time()
     for batch in batches:
         began = time.perf_counter()
-        services.message_send_batch(requests=batch, actor="bench")
+        if isinstance(batch, dict):
+            services.message_send_compact(batch=batch, actor="bench")
+        else:
+            services.message_send_batch(requests=batch, actor="bench")
         latencies.append(time.perf_counter() - began)
     wall, cpu = time.perf_counter() - started_wall, time.process_time() - started_cpu
     backend = _backend_cpu() - backend_before
     gc.unfreeze()
-    count = sum(len(batch) for batch in batches)
+    count = sum(len(batch["envelopes"]) if isinstance(batch, dict) else len(batch) for batch in batches)
     latencies.sort()
     return {
         "messages": count,
@@ -186,7 +199,9 @@ def _accept(batches: list[list[Any]]) -> dict[str, Any]:
     }
 
 
-def _accept_in_processes(parties: list[Any], messages: int, batch: int, processes: int) -> dict[str, Any]:
+def _accept_in_processes(
+    parties: list[Any], messages: int, batch: int, processes: int, *, compact: bool
+) -> dict[str, Any]:
     """The same accept path in ``processes`` processes at once, each for its own senders (as
     separate web or worker processes would be): how accepting scales with cores."""
     import json
@@ -196,9 +211,17 @@ def _accept_in_processes(parties: list[Any], messages: int, batch: int, processe
     work = []
     for index in range(processes):
         senders = parties[index::processes]
-        batches = _signed_batches(parties, messages // processes, batch, senders=senders, seed=100 + index)
+        batches = _signed_batches(
+            parties, messages // processes, batch, senders=senders, seed=100 + index, compact=compact
+        )
         handle = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115 - closed below
-        json.dump([[request.message for request in chunk] for chunk in batches], handle)
+        json.dump(
+            [
+                chunk if isinstance(chunk, dict) else [request.message for request in chunk]
+                for chunk in batches
+            ],
+            handle,
+        )
         handle.close()
         work.append(handle.name)
     started = time.perf_counter()
@@ -231,7 +254,10 @@ def _child(path: str) -> None:
     from messaging.services import SignedRequest
 
     with open(path) as handle:
-        batches = [[SignedRequest(message=item) for item in chunk] for chunk in json.load(handle)]
+        batches = [
+            chunk if isinstance(chunk, dict) else [SignedRequest(message=item) for item in chunk]
+            for chunk in json.load(handle)
+        ]
     result = _accept(batches)
     print(
         json.dumps(
@@ -277,7 +303,7 @@ def _build_blocks(expected: int, messages: int) -> dict[str, Any]:
     }
 
 
-def _profiled(batches: list[list[Any]]) -> dict[str, Any]:
+def _profiled(batches: list[Any]) -> dict[str, Any]:
     import cProfile
     import pstats
 
@@ -336,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--processes", type=int, default=2, help="processes accepting at once (default 2)")
     parser.add_argument("--profile", action="store_true", help="print where accepting spends its time")
+    parser.add_argument(
+        "--form",
+        choices=("compact", "proofs"),
+        default="compact",
+        help="batch-signed requests: one head and compact envelopes (default), or each message with its proof",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
 
@@ -375,14 +407,17 @@ def main(argv: list[str] | None = None) -> int:
         call_command("migrate", verbosity=0)
         parties = _parties(PARTIES)
         consensus_services.consensus_state_ensure(validators=["bench-m"])
-        batches = _signed_batches(parties, arguments.messages, arguments.batch)
+        compact = arguments.form == "compact"
+        batches = _signed_batches(parties, arguments.messages, arguments.batch, compact=compact)
         accept = _profiled(batches) if arguments.profile else _accept(batches)
         blocks = _build_blocks(PendingObservation.objects.count(), accept["messages"])
         singles = _signed_batches(parties, arguments.single, arguments.batch, seed=11, batched=False)
         single_accept = _accept(singles)
         single_blocks = _build_blocks(PendingObservation.objects.count(), single_accept["messages"])
         connections.close_all()
-        parallel = _accept_in_processes(parties, arguments.messages, arguments.batch, arguments.processes)
+        parallel = _accept_in_processes(
+            parties, arguments.messages, arguments.batch, arguments.processes, compact=compact
+        )
         parallel_blocks = _build_blocks(PendingObservation.objects.count(), parallel["messages"])
         stored = Message.objects.count(), Delivery.objects.filter(status="delivered").count()
     finally:
@@ -395,7 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     parallel_end_to_end = parallel["messages"] / (parallel["seconds"] + parallel_blocks["seconds"])
     load = os.getloadavg()[0]
     rows = [
-        *_phase_rows(f"batch-signed ({arguments.batch}/batch)", accept, blocks, verify_ceiling),
+        *_phase_rows(
+            f"batch-signed ({arguments.batch}/batch, {arguments.form})", accept, blocks, verify_ceiling
+        ),
         *_phase_rows(
             f"batch-signed, {parallel['processes']} processes", parallel, parallel_blocks, verify_ceiling
         ),
@@ -448,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             "single_blocks": single_blocks,
             "single_end_to_end_per_second": single_end_to_end,
             "batch": arguments.batch,
+            "form": arguments.form,
             "ed25519_verify_ceiling": verify_ceiling,
             "ceilings": ceilings,
             "ratio_to_verify_ceiling": end_to_end / verify_ceiling,

@@ -102,8 +102,8 @@ class MessageOutput(serializers.Serializer):
     signature = serializers.CharField(
         help_text="the sender's Ed25519 signature (hex): on the envelope, or on its batch's head"
     )
-    batch = serializers.JSONField(
-        allow_null=True, help_text="signed as one of a batch: {root, size, index, path} (hex); null if alone"
+    batch = serializers.SerializerMethodField(
+        help_text="signed as one of a batch: {root, size, index, path} (hex); null if alone"
     )
     envelope = serializers.JSONField()
     accepted_at = serializers.DateTimeField()
@@ -114,6 +114,9 @@ class MessageOutput(serializers.Serializer):
     block_height = serializers.IntegerField(allow_null=True, help_text="the block its record is in")
     anchored = serializers.SerializerMethodField()
     deliveries = DeliveryOutput(many=True, help_text="the recipients this node is responsible for")
+
+    def get_batch(self, message: Message) -> dict[str, Any] | None:
+        return services.message_batch_json(message)
 
     def get_received_from(self, message: Message) -> str:
         return message.received_from.name if message.received_from is not None else ""
@@ -273,6 +276,54 @@ class MessageBatchApi(MessagingApiView):
             requests=[_send_request(item) for item in serializer.validated_data["messages"]],
             actor=request.user,
         )
+        return Response(
+            [
+                {
+                    "id": result.message.message_id,
+                    "digest": result.message.digest,
+                    "replayed": result.replayed,
+                    "record": result.message.record,
+                }
+                for result in results
+            ],
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class CompactBatchInput(serializers.Serializer):
+    batch = serializers.JSONField(
+        help_text="the head its sender signed once: {sender, sender_key, root, size, signature} (hex)"
+    )
+    envelopes = serializers.JSONField(
+        help_text=(
+            f"1 to {MAX_BATCH} envelopes, the whole batch in the order signed, each without v, sender and "
+            "sender_key (the head's) and without empty reply_to, agreement, attachments (docs/messaging.md)"
+        )
+    )
+
+    def validate_envelopes(self, value: Any) -> Any:
+        # Only the count here: each envelope is checked by the protocol (one pass, its own errors).
+        if not isinstance(value, list) or not 0 < len(value) <= MAX_BATCH:
+            raise serializers.ValidationError(f"send a list of 1 to {MAX_BATCH} envelopes")
+        return value
+
+
+class CompactBatchApi(MessagingApiView):
+    @extend_schema(
+        summary="A batch its sender signed once, sent whole in the compact form; all or none",
+        description=(
+            "One signed head and the envelopes without what they share: the node rebuilds the batch's "
+            "Merkle tree from the envelopes' digests, checks it has the signed root and verifies the "
+            "signature once. The messages are stored, recorded (one `message-batch` entry), voted and "
+            "routed as those of `POST /api/messages/batch/`; each keeps its id, deliveries and receipt."
+        ),
+        request=CompactBatchInput,
+        responses={201: MessageBatchOutput(many=True), **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CompactBatchInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        results = services.message_send_compact(batch=serializer.validated_data, actor=request.user)
         return Response(
             [
                 {

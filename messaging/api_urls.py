@@ -7,6 +7,7 @@ from messaging import api
 urlpatterns = [
     path("messages/", api.MessageListSendApi.as_view(), name="api-messages"),
     path("messages/batch/", api.MessageBatchApi.as_view(), name="api-messages-batch"),
+    path("messages/compact-batch/", api.CompactBatchApi.as_view(), name="api-messages-compact-batch"),
     path("messages/undeliverable/", api.UndeliverableApi.as_view(), name="api-messages-undeliverable"),
     path("messages/attachments/", api.AttachmentUploadApi.as_view(), name="api-message-attachments"),
     path(

@@ -36,7 +36,10 @@ class Message(models.Model):
     batch = JsonTextField(
         null=True,
         blank=True,
-        help_text="signed as one of a batch: {root, size, index, path} (hex); empty when signed alone",
+        help_text=(
+            "signed as one of a batch: {root, size, index, path} (hex), the path left out when the batch "
+            "came whole in a compact request (read from its MessageBatchTree); empty when signed alone"
+        ),
     )
     kind = models.CharField(max_length=40)
     sender_address = models.CharField(max_length=320)
@@ -98,6 +101,34 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.message_id} from {self.sender_address}"
+
+
+class MessageBatchTree(models.Model):
+    """A batch its sender sent whole in one compact request (docs/messaging.md, "The compact batch
+    request"): its leaves, the messages' digests in the order signed, stored once for the batch
+    instead of an audit path in every message row. A message's path is read from this tree when a
+    receipt or a delivery needs it; the batch's ``message-batch`` entry and root find it."""
+
+    ledger_entry = models.ForeignKey(
+        LedgerEntry,
+        on_delete=models.PROTECT,
+        db_index=False,  # one_tree_per_batch_record leads with it
+        related_name="message_batch_trees",
+        help_text="the message-batch entry that records the batch",
+    )
+    root = models.CharField(
+        max_length=64, help_text="the batch's RFC 9162 root (hex), as its sender signed it"
+    )
+    size = models.PositiveIntegerField()
+    leaves = models.BinaryField(help_text="the messages' digests in batch order, 32 bytes each")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ledger_entry", "root"], name="one_tree_per_batch_record")
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.root[:12]} of {self.size}"
 
 
 class DeliveryStatus(models.TextChoices):

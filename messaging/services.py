@@ -24,10 +24,12 @@ import logging
 import threading
 import time
 import uuid
+from _json import encode_basestring
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import psycopg.errors
@@ -62,7 +64,7 @@ from messaging.errors import (
     UnknownSender,
     indexed,
 )
-from messaging.models import Delivery, DeliveryStatus, Message, MessageAttachment
+from messaging.models import Delivery, DeliveryStatus, Message, MessageAttachment, MessageBatchTree
 from messaging.protocol import boxes
 from messaging.protocol.envelope import (
     ATTACHMENT_MEDIA_TYPES,
@@ -70,14 +72,18 @@ from messaging.protocol.envelope import (
     MESSAGE_OBJECT_KIND,
     BatchHeads,
     BatchProof,
+    EncodedMessage,
     Envelope,
     SignedMessage,
     UnverifiedMessage,
     VerifiedBatches,
     batch_paths_proven,
     check_acceptance,
+    compact_batch_verify,
     encode_message,
     make_envelope,
+    parse_batch_head,
+    parse_compact_envelope,
     parse_envelope,
     parse_signed_message,
     parse_unverified,
@@ -106,6 +112,7 @@ from settlement.models import Peer, PeerKey
 from settlement.protocol.encoding import domain_bytes, sha256
 from settlement.protocol.identifiers import InvalidFederationAddress, parse_federation_address
 from settlement.protocol.keys import X25519KeyPair
+from settlement.protocol.merkle import MerkleTree
 from settlement.protocol.signing import SigningKey
 from settlement.transport import PeerUnreachable, peer_request
 
@@ -471,20 +478,37 @@ def _prepare(requests: Sequence[SendRequest]) -> tuple[list[SignedMessage], dict
                 recipient_addresses.update(request.recipients)
         except MessageError as error:
             raise indexed(error, index) if len(requests) > 1 else error from error
+    return _checked_against_counterparties(
+        [request if isinstance(request, ComposeRequest) else None for request in requests],
+        parsed,
+        sender_addresses,
+        recipient_addresses,
+    )
+
+
+def _checked_against_counterparties(
+    composed: Sequence[ComposeRequest | None],
+    parsed: Sequence[SignedMessage | None],
+    sender_addresses: Sequence[str],
+    recipient_addresses: set[str],
+) -> tuple[list[SignedMessage], dict[str, Recipient]]:
+    """Senders here and ACCEPTED, each signed envelope naming its sender's key, attachments
+    uploaded, recipients resolved; the ``composed`` requests (``None`` where ``parsed`` holds the
+    message signed by its client) built and signed."""
     senders = _senders(sender_addresses)
     keys_needed = {
         address
-        for request in requests
-        if isinstance(request, ComposeRequest) and request.encrypt
+        for request in composed
+        if request is not None and request.encrypt
         for address in request.recipients
     }
     recipients = recipients_resolve(recipient_addresses, keys_needed=keys_needed)
     now_ms = int(time.time() * 1000)
     result: list[SignedMessage] = []
-    for index, (request, given) in enumerate(zip(requests, parsed, strict=True)):
+    for index, (request, given) in enumerate(zip(composed, parsed, strict=True)):
         try:
             if given is None:
-                assert isinstance(request, ComposeRequest)
+                assert request is not None
                 signed = _replayed_compose(request) or _compose(
                     request, senders[request.sender], recipients, now_ms
                 )
@@ -498,7 +522,7 @@ def _prepare(requests: Sequence[SendRequest]) -> tuple[list[SignedMessage], dict
                     )
                 _check_signed_attachments(signed)
         except MessageError as error:
-            raise indexed(error, index) if len(requests) > 1 else error from error
+            raise indexed(error, index) if len(parsed) > 1 else error from error
         result.append(signed)
     return result, recipients
 
@@ -573,10 +597,63 @@ def message_send_batch(*, requests: Sequence[SendRequest], actor: Any = None) ->
         return _accept(signed, recipients, actor=actor)
 
 
+def message_send_compact(*, batch: Any, actor: Any = None) -> list[SendResult]:
+    """Accept a batch its sender signed once and sent whole in the compact form
+    ``{"batch": {sender, sender_key, root, size, signature}, "envelopes": [...]}``
+    (docs/messaging.md, "The compact batch request"): all or none, like :func:`message_send_batch`.
+
+    What the messages share is read once: the head's form, its signature, the sender and its key;
+    the batch's tree is built once from the envelopes' digests and must have the signed root, so
+    no message carries or proves a path. The tree's leaves are stored once (``MessageBatchTree``)
+    and each message row keeps only its index; a path is read from the tree when needed."""
+    signed, recipients, tree = _prepare_compact(batch)
+    trees = {bytes(tree.root): b"".join([item.digest for item in signed])}
+    try:
+        return _accept(signed, recipients, actor=actor, trees=trees)
+    except (IntegrityError, psycopg.errors.UniqueViolation):
+        return _accept(signed, recipients, actor=actor, trees=trees)
+
+
+def _prepare_compact(value: Any) -> tuple[list[SignedMessage], dict[str, Recipient], MerkleTree]:
+    if not isinstance(value, Mapping) or value.keys() != {"batch", "envelopes"}:
+        raise BadEnvelope('a compact batch is {"batch": {...}, "envelopes": [...]}')
+    head = parse_batch_head(value["batch"])
+    envelopes = value["envelopes"]
+    if not isinstance(envelopes, list) or not envelopes:
+        raise BadEnvelope("envelopes is a non-empty list", field="envelopes")
+    encoded: list[EncodedMessage] = []
+    recipient_addresses: set[str] = set()
+    for index, item in enumerate(envelopes):
+        try:
+            one = parse_compact_envelope(item, head)
+        except MessageError as error:
+            raise indexed(error, index) from error
+        encoded.append(one)
+        recipient_addresses.update(one.envelope.recipients)
+    tree, signature = compact_batch_verify(head, encoded)
+    root, size = head.root, head.size
+    # The path is left out of each message's proof: it is the tree's, stored once (docs above).
+    parsed: list[SignedMessage | None] = [
+        SignedMessage(encoded=item, signature=signature, batch=BatchProof(root, size, index, ()))
+        for index, item in enumerate(encoded)
+    ]
+    signed, recipients = _checked_against_counterparties(
+        [None] * len(parsed), parsed, [head.sender], recipient_addresses
+    )
+    return signed, recipients, tree
+
+
 @transaction.atomic
 def _accept(
-    signed: Sequence[SignedMessage], resolved: Mapping[str, Recipient], *, actor: Any
+    signed: Sequence[SignedMessage],
+    resolved: Mapping[str, Recipient],
+    *,
+    actor: Any,
+    trees: Mapping[bytes, bytes] | None = None,
 ) -> list[SendResult]:
+    """``trees``: batches sent whole in a compact request, their root to their leaves (the
+    messages' digests joined, in batch order); their messages' proofs carry no path (it is the
+    tree's, stored once here)."""
     ids = [item.encoded.envelope.id for item in signed]
     # Only the digests of ids seen before (a replay is answered with the stored row, loaded below).
     seen = dict(Message.objects.filter(message_id__in=_one_array(ids)).values_list("message_id", "digest"))
@@ -643,9 +720,24 @@ def _accept(
     # The ledger's append voted each entry's commitment in this same transaction (ledgers.services._save).
     ubis = {ledger.pk: ledger.ubi for ledger in ledgers.values()}
     recorded = [_Recorded.of(entry, ubis[entry.ledger_id]) for entry in entries]
+    trees = trees or {}
+    if trees:
+        # Each compact batch's leaves once, with the entry that records it (the rows keep their index).
+        MessageBatchTree.objects.bulk_create(
+            [
+                MessageBatchTree(
+                    ledger_entry=entries[position],
+                    root=root.hex(),
+                    size=size,
+                    leaves=trees[root],
+                )
+                for (_, root, size, _), position in heads.items()
+                if root in trees
+            ]
+        )
     recipients = _recipients_for_storage(fresh, resolved)
     stamp = timezone.now()
-    messages = _store_messages(fresh, [recorded[index] for index in record_of], senders, stamp)
+    messages = _store_messages(fresh, [recorded[index] for index in record_of], senders, stamp, trees)
     waiting = _store_deliveries(fresh, messages, recipients, stamp)
     if fresh:
         audit_record(
@@ -683,15 +775,42 @@ def _batch_json(signed: SignedMessage) -> dict[str, Any] | None:
     return batch.to_json()
 
 
-def _batch_json_text(batch: BatchProof, root_hex: str) -> bulk.JsonText:
+def _batch_json_text(batch: BatchProof, root_hex: str, *, with_path: bool = True) -> bulk.JsonText:
     """:func:`_batch_json` already encoded, as COPY writes it: hex needs no escaping, so the text
-    is put together directly (``json.dumps`` per row cost more than the row's COPY). PostgreSQL
-    parses it into the same ``jsonb`` value."""
+    is put together directly (``json.dumps`` per row cost more than the row's COPY).
+    ``with_path=False``: a batch sent whole in a compact request, whose tree is stored once."""
+    if not with_path:
+        return bulk.JsonText(f'{{"root": "{root_hex}", "size": {batch.size}, "index": {batch.index}}}')
     return bulk.JsonText(
         f'{{"root": "{root_hex}", "size": {batch.size}, "index": {batch.index}, "path": ['
         + ", ".join([f'"{item}"' for item in batch.path_hex])
         + "]}"
     )
+
+
+def message_batch_json(message: Message) -> dict[str, Any] | None:
+    """``Message.batch`` with the message's audit path: as stored, or, for a batch sent whole in a
+    compact request, read from the batch's stored tree (``MessageBatchTree``)."""
+    batch = message.batch
+    if batch is None or "path" in batch:
+        return batch
+    if message.ledger_entry_id is None:
+        raise RuntimeError(f"message {message.message_id} has no path and no record to find its batch by")
+    tree = _stored_batch_tree(message.ledger_entry_id, batch["root"])
+    path = tree.inclusion_proof(batch["index"]).audit_path
+    return {**batch, "path": [item.hex() for item in path]}
+
+
+@lru_cache(maxsize=16)
+def _stored_batch_tree(ledger_entry_id: int, root_hex: str) -> MerkleTree:
+    """A stored batch's tree (immutable once written: the root commits to its leaves). A router
+    task or a page of messages reads many paths of one batch; it is built once (~1 ms for 1,000)."""
+    stored = MessageBatchTree.objects.get(ledger_entry_id=ledger_entry_id, root=root_hex)
+    leaves = bytes(stored.leaves)
+    tree = MerkleTree.from_entries(leaves[offset : offset + 32] for offset in range(0, len(leaves), 32))
+    if tree.root.hex() != root_hex or tree.size != stored.size:
+        raise RuntimeError(f"the stored tree of batch {root_hex} does not have its root")
+    return tree
 
 
 @dataclass(frozen=True)
@@ -761,6 +880,7 @@ def _store_messages(
     recorded: Sequence[_Recorded],
     senders: Mapping[str, Counterparty],
     stamp: Any,
+    trees: Mapping[bytes, bytes],
 ) -> list[Message]:
     """One COPY for every message row; the envelope column is the canonical envelope the sender
     signed (sliced from the signed bytes, not encoded again)."""
@@ -768,6 +888,9 @@ def _store_messages(
         raise RuntimeError("messaging.Message's columns changed: update _MESSAGE_COLUMNS")
     values = []
     hex_of: dict[bytes, str] = {}  # a batch's root and signature are the same for its thousand rows
+    # Ids looked up once, not through each model's pk property per row.
+    sender_pks = {address: sender.pk for address, sender in senders.items()}
+    entry_pks = {id(record): record.entry.pk for record in recorded}
     for item, record in zip(fresh, recorded, strict=True):
         encoded = item.encoded
         envelope, batch, signature = encoded.envelope, item.batch, item.signature
@@ -780,7 +903,7 @@ def _store_messages(
             root_hex = hex_of.get(batch.root)
             if root_hex is None:
                 root_hex = hex_of[batch.root] = batch.root.hex()
-            batch_text = _batch_json_text(batch, root_hex)
+            batch_text = _batch_json_text(batch, root_hex, with_path=batch.root not in trees)
         signed_bytes = encoded.signed_bytes
         values.append(
             (
@@ -791,15 +914,19 @@ def _store_messages(
                 batch_text,
                 envelope.kind,
                 envelope.sender,
-                senders[envelope.sender].pk,
-                list(envelope.recipients),
+                sender_pks[envelope.sender],
+                # As text (json.dumps per row costs more than its COPY): addresses are JSON strings
+                # as the C encoder json uses writes them; PostgreSQL parses the list into jsonb.
+                bulk.JsonText(
+                    "[" + ", ".join([encode_basestring(item) for item in envelope.recipients]) + "]"
+                ),
                 envelope.reply_to or "",
                 envelope.encrypted,
                 len(signed_bytes),
                 envelope.time,
                 stamp,
                 None,
-                record.entry.pk,
+                entry_pks[id(record)],
                 record.record_json,
                 record.observation_digest,
                 None,
@@ -810,7 +937,11 @@ def _store_messages(
     for message, item, record in zip(messages, fresh, recorded, strict=True):
         # The JSON fields as a query would load them (dicts, not the text written).
         message.envelope, message.record = dict(item.encoded.wire), record.record
-        message.batch = None if item.batch is None else item.batch.to_json()
+        message.recipients = list(item.encoded.envelope.recipients)
+        batch = item.batch
+        message.batch = None if batch is None else batch.to_json()
+        if batch is not None and batch.root in trees:
+            del message.batch["path"]
     return messages
 
 
@@ -841,10 +972,10 @@ def _store_deliveries(
                     reason = "the recipient's node could not open the box with its key"
             values.append(
                 (
-                    message.pk,
+                    message.id,  # the column, not the pk property: thousands of rows a request
                     address,
-                    counterparty.pk if counterparty is not None else None,
-                    recipient.peer.pk if recipient.peer is not None else None,
+                    counterparty.id if counterparty is not None else None,
+                    recipient.peer.id if recipient.peer is not None else None,
                     str(status),
                     0,
                     None,
@@ -858,7 +989,7 @@ def _store_deliveries(
             )
     bulk.copy_rows(Delivery, values)
     # What the router needs: (peer, message id) of each delivery waiting for another node.
-    ids = {message.pk: message.message_id for message in messages}
+    ids = {message.id: message.message_id for message in messages}
     return [
         (peer_id, ids[message_pk])
         for message_pk, _, _, peer_id, status, *_ in values
@@ -955,9 +1086,10 @@ class DeliveryRetry(Exception):  # noqa: N818 - the name says what the task shou
 def message_wire(message: Message) -> dict[str, Any]:
     """A stored message in its signed wire form: ``{"envelope", "signature"}`` when signed
     alone, ``{"envelope", "batch": {root, size, index, path, signature}}`` as one of a batch."""
-    if message.batch is None:
+    batch = message_batch_json(message)
+    if batch is None:
         return {"envelope": message.envelope, "signature": message.signature}
-    return {"envelope": message.envelope, "batch": {**message.batch, "signature": message.signature}}
+    return {"envelope": message.envelope, "batch": {**batch, "signature": message.signature}}
 
 
 def _entry_json(message: Message) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import base64
 import binascii
 import hashlib
 import re
+from _json import encode_basestring
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -49,7 +50,7 @@ from messaging.protocol.errors import (
     BadMessageSignature,
     MessageTooLarge,
 )
-from settlement.protocol.encoding import CanonicalEncodingError, Digest, domain_bytes
+from settlement.protocol.encoding import CanonicalEncodingError, Digest, canonical, domain_bytes
 from settlement.protocol.identifiers import InvalidFederationAddress, parse_federation_address
 from settlement.protocol.merkle import InvalidProof, MerkleTree, leaf_hash, root_from_inclusion_proof
 from settlement.protocol.signing import PublicKey, Signature, SigningKey, sign_bytes
@@ -251,6 +252,8 @@ def _check_kind_and_links(kind: object, reply_to: MessageId | None, agreement: o
 def _attachments(value: object) -> tuple[Attachment, ...]:
     if not isinstance(value, list):
         raise BadEnvelope("attachments must be a list", field="attachments")
+    if not value:
+        return ()  # most messages: nothing to check or build
     if len(value) > MAX_ATTACHMENTS:
         raise MessageTooLarge(f"a message has at most {MAX_ATTACHMENTS} attachments", field="attachments")
     result = []
@@ -408,10 +411,74 @@ def make_envelope(
 # --- encoding, digest, signature ------------------------------------------------------------
 
 
+_MESSAGE_DOMAIN = b"parsec/v1/" + MESSAGE_OBJECT_KIND.encode("ascii") + b"\x00"
+_PLAIN_BODY_KEYS = frozenset({"encoding", "text"})
+
+
+def _json_text(value: str) -> str:
+    # The C string encoder settlement.protocol.encoding.canonical uses: RFC 8785's escaping.
+    return encode_basestring(value)
+
+
+def _canonical_envelope_text(envelope: Envelope) -> str:
+    """RFC 8785 of ``envelope.to_json()``, written out for the envelope's fixed shape.
+
+    Every envelope has the same eleven ASCII keys, so their order is fixed (RFC 8785 §3.2.3 sorts
+    by UTF-16 code units; for ASCII that is byte order) and the values are checked already: hex,
+    integers, names from a list, addresses, and the one free text, escaped by the same C encoder
+    ``canonical`` uses. A plain body is written out too; anything else (boxes keyed by address,
+    attachments) goes through ``canonical``. tests/messaging/protocol/test_message_envelope_encoding.py
+    compares the bytes with ``domain_bytes`` on arbitrary envelopes. A thousand messages a
+    request: this costs a fifth of the generic walk-and-encode."""
+    body = envelope.body
+    text = body.get("text")
+    if body.get("encoding") == "plain" and type(text) is str and body.keys() == _PLAIN_BODY_KEYS:
+        body_text = '{"encoding":"plain","text":' + _json_text(text) + "}"
+    else:
+        body_text = canonical(dict(body)).decode("utf-8")
+    attachments = (
+        canonical([item.to_json() for item in envelope.attachments]).decode("utf-8")
+        if envelope.attachments
+        else "[]"
+    )
+    agreement, reply_to = envelope.agreement, envelope.reply_to
+    return "".join(
+        (
+            '{"agreement":',
+            "null" if agreement is None else _json_text(agreement),
+            ',"attachments":',
+            attachments,
+            ',"body":',
+            body_text,
+            ',"id":',
+            _json_text(envelope.id),
+            ',"kind":',
+            _json_text(envelope.kind),
+            ',"recipients":[',
+            ",".join([_json_text(item) for item in envelope.recipients]),
+            '],"reply_to":',
+            "null" if reply_to is None else _json_text(reply_to),
+            ',"sender":',
+            _json_text(envelope.sender),
+            ',"sender_key":"',
+            bytes(envelope.sender_key).hex(),
+            '","time":',
+            str(int(envelope.time)),
+            ',"v":',
+            str(ENVELOPE_VERSION),
+            "}",
+        )
+    )
+
+
 def encode_message(envelope: Envelope) -> EncodedMessage:
     wire = envelope.to_json()
     try:
-        signed_bytes = domain_bytes(MESSAGE_OBJECT_KIND, wire)
+        try:
+            signed_bytes = _MESSAGE_DOMAIN + _canonical_envelope_text(envelope).encode("utf-8")
+        except UnicodeEncodeError:
+            # Text that is not Unicode (a lone surrogate): the reference path names where it is.
+            signed_bytes = domain_bytes(MESSAGE_OBJECT_KIND, wire)
     except CanonicalEncodingError as error:
         raise BadEnvelope(f"the envelope cannot be encoded canonically: {error}") from error
     if len(signed_bytes) > MAX_ENVELOPE_BYTES:
@@ -696,3 +763,143 @@ def check_acceptance(acceptance: Envelope, offer: Envelope) -> None:
         raise BadLink(f"an acceptance goes back to the offer's sender, {offer.sender}", field="recipients")
     if acceptance.time < offer.time:
         raise BadLink("an acceptance cannot be older than the offer it accepts", field="time")
+
+
+# --- the compact batch request: one head, the envelopes without what they share -------------------
+
+COMPACT_ENVELOPE_REQUIRED = frozenset({"id", "kind", "recipients", "time", "body"})
+COMPACT_ENVELOPE_OPTIONAL = frozenset({"reply_to", "agreement", "attachments"})
+_COMPACT_ENVELOPE_FIELDS = COMPACT_ENVELOPE_REQUIRED | COMPACT_ENVELOPE_OPTIONAL
+_BATCH_HEAD_FIELDS = frozenset({"sender", "sender_key", "root", "size", "signature"})
+
+
+@dataclass(frozen=True)
+class BatchHead:
+    """What every message of a batch shares, named once: the sender, its key, and the head it
+    signed (the RFC 9162 root over the messages' digests, their number, the signature)."""
+
+    sender: str
+    sender_key: PublicKey
+    sender_key_hex: str
+    root: Digest
+    size: int
+    signature: Signature
+
+
+def parse_batch_head(value: object) -> BatchHead:
+    """``{"sender", "sender_key", "root", "size", "signature"}`` (hex), checked for form."""
+    if not isinstance(value, dict) or value.keys() != _BATCH_HEAD_FIELDS:
+        raise BadBatchProof(
+            'a batch head is {"sender", "sender_key", "root", "size", "signature"}', field="batch"
+        )
+    sender = _address(value["sender"], field="batch.sender")
+    sender_key = PublicKey(_hex_key(value["sender_key"], field="batch.sender_key"))
+    root, size, signature = _batch_head(value["root"], value["size"], value["signature"])
+    return BatchHead(
+        sender=sender,
+        sender_key=sender_key,
+        sender_key_hex=value["sender_key"],
+        root=root,
+        size=size,
+        signature=Signature(signature),
+    )
+
+
+def parse_compact_envelope(value: object, head: BatchHead) -> EncodedMessage:
+    """One envelope of a compact batch: the signed envelope without ``v``, ``sender`` and
+    ``sender_key`` (the head names them once) and with ``reply_to``, ``agreement`` and
+    ``attachments`` left out when empty. It is checked, and encoded and hashed, as the full
+    envelope it stands for: the digest, and so the receipt, is that envelope's."""
+    if not isinstance(value, dict):
+        raise BadEnvelope("an envelope is a JSON object")
+    if not value.keys() <= _COMPACT_ENVELOPE_FIELDS or not value.keys() >= COMPACT_ENVELOPE_REQUIRED:
+        missing = COMPACT_ENVELOPE_REQUIRED - value.keys()
+        extra = value.keys() - _COMPACT_ENVELOPE_FIELDS
+        raise BadEnvelope(
+            "a compact envelope "
+            + "; ".join(
+                part
+                for part in (
+                    f"lacks {', '.join(sorted(missing))}" if missing else "",
+                    f"has fields it does not carry: {', '.join(sorted(map(str, extra)))} (v, sender and "
+                    "sender_key are the batch head's)"
+                    if extra
+                    else "",
+                )
+                if part
+            )
+        )
+    return encode_message(
+        parse_envelope(
+            {
+                "v": ENVELOPE_VERSION,
+                "id": value["id"],
+                "kind": value["kind"],
+                "sender": head.sender,
+                "sender_key": head.sender_key_hex,
+                "recipients": value["recipients"],
+                "time": value["time"],
+                "reply_to": value.get("reply_to"),
+                "agreement": value.get("agreement"),
+                "attachments": value.get("attachments", []),
+                "body": value["body"],
+            }
+        )
+    )
+
+
+def compact_envelope_json(envelope: Envelope) -> dict[str, Any]:
+    """An envelope in its compact batch form (what a client sends; :func:`parse_compact_envelope`
+    gives back the same envelope)."""
+    wire = envelope.to_json()
+    compact = {name: wire[name] for name in COMPACT_ENVELOPE_REQUIRED}
+    compact.update((name, wire[name]) for name in COMPACT_ENVELOPE_OPTIONAL if wire[name])
+    return compact
+
+
+def compact_batch_verify(head: BatchHead, encoded: Sequence[EncodedMessage]) -> tuple[MerkleTree, Signature]:
+    """The batch is exactly these envelopes, in this order, and the sender signed its head.
+
+    One tree over the digests (``size - 1`` hashes, nothing per message to parse or fold): its
+    root must be the head's (:class:`BadBatchProof`), and the head's key must have signed
+    ``(sender, root, size)`` (:class:`BadMessageSignature`). Returns the tree, from which every
+    message's audit path is read when one is needed (a receipt, a delivery)."""
+    if len(encoded) != head.size:
+        raise BadBatchProof(
+            f"the batch head says {head.size} messages and the request carries {len(encoded)}: "
+            "a compact batch is sent whole",
+            field="envelopes",
+        )
+    tree = MerkleTree.from_entries(item.digest for item in encoded)
+    if tree.root != head.root:
+        raise BadBatchProof(
+            "batch.root is not the Merkle root of the envelopes' digests in the order sent", field="batch"
+        )
+    try:
+        nacl.signing.VerifyKey(bytes(head.sender_key)).verify(
+            batch_signed_bytes(head.sender, head.root, head.size), bytes(head.signature)
+        )
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as error:
+        raise BadMessageSignature(
+            "the batch signature does not verify with the batch head's sender key", field="batch"
+        ) from error
+    return tree, head.signature
+
+
+def compact_batch_json(signed: Sequence[SignedMessage]) -> dict[str, Any]:
+    """The compact request for messages :func:`sign_batch` signed (one batch, in order)."""
+    first = signed[0]
+    batch = first.batch
+    if batch is None:
+        raise BadBatchProof("only messages signed as one batch make a compact batch", field="batch")
+    envelope = first.envelope
+    return {
+        "batch": {
+            "sender": envelope.sender,
+            "sender_key": envelope.sender_key.hex(),
+            "root": batch.root.hex(),
+            "size": batch.size,
+            "signature": first.signature.hex(),
+        },
+        "envelopes": [compact_envelope_json(item.envelope) for item in signed],
+    }
