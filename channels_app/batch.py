@@ -48,7 +48,16 @@ from channels_app.protocol.state import Channel as ProtocolChannel
 from channels_app.protocol.state import NodeChannels, PendingUpdate, SignedState
 from channels_app.protocol.state_changes import CountersignatureReceived, ProposalReceived, UpdateProposed
 from channels_app.protocol.transition import transition
-from channels_app.protocol.types import MAX_UINT64, MAX_UINT256, ChannelId, Timestamp, Version, Wei, address
+from channels_app.protocol.types import (
+    MAX_UINT64,
+    MAX_UINT256,
+    Address,
+    ChannelId,
+    Timestamp,
+    Version,
+    Wei,
+    address,
+)
 from settlement import bulk, keystore
 
 logger = logging.getLogger("parsec.channels")
@@ -215,10 +224,14 @@ class _Row:
     phase: str
     clock: int
     machine_fingerprint: bytes | None
+    id_bytes: ChannelId = field(init=False, repr=False, compare=False)
+    """The channel id as bytes, and ``us`` our address as the rules take it: converted once per
+    row, not at each of the rules' several uses in an update."""
+    us: Address = field(init=False, repr=False, compare=False)
 
-    @property
-    def id_bytes(self) -> ChannelId:
-        return ChannelId(bytes.fromhex(self.channel_id[2:]))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id_bytes", ChannelId(bytes.fromhex(self.channel_id[2:])))
+        object.__setattr__(self, "us", address(self.our_address))
 
 
 @dataclass
@@ -345,11 +358,20 @@ def _log_payload(change: object, domain: eip712.Domain, memo: codec.Memo) -> Any
     history row once both signed it (the proposer's signature and ours are there), and until
     then, our proposal, in the channel row's ``pending``. The log row names it by version and
     EIP-712 digest instead of carrying a third copy as JSON."""
+    # Written as JSON text here (``bulk.JsonText``, passed to the COPY as it is): the same
+    # document ``json.dumps`` would make of the dictionary, without its per-row machinery.
     if isinstance(change, (UpdateProposed, ProposalReceived)):
-        return {"version": change.state.version, "digest": _hex(eip712.state_digest(domain, change.state))}
+        digest = eip712.state_digest(domain, change.state).hex()
+        return bulk.JsonText(f'{{"version": {int(change.state.version)}, "digest": "0x{digest}"}}')
     if isinstance(change, CountersignatureReceived):
-        return {"version": change.version}
+        return bulk.JsonText(f'{{"version": {int(change.version)}}}')
     return codec.encode(change, memo)
+
+
+@functools.lru_cache(maxsize=64)
+def _event_names(kinds: tuple[type, ...]) -> bulk.JsonText:
+    """A log row's list of event names as JSON text; a plain update produces one of a few."""
+    return bulk.JsonText(json.dumps([kind.__name__ for kind in kinds]))
 
 
 @dataclass
@@ -385,7 +407,7 @@ class _Writes:
     def apply(self, row: _Row, change: object) -> tuple[events.Event, ...]:
         """Run one change through the rules; a refusal raises and records nothing."""
         view = NodeChannels(
-            us=address(row.our_address),
+            us=row.us,
             domain=self.domain,
             now=Timestamp(row.clock),
             channels={row.id_bytes: self.machine(row)},
@@ -404,7 +426,7 @@ class _Writes:
                 channel_id=row.pk,
                 change=type(change).__name__,
                 payload=_log_payload(change, self.domain, self.memo),
-                events=[type(event).__name__ for event in result.events],
+                events=_event_names(tuple(type(event) for event in result.events)),
                 actor=self.actor,
                 at=self.now,
             )
