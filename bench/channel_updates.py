@@ -207,6 +207,36 @@ def _postgres_cpu_seconds() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _table_writes(url: str) -> dict[str, tuple[int, int, int]]:
+    """Rows inserted, updated, and updated in place (HOT: no index touched) so far, per table of
+    channels_app in the database at ``url`` (PostgreSQL's cumulative statistics)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as database:
+        rows = database.execute(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relname LIKE 'channels_app_%'"
+        ).fetchall()
+    return {name: (inserted, updated, hot) for name, inserted, updated, hot in rows}
+
+
+def _writes_per_update(
+    before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]], updates: int
+) -> dict[str, dict[str, float]]:
+    """Per table, rows inserted and updated per update between two ``_table_writes``."""
+    result = {}
+    for name, (inserted, updated, hot) in after.items():
+        was = before.get(name, (0, 0, 0))
+        delta = (inserted - was[0], updated - was[1], hot - was[2])
+        if any(delta):
+            result[name.removeprefix("channels_app_")] = {
+                "inserted": delta[0] / max(1, updates),
+                "updated": delta[1] / max(1, updates),
+                "hot_share": delta[2] / delta[1] if delta[1] else 0.0,
+            }
+    return result
+
+
 def transport_benchmark(
     updates: int,
     threads: int,
@@ -415,6 +445,9 @@ def transport_benchmark(
             peer=peer, payments=[Payment(c.channel_id, ETH, 1) for c in groups[0][:10]], actor="bench"
         )
         b_pid = web_b.process.pid  # type: ignore[union-attr]
+        time.sleep(1.2)  # PostgreSQL flushes its table statistics about once a second
+        urls = {"a": f"{server}/{names['a']}", "b": env_b["DATABASE_URL"]}
+        writes_before = {node: _table_writes(url) for node, url in urls.items()}
         cpu_before = (time.process_time(), _process_cpu_seconds(b_pid), _postgres_cpu_seconds())
         started = time.perf_counter()
         with ThreadPoolExecutor(pipelines) as pool:
@@ -426,6 +459,11 @@ def transport_benchmark(
         cpu_postgres = _postgres_cpu_seconds() - cpu_before[2]
         batch_rounds = [t for _, rounds in batched for t in rounds]
         batch_accepted = sum(accepted for accepted, _ in batched)
+        time.sleep(1.0)
+        table_writes = {
+            node: _writes_per_update(writes_before[node], _table_writes(url), batch_accepted)
+            for node, url in urls.items()
+        }
         if profile_dir is not None and profiles:
             merged = pstats.Stats(profiles[0])
             for profile in profiles[1:]:
@@ -460,6 +498,8 @@ def transport_benchmark(
         else 0.0,
         # Every update of a batch is countersigned and persisted on both nodes when its batch
         # returns: an update's latency is its batch's round time.
+        # Rows written per update on each node (and what share of the updates were in place).
+        "batch_table_writes_per_update": table_writes,
         "batch_p50_ms": _percentile(batch_rounds, 0.5) * 1000,
         "batch_p99_ms": _percentile(batch_rounds, 0.99) * 1000,
         "signed_ping_p50_ms": _percentile(pings, 0.5) * 1000,
@@ -625,6 +665,14 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
         )
+        for node, tables in transport["batch_table_writes_per_update"].items():
+            print(
+                f"rows per update on node {node.upper()}: "
+                + ", ".join(
+                    f"{name} +{row['inserted']:.2f} ~{row['updated']:.2f} ({row['hot_share']:.0%} in place)"
+                    for name, row in sorted(tables.items())
+                )
+            )
     path = write_results(
         "channel_updates",
         {

@@ -38,7 +38,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from channels_app import codec
+from channels_app import batch_wire, codec
 from channels_app.models import Channel, ChannelPhase, ChannelState, ChannelStateChange
 from channels_app.protocol import eip712, events, proposals
 from channels_app.protocol.channel_state import Allocation
@@ -48,7 +48,16 @@ from channels_app.protocol.state import Channel as ProtocolChannel
 from channels_app.protocol.state import NodeChannels, PendingUpdate, SignedState
 from channels_app.protocol.state_changes import CountersignatureReceived, ProposalReceived, UpdateProposed
 from channels_app.protocol.transition import transition
-from channels_app.protocol.types import MAX_UINT64, MAX_UINT256, ChannelId, Timestamp, Version, Wei, address
+from channels_app.protocol.types import (
+    MAX_UINT64,
+    MAX_UINT256,
+    Address,
+    ChannelId,
+    Timestamp,
+    Version,
+    Wei,
+    address,
+)
 from settlement import bulk, keystore
 
 logger = logging.getLogger("parsec.channels")
@@ -215,10 +224,14 @@ class _Row:
     phase: str
     clock: int
     machine_fingerprint: bytes | None
+    id_bytes: ChannelId = field(init=False, repr=False, compare=False)
+    """The channel id as bytes, and ``us`` our address as the rules take it: converted once per
+    row, not at each of the rules' several uses in an update."""
+    us: Address = field(init=False, repr=False, compare=False)
 
-    @property
-    def id_bytes(self) -> ChannelId:
-        return ChannelId(bytes.fromhex(self.channel_id[2:]))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id_bytes", ChannelId(bytes.fromhex(self.channel_id[2:])))
+        object.__setattr__(self, "us", address(self.our_address))
 
 
 @dataclass
@@ -345,11 +358,20 @@ def _log_payload(change: object, domain: eip712.Domain, memo: codec.Memo) -> Any
     history row once both signed it (the proposer's signature and ours are there), and until
     then, our proposal, in the channel row's ``pending``. The log row names it by version and
     EIP-712 digest instead of carrying a third copy as JSON."""
+    # Written as JSON text here (``bulk.JsonText``, passed to the COPY as it is): the same
+    # document ``json.dumps`` would make of the dictionary, without its per-row machinery.
     if isinstance(change, (UpdateProposed, ProposalReceived)):
-        return {"version": change.state.version, "digest": _hex(eip712.state_digest(domain, change.state))}
+        digest = eip712.state_digest(domain, change.state).hex()
+        return bulk.JsonText(f'{{"version": {int(change.state.version)}, "digest": "0x{digest}"}}')
     if isinstance(change, CountersignatureReceived):
-        return {"version": change.version}
+        return bulk.JsonText(f'{{"version": {int(change.version)}}}')
     return codec.encode(change, memo)
+
+
+@functools.lru_cache(maxsize=64)
+def _event_names(kinds: tuple[type, ...]) -> bulk.JsonText:
+    """A log row's list of event names as JSON text; a plain update produces one of a few."""
+    return bulk.JsonText(json.dumps([kind.__name__ for kind in kinds]))
 
 
 @dataclass
@@ -366,6 +388,8 @@ class _Writes:
     now: Any = field(default_factory=timezone.now)
     latest_bytes: dict[str, bytes] = field(default_factory=dict)
     """The stored bytes of each channel's new latest state (its history row)."""
+    pending_bytes: dict[str, bytes] = field(default_factory=dict)
+    """The stored bytes of each channel's new pending proposal (what a batch request carries)."""
     memo: codec.Memo = field(default_factory=dict)
     """Encodings shared by this batch's rows (a machine that did change, a log row of another
     kind of change). Every encoded document is serialised at once and not changed."""
@@ -383,7 +407,7 @@ class _Writes:
     def apply(self, row: _Row, change: object) -> tuple[events.Event, ...]:
         """Run one change through the rules; a refusal raises and records nothing."""
         view = NodeChannels(
-            us=address(row.our_address),
+            us=row.us,
             domain=self.domain,
             now=Timestamp(row.clock),
             channels={row.id_bytes: self.machine(row)},
@@ -402,7 +426,7 @@ class _Writes:
                 channel_id=row.pk,
                 change=type(change).__name__,
                 payload=_log_payload(change, self.domain, self.memo),
-                events=[type(event).__name__ for event in result.events],
+                events=_event_names(tuple(type(event) for event in result.events)),
                 actor=self.actor,
                 at=self.now,
             )
@@ -437,6 +461,7 @@ class _Writes:
             pending = codec.pending_bytes(machine.pending)
             if pending is not None and machine.pending is not None:
                 _remember_state(pending, machine.pending)
+                self.pending_bytes[channel_id] = pending
             latest = self.latest_bytes.get(channel_id)
             if latest is None and channel_id in self.locked.built_from:
                 latest = self.locked.built_from[channel_id][1]
@@ -595,6 +620,39 @@ def proposal_from_document(document: Any) -> Proposal:
         return Proposal(channel_id, error=error)
 
 
+def proposal_from_bytes(item: bytes) -> Proposal:
+    """One proposal of a binary batch (``batch_wire``): the state and the proposer's signature
+    in the stored layout (``codec.pending_bytes``). A proposal that cannot be read becomes a
+    refusal of that proposal alone, as a malformed item of a JSON batch does."""
+    channel_id = _hex(batch_wire.channel_id_of(item))
+    try:
+        pending = codec.pending_from_bytes(item)
+    except ChannelError as error:  # a field out of range (the state's own checks)
+        return Proposal(channel_id, error=error)
+    except ValueError as error:
+        return Proposal(channel_id, error=BadState(f"the proposal is malformed: {error}"))
+    if pending is None:  # unreachable: bytes always decode to a proposal or raise
+        return Proposal(channel_id, error=BadState("the proposal is empty"))
+    return Proposal(channel_id, pending.state, pending.signature)
+
+
+def outcomes_as_bytes(outcomes: Sequence[Outcome]) -> bytes:
+    """A binary batch's answer (``batch_wire``): one result per proposal, in order."""
+    results = []
+    for outcome in outcomes:
+        channel_id = (
+            bytes.fromhex(outcome.channel_id[2:]) if _CHANNEL_ID.fullmatch(outcome.channel_id) else bytes(32)
+        )
+        version = batch_wire.NO_VERSION if outcome.version is None else outcome.version
+        if outcome.error is not None:
+            results.append(
+                batch_wire.Result(channel_id, version, code=outcome.error.code, message=outcome.error.message)
+            )
+        else:
+            results.append(batch_wire.Result(channel_id, version, outcome.countersignature))
+    return batch_wire.answer_bytes(results)
+
+
 def proposals_receive(*, peer: Any, batch: Sequence[Proposal], actor: str) -> list[Outcome]:
     """A peer node proposes many updates: check each, countersign, persist all, then answer.
 
@@ -657,7 +715,6 @@ def peer_payments(
     here. An update the peer refuses stays pending, as a refused single proposal does. An
     unreachable peer raises ``PeerUnreachable`` with every proposal of the batch pending.
     """
-    from channels_app.api import state_output
     from settlement.transport import peer_request
 
     if len(payments) > MAX_BATCH:
@@ -668,7 +725,6 @@ def peer_payments(
     domain = _domain()
     outcomes: dict[int, Outcome] = {}
     sent: list[tuple[int, _Row, ProtocolState]] = []
-    documents: list[dict[str, Any]] = []
     with transaction.atomic():
         rows = _lock(payment.channel_id.lower() for payment in payments)
         writes = _Writes(actor=actor, domain=domain, locked=rows)
@@ -689,26 +745,27 @@ def peer_payments(
                 outcomes[index] = Outcome(channel_id, error=error)
                 continue
             sent.append((index, row, new))
-            documents.append(
-                {"channel_id": channel_id, "state": state_output(new), "signature": _hex(signature)}
-            )
         writes.write()
     if sent:
+        # Each proposal travels as it is stored in ``pending`` (the state and our signature).
+        body = batch_wire.request_bytes([writes.pending_bytes[row.channel_id] for _, row, _ in sent])
         answer = peer_request(
             peer,
             "POST",
             BATCH_PATH,
-            json_body={"proposals": documents},
+            body=body,
+            content_type=batch_wire.BATCH_CONTENT_TYPE,
             idempotency_key=f"proposal-batch-{uuid.uuid4()}",
             timeout=timeout,
         )
         if not answer.ok:
             raise BadState(f"{peer.name} refused the batch: {answer.body[:200]!r}")
-        results = answer.json().get("results")
-        if not isinstance(results, list) or len(results) != len(sent):
-            raise BadState(
-                f"{peer.name} answered the batch with {len(results or [])} results for {len(sent)}"
-            )
+        try:
+            results = batch_wire.answer_results(answer.body)
+        except ValueError as error:
+            raise BadState(f"{peer.name} answered the batch with something else: {error}") from None
+        if len(results) != len(sent):
+            raise BadState(f"{peer.name} answered the batch with {len(results)} results for {len(sent)}")
         with transaction.atomic():
             rows = _lock(row.channel_id for _, row, _ in sent)
             writes = _Writes(actor=f"peer:{peer.name}", domain=domain, locked=rows, memo=writes.memo)
@@ -718,14 +775,15 @@ def peer_payments(
     return [outcomes[index] for index in range(len(payments))]
 
 
-def _countersignature_take(writes: _Writes, row: _Row, new: ProtocolState, result: Any) -> Outcome:
+def _countersignature_take(
+    writes: _Writes, row: _Row, new: ProtocolState, result: batch_wire.Result
+) -> Outcome:
     try:
-        if not isinstance(result, dict) or result.get("channel_id") != row.channel_id:
+        if result.channel_id != row.id_bytes or result.version != new.version:
             raise BadState("the peer's answer does not match the proposal sent in its place")
-        error = result.get("error")
-        if error is not None:
-            raise PeerRefusal(str(error.get("code", "refused")), str(error.get("message", ""))[:300])
-        countersignature = _signature_from_document(result.get("countersignature"))
+        if result.countersignature is None:
+            raise PeerRefusal(result.code or "refused", result.message[:300])
+        countersignature = result.countersignature
         writes.apply(
             row, CountersignatureReceived(row.id_bytes, new.version, eip712.Signature(countersignature))
         )

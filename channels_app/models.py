@@ -141,7 +141,9 @@ class ChannelState(models.Model):
     """A both-signed state, persisted before it is acknowledged to anyone; the channel row's
     ``version`` names its latest."""
 
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="states")
+    # No index of its own: the unique (channel, version) index below starts with the channel,
+    # and serves every lookup by channel; a second index cost one more insertion per state.
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="states", db_index=False)
     version = models.BigIntegerField()
     signed = models.BinaryField(help_text="the state and [A's, B's] signatures (codec.signed_state_bytes)")
     is_final = models.BooleanField(default=False)

@@ -111,11 +111,20 @@ def peer_request(
     path: str,
     *,
     json_body: Any = None,
+    body: bytes | None = None,
+    content_type: str = "application/json",
     idempotency_key: str | None = None,
     timeout: float = 5.0,
 ) -> PeerResponse:
-    """Send one signed request to ``peer`` and return its answer (any status)."""
-    body = b"" if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
+    """Send one signed request to ``peer`` and return its answer (any status).
+
+    The body is ``json_body`` as JSON, or ``body`` as given with its ``content_type`` (a
+    format of the endpoint's own, such as a channel batch); the signature covers it either way.
+    """
+    if body is not None and json_body is not None:
+        raise ValueError("a request has one body: json_body or body, not both")
+    if body is None:
+        body = b"" if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
     signer = node_signer()
     headers = http_signature.sign_request(
         signer.key,
@@ -128,7 +137,7 @@ def peer_request(
         audience=peer.domain,
         idempotency_key=idempotency_key or None,
     )
-    headers["Content-Type"] = "application/json"
+    headers["Content-Type"] = content_type
     started = time.perf_counter()
     try:
         session = _session()

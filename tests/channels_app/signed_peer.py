@@ -39,9 +39,17 @@ def make_signed_peer(name: str) -> tuple[SigningKey, bytes]:
 
 
 def post_as_peer(
-    client: Any, name: str, transport_key: SigningKey, path: str, body: dict, *, signed: bool = True
+    client: Any,
+    name: str,
+    transport_key: SigningKey,
+    path: str,
+    body: dict | bytes,
+    *,
+    signed: bool = True,
+    content_type: str = "application/json",
 ) -> Any:
-    data = json.dumps(body).encode()
+    """``body`` as JSON, or bytes as given with their ``content_type``; signed as the peer."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {}
     if signed:
         headers = http_signature.sign_request(
@@ -54,4 +62,4 @@ def post_as_peer(
             nonce=http_signature.new_nonce(),
             audience=settings.NODE_DOMAIN,
         )
-    return client.generic("POST", path, data=data, content_type="application/json", headers=headers)
+    return client.generic("POST", path, data=data, content_type=content_type, headers=headers)
