@@ -33,6 +33,7 @@ from settlement.models import Peer
 from settlement.transport import peer_request
 from settlement.verify import verify_document
 from tests.ledgers.ledger_shell_support import assert_every_entry_voted, balance_of, expected_entry_votes
+from tests.ledgers.peer_node_support import copy_database
 from tests.node_shell import NodeShell
 from tests.support import database_url_for_processes
 
@@ -117,7 +118,7 @@ def second_node(transactional_db: None, tmp_path: Path) -> Iterator[SecondNode]:
     connections.close_all()
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+        copy_database(connection, name=name, source=source)
     database_url = database_url_for_processes().rsplit("/", 1)[0] + f"/{name}"
     port = free_port()
     env = {
