@@ -307,6 +307,7 @@ def _crossbank(
     batch: int,
     in_flight: int,
     profile_dir: Path | None = None,
+    curve: list[tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     from django.conf import settings
 
@@ -372,6 +373,14 @@ def _crossbank(
             # Profiled: the pipelined run alone (the profiles also hold the short warm-up).
             pipelined = _crossbank_run(ubis, recipients, seconds, in_flight, batch=batch, b_pid=b_pid)
             return {"pipelined": pipelined}
+        if curve:
+            # The throughput/latency curve: each configuration alone, one after the other.
+            return {
+                f"curve {size}x{flight}": _crossbank_run(
+                    ubis, recipients, seconds, flight, batch=size, b_pid=b_pid
+                )
+                for size, flight in curve
+            }
         single = _crossbank_run(ubis, recipients, seconds / 2, threads, batch=0, b_pid=b_pid)
         pipelined = _crossbank_run(ubis, recipients, seconds, in_flight, batch=batch, b_pid=b_pid)
         # Few payments in flight: what one payment waits when the banks are not saturated.
@@ -549,6 +558,13 @@ def main(argv: list[str] | None = None) -> int:
         help="with --crossbank-only: both banks under cProfile during the pipelined run "
         "(DIR/bank_a.prof, DIR/bank_b.prof)",
     )
+    parser.add_argument(
+        "--curve",
+        type=_curve,
+        default=None,
+        help="with --crossbank-only: instead of the usual three runs, one run per configuration "
+        "BATCHxIN_FLIGHT, comma-separated (e.g. 10x2,20x3,50x4): the throughput/latency curve",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
 
@@ -615,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch=arguments.crossbank_batch,
                 in_flight=arguments.in_flight,
                 profile_dir=arguments.profile,
+                curve=arguments.curve,
             )
         books_balance = _check_books(eur)
     finally:
@@ -629,6 +646,11 @@ def main(argv: list[str] | None = None) -> int:
             ("single", f"one per call, {arguments.threads} senders"),
             ("pipelined", f"batches of {arguments.crossbank_batch}, {arguments.in_flight} in flight"),
             ("light", f"batches of {LIGHT_BATCH}, {LIGHT_IN_FLIGHT} in flight"),
+            *(
+                (mode, f"batches of {run['batch']}, {run['threads']} in flight")
+                for mode, run in crossbank.items()
+                if mode.startswith("curve ")
+            ),
         )
         if mode in crossbank
     )
@@ -730,8 +752,17 @@ def main(argv: list[str] | None = None) -> int:
         results["crossbank"] = crossbank
         results["meets"] |= {
             "crossbank_rate": crossbank_best >= GOAL_CROSSBANK_PER_SECOND,
-            "crossbank_p50_pipelined": 0 < crossbank["pipelined"]["p50_ms"] < GOAL_CROSSBANK_P50_MS,
+            # The goal is both at once, in one configuration.
+            "crossbank_rate_and_p50_in_one_configuration": any(
+                run["payments_per_second"] >= GOAL_CROSSBANK_PER_SECOND
+                and 0 < run["p50_ms"] < GOAL_CROSSBANK_P50_MS
+                for run in crossbank.values()
+            ),
         }
+        if "pipelined" in crossbank:
+            results["meets"]["crossbank_p50_pipelined"] = (
+                0 < crossbank["pipelined"]["p50_ms"] < GOAL_CROSSBANK_P50_MS
+            )
         if "light" in crossbank:
             results["meets"]["crossbank_p50_light"] = 0 < crossbank["light"]["p50_ms"] < GOAL_CROSSBANK_P50_MS
     # A partial run does not replace the full results `make bench` wrote.
@@ -743,6 +774,17 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results(name, results)
     print(f"wrote {path}")
     return 0 if books_balance else 1
+
+
+def _curve(text: str) -> list[tuple[int, int]]:
+    """``10x2,20x3`` -> [(10, 2), (20, 3)]: payments per call, calls in flight."""
+    try:
+        pairs = [tuple(int(part) for part in item.split("x")) for item in text.split(",")]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: give BATCHxIN_FLIGHT,... e.g. 10x2,20x3") from error
+    if not pairs or any(len(pair) != 2 or min(pair) < 1 for pair in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: give BATCHxIN_FLIGHT,... e.g. 10x2,20x3")
+    return [(pair[0], pair[1]) for pair in pairs]
 
 
 def _row(result: dict[str, Any], ceiling: float | None) -> dict[str, Any]:

@@ -98,6 +98,21 @@ class PeerNode:
         return self.query("SELECT count(*) FROM ledgers_hold")[0][0]
 
 
+def copy_database(server: psycopg.Connection[Any], *, name: str, source: str) -> None:
+    """``CREATE DATABASE name TEMPLATE source``, which needs nobody connected to ``source``. A
+    background thread of the test process may still be (bank A's final-proof courier keeps its
+    connection while proofs keep coming, and closes it 50 ms after the last): wait for it."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 @contextmanager
 def peer_nodes(names: list[str], tmp_path: Path) -> Iterator[dict[str, PeerNode]]:
     """Start one daphne per name, each on its own copy of the test database; drop them after."""
@@ -108,7 +123,7 @@ def peer_nodes(names: list[str], tmp_path: Path) -> Iterator[dict[str, PeerNode]
     with psycopg.connect(admin, autocommit=True) as connection:
         for copy in copies.values():
             connection.execute(f'DROP DATABASE IF EXISTS "{copy}"')
-            connection.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{source}"')
+            copy_database(connection, name=copy, source=source)
     nodes: dict[str, PeerNode] = {}
     with ExitStack() as stack:
         try:

@@ -33,6 +33,7 @@ from settlement.models import Peer
 from settlement.transport import peer_request
 from settlement.verify import verify_document
 from tests.ledgers.ledger_shell_support import assert_every_entry_voted, balance_of, expected_entry_votes
+from tests.ledgers.peer_node_support import copy_database
 from tests.node_shell import NodeShell
 from tests.support import database_url_for_processes
 
@@ -117,7 +118,7 @@ def second_node(transactional_db: None, tmp_path: Path) -> Iterator[SecondNode]:
     connections.close_all()
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+        copy_database(connection, name=name, source=source)
     database_url = database_url_for_processes().rsplit("/", 1)[0] + f"/{name}"
     port = free_port()
     env = {
@@ -246,6 +247,32 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
     assert assert_every_entry_voted() == 1 + 2 * 6
     assert bank_b.assert_every_entry_voted() == 2 * 6
 
+    # The same batch again, with one new reference given twice: the first payments come back,
+    # and the new one is held, co-signed and appended once.
+    def to_bob(reference: str) -> InterbankRequest:
+        return InterbankRequest(
+            reference=reference,
+            sender=alice.ubi,
+            recipient=f"ubi:{B_DOMAIN}:bob",
+            asset="bank-test.test/EUR",
+            recipient_asset=f"{B_DOMAIN}/EUR",
+            amount="1.00",
+        )
+
+    again = interbank_services.payment_interbank_send_batch(
+        requests=[*(to_bob(f"batch-{index}") for index in range(6)), to_bob("batch-6"), to_bob("batch-6")]
+    )
+    assert [row.pk for row in again[:6]] == [row.pk for row in batch]
+    assert again[6].pk == again[7].pk
+    assert again[6].phase == "final"
+    wait_until_confirmed(again[6])
+    assert balance_of(alice.ledger, eur) == 8400
+    assert bank_b.balance("bob") == 1600
+    assert bank_b.query(
+        "SELECT count(*) FROM ledgers_interbankpayment WHERE payment_id = %s", again[6].payment_id
+    ) == [(1,)]
+    assert assert_every_entry_voted() == 1 + 2 * 7
+
     # The courier's process stopped before B confirmed, say: beat sends the proof again, and B
     # applies nothing twice.
     InterbankPayment.objects.filter(pk=payment.pk).update(
@@ -253,8 +280,8 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
     )
     interbank_services.payments_void_expired()
     wait_until_confirmed(payment)
-    assert bank_b.balance("bob") == 1500
-    assert bank_b.assert_every_entry_voted() == 2 * 6
+    assert bank_b.balance("bob") == 1600
+    assert bank_b.assert_every_entry_voted() == 2 * 7
 
     # B co-signed a payment that A never finished (A crashed before holding it, say): past the
     # deadline B asks A, A signs a void notice (it can never sign the payment now), B releases.

@@ -12,6 +12,7 @@ from ledgers.protocol.errors import (
     BadTransition,
     CreditLimitExceeded,
     InsufficientFunds,
+    MissingSignature,
     NotAccepted,
     PaymentExpired,
 )
@@ -385,6 +386,57 @@ def test_bank_a_refuses_a_sender_signature_on_another_payment():
             assets=ASSETS,
             now=NOW,
         )
+
+
+def start_with_signer(world, alice, instruction, *, signer, now=NOW):
+    return start_outgoing_payment(
+        instruction=instruction,
+        sender_key=key_for(alice).public_key,
+        sender=world.ledgers[alice].view(),
+        assets=ASSETS,
+        now=now,
+        sender_signer=signer,
+    )
+
+
+def test_a_custodial_sender_is_signed_for_after_the_checks_with_a_signature_that_verifies():
+    world, alice, bob = setup()
+    instruction = instruction_for(alice, bob)
+    result = start_with_signer(world, alice, instruction, signer=key_for(alice))
+    proof = result.state.proof
+    assert proof.sender_signature == sign_payment(instruction, key=key_for(alice))
+    # The same state as with the sender's own signature: bank B verifies it as it always does.
+    assert result == start(world, alice, instruction)
+    check_cosign(
+        instruction=instruction,
+        sender_key=proof.sender_key,
+        sender_signature=proof.sender_signature,
+        bank=B,
+        debit=world.ledgers[correspondent_ledger_id(kept_by=B, for_bank=A)].view(),
+        credit_accepted=True,
+        assets=ASSETS,
+        now=NOW + 1,
+    )
+
+
+def test_the_key_held_for_a_sender_must_be_the_senders_key():
+    world, alice, bob = setup()
+    with pytest.raises(BadEntrySignature):
+        start_with_signer(world, alice, instruction_for(alice, bob), signer=key_for(bob))
+
+
+def test_a_refused_payment_is_never_signed_for_the_custodial_sender():
+    world, alice, bob = setup()
+    with pytest.raises(InsufficientFunds):
+        start_with_signer(world, alice, instruction_for(alice, bob, amount=5000), signer=key_for(alice))
+    with pytest.raises(PaymentExpired):
+        start_with_signer(world, alice, instruction_for(alice, bob), signer=key_for(alice), now=NOW + 30_000)
+
+
+def test_a_payment_with_neither_a_sender_signature_nor_its_key_is_refused():
+    world, alice, bob = setup()
+    with pytest.raises(MissingSignature):
+        start_with_signer(world, alice, instruction_for(alice, bob), signer=None)
 
 
 def test_bank_b_refuses_a_recipient_not_accepted():
