@@ -137,7 +137,7 @@ def entry_receipt(
 def _bank_keys_to(issuer: bytes, message: bytes, bank_signature: bytes) -> tuple[BankKey, ...] | None:
     """The hand-overs from the retired key of this node that made ``bank_signature`` on the
     entry's signed bytes ``message`` to ``issuer``; ``None`` if no retired key of ours did."""
-    handovers = signing_key_handovers()
+    handovers = signing_key_handovers(issuer)
     for start, handover in enumerate(handovers):
         if not is_valid_bytes(handover.key, message, bank_signature):
             continue

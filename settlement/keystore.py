@@ -110,6 +110,7 @@ def forget_opened_keys() -> None:
         _derived = None
         _opened.clear()
         _signers.clear()
+        _handovers.clear()
 
 
 def _existing_sealed() -> dict[str, Any] | None:
@@ -247,15 +248,24 @@ class KeyHandover:
     successor: bytes
 
 
-def signing_key_handovers() -> list[KeyHandover]:
-    """Every hand-over of the node's signing key, oldest first: the chain from each retired key
-    to the current one. Read only when a receipt needs it (an entry co-signed before a rotation).
+_handovers: dict[bytes, tuple[KeyHandover, ...]] = {}
+"""Hand-overs by the current key they lead to: a stored hand-over never changes, and a rotation
+makes a new current key (so a new entry here)."""
+
+
+def signing_key_handovers(current: bytes) -> tuple[KeyHandover, ...]:
+    """Every hand-over of the node's signing key, oldest first, up to ``current`` (the public key
+    the caller read as current): the chain from each retired key to it. Read when a receipt needs
+    it (an entry co-signed before a rotation), then kept per process.
 
     A rotation made before hand-overs were signed has none stored: the retired key, which the node
     keeps sealed precisely so its old signatures stay attributable, signs it now, once. The
     statement is the rotation that happened; signing it later lends the key no new power."""
+    kept = _handovers.get(current)
+    if kept is not None:
+        return kept
     keys = list(NodeKey.objects.filter(purpose=KeyPurpose.SIGNING).order_by("valid_from", "id"))
-    handovers = []
+    handovers: list[KeyHandover] = []
     for retired, successor in itertools.pairwise(keys):
         public, next_public = bytes.fromhex(retired.public), bytes.fromhex(successor.public)
         if not retired.handover_signature:
@@ -265,7 +275,10 @@ def signing_key_handovers() -> list[KeyHandover]:
             )
         # Not verified here: a receipt that carries it is checked in full before it is handed out.
         handovers.append(KeyHandover(public, bytes.fromhex(retired.handover_signature), next_public))
-    return handovers
+        if next_public == current:
+            _handovers[current] = tuple(handovers)
+            return _handovers[current]
+    return tuple(handovers)  # ``current`` is not the newest key here (rotated since): not kept
 
 
 def node_encryption_keypair() -> key_rules.X25519KeyPair:

@@ -251,10 +251,15 @@ def test_a_rotation_made_before_hand_overs_were_signed_gets_its_hand_over_once(
     _verified(first, validator=before.public_key, issuer=after.public_key)
     stored = NodeKey.objects.get(public=before.public_key.hex()).handover_signature
     assert stored == base64.b64decode(first["entry"]["bank_keys"][0])[32:].hex()
+    keystore.forget_opened_keys()  # as another process: it reads the stored hand-over
     with CaptureQueriesContext(connection) as queries:
         again = entry_receipt(ledger=alice.ledger, height=0)
     assert again["entry"]["bank_keys"] == first["entry"]["bank_keys"]
     assert not any(query["sql"].startswith("UPDATE") for query in queries.captured_queries)
+    # Once read, the hand-overs are kept per process: the receipt's three queries, as any.
+    with CaptureQueriesContext(connection) as queries:
+        entry_receipt(ledger=alice.ledger, height=0)
+    assert len(queries) == 3, [query["sql"] for query in queries.captured_queries]
 
 
 def test_an_entry_co_signed_by_a_key_that_was_never_the_nodes_gets_no_receipt(
