@@ -8,10 +8,14 @@ the same pure verifier a relying party runs before it is handed out.
 One query reads the entry and which node key is current (a rotation is followed at once; the
 opened key itself is kept per process by ``settlement.keystore``); ``consensus.receipts`` adds
 the rest (docs/receipt.md, "Where the time goes").
+
+An entry co-signed before the node rotated its signing key gets a receipt too (format version 3):
+it names the retired key that co-signed and carries that key's hand-overs to the current one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -20,14 +24,22 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db import connection
 
+from consensus.protocol.receipt import ReceiptCheckFailed
 from consensus.receipts import ReceiptNotReady, observation_receipt
 from ledgers.models import Ledger
 from ledgers.protocol.entries import encode_entry
 from ledgers.protocol.errors import LedgerError
-from ledgers.protocol.receipt import EntrySection, ReceiptSection, commitment_leaf, receipt_build
+from ledgers.protocol.receipt import (
+    BankKey,
+    EntrySection,
+    ReceiptSection,
+    commitment_leaf,
+    receipt_build,
+)
 from ledgers.services import signed_entry_of
-from settlement.keystore import CURRENT_PUBLIC_KEY_SQL, node_signer_for
+from settlement.keystore import CURRENT_PUBLIC_KEY_SQL, node_signer_for, signing_key_handovers
 from settlement.models import KeyPurpose
+from settlement.protocol.signing import is_valid_bytes
 
 __all__ = ["ReceiptNotReady", "UnknownEntry", "entry_receipt"]
 
@@ -94,13 +106,45 @@ def entry_receipt(
         party_signature=signed.party_signature,
         bank_signature=signed.validator_signature,
     )
-    return receipt_build(
-        entry=entry,
-        block=consensus.block,
-        log=consensus.log,
-        anchor=consensus.anchor,
-        node=settings.NODE_NAME,
-        issuer_key=node_signer_for(row.node_key).key,
-        issued_at=int(time.time() * 1000),
-        optional=optional,
-    )
+    issuer_key = node_signer_for(row.node_key).key
+
+    def build(entry: EntrySection) -> dict[str, Any]:
+        return receipt_build(
+            entry=entry,
+            block=consensus.block,
+            log=consensus.log,
+            anchor=consensus.anchor,
+            node=settings.NODE_NAME,
+            issuer_key=issuer_key,
+            issued_at=int(time.time() * 1000),
+            optional=optional,
+        )
+
+    # Nearly every entry was co-signed with the current key: build as if it was, and let the
+    # self-check (which verifies the bank's signature anyway) say when it was not. Only then are
+    # the retired keys read, so the common receipt pays for rotations nothing at all.
+    try:
+        return build(entry)
+    except ReceiptCheckFailed as error:
+        if error.check != "entry-bank-signature":
+            raise
+        bank_keys = _bank_keys_to(issuer_key.public_key, encoded.message, signed.validator_signature)
+        if bank_keys is None:
+            raise
+    return build(dataclasses.replace(entry, bank_keys=bank_keys))
+
+
+def _bank_keys_to(issuer: bytes, message: bytes, bank_signature: bytes) -> tuple[BankKey, ...] | None:
+    """The hand-overs from the retired key of this node that made ``bank_signature`` on the
+    entry's signed bytes ``message`` to ``issuer``; ``None`` if no retired key of ours did."""
+    handovers = signing_key_handovers(issuer)
+    for start, handover in enumerate(handovers):
+        if not is_valid_bytes(handover.key, message, bank_signature):
+            continue
+        chain = []
+        for link in handovers[start:]:
+            chain.append(BankKey(key=link.key, handover=link.signature))
+            if link.successor == issuer:
+                return tuple(chain)
+        return None  # rotated again since the issuer's key was read: the next receipt will do
+    return None

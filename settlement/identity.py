@@ -43,14 +43,17 @@ def node_identity_document() -> dict[str, Any]:
     """What /.well-known/parsec.json publishes: public parts only, never a private key."""
     keys: dict[str, list[dict[str, Any]]] = {purpose: [] for purpose in KeyPurpose.values}
     for key in NodeKey.objects.order_by("purpose", "valid_from"):
-        keys[key.purpose].append(
-            {
-                "key_id": key.key_id,
-                "public": key.public,
-                "valid_from": _iso(key.valid_from),
-                "valid_until": _iso(key.valid_until),
-            }
-        )
+        published = {
+            "key_id": key.key_id,
+            "public": key.public,
+            "valid_from": _iso(key.valid_from),
+            "valid_until": _iso(key.valid_until),
+        }
+        if key.purpose == KeyPurpose.SIGNING:
+            # A retired signing key's hand-over to the key after it (docs/receipt.md, "Key
+            # rotation"): what lets anyone check that the node's keys form one line.
+            published["handover"] = key.handover_signature or None
+        keys[key.purpose].append(published)
     current_eth = next(
         (key["public"] for key in keys[KeyPurpose.ETHEREUM] if key["valid_until"] is None), None
     )

@@ -14,6 +14,7 @@ path that already makes a query can fold that read into it (``CURRENT_PUBLIC_KEY
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from django.utils import timezone
 from settlement.audit import audit_record
 from settlement.models import KeyPurpose, NodeKey
 from settlement.protocol import keys as key_rules
+from settlement.protocol.handover import key_handover_sign
 from settlement.protocol.signing import SigningKey
 
 _lock = threading.Lock()
@@ -108,6 +110,7 @@ def forget_opened_keys() -> None:
         _derived = None
         _opened.clear()
         _signers.clear()
+        _handovers.clear()
 
 
 def _existing_sealed() -> dict[str, Any] | None:
@@ -152,11 +155,18 @@ def node_identity_ensure() -> list[NodeKey]:
 
 @transaction.atomic
 def node_key_rotate(*, purpose: str, actor: Any, reason: str = "") -> NodeKey:
-    """Retire the current key of ``purpose`` and make a new one; old signatures still verify."""
+    """Retire the current key of ``purpose`` and make a new one; old signatures still verify.
+
+    A retiring signing key signs its hand-over to the new key while it is still the current one,
+    so that what it co-signed can be attributed to this node later (receipts, docs/receipt.md)."""
     current = NodeKey.objects.select_for_update().get(purpose=purpose, valid_until__isnull=True)
-    current.valid_until = timezone.now()
-    current.save(update_fields=["valid_until"])
     new = _new_key(purpose, NodeKey.objects.filter(purpose=purpose).count() + 1)
+    current.valid_until = timezone.now()
+    if purpose == KeyPurpose.SIGNING:
+        current.handover_signature = key_handover_sign(
+            SigningKey(_open(current)), bytes.fromhex(new.public)
+        ).hex()
+    current.save(update_fields=["valid_until", "handover_signature"])
     new.valid_from = current.valid_until
     new.save()
     audit_record(
@@ -227,6 +237,48 @@ def node_signer_for(public: str | None) -> NodeSigner:
             raise KeystoreLocked(f"the sealed secret of {key.key_id} does not open to its public key")
     _signers[public] = signer
     return signer
+
+
+@dataclass(frozen=True)
+class KeyHandover:
+    """A retired signing key and its signature handing over to ``successor``."""
+
+    key: bytes
+    signature: bytes
+    successor: bytes
+
+
+_handovers: dict[bytes, tuple[KeyHandover, ...]] = {}
+"""Hand-overs by the current key they lead to: a stored hand-over never changes, and a rotation
+makes a new current key (so a new entry here)."""
+
+
+def signing_key_handovers(current: bytes) -> tuple[KeyHandover, ...]:
+    """Every hand-over of the node's signing key, oldest first, up to ``current`` (the public key
+    the caller read as current): the chain from each retired key to it. Read when a receipt needs
+    it (an entry co-signed before a rotation), then kept per process.
+
+    A rotation made before hand-overs were signed has none stored: the retired key, which the node
+    keeps sealed precisely so its old signatures stay attributable, signs it now, once. The
+    statement is the rotation that happened; signing it later lends the key no new power."""
+    kept = _handovers.get(current)
+    if kept is not None:
+        return kept
+    keys = list(NodeKey.objects.filter(purpose=KeyPurpose.SIGNING).order_by("valid_from", "id"))
+    handovers: list[KeyHandover] = []
+    for retired, successor in itertools.pairwise(keys):
+        public, next_public = bytes.fromhex(retired.public), bytes.fromhex(successor.public)
+        if not retired.handover_signature:
+            retired.handover_signature = key_handover_sign(SigningKey(_open(retired)), next_public).hex()
+            NodeKey.objects.filter(pk=retired.pk, handover_signature="").update(
+                handover_signature=retired.handover_signature
+            )
+        # Not verified here: a receipt that carries it is checked in full before it is handed out.
+        handovers.append(KeyHandover(public, bytes.fromhex(retired.handover_signature), next_public))
+        if next_public == current:
+            _handovers[current] = tuple(handovers)
+            return _handovers[current]
+    return tuple(handovers)  # ``current`` is not the newest key here (rotated since): not kept
 
 
 def node_encryption_keypair() -> key_rules.X25519KeyPair:

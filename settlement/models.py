@@ -126,6 +126,11 @@ class NodeKey(models.Model):
     sealed_private = models.JSONField()
     valid_from = models.DateTimeField(default=timezone.now)
     valid_until = models.DateTimeField(null=True, blank=True)
+    handover_signature = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="a retired signing key's Ed25519 signature naming its successor (hex; docs/receipt.md)",
+    )
 
     class Meta:
         ordering = ["purpose", "-valid_from"]

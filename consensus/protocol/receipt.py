@@ -95,10 +95,24 @@ def read_int(value: object, *, what: str, minimum: int = 0) -> int:
     return value
 
 
-def read_path(value: object, *, what: str) -> tuple[Digest, ...]:
-    if not isinstance(value, list) or len(value) > MAX_PATH:
-        raise ReceiptFormatError(f"{what} must be a list of at most {MAX_PATH} base64 digests")
-    return tuple(Digest(read_b64(item, what=f"each element of {what}", size=32)) for item in value)
+def read_path(value: object, *, what: str, packed: bool = True) -> tuple[Digest, ...]:
+    """An audit or consistency path. ``packed`` (receipt version 3): one base64 string of the
+    hashes, 32 bytes each, bottom up (``""`` for an empty path), as the message section writes
+    its path; else (version 2) a list of base64 hashes. 4 to 5 bytes fewer per hash, and one
+    form each way."""
+    if not packed:
+        if not isinstance(value, list) or len(value) > MAX_PATH:
+            raise ReceiptFormatError(f"{what} must be a list of at most {MAX_PATH} base64 digests")
+        return tuple(Digest(read_b64(item, what=f"each element of {what}", size=32)) for item in value)
+    raw = read_b64(value, what=what)
+    if len(raw) % 32 or len(raw) > 32 * MAX_PATH:
+        raise ReceiptFormatError(f"{what} must be base64 of at most {MAX_PATH} hashes of 32 bytes each")
+    return tuple(Digest(raw[at : at + 32]) for at in range(0, len(raw), 32))
+
+
+def path_to_json(path: tuple[Digest, ...] | tuple[bytes, ...], *, packed: bool = True) -> str | list[str]:
+    """The form :func:`read_path` reads."""
+    return b64(b"".join(path)) if packed else [b64(item) for item in path]
 
 
 def read_object(value: object, *, what: str, keys: frozenset[str]) -> Mapping[str, Any]:
@@ -166,7 +180,7 @@ class BlockSection:
             "count": self.count,
         }
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, packed_paths: bool = True) -> dict[str, Any]:
         return {
             "height": self.height,
             "previous": b64(self.previous),
@@ -174,13 +188,13 @@ class BlockSection:
             "round": self.round,
             "count": self.count,
             "leaf_index": self.leaf_index,
-            "inclusion_path": [b64(item) for item in self.inclusion_path],
+            "inclusion_path": path_to_json(self.inclusion_path, packed=packed_paths),
             "validators": [b64(item) for item in self.validators],
             "signatures": [None if item is None else b64(item) for item in self.signatures],
         }
 
     @classmethod
-    def from_json(cls, value: object) -> BlockSection:
+    def from_json(cls, value: object, *, packed_paths: bool = True) -> BlockSection:
         data = read_object(value, what="block", keys=cls.KEYS)
         validators, signatures = data["validators"], data["signatures"]
         if not isinstance(validators, list) or not 0 < len(validators) <= MAX_VALIDATORS:
@@ -196,7 +210,9 @@ class BlockSection:
             round=read_int(data["round"], what="block.round"),
             count=read_int(data["count"], what="block.count", minimum=1),
             leaf_index=read_int(data["leaf_index"], what="block.leaf_index"),
-            inclusion_path=read_path(data["inclusion_path"], what="block.inclusion_path"),
+            inclusion_path=read_path(
+                data["inclusion_path"], what="block.inclusion_path", packed=packed_paths
+            ),
             validators=tuple(read_b64(item, what="each of block.validators", size=32) for item in validators),
             signatures=tuple(
                 None if item is None else read_b64(item, what="each of block.signatures", size=64)
@@ -215,20 +231,22 @@ class LogSection:
 
     KEYS = frozenset({"inclusion_path", "consistency_path"})
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, packed_paths: bool = True) -> dict[str, Any]:
         return {
-            "inclusion_path": [b64(item) for item in self.inclusion_path],
-            "consistency_path": [b64(item) for item in self.consistency_path],
+            "inclusion_path": path_to_json(self.inclusion_path, packed=packed_paths),
+            "consistency_path": path_to_json(self.consistency_path, packed=packed_paths),
         }
 
     @classmethod
-    def from_json(cls, value: object) -> LogSection | None:
+    def from_json(cls, value: object, *, packed_paths: bool = True) -> LogSection | None:
         if value is None:
             return None
         data = read_object(value, what="log", keys=cls.KEYS)
         return cls(
-            inclusion_path=read_path(data["inclusion_path"], what="log.inclusion_path"),
-            consistency_path=read_path(data["consistency_path"], what="log.consistency_path"),
+            inclusion_path=read_path(data["inclusion_path"], what="log.inclusion_path", packed=packed_paths),
+            consistency_path=read_path(
+                data["consistency_path"], what="log.consistency_path", packed=packed_paths
+            ),
         )
 
 
@@ -302,8 +320,8 @@ def anchor_to_json(anchor: AnchorSection | None) -> dict[str, Any] | None:
     return None if anchor is None else anchor.to_json()
 
 
-def log_to_json(log: LogSection | None) -> dict[str, Any] | None:
-    return None if log is None else log.to_json()
+def log_to_json(log: LogSection | None, *, packed_paths: bool = True) -> dict[str, Any] | None:
+    return None if log is None else log.to_json(packed_paths=packed_paths)
 
 
 class NotYet(Exception):  # noqa: N818 - a verdict, not an error

@@ -50,10 +50,21 @@ from ledgers.protocol.commitments import ENTRY_OBSERVATION_KIND, entry_commitmen
 from ledgers.protocol.entries import EncodedEntry, Entry, encode_entry
 from ledgers.protocol.errors import LedgerError
 from settlement.protocol.encoding import CanonicalEncodingError, canonical, domain_bytes
+from settlement.protocol.handover import key_handover_holds
 from settlement.protocol.signing import SigningKey, is_valid, is_valid_bytes, sign
 
 RECEIPT_TYPE = "parsec-receipt"
-RECEIPT_VERSION = 2  # 2: the message section in its compact form (docs/receipt.md)
+RECEIPT_VERSION = 3
+"""What the node issues: 3 names the key that co-signed the entry when it is not the issuer's
+(``entry.bank_keys``, a chain of key hand-overs) and writes each Merkle path as one base64
+string; 2 wrote the message section compactly."""
+READABLE_VERSIONS = frozenset({2, 3})
+"""Version 2 receipts stay valid (the same proofs, paths as lists, no ``bank_keys``)."""
+PACKED_PATHS_VERSION = 3
+MAX_BANK_KEYS = 16
+"""Hand-overs a receipt may carry: far more rotations than an entry outlives in practice, few
+enough that the check stays a handful of signature verifications."""
+_BANK_KEY_LINK_SIZE = 32 + 64  # the retired key, then its hand-over signature
 # Far deeper than any receipt (an entry body is a few levels) and far shallower than Python's
 # stack: a deeper document is refused by counting, before anything walks it recursively.
 MAX_NESTING = 64
@@ -82,6 +93,8 @@ class ReceiptSection:
 
 __all__ = [
     "RECEIPT_TYPE",
+    "RECEIPT_VERSION",
+    "BankKey",
     "CheckResult",
     "EntrySection",
     "Issuer",
@@ -104,9 +117,28 @@ def commitment_leaf(encoded: EncodedEntry) -> bytes:
 
 
 @dataclass(frozen=True)
+class BankKey:
+    """One earlier key of the bank: the key, and its signature handing over to the next key of
+    the chain (the next ``BankKey``, or the issuer's key after the last one)."""
+
+    key: bytes
+    handover: bytes
+
+    def to_json(self) -> str:
+        return b64(self.key + self.handover)
+
+    @classmethod
+    def from_json(cls, value: object) -> BankKey:
+        raw = read_b64(value, what="each of entry.bank_keys", size=_BANK_KEY_LINK_SIZE)
+        return cls(key=raw[:32], handover=raw[32:])
+
+
+@dataclass(frozen=True)
 class EntrySection:
-    """The entry exactly as signed and its signatures. The bank's key is the issuer's key: a
-    ledger's receipts are issued by the bank that keeps (and co-signs) it."""
+    """The entry exactly as signed and its signatures. The bank's co-signing key is the issuer's
+    key (a ledger's receipts are issued by the bank that keeps and co-signs it), or, after the
+    bank rotated its key, the first of ``bank_keys``: the chain of hand-overs from the key that
+    co-signed to the issuer's key."""
 
     entry: Entry
     party_key: bytes | None
@@ -114,20 +146,42 @@ class EntrySection:
     (a credit, or the bank's own ledger): a key nothing checks would be a field nobody can verify."""
     party_signature: bytes | None
     bank_signature: bytes
+    bank_keys: tuple[BankKey, ...] = ()
+    """Empty, and not written, when the issuer's key co-signed: one form for each receipt."""
 
     KEYS = frozenset({"entry", "party_key", "party_signature", "bank_signature"})
+    KEYS_WITH_BANK_KEYS = KEYS | {"bank_keys"}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        written: dict[str, Any] = {
             "entry": self.entry.to_json(),
             "party_key": None if self.party_key is None else b64(self.party_key),
             "party_signature": None if self.party_signature is None else b64(self.party_signature),
             "bank_signature": b64(self.bank_signature),
         }
+        if self.bank_keys:
+            written["bank_keys"] = [link.to_json() for link in self.bank_keys]
+        return written
+
+    def co_signing_key(self, issuer_key: bytes) -> bytes:
+        """The key the bank co-signed with: the first of the hand-over chain, else the issuer's."""
+        return self.bank_keys[0].key if self.bank_keys else issuer_key
 
     @classmethod
-    def from_json(cls, value: object) -> EntrySection:
-        data = read_object(value, what="entry", keys=cls.KEYS)
+    def from_json(cls, value: object, *, version: int = RECEIPT_VERSION) -> EntrySection:
+        carries_bank_keys = version >= 3 and isinstance(value, Mapping) and "bank_keys" in value
+        data = read_object(
+            value, what="entry", keys=cls.KEYS_WITH_BANK_KEYS if carries_bank_keys else cls.KEYS
+        )
+        bank_keys: tuple[BankKey, ...] = ()
+        if carries_bank_keys:
+            links = data["bank_keys"]
+            if not isinstance(links, list) or not 0 < len(links) <= MAX_BANK_KEYS:
+                raise ReceiptFormatError(
+                    f"entry.bank_keys lists 1 to {MAX_BANK_KEYS} earlier keys of the bank "
+                    "(and is left out when the issuer's key co-signed)"
+                )
+            bank_keys = tuple(BankKey.from_json(link) for link in links)
         try:
             entry = Entry.from_json(data["entry"])
             # Exactly as signed: a value that only parses to the same entry (an extra
@@ -148,6 +202,7 @@ class EntrySection:
                 else read_b64(party_signature, what="entry.party_signature", size=64)
             ),
             bank_signature=read_b64(data["bank_signature"], what="entry.bank_signature", size=64),
+            bank_keys=bank_keys,
         )
 
 
@@ -192,15 +247,16 @@ class Receipt:
     issuer: Issuer
     optional: Mapping[str, Any] = field(default_factory=dict)
     """The optional sections present, by name, as JSON (each checked by its ``ReceiptSection``)."""
+    version: int = RECEIPT_VERSION
 
     def to_json(self) -> dict[str, Any]:
         return {
             "type": RECEIPT_TYPE,
-            "version": RECEIPT_VERSION,
+            "version": self.version,
             "entry": self.entry.to_json(),
             **{name: copy.deepcopy(value) for name, value in sorted(self.optional.items())},
-            "block": self.block.to_json(),
-            "log": log_to_json(self.log),
+            "block": self.block.to_json(packed_paths=self.version >= PACKED_PATHS_VERSION),
+            "log": log_to_json(self.log, packed_paths=self.version >= PACKED_PATHS_VERSION),
             "anchor": anchor_to_json(self.anchor),
             "issuer": self.issuer.to_json(),
         }
@@ -220,9 +276,13 @@ class Receipt:
         if document["type"] != RECEIPT_TYPE:
             raise ReceiptFormatError(f"type must be {RECEIPT_TYPE!r}")
         version = document["version"]
-        if isinstance(version, bool) or version != RECEIPT_VERSION:
-            raise ReceiptFormatError(f"this verifier reads receipt version {RECEIPT_VERSION}")
-        log, anchor = LogSection.from_json(document["log"]), AnchorSection.from_json(document["anchor"])
+        if isinstance(version, bool) or not isinstance(version, int) or version not in READABLE_VERSIONS:
+            raise ReceiptFormatError(
+                f"this verifier reads receipt versions {', '.join(map(str, sorted(READABLE_VERSIONS)))}"
+            )
+        packed = version >= PACKED_PATHS_VERSION
+        log = LogSection.from_json(document["log"], packed_paths=packed)
+        anchor = AnchorSection.from_json(document["anchor"])
         if (log is None) != (anchor is None):
             raise ReceiptFormatError("log and anchor are both present (anchored) or both null (not yet)")
         optional = {}
@@ -231,12 +291,13 @@ class Receipt:
                 section.parse(document[section.name])
                 optional[section.name] = document[section.name]
         return cls(
-            entry=EntrySection.from_json(document["entry"]),
-            block=BlockSection.from_json(document["block"]),
+            entry=EntrySection.from_json(document["entry"], version=version),
+            block=BlockSection.from_json(document["block"], packed_paths=packed),
             log=log,
             anchor=anchor,
             issuer=Issuer.from_json(document["issuer"]),
             optional=optional,
+            version=version,
         )
 
 
@@ -315,26 +376,66 @@ class _Context:
     trust: Trust
     derived: Derived
     encoded: EncodedEntry | None = None
+    bank_key: bytes | None = None
+    """The key that co-signed the entry, once ``bank-key`` has tied it to the issuer's key."""
 
 
 def _check_issuer_signature(context: _Context) -> str:
     issuer = context.receipt.issuer
-    if context.trust.issuer is not None and issuer.key != context.trust.issuer:
+    pinned_key = context.trust.issuer
+    earlier_keys = [link.key for link in context.receipt.entry.bank_keys]
+    # A pinned key the bank has since retired still identifies it: the hand-over chain (checked
+    # by ``bank-key``, which fails the receipt if it does not hold) leads from it to the issuer.
+    if pinned_key is not None and pinned_key != issuer.key and pinned_key not in earlier_keys:
         raise ReceiptCheckFailed("the issuer's key is not the key you trust for this bank")
     if not is_valid(issuer.key, RECEIPT_KIND, _unsigned(context.document), issuer.signature):
         raise ReceiptCheckFailed("the issuer's signature does not verify on the receipt")
-    pinned = "pinned" if context.trust.issuer is not None else "not pinned: compare it with the bank's"
+    if pinned_key is None:
+        pinned = "not pinned: compare it with the bank's"
+    elif pinned_key == issuer.key:
+        pinned = "pinned"
+    else:
+        pinned = f"pinned through the bank's earlier key {b64(pinned_key)}, which handed over to it"
     return (
         f"signed by node {issuer.node!r}, key {b64(issuer.key)} ({pinned}), issued at {issuer.issued_at} ms"
     )
 
 
+def _check_bank_key(context: _Context) -> str:
+    """The key that co-signed the entry is the issuer's, or one the issuer's key succeeded: each
+    earlier key signed its hand-over to the next, the last one to the issuer's key."""
+    issuer_key = context.receipt.issuer.key
+    chain = context.receipt.entry.bank_keys
+    if not chain:
+        context.bank_key = issuer_key
+        return "the entry was co-signed with the issuer's key"
+    keys = [link.key for link in chain]
+    if issuer_key in keys or len(set(keys)) != len(keys):
+        raise ReceiptCheckFailed("entry.bank_keys names a key twice, or the issuer's own key")
+    successors = [*keys[1:], issuer_key]
+    for link, successor in zip(chain, successors, strict=True):
+        if not key_handover_holds(link.key, successor, link.handover):
+            raise ReceiptCheckFailed(
+                f"the bank's earlier key {b64(link.key)} did not sign a hand-over to {b64(successor)}"
+            )
+    context.bank_key = keys[0]
+    steps = " -> ".join(b64(key) for key in [*keys, issuer_key])
+    return (
+        f"the entry was co-signed with the bank's earlier key {b64(keys[0])}, which handed over "
+        f"to the issuer's key ({len(keys)} hand-over{'s' if len(keys) > 1 else ''}, each signed by "
+        f"the key it retired: {steps})"
+    )
+
+
 def _check_entry_bank_signature(context: _Context) -> str:
     section = context.receipt.entry
+    key = context.bank_key
+    if key is None:
+        raise Skipped("needs the bank's co-signing key, which bank-key did not establish")
     encoded = encode_entry(section.entry)
-    key = context.receipt.issuer.key
     if not is_valid_bytes(key, encoded.message, section.bank_signature):
-        raise ReceiptCheckFailed("the bank's signature (by the issuer's key) does not verify on the entry")
+        which = "the issuer's key" if key == context.receipt.issuer.key else f"key {b64(key)}"
+        raise ReceiptCheckFailed(f"the bank's signature (by {which}) does not verify on the entry")
     context.encoded = encoded
     return f"entry {section.entry.height} of {section.entry.ledger} co-signed by its bank, hash {encoded.hash.hex()}"
 
@@ -397,6 +498,7 @@ def _section_check(section: ReceiptSection) -> Callable[[_Context], str]:
 
 _CHECKS: tuple[tuple[str, Callable[[_Context], str]], ...] = (
     ("issuer-signature", _check_issuer_signature),
+    ("bank-key", _check_bank_key),
     ("entry-bank-signature", _check_entry_bank_signature),
     ("entry-party-signature", _check_entry_party_signature),
     ("entry-links", _check_entry_links),
@@ -472,7 +574,7 @@ def receipt_verify(
         )
     assert isinstance(document, Mapping)
     context = _Context(document=document, receipt=receipt, trust=trust or Trust(), derived=Derived())
-    results = [CheckResult("format", "pass", f"a {RECEIPT_TYPE} version {RECEIPT_VERSION}")]
+    results = [CheckResult("format", "pass", f"a {RECEIPT_TYPE} version {receipt.version}")]
     for name, check in _checks_for(receipt, sections):
         try:
             results.append(CheckResult(name, "pass", check(context)))

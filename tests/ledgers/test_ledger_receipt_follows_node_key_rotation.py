@@ -5,11 +5,14 @@ the same query as its entry)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -18,16 +21,17 @@ from django.test.utils import CaptureQueriesContext
 
 from consensus.models import Block, BlockObservation
 from consensus.protocol.block import BLOCK_KIND
+from consensus.protocol.receipt import ReceiptCheckFailed
 from ledgers import services
 from ledgers.models import Asset, LedgerEntry
 from ledgers.protocol.entries import encode_entry
-from ledgers.protocol.receipt import Trust, commitment_leaf, receipt_verify
+from ledgers.protocol.receipt import Receipt, Trust, commitment_leaf, receipt_verify
 from ledgers.receipts import entry_receipt
 from settlement import keystore
 from settlement.models import KeyPurpose, NodeKey
 from settlement.protocol.encoding import object_hash, sha256
 from settlement.protocol.merkle import MerkleTree
-from settlement.protocol.signing import SigningKey, sign
+from settlement.protocol.signing import SigningKey, sign, sign_bytes
 from tests.ledgers.ledger_shell_support import Party
 from tests.support import database_url_for_processes
 
@@ -160,3 +164,118 @@ def test_a_signer_is_kept_by_its_public_key_so_a_replaced_database_cannot_lend_i
 def test_a_node_without_a_signing_key_says_how_to_make_one() -> None:
     with pytest.raises(ImproperlyConfigured, match=re.escape("run `manage.py node_bootstrap`")):
         keystore.node_signer()
+
+
+def _verified(document: dict[str, object], *, validator: bytes, issuer: bytes) -> Receipt:
+    report = receipt_verify(document, trust=Trust(validators=frozenset({validator}), issuer=issuer))
+    assert report.ok, [(check.name, check.detail) for check in report.checks if check.failed]
+    assert report.receipt is not None
+    return report.receipt
+
+
+def test_an_entry_co_signed_before_a_rotation_gets_a_receipt_that_verifies_offline_after_it(
+    funded: Callable[..., Party], tmp_path: Path
+) -> None:
+    """Receipt version 3: the entry names the retired key that co-signed it, and that key's
+    hand-over (signed when the key was rotated) leads to the key that issues the receipt now."""
+    alice = funded("10.00")
+    before = keystore.node_signer()
+    row = LedgerEntry.objects.select_related("ledger").get(ledger=alice.ledger, height=0)
+    _agreed_alone(row, before.key)
+
+    _in_another_process(ROTATE)
+
+    retired = NodeKey.objects.get(purpose=KeyPurpose.SIGNING, public=before.public_key.hex())
+    assert retired.valid_until is not None
+    assert len(retired.handover_signature) == 128  # signed at the rotation, by the retiring key
+    after = keystore.node_signer()
+    assert after.public_key != before.public_key
+
+    document = entry_receipt(ledger=alice.ledger, height=0)
+
+    assert document["version"] == 3
+    receipt = _verified(document, validator=before.public_key, issuer=after.public_key)
+    assert receipt.issuer.key == after.public_key
+    assert [link.key for link in receipt.entry.bank_keys] == [before.public_key]
+    # A relying party that pinned the bank's key before the rotation recognises it as well.
+    _verified(document, validator=before.public_key, issuer=before.public_key)
+    # ... and so does the command, offline, from the file alone.
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(document))
+    done = subprocess.run(
+        [sys.executable, "-m", "settlement.verify", str(path), "--issuer", before.public_key.hex()],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "co-signed with the bank's earlier key" in done.stdout
+    # A key that never belonged to this bank is still refused.
+    report = receipt_verify(document, trust=Trust(issuer=SigningKey.generate().public_key))
+    assert report.first_failure is not None
+    assert report.first_failure.name == "issuer-signature"
+
+
+def test_two_rotations_later_the_receipt_carries_both_hand_overs(funded: Callable[..., Party]) -> None:
+    alice = funded("10.00")
+    first = keystore.node_signer()
+    _agreed_alone(LedgerEntry.objects.select_related("ledger").get(ledger=alice.ledger, height=0), first.key)
+    keystore.node_key_rotate(purpose=KeyPurpose.SIGNING, actor=None, reason="first")
+    second = keystore.node_signer()
+    keystore.node_key_rotate(purpose=KeyPurpose.SIGNING, actor=None, reason="second")
+    third = keystore.node_signer()
+
+    receipt = _verified(
+        entry_receipt(ledger=alice.ledger, height=0), validator=first.public_key, issuer=third.public_key
+    )
+
+    assert [link.key for link in receipt.entry.bank_keys] == [first.public_key, second.public_key]
+
+
+def test_a_rotation_made_before_hand_overs_were_signed_gets_its_hand_over_once(
+    funded: Callable[..., Party],
+) -> None:
+    """A node rotated before this format kept its retired key sealed; the first receipt that needs
+    the hand-over has that key sign it, and it is stored for every later receipt."""
+    alice = funded("10.00")
+    before = keystore.node_signer()
+    _agreed_alone(LedgerEntry.objects.select_related("ledger").get(ledger=alice.ledger, height=0), before.key)
+    keystore.node_key_rotate(purpose=KeyPurpose.SIGNING, actor=None, reason="before hand-overs")
+    NodeKey.objects.filter(public=before.public_key.hex()).update(handover_signature="")
+    after = keystore.node_signer()
+
+    first = entry_receipt(ledger=alice.ledger, height=0)
+
+    _verified(first, validator=before.public_key, issuer=after.public_key)
+    stored = NodeKey.objects.get(public=before.public_key.hex()).handover_signature
+    assert stored == base64.b64decode(first["entry"]["bank_keys"][0])[32:].hex()
+    keystore.forget_opened_keys()  # as another process: it reads the stored hand-over
+    with CaptureQueriesContext(connection) as queries:
+        again = entry_receipt(ledger=alice.ledger, height=0)
+    assert again["entry"]["bank_keys"] == first["entry"]["bank_keys"]
+    assert not any(query["sql"].startswith("UPDATE") for query in queries.captured_queries)
+    # Once read, the hand-overs are kept per process: the receipt's three queries, as any.
+    with CaptureQueriesContext(connection) as queries:
+        entry_receipt(ledger=alice.ledger, height=0)
+    assert len(queries) == 3, [query["sql"] for query in queries.captured_queries]
+
+
+def test_an_entry_co_signed_by_a_key_that_was_never_the_nodes_gets_no_receipt(
+    funded: Callable[..., Party],
+) -> None:
+    """The self-check still refuses what no key of this node co-signed (a damaged row, say)."""
+    alice = funded("10.00")
+    row = LedgerEntry.objects.select_related("ledger").get(ledger=alice.ledger, height=0)
+    _agreed_alone(row, keystore.node_signer().key)
+    keystore.node_key_rotate(purpose=KeyPurpose.SIGNING, actor=None, reason="rotated")
+    stranger = SigningKey.generate()
+    encoded = encode_entry(services.signed_entry_of(row, row.ledger.ubi).entry)
+    LedgerEntry.objects.filter(pk=row.pk).update(
+        validator_signature=sign_bytes(stranger, encoded.message).hex()
+    )
+
+    with pytest.raises(ReceiptCheckFailed) as refused:
+        entry_receipt(ledger=alice.ledger, height=0)
+    assert refused.value.check == "entry-bank-signature"

@@ -16,6 +16,7 @@ from devstack.services import free_port
 from settlement import keystore
 from settlement.identity import node_identity_document
 from settlement.models import AuditEvent, KeyPurpose, NodeKey
+from settlement.protocol.handover import key_handover_holds
 from settlement.protocol.signing import sign
 from tests.support import VerifiedClient, database_url_for_processes
 
@@ -69,6 +70,12 @@ def test_a_rotated_key_is_retired_with_its_interval_and_old_signatures_still_ver
     assert published[old.key_id]["valid_until"] is not None
     verify_key = nacl.signing.VerifyKey(bytes.fromhex(published[old.key_id]["public"]))
     verify_key.verify(b"parsec/v1/test\x00" + b'{"n":1}', signature)
+    # The retired key signed its hand-over to the new one before it retired (receipts of what it
+    # co-signed carry it), and the identity document publishes it.
+    assert key_handover_holds(
+        old.public_key, bytes.fromhex(new_key.public), bytes.fromhex(published[old.key_id]["handover"])
+    )
+    assert published[new_key.key_id]["handover"] is None
     rotation = AuditEvent.objects.get(action="node_key.rotate")
     assert (rotation.before["key_id"], rotation.after["key_id"], rotation.reason) == (
         old.key_id,

@@ -1,12 +1,16 @@
 """Write the committed receipt vectors: ``python -m tests.vectors.generate_receipts`` from the
 repository root (docs/receipt.md, "Test vectors").
 
-``tests/vectors/receipts/`` holds valid receipts and invalid ones; ``index.json`` names, for each
-file, the exit status ``python -m settlement.verify`` must give and the first check that must
-fail. The invalid ones (except the first) are re-signed by the issuer's key after the change, as
-a malicious issuer would: the issuer's signature verifies and an inner proof must catch them.
-The world is deterministic (fixed keys, Ed25519 is deterministic), so regenerating gives the same
-bytes; tests/ledgers/protocol/test_receipt_vectors.py checks both the files and that.
+``tests/vectors/receipts/`` holds valid receipts and invalid ones, in the format the node issues
+(version 3); ``index.json`` names, for each file, the exit status ``python -m settlement.verify``
+must give and the first check that must fail. The invalid ones (except the first) are re-signed
+by the issuer's key after the change, as a malicious issuer would: the issuer's signature
+verifies and an inner proof must catch them. The world is deterministic (fixed keys, Ed25519 is
+deterministic), so regenerating gives the same bytes; tests/ledgers/protocol/test_receipt_vectors.py
+checks both the files and that.
+
+``tests/vectors/receipts/v2/`` holds the version 2 vectors this script wrote before version 3,
+kept as they were: a verifier must still give their verdicts. This script no longer writes them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent / "receipts"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ledgers" / "protocol"))
 
-from receipt_world import build_world, resign  # noqa: E402
+from receipt_world import (  # noqa: E402
+    BANK,
+    as_version_2_paths,
+    build_world,
+    key_for,
+    resign,
+    retired_bank_keys,
+)
+
+from ledgers.protocol.receipt import BankKey  # noqa: E402
+from settlement.protocol.handover import key_handover_sign  # noqa: E402
 
 
 def _changed(
@@ -44,6 +58,16 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _hashes(path: str) -> list[bytes]:
+    """The hashes of a path as receipts write it (one base64 string, 32 bytes each)."""
+    raw = base64.b64decode(path)
+    return [raw[at : at + 32] for at in range(0, len(raw), 32)]
+
+
+def _packed(hashes: list[bytes]) -> str:
+    return base64.b64encode(b"".join(hashes)).decode()
+
+
 def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
     """(file name, document, exit status, first failed check, what was done)."""
     valid = build_world().document
@@ -55,6 +79,13 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
     path = base64.b64decode(batched["message"]["path"])
     # The path with its first two hashes swapped: still 32-byte hashes, leading elsewhere.
     swapped_path = base64.b64encode(path[32:64] + path[:32] + path[64:]).decode()
+    rotated = build_world(rotations=1).document
+    rotated_twice = build_world(rotations=2).document
+    # bank-a's retired key signs a hand-over to a key that is not the issuer's.
+    retired = retired_bank_keys(1)[0]
+    handed_elsewhere = BankKey(
+        retired.public_key, key_handover_sign(retired, key_for("stranger").public_key)
+    ).to_json()
     return [
         ("valid-anchored.json", valid, 0, None, "a receipt of an anchored entry"),
         (
@@ -94,14 +125,20 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
         ),
         (
             "invalid-block-path-shortened.json",
-            _changed(valid, _set("block.inclusion_path", block["inclusion_path"][:-1])),
+            _changed(valid, _set("block.inclusion_path", _packed(_hashes(block["inclusion_path"])[:-1]))),
             1,
             "block-inclusion",
             "the last hash of the leaf's audit path removed",
         ),
         (
             "invalid-block-path-element-changed.json",
-            _changed(valid, _set("block.inclusion_path.0", block["inclusion_path"][1])),
+            _changed(
+                valid,
+                _set(
+                    "block.inclusion_path",
+                    _packed([_hashes(block["inclusion_path"])[1], *_hashes(block["inclusion_path"])[1:]]),
+                ),
+            ),
             1,
             "block-signatures",
             "an audit path hash replaced: the root it leads to was never signed",
@@ -115,7 +152,7 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
         ),
         (
             "invalid-log-path-shortened.json",
-            _changed(valid, _set("log.inclusion_path", log["inclusion_path"][:-1])),
+            _changed(valid, _set("log.inclusion_path", _packed(_hashes(log["inclusion_path"])[:-1]))),
             1,
             "log-inclusion",
             "the block hash's path in the block log shortened",
@@ -176,6 +213,63 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
             1,
             "entry-bank-signature",
             "the batch size in the message-batch entry changed and the receipt re-signed",
+        ),
+        (
+            "valid-co-signed-before-a-rotation.json",
+            rotated,
+            0,
+            None,
+            "co-signed with a key bank-a has since rotated: entry.bank_keys names it, with its "
+            "hand-over to the issuer's key",
+        ),
+        (
+            "valid-co-signed-two-rotations-ago.json",
+            rotated_twice,
+            0,
+            None,
+            "co-signed two rotations ago: two hand-overs lead from the co-signing key to the issuer's",
+        ),
+        (
+            "valid-message-batch-co-signed-before-a-rotation.json",
+            build_world(message=True, batch_size=13, batch_index=6, party_signs=False, rotations=1).document,
+            0,
+            None,
+            "message 6 of a batch of 13, its message-batch entry co-signed before a rotation",
+        ),
+        (
+            "invalid-bank-keys-removed-re-signed.json",
+            _changed(rotated, lambda document: document["entry"].pop("bank_keys")),
+            1,
+            "entry-bank-signature",
+            "the hand-over chain left out and the receipt re-signed: the issuer's key did not co-sign",
+        ),
+        (
+            "invalid-bank-key-handed-over-elsewhere-re-signed.json",
+            _changed(rotated, _set("entry.bank_keys.0", handed_elsewhere)),
+            1,
+            "bank-key",
+            "the co-signing key's genuine hand-over to another key, re-signed: it does not lead to the issuer",
+        ),
+        (
+            "invalid-bank-keys-order-swapped-re-signed.json",
+            _changed(rotated_twice, _set("entry.bank_keys", rotated_twice["entry"]["bank_keys"][::-1])),
+            1,
+            "bank-key",
+            "the two hand-overs in the wrong order, re-signed",
+        ),
+        (
+            "invalid-bank-key-swapped-for-the-issuers-re-signed.json",
+            _changed(rotated, _set("entry.bank_keys.0", BankKey(BANK.public_key, bytes(64)).to_json())),
+            1,
+            "bank-key",
+            "the issuer's own key named as an earlier key, re-signed",
+        ),
+        (
+            "invalid-version-2-with-bank-keys-re-signed.json",
+            _changed(rotated, lambda document: document.update(as_version_2_paths(document))),
+            1,
+            "format",
+            "a version 2 receipt (paths as lists) carrying bank_keys, re-signed: version 2 has none",
         ),
         (
             "invalid-unknown-section.json",

@@ -17,7 +17,7 @@ from consensus.protocol.receipt import AnchorSection, BlockSection, LogSection, 
 from consensus.protocol.types import Payload, observation_bytes
 from ledgers.protocol.entries import Entry, LedgerHeight, Millis, encode_entry, sign_encoded
 from ledgers.protocol.identifiers import LedgerId
-from ledgers.protocol.receipt import EntrySection, ReceiptSection, commitment_leaf, receipt_build
+from ledgers.protocol.receipt import BankKey, EntrySection, ReceiptSection, commitment_leaf, receipt_build
 from messaging.protocol.envelope import SignedMessage, encode_message, make_envelope, sign_batch, sign_message
 from messaging.protocol.receipt import MESSAGE_SECTION, message_section_json
 from messaging.protocol.record import (
@@ -27,6 +27,7 @@ from messaging.protocol.record import (
     message_entry_body,
 )
 from settlement.protocol.encoding import Digest, object_hash
+from settlement.protocol.handover import key_handover_sign
 from settlement.protocol.merkle import MerkleLog, MerkleTree, leaf_hash
 from settlement.protocol.signing import SigningKey, sign
 
@@ -37,6 +38,25 @@ def key_for(name: str) -> SigningKey:
 
 BANK = key_for("bank-a")
 PARTY = key_for("alice")
+
+
+def retired_bank_keys(rotations: int) -> tuple[SigningKey, ...]:
+    """bank-a's earlier keys, oldest first: the last of them handed over to ``BANK``."""
+    return tuple(key_for(f"bank-a/retired-{number}") for number in range(rotations))
+
+
+def bank_key_chain(rotations: int) -> tuple[BankKey, ...]:
+    """The hand-overs from bank-a's oldest of ``rotations`` earlier keys to ``BANK``."""
+    retired = retired_bank_keys(rotations)
+    if not retired:
+        return ()
+    successors = [*(key.public_key for key in retired[1:]), BANK.public_key]
+    return tuple(
+        BankKey(key=key.public_key, handover=key_handover_sign(key, successor))
+        for key, successor in zip(retired, successors, strict=True)
+    )
+
+
 VALIDATORS = tuple(key_for(f"validator-{number}") for number in range(4))
 
 
@@ -105,7 +125,9 @@ def world_message(*, batch_size: int = 0, batch_index: int = 0) -> SignedMessage
     return sign_batch(batch, key=PARTY)[batch_index]
 
 
-def _entry(*, party_signs: bool, message: SignedMessage | None = None) -> tuple[EntrySection, bytes]:
+def _entry(
+    *, party_signs: bool, message: SignedMessage | None = None, rotations: int = 0
+) -> tuple[EntrySection, bytes]:
     entry = Entry(
         ledger=LedgerId("ubi:bank-a.test:alice"),
         height=LedgerHeight(41),
@@ -137,7 +159,9 @@ def _entry(*, party_signs: bool, message: SignedMessage | None = None) -> tuple[
         entry=entry,
         party_key=PARTY.public_key if party_signs else None,
         party_signature=sign_encoded(PARTY, encoded) if party_signs else None,
-        bank_signature=sign_encoded(BANK, encoded),
+        # Co-signed with the key bank-a had then: after ``rotations`` rotations, its oldest.
+        bank_signature=sign_encoded(retired_bank_keys(rotations)[0] if rotations else BANK, encoded),
+        bank_keys=bank_key_chain(rotations),
     )
     return section, commitment_leaf(encoded)
 
@@ -161,14 +185,17 @@ def build_world(
     message: bool = False,
     batch_size: int = 0,
     batch_index: int = 0,
+    rotations: int = 0,
 ) -> World:
     """A receipt for the entry at ``leaf_index`` of block ``block_height``; every block holds
     ``leaves_per_block`` observations; the log of ``blocks`` blocks is anchored at ``anchor_height``.
     With ``message``, the entry is alice's record of :func:`world_message` and the receipt carries
     its message section; with ``batch_size`` too, the message is one of a batch alice signed once
-    and the entry is the batch's ``message-batch`` record (a bank's signature alone makes it)."""
+    and the entry is the batch's ``message-batch`` record (a bank's signature alone makes it).
+    With ``rotations``, bank-a co-signed the entry with a key it has since rotated that many times
+    (the receipt carries the hand-overs to the issuer's key, ``BANK``)."""
     signed_message = world_message(batch_size=batch_size, batch_index=batch_index) if message else None
-    entry_section, leaf = _entry(party_signs=party_signs, message=signed_message)
+    entry_section, leaf = _entry(party_signs=party_signs, message=signed_message, rotations=rotations)
     keys = validator_keys(validators)
     log = MerkleLog()
     previous = bytes(32)
@@ -253,3 +280,18 @@ def resign(document: dict[str, Any]) -> dict[str, Any]:
     except Exception:  # a tampered document may not even be signable; it must fail anyway
         return document
     return {**document, "issuer": {**issuer, "signature": b64(signature)}}
+
+
+def as_version_2_paths(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with ``"version": 2`` and its paths as version 2 wrote them (lists of base64
+    hashes), not re-signed: the rest is left as it is."""
+
+    def listed(packed: str) -> list[str]:
+        raw = base64.b64decode(packed)
+        return [b64(raw[at : at + 32]) for at in range(0, len(raw), 32)]
+
+    changed = {**document, "version": 2}
+    changed["block"] = {**document["block"], "inclusion_path": listed(document["block"]["inclusion_path"])}
+    if document["log"] is not None:
+        changed["log"] = {key: listed(value) for key, value in document["log"].items()}
+    return changed

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from receipt_world import SECTIONS, World, build_world, resign
 
-from ledgers.protocol.receipt import Trust
+from ledgers.protocol.receipt import BankKey, Trust
 from ledgers.protocol.receipt import receipt_verify as _receipt_verify_with_sections
+from settlement.protocol.handover import key_handover_sign
 
 WORLDS = {
     "anchored": build_world(),
@@ -33,6 +34,12 @@ WORLDS = {
     ),
     "message of a batch, not anchored yet": build_world(
         message=True, batch_size=5, batch_index=4, party_signs=False, anchor_height=None
+    ),
+    # Receipt version 3: co-signed with a key the bank has since rotated (entry.bank_keys).
+    "co-signed before a rotation": build_world(rotations=1),
+    "co-signed two rotations ago, not anchored yet": build_world(rotations=2, anchor_height=None),
+    "message of a batch, co-signed before a rotation": build_world(
+        message=True, batch_size=13, batch_index=6, party_signs=False, rotations=1
     ),
 }
 
@@ -415,3 +422,157 @@ def test_another_batch_of_the_same_sender_does_not_match_the_entry() -> None:
     assert report.first_failure is not None
     assert report.first_failure.name == "message"
     assert report.first_failure.detail.startswith("bad_batch_proof:")
+
+
+# --- receipt version 3: the key that co-signed, and its hand-overs to the issuer's key --------
+
+
+def test_a_receipt_of_an_entry_co_signed_before_a_rotation_names_the_key_and_its_hand_over() -> None:
+    from receipt_world import retired_bank_keys
+
+    world = WORLDS["co-signed two rotations ago, not anchored yet"]
+    document = world.document
+    assert document["version"] == 3
+    assert len(document["entry"]["bank_keys"]) == 2
+    report = receipt_verify(document, trust=_pinned(world))
+    assert report.ok
+    detail = next(check.detail for check in report.checks if check.name == "bank-key")
+    oldest = retired_bank_keys(2)[0].public_key
+    assert f"co-signed with the bank's earlier key {base64.b64encode(oldest).decode()}" in detail
+    assert "2 hand-overs" in detail
+
+
+def test_a_receipt_co_signed_with_the_issuers_key_carries_no_bank_keys() -> None:
+    document = WORLDS["anchored"].document
+    assert document["version"] == 3
+    assert "bank_keys" not in document["entry"]
+    detail = next(check.detail for check in receipt_verify(document).checks if check.name == "bank-key")
+    assert detail == "the entry was co-signed with the issuer's key"
+
+
+def test_a_pinned_earlier_key_of_the_bank_is_trusted_through_its_hand_over() -> None:
+    """A relying party that pinned the bank's key before the rotation still recognises the bank:
+    the pinned key signed the hand-over to the key that issued the receipt."""
+    from receipt_world import retired_bank_keys
+
+    world = WORLDS["co-signed before a rotation"]
+    retired = retired_bank_keys(1)[0].public_key
+    report = receipt_verify(world.document, trust=Trust(validators=world.validators, issuer=retired))
+    assert report.ok
+    assert "pinned through the bank's earlier key" in report.checks[1].detail
+
+
+def _rotated_forgery(change: Any, world: str = "co-signed two rotations ago, not anchored yet") -> Any:
+    forged = copy.deepcopy(WORLDS[world].document)
+    change(forged["entry"])
+    return resign(forged)
+
+
+def _link(key: Any, successor: bytes) -> str:
+    return BankKey(key.public_key, key_handover_sign(key, successor)).to_json()
+
+
+def test_a_key_that_handed_over_to_someone_else_does_not_lead_to_the_issuer() -> None:
+    """A genuine hand-over, but to another key: the chain must end at the issuer's key."""
+    from receipt_world import key_for, retired_bank_keys
+
+    retired = retired_bank_keys(1)[0]
+    forged = _rotated_forgery(
+        lambda entry: entry.update(bank_keys=[_link(retired, key_for("stranger").public_key)]),
+        world="co-signed before a rotation",
+    )
+    report = receipt_verify(forged, trust=_pinned(WORLDS["co-signed before a rotation"]))
+    assert report.first_failure is not None
+    assert report.first_failure.name == "bank-key"
+    assert "did not sign a hand-over" in report.first_failure.detail
+
+
+def test_an_issuer_cannot_claim_a_key_that_never_handed_over_to_it() -> None:
+    """Another bank's key co-signed the entry: an issuer re-signing a receipt that names that key
+    as one of its own has no hand-over signature from it."""
+    from receipt_world import BANK, key_for
+
+    stranger = key_for("bank-b")
+    forged = _rotated_forgery(
+        lambda entry: entry.update(
+            bank_keys=[
+                base64.b64encode(
+                    stranger.public_key + base64.b64decode(_link(BANK, stranger.public_key))[32:]
+                ).decode()
+            ]
+        ),
+        world="co-signed before a rotation",
+    )
+    report = receipt_verify(forged)
+    assert report.first_failure is not None
+    assert report.first_failure.name == "bank-key"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda entry: entry.update(bank_keys=[]), "lists 1 to 16"),
+        (lambda entry: entry.update(bank_keys=entry["bank_keys"][0]), "lists 1 to 16"),
+        (lambda entry: entry.update(bank_keys=[*entry["bank_keys"]] * 9), "lists 1 to 16"),
+        (lambda entry: entry.update(bank_keys=[entry["bank_keys"][0][:-4]]), "96 bytes"),
+    ],
+    ids=["empty list", "a string, not a list", "17 links", "a link cut short"],
+)
+def test_bank_keys_in_another_form_fail_format(change: Any, reason: str) -> None:
+    report = receipt_verify(_rotated_forgery(change))
+    assert [(check.name, check.status) for check in report.checks] == [("format", "fail")]
+    assert reason in report.checks[0].detail
+
+
+def test_the_issuers_own_key_in_the_chain_is_refused() -> None:
+    from receipt_world import BANK, retired_bank_keys
+
+    retired = retired_bank_keys(1)[0]
+    forged = _rotated_forgery(
+        lambda entry: entry.update(bank_keys=[_link(retired, BANK.public_key), _link(BANK, BANK.public_key)]),
+        world="co-signed before a rotation",
+    )
+    report = receipt_verify(forged)
+    assert report.first_failure is not None
+    assert report.first_failure.name == "bank-key"
+    assert "names a key twice, or the issuer's own key" in report.first_failure.detail
+
+
+def test_a_version_2_receipt_cannot_carry_bank_keys() -> None:
+    from receipt_world import as_version_2_paths
+
+    forged = as_version_2_paths(copy.deepcopy(WORLDS["co-signed before a rotation"].document))
+    report = receipt_verify(resign(forged))
+    assert [(check.name, check.status) for check in report.checks] == [("format", "fail")]
+    assert "unknown bank_keys" in report.checks[0].detail
+
+
+def test_a_receipt_without_bank_keys_in_version_2_form_still_verifies() -> None:
+    """What version 2 receipts are: the same proofs, the paths as lists (re-signed here as the
+    issuer of a version 2 receipt signed it)."""
+    from receipt_world import as_version_2_paths
+
+    world = WORLDS["message of a batch, anchored"]
+    report = receipt_verify(resign(as_version_2_paths(world.document)), trust=_pinned(world))
+    assert report.ok
+    assert report.checks[0].detail.endswith("version 2")
+
+
+def test_a_version_3_receipt_relabelled_version_2_is_refused_because_its_paths_are_packed() -> None:
+    """One form per receipt: version 3 writes each path as one base64 string, version 2 as a list,
+    so an issuer cannot pass one version off as the other."""
+    forged = copy.deepcopy(WORLDS["anchored"].document)
+    forged["version"] = 2
+    report = receipt_verify(resign(forged))
+    assert [(check.name, check.status) for check in report.checks] == [("format", "fail")]
+    assert "must be a list" in report.checks[0].detail
+
+
+@pytest.mark.parametrize("cut", [1, 31, 33])
+def test_a_packed_path_that_is_not_whole_hashes_fails_format(cut: int) -> None:
+    forged = copy.deepcopy(WORLDS["anchored"].document)
+    raw = base64.b64decode(forged["block"]["inclusion_path"])
+    forged["block"]["inclusion_path"] = base64.b64encode(raw[:-cut]).decode()
+    report = receipt_verify(resign(forged))
+    assert [(check.name, check.status) for check in report.checks] == [("format", "fail")]
+    assert "hashes of 32 bytes each" in report.checks[0].detail
