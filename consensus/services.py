@@ -71,11 +71,11 @@ from consensus.protocol.malice import MESSAGE_KIND, message_digest
 from consensus.protocol.parsec import MAX_EVENTS_PER_MESSAGE
 from consensus.protocol.types import ConsensusError, Observation, observation_bytes, observation_from_bytes
 from settlement import bulk, health
-from settlement.keystore import node_signer
+from settlement.keystore import node_signer, node_signer_for
 from settlement.models import Peer, PeerKey
 from settlement.protocol.encoding import sha256
 from settlement.protocol.merkle import MerkleLog, leaf_hash
-from settlement.protocol.signing import is_valid
+from settlement.protocol.signing import SigningKey, is_valid
 
 logger = logging.getLogger("parsec.consensus")
 # Timings of each gossip hop and step, one JSON line each (CONSENSUS_TRACE=1; bench/consensus_nodes
@@ -499,10 +499,19 @@ def _replay(parsec: Parsec, operations: list[list[Any]]) -> None:
         pass  # the original step stored these blocks in the same transaction as its log row
 
 
+def _validator_key(our_id: str) -> SigningKey:
+    """The key this node's events and block signatures are made with: the one the validator set
+    knows it by (``our_id``), which is not the node's current signing key after a rotation. A
+    rotation changes at once what signs requests and co-signatures, but a validator's identity
+    only through a membership change agreed by the others (restoring the validator with the new
+    key is refused: the snapshot's ``our_id`` is not its public key)."""
+    return node_signer_for(our_id).key
+
+
 def _restore(state: ConsensusState) -> Parsec:
     """The validator as the last committed step left it: the full snapshot, then the log."""
     raw = ConsensusState.objects.values_list("snapshot", flat=True).get(pk=STATE_PK)
-    parsec = Parsec.restore(node_signer().key, json.loads(bytes(raw)))
+    parsec = Parsec.restore(_validator_key(state.our_id), json.loads(bytes(raw)))
     expected = state.snapshot_version + 1
     rows = (
         ConsensusStep.objects.filter(version__gt=state.snapshot_version)
@@ -767,7 +776,7 @@ def _log_or_compact(step: Step, head: list[Any] | None) -> None:
     # no transient state (orphans waiting for parents), and a later replay from this snapshot
     # must meet exactly the events this process goes on to sign. What peers are believed to
     # hold is carried over (it changes what we send, not what we sign).
-    rebased = Parsec.restore(node_signer().key, json.loads(snapshot))
+    rebased = Parsec.restore(_validator_key(state.our_id), json.loads(snapshot))
     rebased.carry_peer_views(parsec)
     step.parsec = _cache.parsec = rebased
 

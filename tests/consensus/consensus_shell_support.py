@@ -99,13 +99,20 @@ def two_validators(transactional_db: None, dispatched: list[tuple[Any, ...]]) ->
     services.forget_cached_state()
 
 
+def our_validator_id() -> bytes:
+    """The id the validator set knows this node by (its signing key when the state was made,
+    which a later key rotation does not change)."""
+    from consensus.models import ConsensusState
+
+    return bytes.fromhex(ConsensusState.objects.values_list("our_id", flat=True).get())
+
+
 def pump(peer: InProcessPeer, dispatched: list[tuple[Any, ...]]) -> None:
     """Carry out what the shell dispatched: votes in this process, gossip to and from ``peer``."""
     from consensus import services
     from consensus.protocol import Request, message_from_wire
-    from settlement.keystore import node_signer
 
-    our_id = node_signer().public_key
+    our_id = our_validator_id()
     while dispatched:
         task, *args = dispatched.pop(0)
         if task == "votes_apply":
@@ -126,9 +133,8 @@ def gossip_until(
     """Alternate gossip both ways (the node's beat tick, and the peer calling the node) until
     ``condition`` holds."""
     from consensus import services
-    from settlement.keystore import node_signer
 
-    our_id = node_signer().public_key
+    our_id = our_validator_id()
     for _ in range(rounds):
         pump(peer, dispatched)
         if condition():
