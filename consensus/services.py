@@ -210,21 +210,14 @@ def consensus_vote_in_transaction(*, payloads: list[bytes], kind: str) -> None:
     data = [observation_bytes(observation_for(kind=kind, payload=payload)) for payload in payloads]
     if not data:
         return
-    # Hex joined into one text parameter each: as bytea arrays, the client-side binding would
-    # escape every byte of every row (more than the rest of the insert costs).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO consensus_pendingobservation (digest, data, kind, status, submitted_at) "
-            "SELECT decode(d.digest, 'hex'), decode(d.data, 'hex'), %s, %s, now() "
-            "FROM unnest(string_to_array(%s, ','), string_to_array(%s, ',')) AS d(digest, data) "
-            "ON CONFLICT (digest) DO NOTHING",
-            [
-                kind,
-                ObservationStatus.QUEUED.value,
-                ",".join(sha256(item).hex() for item in data),
-                ",".join(item.hex() for item in data),
-            ],
-        )
+    # Two bytea arrays sent in binary (bulk.execute_binary): neither escaped nor hex-encoded
+    # here, nor decoded by PostgreSQL.
+    bulk.execute_binary(
+        "INSERT INTO consensus_pendingobservation (digest, data, kind, status, submitted_at) "
+        "SELECT d.digest, d.data, %s, %s, now() FROM unnest(%b::bytea[], %b::bytea[]) AS d(digest, data) "
+        "ON CONFLICT (digest) DO NOTHING",
+        [kind, ObservationStatus.QUEUED.value, [sha256(item) for item in data], data],
+    )
     transaction.on_commit(_schedule_votes)
 
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import psycopg
 from django.db import connection, models
 from django.db.models.base import ModelState
 
@@ -121,6 +122,21 @@ def _copy(model: type[models.Model], ids: list[int] | None, values: Sequence[tup
                 if type(value) is not JsonText:
                     line[position] = json.dumps(value)
             copy.write_row(line if ids is None else [ids[index], *line])
+
+
+def execute_binary(sql: str, params: Sequence[Any]) -> int:
+    """Run one statement in the current transaction with its parameters bound by the server,
+    ``%b`` ones sent in binary; returns the rows it affected.
+
+    For arrays of ``bytea`` (many rows' digests and bytes in one statement): Django's cursor
+    binds on the client, which writes every byte of them out as escaped text for PostgreSQL to
+    parse back, or the caller hex-encodes them for ``decode()``; in binary they travel as they
+    are (an observation row's insert: 12.6 -> 8.7 µs of PostgreSQL CPU). The statement bypasses
+    Django's execute wrappers, as COPY does."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql.encode(), params)
+        return cursor.rowcount
 
 
 def copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[ModelType]:

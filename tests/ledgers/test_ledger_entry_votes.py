@@ -67,3 +67,26 @@ def test_an_entry_and_its_vote_commit_or_roll_back_together(funded, make_party, 
     assert inside == {"entries": before["entries"] + 2, "votes": before["votes"] + 2}
     assert row_counts() == before
     assert_every_entry_voted()
+
+
+def test_votes_store_their_exact_bytes_and_a_digest_already_queued_is_skipped(funded, make_party, eur):
+    """The votes travel as binary bytea arrays (settlement.bulk.execute_binary): each row's data
+    is the observation's bytes and its digest their SHA-256, byte for byte. Voting a commitment
+    whose digest is already queued (a crafted earlier submission) inserts nothing and raises
+    nothing, so it cannot refuse the append that votes it."""
+    import hashlib
+
+    from consensus.services import consensus_vote_in_transaction
+
+    alice, bob = funded("10.00"), make_party()
+    services.payment_intrabank(request=pay(alice, bob, eur, "1.00", "first"))
+    rows = list(PendingObservation.objects.values_list("data", "digest"))
+    assert len(rows) == assert_every_entry_voted() == 3
+    for data, digest in rows:
+        assert bytes(digest) == hashlib.sha256(bytes(data)).digest()
+    queued_payload = bytes(rows[0][0]).split(b"\n", 1)[1]
+    with transaction.atomic():
+        consensus_vote_in_transaction(payloads=[queued_payload], kind=ENTRY_OBSERVATION_KIND)
+    assert PendingObservation.objects.count() == 3
+    services.payment_intrabank(request=pay(alice, bob, eur, "1.00", "second"))
+    assert assert_every_entry_voted() == 5

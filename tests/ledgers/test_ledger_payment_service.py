@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ledgers import selectors, services
 from ledgers.models import LedgerEntry, Transfer
 from ledgers.services import PaymentRequest
@@ -85,3 +87,45 @@ def test_a_batch_settles_many_payments_in_one_transaction(funded, make_party, eu
     assert balance_of(carol.ledger, eur) == sum(100 + index for index in range(40) if index % 2)
     for party in (alice, bob, carol):
         assert selectors.ledger_verify(ledger=selectors.ledger_get(ledger=party.ubi)).ok
+
+
+def test_a_batch_runs_with_the_cyclic_collector_paused_and_switches_it_back_on(funded, make_party, eur):
+    """settlement.collector: every statement of the batch ran with the collector off; it is on
+    again after a batch that settled and after one that was refused."""
+    import gc
+
+    from django.db import connection
+
+    from ledgers.protocol.errors import InsufficientFunds
+
+    alice, bob = funded("1.00"), make_party()
+    collector_on_at_statement: list[bool] = []
+
+    def observe(execute, sql, params, many, context):
+        collector_on_at_statement.append(gc.isenabled())
+        return execute(sql, params, many, context)
+
+    def pay(key: str, amount: int) -> None:
+        services.payment_intrabank_batch(
+            requests=[
+                PaymentRequest(
+                    idempotency_key=f"{key}-{index}",
+                    sender=alice.ubi,
+                    recipient=bob.ubi,
+                    asset=eur.uai,
+                    amount=amount,
+                )
+                for index in range(3)
+            ]
+        )
+
+    assert gc.isenabled()
+    with connection.execute_wrapper(observe):
+        pay("paused", 10)
+    assert collector_on_at_statement
+    assert not any(collector_on_at_statement)
+    assert gc.isenabled()
+    with pytest.raises(InsufficientFunds):
+        pay("refused", 50)
+    assert gc.isenabled()
+    assert balance_of(bob.ledger, eur) == 30
