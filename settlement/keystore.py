@@ -229,6 +229,12 @@ def node_signer_for(public: str | None) -> NodeSigner:
     return signer
 
 
+def node_signer_opened(public: str) -> NodeSigner | None:
+    """The signer of ``public`` if this process has opened it already (no database access: for
+    code on an event loop), else None."""
+    return _signers.get(public)
+
+
 def node_encryption_keypair() -> key_rules.X25519KeyPair:
     return key_rules.X25519KeyPair(_open(current_key(KeyPurpose.ENCRYPTION)))
 
