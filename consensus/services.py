@@ -596,7 +596,7 @@ def _step_on_known_state(state: ConsensusState) -> Iterator[Step]:
             blocks.append(block)
         if step.voted_ids or len(step.parsec.accusations()) != _cache.accusations:
             with transaction.atomic():
-                _persist(step, polled=blocks, expected_version=expected)
+                _persist(step, polled=blocks, expected_version=expected, defer_blocks=True)
         else:
             _commit_step(step, expected, blocks)
         timings["persisted"] = time.time()
@@ -735,18 +735,24 @@ def _announce_throttled() -> None:
 
 
 def _persist(
-    step: Step, *, polled: list[ProtocolBlock] | None = None, expected_version: int | None = None
+    step: Step,
+    *,
+    polled: list[ProtocolBlock] | None = None,
+    expected_version: int | None = None,
+    defer_blocks: bool = False,
 ) -> None:
     """Write what the step did, in the caller's transaction. ``polled``: blocks already taken from
     ``poll()``; ``expected_version``: the row was not locked by a read (``_step_on_known_state``),
-    so it is written only if still at that version."""
+    so it is written only if still at that version; ``defer_blocks``: ``polled`` is left in
+    ``step.deferred_blocks`` for after the step's sends, unless this step compacts the log (its
+    snapshot is past them: a replay would not meet them again)."""
     state, parsec = step.state, step.parsec
     if step.voted_ids:
         for start in range(0, len(step.voted_ids), 5_000):
             PendingObservation.objects.filter(id__in=step.voted_ids[start : start + 5_000]).update(
                 status=ObservationStatus.VOTED, voted_at=timezone.now()
             )
-    for ready in polled or []:
+    for ready in [] if defer_blocks else polled or []:
         _store_block(ready, state)
         step.blocks += 1
     while (block := parsec.poll()) is not None:
@@ -772,6 +778,13 @@ def _persist(
     if step.operations or step.blocks or head != step.head_before:
         state.version += 1
         _log_or_compact(step, head)
+    if defer_blocks and polled:
+        if state.snapshot_version == state.version:  # compacted (in this step or the last)
+            for ready in polled:
+                _store_block(ready, state)
+                step.blocks += 1
+        else:
+            step.deferred_blocks = list(polled)
     state.epoch = parsec.epoch
     state.events_in_graph = len(parsec.graph)
     if set(state.validators) != {item.hex() for item in parsec.validators}:
