@@ -365,6 +365,10 @@ def _trace_breakdown(work: Path, nodes: list[Node], since: float) -> None:
         "step: storing blocks (steps that stored one)": [
             item["persisted"] - item["protocol"] for item in steps if item["blocks"]
         ],
+        # A loop step's blocks, stored after its messages left (one transaction).
+        "blocks stored after the step's sends": [
+            item["committed"] - item["started"] for item in records if item["what"] == "stored"
+        ],
     }
     stages["reply: the loop's hand-over to the view's answer"] = [
         item["t"] - item["queued"] for item in replied.values()

@@ -431,6 +431,9 @@ class Step:
     received: list[list[Any]] = field(default_factory=list)
     votes: int = 0
     voted_ids: list[int] = field(default_factory=list)
+    # Blocks the step's log row (committed) produced, stored after its messages left
+    # (``_store_deferred_blocks``).
+    deferred_blocks: list[ProtocolBlock] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------- the write-ahead log
@@ -483,13 +486,15 @@ def _head(parsec: Parsec) -> list[Any] | None:
     return [int(epoch), count, newest.hex() if newest is not None else None]
 
 
-def _replay(parsec: Parsec, operations: list[list[Any]]) -> None:
+def _replay(parsec: Parsec, operations: list[list[Any]], polled: list[ProtocolBlock]) -> None:
     for operation in operations:
         # The original step refused the same messages the same way (and logged them anyway).
         with contextlib.suppress(ConsensusError, ValueError):
             _run_operation(parsec, operation)
-    while parsec.poll() is not None:
-        pass  # the original step stored these blocks in the same transaction as its log row
+    # Stored already (in the original step's transaction, or by the loop right after its
+    # commit), unless the process stopped before that: the caller stores those it lacks.
+    while (block := parsec.poll()) is not None:
+        polled.append(block)
 
 
 def _validator_key(our_id: str) -> SigningKey:
@@ -501,8 +506,10 @@ def _validator_key(our_id: str) -> SigningKey:
     return node_signer_for(our_id).key
 
 
-def _restore(state: ConsensusState) -> Parsec:
-    """The validator as the last committed step left it: the full snapshot, then the log."""
+def _restore(state: ConsensusState) -> tuple[Parsec, list[ProtocolBlock]]:
+    """The validator as the last committed step left it (the full snapshot, then the log), and
+    the blocks the log's steps produced, in order: the loop stores a step's blocks after its
+    commit, so the last ones may be missing after a crash (see ``_store_deferred_blocks``)."""
     raw = ConsensusState.objects.values_list("snapshot", flat=True).get(pk=STATE_PK)
     parsec = Parsec.restore(_validator_key(state.our_id), json.loads(bytes(raw)))
     expected = state.snapshot_version + 1
@@ -511,10 +518,11 @@ def _restore(state: ConsensusState) -> Parsec:
         .order_by("version")
         .values_list("version", "operations", "own")
     )
+    polled: list[ProtocolBlock] = []
     for version, operations, own in rows.iterator(chunk_size=50):
         if version != expected:
             raise SnapshotError(f"the consensus log misses step {expected} (next is {version})")
-        _replay(parsec, json.loads(bytes(operations)))
+        _replay(parsec, json.loads(bytes(operations)), polled)
         if _head(parsec) != own:
             # Never continue from a state that differs from what peers saw: the next event would
             # sit at a position we already signed (a fork). Stop, loudly, and send nothing.
@@ -525,7 +533,7 @@ def _restore(state: ConsensusState) -> Parsec:
         expected += 1
     if expected - 1 != state.version:
         raise SnapshotError(f"the consensus log ends at step {expected - 1}, the state is at {state.version}")
-    return parsec
+    return parsec, polled
 
 
 class StaleConsensusStateError(Exception):
@@ -555,11 +563,16 @@ def _locked_step(known: ConsensusState | None = None) -> Iterator[Step]:
                 consensus_state_ensure()
                 state = ConsensusState.objects.select_for_update().defer("snapshot").get(pk=STATE_PK)
             timings["locked"] = time.time()
+            unstored: list[ProtocolBlock] = []
             if _cache.parsec is None or _cache.version != state.version:
-                _cache.parsec = _restore(state)
+                _cache.parsec, replayed = _restore(state)
                 _cache.version = state.version
+                unstored = [block for block in replayed if block.height >= state.next_height]
                 timings["restored"] = time.time()
             step = Step(state, _cache.parsec, head_before=_head(_cache.parsec))
+            for block in unstored:  # a loop stopped between a step's commit and its blocks
+                _store_block(block, state)
+                step.blocks += 1
             yield step
             timings["protocol"] = time.time()
             _persist(step)
@@ -583,11 +596,11 @@ def _step_on_known_state(state: ConsensusState) -> Iterator[Step]:
         blocks = []
         while (block := step.parsec.poll()) is not None:
             blocks.append(block)
-        if blocks or step.voted_ids or len(step.parsec.accusations()) != _cache.accusations:
+        if step.voted_ids or len(step.parsec.accusations()) != _cache.accusations:
             with transaction.atomic():
-                _persist(step, polled=blocks, expected_version=expected)
+                _persist(step, polled=blocks, expected_version=expected, defer_blocks=True)
         else:
-            _commit_step(step, expected)
+            _commit_step(step, expected, blocks)
         timings["persisted"] = time.time()
     except BaseException:
         forget_cached_state()  # the instance may hold changes that were not committed
@@ -614,7 +627,12 @@ RETURNING version
 """  # noqa: S608 - composed of constants only
 
 
-def _commit_step(step: Step, expected: int) -> None:
+def _commit_step(step: Step, expected: int, blocks: list[ProtocolBlock] | None = None) -> None:
+    """The step's log row and the state row in one statement; ``blocks`` (polled in this step)
+    are left in ``step.deferred_blocks``, for after its messages left. They need not be in the
+    step's transaction: they are a deterministic output of the logged inputs, which a restart
+    replays (``_restore`` hands back what the replay polls and ``_locked_step`` stores what is
+    missing). A compaction stores them in its own transaction: the snapshot is past them."""
     state, parsec = step.state, step.parsec
     head = _head(parsec)
     operations = json.dumps(step.operations, separators=(",", ":")).encode()
@@ -625,7 +643,7 @@ def _commit_step(step: Step, expected: int) -> None:
         or state.log_bytes + len(operations) >= settings.CONSENSUS_SNAPSHOT_LOG_BYTES
     ):
         with transaction.atomic():  # compaction: the full snapshot, in a transaction
-            _persist(step, polled=[], expected_version=expected)
+            _persist(step, polled=blocks or [], expected_version=expected)
         return
     now = timezone.now()
     log_bytes = state.log_bytes + (len(operations) if logged else 0)
@@ -655,6 +673,38 @@ def _commit_step(step: Step, expected: int) -> None:
     state.version, state.log_bytes, state.updated_at = version, log_bytes, now
     state.epoch, state.events_in_graph = parsec.epoch, len(parsec.graph)
     _cache.version = version
+    step.deferred_blocks = list(blocks or [])
+
+
+def _store_deferred_blocks(step: Step) -> None:
+    """Store the blocks of a committed step after its messages were handed to the senders.
+
+    A block-storing transaction (the block row, its observations by COPY, the submissions marked
+    agreed) took 100-300 ms on the loaded machine, and the step's gossip waited for it; the
+    blocks are the end of their payloads' path, the gossip is the start of the next ones'. The
+    row is written only while it is still at the version our step wrote (another process that
+    stepped meanwhile restored from the log and stored these blocks itself)."""
+    if not step.deferred_blocks:
+        return
+    blocks, step.deferred_blocks = step.deferred_blocks, []
+    state = step.state
+    started = time.time()
+    try:
+        with transaction.atomic():
+            # Takes the row lock first: no other process's step runs while ours stores.
+            locked = ConsensusState.objects.filter(pk=STATE_PK, version=state.version).update(
+                next_height=blocks[-1].height + 1, updated_at=timezone.now()
+            )
+            if not locked:
+                raise StaleConsensusStateError(f"the consensus state is no longer at version {state.version}")
+            for block in blocks:
+                _store_block(block, state)
+                step.blocks += 1
+            transaction.on_commit(lambda: health.broadcast(BLOCKS_GROUP, "blocks.changed"))
+    except BaseException:
+        forget_cached_state()
+        raise
+    _trace("stored", started=started, committed=time.time(), blocks=len(blocks))
 
 
 def _after_step(step: Step, started: float, timings: dict[str, float]) -> None:
@@ -687,18 +737,24 @@ def _announce_throttled() -> None:
 
 
 def _persist(
-    step: Step, *, polled: list[ProtocolBlock] | None = None, expected_version: int | None = None
+    step: Step,
+    *,
+    polled: list[ProtocolBlock] | None = None,
+    expected_version: int | None = None,
+    defer_blocks: bool = False,
 ) -> None:
     """Write what the step did, in the caller's transaction. ``polled``: blocks already taken from
     ``poll()``; ``expected_version``: the row was not locked by a read (``_step_on_known_state``),
-    so it is written only if still at that version."""
+    so it is written only if still at that version; ``defer_blocks``: ``polled`` is left in
+    ``step.deferred_blocks`` for after the step's sends, unless this step compacts the log (its
+    snapshot is past them: a replay would not meet them again)."""
     state, parsec = step.state, step.parsec
     if step.voted_ids:
         for start in range(0, len(step.voted_ids), 5_000):
             PendingObservation.objects.filter(id__in=step.voted_ids[start : start + 5_000]).update(
                 status=ObservationStatus.VOTED, voted_at=timezone.now()
             )
-    for ready in polled or []:
+    for ready in [] if defer_blocks else polled or []:
         _store_block(ready, state)
         step.blocks += 1
     while (block := parsec.poll()) is not None:
@@ -724,6 +780,13 @@ def _persist(
     if step.operations or step.blocks or head != step.head_before:
         state.version += 1
         _log_or_compact(step, head)
+    if defer_blocks and polled:
+        if state.snapshot_version == state.version:  # compacted (in this step or the last)
+            for ready in polled:
+                _store_block(ready, state)
+                step.blocks += 1
+        else:
+            step.deferred_blocks = list(polled)
     state.epoch = parsec.epoch
     state.events_in_graph = len(parsec.graph)
     if set(state.validators) != {item.hex() for item in parsec.validators}:
@@ -774,8 +837,13 @@ def _log_or_compact(step: Step, head: list[Any] | None) -> None:
     step.parsec = _cache.parsec = rebased
 
 
-def _block_log() -> MerkleLog:
-    """The log of block hashes (leaf i = hash of block i), kept in memory, rebuilt when stale."""
+def _block_log(state: ConsensusState) -> MerkleLog:
+    """The log of block hashes (leaf i = hash of block i), kept in memory, rebuilt when stale.
+
+    The state row's ``next_height`` is written in the same transaction as the blocks, so a log
+    of that size is current without counting the blocks (a query per block stored)."""
+    if _cache.block_log is not None and _cache.block_log.size == state.next_height:
+        return _cache.block_log
     count = Block.objects.count()
     if _cache.block_log is None or _cache.block_log.size != count:
         hashes = Block.objects.order_by("height").values_list("block_hash", flat=True)
@@ -784,7 +852,7 @@ def _block_log() -> MerkleLog:
 
 
 def _store_block(block: ProtocolBlock, state: ConsensusState) -> None:
-    log = _block_log()
+    log = _block_log(state)
     if log.size != block.height:
         raise ConsensusShellError(f"block {block.height} does not follow the {log.size} blocks stored")
     log.append(leaf_hash(block.hash))
@@ -979,6 +1047,11 @@ def _receive_one(step: Step, peer_name: str, wire: dict[str, Any]) -> bool:
         state.messages_rejected += 1
         _note_peer(state, peer_name, error=f"{type(error).__name__}: {error}"[:200])
         logger.warning("consensus: refused gossip from %s: %s", peer_name, error)
+        if type(error).__name__ in _REFUSAL_CODES:
+            # Unattributable (nobody is accused): counted with the receiving view's refusals,
+            # which is where an inline response handed over in memory is checked first.
+            code, sentence = _REFUSAL_CODES[type(error).__name__]
+            _count_refusal(peer_name, ConsensusShellError(f"{sentence}: {error}"[:200], code=code))
         return False
     return answered
 
@@ -1096,7 +1169,9 @@ def gossip_drain() -> int:
         if not raw:
             break
         batch = [
-            _inbox_message(item) for item in raw if item != VOTES_WAKE and not item.startswith(STOP_PREFIX)
+            _inbox_message(item)
+            for item in raw
+            if item not in (VOTES_WAKE, LOCAL_WAKE) and not item.startswith(STOP_PREFIX)
         ]
         gossip_receive_many(batch)  # type: ignore[arg-type]
         handled += len(batch)
@@ -1118,6 +1193,8 @@ def gossip_drain() -> int:
 # other's state); what keeps our chain single is still the state row's FOR UPDATE in every step.
 
 VOTES_WAKE = b"votes"
+# Pushed by the sender thread after it handed an inline response to this process's loop.
+LOCAL_WAKE = b"local"
 STOP_PREFIX = b"stop:"
 
 
@@ -1188,8 +1265,17 @@ class _GossipLoop:
         self.next_idle_round = 0.0
         self.next_refresh = time.monotonic() + settings.CONSENSUS_LOOP_LOCK_SECONDS / 3
         self.stopping = False
+        self.local: queue.SimpleQueue[tuple[str, dict[str, Any], float]] = queue.SimpleQueue()
 
     def run(self, deadline: float) -> None:
+        # What a loop that ran here before left unread is dropped (answers to requests it made).
+        _local_inbox[os.getpid()] = self.local
+        try:
+            self._run(deadline)
+        finally:
+            _local_inbox.pop(os.getpid(), None)
+
+    def _run(self, deadline: float) -> None:
         while (now := time.monotonic()) < deadline and not self.stopping:
             if now >= self.next_refresh:
                 self.lock.reacquire()  # LockNotOwnedError: it expired and another loop took over
@@ -1209,9 +1295,14 @@ class _GossipLoop:
                 self._step(messages)
 
     def _take(self, items: list[bytes]) -> list[tuple[str, dict[str, Any], float]]:
-        """The gossip messages among inbox items; wake-ups and stop requests are noted."""
+        """The gossip messages among inbox items, then the inline responses our sender threads
+        handed over; wake-ups and stop requests are noted."""
         messages: list[tuple[str, dict[str, Any], float]] = []
+        while len(messages) < DRAIN_BATCH and not self.local.empty():
+            messages.append(self.local.get_nowait())
         for item in items:
+            if item == LOCAL_WAKE:
+                continue
             if item == VOTES_WAKE:
                 self.check_votes = True
             elif item.startswith(STOP_PREFIX):
@@ -1263,6 +1354,13 @@ class _GossipLoop:
             self.check_votes = True
             return
         _send(step)
+        try:
+            _store_deferred_blocks(step)
+        except (StaleConsensusStateError, IntegrityError) as error:
+            logger.warning("consensus: gossip loop's blocks left to the process that stepped: %s", error)
+            self.state = self.parsec = None
+            self.check_votes = True
+            return
         self.check_votes = False
         self.state, self.parsec = step.state, step.parsec
 
@@ -1380,14 +1478,26 @@ def gossip_deliver(*, peer_name: str, wire: dict[str, Any]) -> bool:
 
 def _take_inline_response(peer: Peer, body: bytes) -> None:
     """A response that came back in the answer to our request (its transport signature, bound to
-    our request's nonce, already verified by ``peer_request``): checked as the receiving view
-    checks a POSTed one, then queued for the loop the same way. What is invalid inside a
-    signed response is the loop's to find and accuse, as for any message."""
+    our request's nonce, already verified by ``peer_request``): queued for the loop.
+
+    When the loop runs in this process (it does: this is its sender thread), the decoded
+    message is handed to it in memory, checked once, by the protocol: its message signature and
+    every event (``handle_response``), a refusal counted as the receiving view counts one
+    (``_receive_one``). Anything but a response gets the view's checks here, as before.
+    Checking it here first, then encoding it into Redis and decoding it again
+    in the loop, cost a signature check, two JSON passes and a Redis round trip per gossip round.
+    Otherwise it is checked as the receiving view checks a POSTed one and queued through Redis."""
     try:
         parsed: Any = json.loads(body)
-        wire = gossip_check(peer=peer, body=parsed)
-        if wire["header"]["kind"] != "response":
-            raise ConsensusShellError("a request was answered with a request", code="malformed_gossip")
+        local = _local_inbox_if_loop_here()
+        wire: Any = parsed.get("message") if isinstance(parsed, dict) else None
+        header = wire.get("header") if isinstance(wire, dict) else None
+        if local is None or not isinstance(header, dict) or header.get("kind") != "response":
+            # Anything but a response (or no loop here): the receiving view's checks, in its order.
+            local = None
+            wire = gossip_check(peer=peer, body=parsed)
+            if wire["header"]["kind"] != "response":
+                raise ConsensusShellError("a request was answered with a request", code="malformed_gossip")
     except (UnicodeDecodeError, ValueError):
         gossip_refused(
             peer=peer, error=ConsensusShellError("the answer is not JSON", code="malformed_gossip")
@@ -1398,8 +1508,32 @@ def _take_inline_response(peer: Peer, body: bytes) -> None:
         gossip_refused(peer=peer, error=error)
         logger.warning("consensus: refused the answer of %s: %s", peer.name, error.message)
         return
-    gossip_enqueue(peer_name=peer.name, body=body)
-    _trace("answer", id=str(wire["signature"])[:16], sender=peer.name)
+    if local is not None:
+        local.put((peer.name, wire, time.time()))
+        # Wakes the loop if it is blocked on the Redis inbox (pushed after the message, so a
+        # loop that found the local queue empty is woken by this).
+        health.redis_client().rpush(_inbox_key(), LOCAL_WAKE)
+    else:
+        gossip_enqueue(peer_name=peer.name, body=body)
+    _trace("answer", id=str(wire.get("signature"))[:16], sender=peer.name)
+
+
+# Inline responses for the gossip loop of this process (see ``_take_inline_response``): set
+# while a loop runs here, by pid (a forked worker child has a loop, or not, of its own).
+_local_inbox: dict[int, queue.SimpleQueue[tuple[str, dict[str, Any], float]]] = {}
+
+
+def _local_inbox_if_loop_here() -> queue.SimpleQueue[tuple[str, dict[str, Any], float]] | None:
+    return _local_inbox.get(os.getpid())
+
+
+# Codes of the receiving view's refusals, for an inline response the protocol refused (the loop
+# counts it as the view would have: nobody is blamed for an unattributable message).
+_REFUSAL_CODES = {
+    "InvalidMessageSignature": ("bad_message_signature", "the message is not signed by its sender"),
+    "NotAValidator": ("not_a_validator", "the sender is not a validator"),
+    "MalformedMessage": ("malformed_gossip", "malformed gossip message"),
+}
 
 
 # ----------------------------------------------------------------- receiving (web process)
@@ -1485,11 +1619,15 @@ def _refusals_key() -> str:
 def gossip_refused(*, peer: Peer | None, error: ConsensusShellError) -> None:
     """Count a refusal for the dashboard. In Redis, not the state row: a flood of bad messages
     must not queue the web process behind the worker's lock. Best effort, never fails the 4xx."""
+    _count_refusal(peer.name if peer is not None else None, error)
+
+
+def _count_refusal(peer_name: str | None, error: ConsensusShellError) -> None:
     try:
         client = health.redis_client()
         client.hincrby(_refusals_key(), "total", 1)
-        if peer is not None:
-            client.hset(_refusals_key(), f"last:{peer.name}", f"{error.code}: {error.message}"[:200])
+        if peer_name is not None:
+            client.hset(_refusals_key(), f"last:{peer_name}", f"{error.code}: {error.message}"[:200])
     except Exception:
         logger.warning("consensus: could not count a refused message")
 

@@ -281,6 +281,12 @@ def signing_key_handovers(current: bytes) -> tuple[KeyHandover, ...]:
     return tuple(handovers)  # ``current`` is not the newest key here (rotated since): not kept
 
 
+def node_signer_opened(public: str) -> NodeSigner | None:
+    """The signer of ``public`` if this process has opened it already (no database access: for
+    code on an event loop), else None."""
+    return _signers.get(public)
+
+
 def node_encryption_keypair() -> key_rules.X25519KeyPair:
     return key_rules.X25519KeyPair(_open(current_key(KeyPurpose.ENCRYPTION)))
 

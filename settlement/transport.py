@@ -41,8 +41,14 @@ from django.views.decorators.csrf import csrf_exempt
 
 from settlement.errors import error_body
 from settlement.health import redis_client
-from settlement.keystore import node_signer
-from settlement.models import NodeRequestReceipt, Peer, PeerKey
+from settlement.keystore import (
+    CURRENT_PUBLIC_KEY_SQL,
+    NodeSigner,
+    node_signer,
+    node_signer_for,
+    node_signer_opened,
+)
+from settlement.models import KeyPurpose, NodeRequestReceipt, Peer, PeerKey
 from settlement.protocol import http_signature
 
 logger = logging.getLogger("parsec.transport")
@@ -120,12 +126,18 @@ def peer_request(
 
     The body is ``json_body`` as JSON, or ``body`` as given with its ``content_type`` (a
     format of the endpoint's own, such as a channel batch); the signature covers it either way.
+
+    One query before sending reads our current signing key and the peer's current keys; the
+    answer is believed if one of those keys signed it. (Reading the peer's keys again when the
+    answer arrives cost a second PostgreSQL round trip on every request, a gossip hop's included;
+    a key the peer retires while our request is in flight counts as current for its answer, as
+    it would have had the answer come that much sooner.)
     """
     if body is not None and json_body is not None:
         raise ValueError("a request has one body: json_body or body, not both")
     if body is None:
         body = b"" if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
-    signer = node_signer()
+    signer, peer_keys = _our_signer_and_keys_of(peer)
     headers = http_signature.sign_request(
         signer.key,
         key_id=signer.key_id,
@@ -160,7 +172,7 @@ def peer_request(
             status=answer.status_code,
             body=answer.content,
             request_nonce=headers[http_signature.HEADER_NONCE],
-            lookup_key=lambda key_id: _current_key_of(peer, key_id),
+            lookup_key=peer_keys.get,
         )
     except http_signature.ResponseSignatureError as error:
         logger.warning(
@@ -175,27 +187,45 @@ def peer_request(
     )
 
 
-def _current_peer_key(key_id: str) -> PeerKey | None:
+def _our_signer_and_keys_of(peer: Peer) -> tuple[NodeSigner, dict[str, bytes]]:
+    """Our current signer and ``peer``'s current public keys by key id, in one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT ({CURRENT_PUBLIC_KEY_SQL}), k.key_id, k.public FROM (SELECT 1) AS one "  # noqa: S608 - constants only
+            "LEFT JOIN settlement_peerkey k ON k.peer_id = %s AND (k.valid_until IS NULL OR k.valid_until > %s)",
+            [KeyPurpose.SIGNING.value, peer.pk, timezone.now()],
+        )
+        rows = cursor.fetchall()
+    keys = {key_id: bytes.fromhex(public) for _, key_id, public in rows if key_id is not None}
+    return node_signer_for(rows[0][0]), keys
+
+
+def _current_peer_key(key_id: str) -> tuple[PeerKey | None, str | None]:
+    """(the current peer key ``key_id`` with its peer, our own current signing key's public half).
+
+    Ours comes in the same statement, for signing the answer (``sign_answer``): reading it there
+    again cost a PostgreSQL round trip per answered request."""
     # A retired key is refused for new requests: a signature made after retirement is the
     # very thing retirement exists to stop. (Old signatures on objects are verified elsewhere.)
     # Written as SQL: every node-to-node request asks this, and compiling the ORM query cost
     # more than running it. The key with its peer, as select_related would load them.
     key_names, peer_names = _peer_key_columns()
+    columns = ["k." + name for name in key_names] + ["p." + name for name in peer_names]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(['k.' + name for name in key_names] + ['p.' + name for name in peer_names])} "  # noqa: S608 - names from the models
-            "FROM settlement_peerkey k JOIN settlement_peer p ON p.id = k.peer_id "
-            "WHERE k.key_id = %s AND (k.valid_until IS NULL OR k.valid_until > %s) ORDER BY k.id LIMIT 1",
-            [key_id, timezone.now()],
+            f"SELECT ({CURRENT_PUBLIC_KEY_SQL}), {', '.join(columns)} FROM (SELECT 1) AS one "  # noqa: S608 - names from the models
+            "LEFT JOIN (settlement_peerkey k JOIN settlement_peer p ON p.id = k.peer_id) "
+            "ON k.key_id = %s AND (k.valid_until IS NULL OR k.valid_until > %s) ORDER BY k.id LIMIT 1",
+            [KeyPurpose.SIGNING.value, key_id, timezone.now()],
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
+        ours, *row = cursor.fetchone()
+    if row[0] is None:
+        return None, ours
     key = PeerKey.from_db(connection.alias, key_names, row[: len(key_names)])
     PeerKey._meta.get_field("peer").set_cached_value(
         key, Peer.from_db(connection.alias, peer_names, row[len(key_names) :])
     )
-    return key
+    return key, ours
 
 
 @functools.cache
@@ -210,10 +240,9 @@ def _peer_key_columns() -> tuple[list[str], list[str]]:
     return names[0], names[1]
 
 
-def _current_key_of(peer: Peer, key_id: str) -> bytes | None:
-    """The public key ``key_id`` if it is one of ``peer``'s current keys (not another node's)."""
-    key = _current_peer_key(key_id)
-    return bytes.fromhex(key.public) if key is not None and key.peer_id == peer.pk else None
+# Set by the signature check on the request: our current signing key (public, hex) as read in
+# the same query as the peer's key, so the answer is signed without reading it again.
+_ANSWER_KEY = "_node_answer_key"
 
 
 def sign_answer(request: HttpRequest, response: HttpResponse) -> HttpResponse:
@@ -221,15 +250,31 @@ def sign_answer(request: HttpRequest, response: HttpResponse) -> HttpResponse:
 
     A request without a well-formed nonce gets an unsigned answer: its sender is not a node that
     could check a signature, and there is no request to bind one to."""
-    nonce = request.headers.get(http_signature.HEADER_NONCE, "")
     if response.streaming:
         return response
     try:
-        signer = node_signer()
+        ours = getattr(request, _ANSWER_KEY, None)
+        signer = node_signer_for(ours) if ours is not None else node_signer()
     except ImproperlyConfigured:
         # A node that has no key yet (before node_bootstrap) cannot sign; its answer goes out
         # unsigned and no peer will believe it, which is the truth about such a node.
         return response
+    return _signed_by(signer, request, response)
+
+
+def sign_answer_on_event_loop(request: HttpRequest, response: HttpResponse) -> HttpResponse | None:
+    """``sign_answer`` without any database access, for an async view: the signed answer, or
+    None when the key would have to be read or opened first (then call ``sign_answer`` in a
+    thread). After the request's signature check it never needs to: the check read our key."""
+    ours = getattr(request, _ANSWER_KEY, None)
+    signer = node_signer_opened(ours) if ours is not None else None
+    if signer is None or response.streaming:
+        return None
+    return _signed_by(signer, request, response)
+
+
+def _signed_by(signer: NodeSigner, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    nonce = request.headers.get(http_signature.HEADER_NONCE, "")
     try:
         headers = http_signature.sign_response(
             signer.key,
@@ -308,7 +353,8 @@ def node_to_node(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
         found: dict[str, PeerKey] = {}
 
         def lookup_key(key_id: str) -> bytes | None:
-            key = _current_peer_key(key_id)
+            key, ours = _current_peer_key(key_id)
+            setattr(request, _ANSWER_KEY, ours)
             if key is None:
                 return None
             found[key_id] = key

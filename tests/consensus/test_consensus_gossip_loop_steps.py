@@ -2,7 +2,8 @@
 the version they started from (``_commit_step``). Driven here in this process, step by step,
 against an in-process peer: such steps agree blocks and compact the log like locked ones, a
 fresh process resumes from what they wrote, and a step whose row another process changed
-meanwhile commits nothing and sends nothing."""
+meanwhile commits nothing and sends nothing. A loop step stores its blocks after its messages
+left; a process stopped in between leaves them to the next one, which stores them from the log."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_loop_steps_agree_compact_and_a_fresh_process_resumes_from_them(
     monkeypatch.setattr(
         services,
         "_commit_step",
-        lambda step, expected: (unlocked.append(expected), commit_step(step, expected)),
+        lambda step, expected, *blocks: (unlocked.append(expected), commit_step(step, expected, *blocks)),
     )
     loop = _loop()
     services.consensus_vote_many(payloads=[f"loop {n}".encode() for n in range(30)], kind="test.payment")
@@ -92,3 +93,38 @@ def test_a_loop_step_whose_row_changed_meanwhile_commits_and_sends_nothing(two_v
     assert ConsensusState.objects.get().version == before + 1
     assert loop.state is None  # the next step reads the row under FOR UPDATE and restores
     assert services._cache.parsec is None
+
+
+def test_blocks_a_loop_step_left_unstored_are_stored_by_the_next_process(
+    two_validators, dispatched, monkeypatch
+):
+    peer = two_validators
+    never_stored: list[int] = []
+    store_deferred_blocks = services._store_deferred_blocks
+    # The process "stops" after each step's commit and sends, before it stores the step's blocks.
+    monkeypatch.setattr(
+        services,
+        "_store_deferred_blocks",
+        lambda step: never_stored.extend(b.height for b in step.deferred_blocks),
+    )
+    loop = _loop()
+    services.consensus_vote_many(payloads=[f"unstored {n}".encode() for n in range(5)], kind="test.payment")
+    loop.check_votes = True
+    for _ in range(100):
+        _exchange(loop, peer, dispatched)
+        if never_stored:
+            break
+    assert never_stored, "a loop step agreed a block and left it for after its sends"
+    assert not Block.objects.filter(height__in=never_stored).exists()
+    assert ConsensusStep.objects.exists(), "what produced them is in the log"
+
+    monkeypatch.setattr(services, "_store_deferred_blocks", store_deferred_blocks)
+    services.forget_cached_state()  # the next process: snapshot + log, nothing cached
+    agree_with_peer(peer, dispatched, [b"after the stop"])
+
+    ours = [bytes(item) for item in Block.objects.order_by("height").values_list("block_hash", flat=True)]
+    assert ours == [block.hash for block in peer.blocks][: len(ours)]
+    assert set(never_stored) <= set(Block.objects.values_list("height", flat=True))
+    assert not PendingObservation.objects.exclude(status=ObservationStatus.AGREED).exists()
+    assert ConsensusState.objects.get().next_height == len(ours)
+    assert not peer.parsec.accusations()
