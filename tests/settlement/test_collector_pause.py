@@ -1,15 +1,17 @@
 """``settlement.collector.cyclic_gc_paused``: the cyclic collector is off inside, back on after,
 whatever happens inside; nested and concurrent pauses end with the last one; a collector someone
-else switched off stays off."""
+else switched off stays off; pauses that overlap for long still collect now and then."""
 
 from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
+from settlement import collector
 from settlement.collector import cyclic_gc_paused
 
 
@@ -87,4 +89,35 @@ def test_concurrent_pauses_end_when_the_last_thread_leaves():
     for thread in threads:
         thread.join(timeout=20)
     assert observed == {"after the first left": False}
+    assert gc.isenabled()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _a_cycle() -> weakref.ref[_Node]:
+    first, second = _Node(), _Node()
+    first.other, second.other = second, first
+    return weakref.ref(first)
+
+
+def test_pauses_that_overlap_for_long_still_collect_the_cycles_made_meanwhile(monkeypatch):
+    """Back-to-back batches on two threads never leave a gap: the collector must not stay off
+    for as long as that lasts."""
+    monkeypatch.setattr(collector, "LONGEST_PAUSE_SECONDS", 0.05)
+    with cyclic_gc_paused():
+        cycle = _a_cycle()
+        with cyclic_gc_paused():
+            pass  # begins within the bound: nothing collected yet
+        assert cycle() is not None
+        threading.Event().wait(0.1)
+        with cyclic_gc_paused():
+            assert cycle() is None, "a pause begun after the bound collected the cycle"
+            assert not gc.isenabled()
+        threading.Event().wait(0.1)
+        later = _a_cycle()
+        with cyclic_gc_paused():
+            assert later() is None, "the bound counts again from the last collection"
     assert gc.isenabled()
