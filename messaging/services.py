@@ -106,6 +106,7 @@ from messaging.protocol.record import (
 )
 from settlement import bulk, health, keystore
 from settlement.audit import audit_record
+from settlement.collector import cyclic_gc_paused
 from settlement.counterparties import storage
 from settlement.counterparties.models import Counterparty, Custody, KycStatus
 from settlement.models import Peer, PeerKey
@@ -583,8 +584,11 @@ def message_send(*, request: SendRequest, actor: Any = None) -> SendResult:
     return message_send_batch(requests=[request], actor=actor)[0]
 
 
+@cyclic_gc_paused()
 def message_send_batch(*, requests: Sequence[SendRequest], actor: Any = None) -> list[SendResult]:
-    """Accept messages: all are recorded, voted and queued for delivery, or none (an error)."""
+    """Accept messages: all are recorded, voted and queued for delivery, or none (an error).
+    Python's cyclic collector is paused meanwhile, as for intra-bank batches (a batch's objects
+    form no cycles; ``settlement.collector`` says what its walks cost)."""
     if not requests:
         return []
     signed, recipients = _prepare(requests)
@@ -597,6 +601,7 @@ def message_send_batch(*, requests: Sequence[SendRequest], actor: Any = None) ->
         return _accept(signed, recipients, actor=actor)
 
 
+@cyclic_gc_paused()
 def message_send_compact(*, batch: Any, actor: Any = None) -> list[SendResult]:
     """Accept a batch its sender signed once and sent whole in the compact form
     ``{"batch": {sender, sender_key, root, size, signature}, "envelopes": [...]}``
