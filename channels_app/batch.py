@@ -59,7 +59,6 @@ from channels_app.protocol.types import (
     address,
 )
 from settlement import bulk, keystore
-from settlement.collector import cyclic_gc_paused
 
 logger = logging.getLogger("parsec.channels")
 
@@ -654,7 +653,6 @@ def outcomes_as_bytes(outcomes: Sequence[Outcome]) -> bytes:
     return batch_wire.answer_bytes(results)
 
 
-@cyclic_gc_paused()
 def proposals_receive(*, peer: Any, batch: Sequence[Proposal], actor: str) -> list[Outcome]:
     """A peer node proposes many updates: check each, countersign, persist all, then answer.
 
@@ -707,7 +705,6 @@ def _domain() -> eip712.Domain:
 # ---------------------------------------------------------------- sending a batch
 
 
-@cyclic_gc_paused()
 def peer_payments(
     *, peer: Any, payments: Sequence[Payment], actor: str, timeout: float = 30.0
 ) -> list[Outcome]:
