@@ -779,10 +779,12 @@ def _countersignature_take(
     writes: _Writes, row: _Row, new: ProtocolState, result: batch_wire.Result
 ) -> Outcome:
     try:
+        if result.countersignature is None:
+            # A refusal applies nothing, whatever it names: one of a proposal the peer could not
+            # read names no channel or version (``batch_wire.NO_VERSION``), and its code says why.
+            raise PeerRefusal(result.code or "refused", result.message[:300])
         if result.channel_id != row.id_bytes or result.version != new.version:
             raise BadState("the peer's answer does not match the proposal sent in its place")
-        if result.countersignature is None:
-            raise PeerRefusal(result.code or "refused", result.message[:300])
         countersignature = result.countersignature
         writes.apply(
             row, CountersignatureReceived(row.id_bytes, new.version, eip712.Signature(countersignature))

@@ -72,7 +72,7 @@ from consensus.protocol.parsec import MAX_EVENTS_PER_MESSAGE
 from consensus.protocol.types import ConsensusError, Observation, observation_bytes, observation_from_bytes
 from settlement import bulk, health
 from settlement.keystore import node_signer, node_signer_for
-from settlement.models import Peer, PeerKey
+from settlement.models import NodeKey, Peer, PeerKey
 from settlement.protocol.encoding import sha256
 from settlement.protocol.merkle import MerkleLog, leaf_hash
 from settlement.protocol.signing import SigningKey, is_valid
@@ -503,7 +503,13 @@ def _validator_key(our_id: str) -> SigningKey:
     rotation changes at once what signs requests and co-signatures, but a validator's identity
     only through a membership change agreed by the others (restoring the validator with the new
     key is refused: the snapshot's ``our_id`` is not its public key)."""
-    return node_signer_for(our_id).key
+    try:
+        return node_signer_for(our_id).key
+    except NodeKey.DoesNotExist as error:
+        raise SnapshotError(
+            f"the validator state names {our_id[:16]}… as this node, which has no such key"
+            " (a database restored beside another node's keys?)"
+        ) from error
 
 
 def _restore(state: ConsensusState) -> tuple[Parsec, list[ProtocolBlock]]:
@@ -1353,7 +1359,14 @@ class _GossipLoop:
             self.state = self.parsec = None
             self.check_votes = True
             return
-        _send(step)
+        try:
+            _send(step)
+        except BaseException:
+            # The step is committed and its blocks are not stored yet: a step that went on from
+            # this process's cache would never store them (nor could any block after them be).
+            # A restore replays the log and stores what is missing.
+            forget_cached_state()
+            raise
         try:
             _store_deferred_blocks(step)
         except (StaleConsensusStateError, IntegrityError) as error:
@@ -1498,6 +1511,13 @@ def _take_inline_response(peer: Peer, body: bytes) -> None:
             wire = gossip_check(peer=peer, body=parsed)
             if wire["header"]["kind"] != "response":
                 raise ConsensusShellError("a request was answered with a request", code="malformed_gossip")
+        else:
+            # The parties at least, as the view checks them (no signature or event decoded here):
+            # a response naming another sender or recipient never reaches the step's log.
+            parties = _validator_parties()
+            if parties is None:
+                raise ConsensusShellError("this node's validator has not started yet", code="not_started")
+            _check_parties(peer, parties, str(header.get("sender")), str(header.get("recipient")))
     except (UnicodeDecodeError, ValueError):
         gossip_refused(
             peer=peer, error=ConsensusShellError("the answer is not JSON", code="malformed_gossip")
@@ -1551,7 +1571,6 @@ def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
         raise ConsensusShellError(
             "this node's validator has not started yet", code="not_started", http_status=503
         )
-    our_id, validators = parties
     if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
         raise ConsensusShellError('the body is {"message": <gossip message>}', code="malformed_gossip")
     wire = body["message"]
@@ -1578,11 +1597,7 @@ def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
         raise ConsensusShellError(
             f"malformed gossip message: {error}"[:300], code="malformed_gossip"
         ) from error
-    peer_key = next((key for key, value in validators.items() if value == peer.name), None)
-    if peer_key is None:
-        raise ConsensusShellError(f"{peer.name} is not a validator", code="not_a_validator", http_status=403)
-    if sender.hex() != peer_key or recipient.hex() != our_id:
-        raise ConsensusShellError("the message names other parties", code="wrong_parties", http_status=403)
+    _check_parties(peer, parties, sender.hex(), recipient.hex())
     try:
         signed = is_valid(sender, MESSAGE_KIND, header, signature)
     except (TypeError, ValueError):
@@ -1592,6 +1607,16 @@ def gossip_check(*, peer: Peer, body: Any) -> dict[str, Any]:
             "the message is not signed by its sender", code="bad_message_signature", http_status=401
         )
     return wire
+
+
+def _check_parties(peer: Peer, parties: tuple[str, dict[str, str]], sender: str, recipient: str) -> None:
+    """A gossip message from ``peer`` names it (its validator id) as sender and us as recipient."""
+    our_id, validators = parties
+    peer_key = next((key for key, value in validators.items() if value == peer.name), None)
+    if peer_key is None:
+        raise ConsensusShellError(f"{peer.name} is not a validator", code="not_a_validator", http_status=403)
+    if sender != peer_key or recipient != our_id:
+        raise ConsensusShellError("the message names other parties", code="wrong_parties", http_status=403)
 
 
 # The receiving view reads our id and the validator set at most this often (a PostgreSQL round

@@ -40,15 +40,21 @@ _off_since = 0.0
 def cyclic_gc_paused() -> Iterator[None]:
     """Run the block with the cyclic collector switched off; reference counting goes on."""
     global _pauses, _disabled_here, _off_since
+    overdue = False
     with _lock:
         if _pauses == 0 and gc.isenabled():
             gc.disable()
             _disabled_here = True
             _off_since = time.monotonic()
         elif _disabled_here and time.monotonic() - _off_since > LONGEST_PAUSE_SECONDS:
-            gc.collect()  # the pauses have overlapped this long: what cycles they left, once
+            overdue = True
             _off_since = time.monotonic()
         _pauses += 1
+    if overdue:
+        # The pauses have overlapped this long: what cycles they left, once. Outside the lock, so
+        # other threads entering or leaving a pause do not wait for the walk (and a finalizer
+        # that starts a batch cannot deadlock on it).
+        gc.collect()
     try:
         yield
     finally:
