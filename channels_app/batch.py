@@ -343,16 +343,6 @@ def _require_batchable(machine: ProtocolChannel, new: ProtocolState) -> None:
         raise NotBatchable("closing a channel is sent on its own, not in a batch")
 
 
-@functools.cache
-def _columns(model: type[models.Model]) -> tuple[str, ...]:
-    return tuple(bulk.model_columns(model))
-
-
-def _row_values(model: type[models.Model], **values: Any) -> tuple[Any, ...]:
-    """A row for ``bulk.copy_rows``: the values in the model's column order, every one given."""
-    return tuple(values[name] for name in _columns(model))
-
-
 def _log_payload(change: object, domain: eip712.Domain, memo: codec.Memo) -> Any:
     """A log row's payload. The state an update carries is stored once, as bytes: in its
     history row once both signed it (the proposer's signature and ours are there), and until
@@ -421,7 +411,7 @@ class _Writes:
         self.machines[row.channel_id] = machine
         self.changed[row.channel_id] = row
         self.log.append(
-            _row_values(
+            bulk.row_of(
                 ChannelStateChange,
                 channel_id=row.pk,
                 change=type(change).__name__,
@@ -438,7 +428,7 @@ class _Writes:
                 _remember_state(stored, signed)
                 self.latest_bytes[row.channel_id] = stored
                 self.states.append(
-                    _row_values(
+                    bulk.row_of(
                         ChannelState,
                         channel_id=row.pk,
                         version=signed.state.version,

@@ -261,7 +261,7 @@ def _hold_many(
             if isinstance(event, interbank.HoldPlaced):
                 state.holds[sender_id] = {**state.holds[sender_id], event.hold.key: event.hold}
                 holds.append(
-                    _row(
+                    bulk.row_of(
                         Hold,
                         ledger_id=sender_id,
                         key=event.hold.key,
@@ -271,7 +271,7 @@ def _hold_many(
                         created_at=expiry_base,
                     )
                 )
-        payment = _row(
+        payment = bulk.row_of(
             InterbankPayment,
             payment_id=instruction.id,
             reference=request.reference,
@@ -298,17 +298,6 @@ def _hold_many(
     bulk.append_rows(Hold, holds)
     written = bulk.copy_in(InterbankPayment, payments)
     return [(written[item] if isinstance(item, int) else item, created) for item, created in out]
-
-
-_columns: dict[str, tuple[str, ...]] = {}
-
-
-def _row(model: type[Any], **values: Any) -> tuple[Any, ...]:
-    """A row of ``model`` for ``settlement.bulk``, in its column order; every column named."""
-    names = _columns.get(model.__name__)
-    if names is None:
-        names = _columns[model.__name__] = tuple(bulk.model_columns(model))
-    return tuple(values[name] for name in names)
 
 
 def _ids_of_ledgers(ubis: Iterable[str]) -> dict[str, int]:
@@ -927,7 +916,7 @@ def payment_cosign_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
         signature = interbank.cosign_payment(instruction, key=key)
         signed[instruction.id] = signature
         holds.append(
-            _row(
+            bulk.row_of(
                 Hold,
                 ledger_id=account.pk,
                 key=hold.key,
@@ -938,7 +927,7 @@ def payment_cosign_batch(*, peer: Peer, proofs: Any) -> list[dict[str, Any]]:
             )
         )
         payments.append(
-            _row(
+            bulk.row_of(
                 InterbankPayment,
                 payment_id=instruction.id,
                 reference=instruction.reference,

@@ -7,6 +7,7 @@ COPY streams the same rows several times faster.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -59,6 +60,17 @@ def model_columns(model: type[models.Model]) -> list[str]:
     if names[0] != "id":
         raise TypeError(f"{model.__name__}: the id must be the first column")
     return names[1:]
+
+
+@functools.cache
+def _column_tuple(model: type[models.Model]) -> tuple[str, ...]:
+    return tuple(model_columns(model))
+
+
+def row_of(model: type[models.Model], **values: Any) -> tuple[Any, ...]:
+    """A row of ``model`` for :func:`copy_rows` and :func:`append_rows`: the values in its column
+    order (:func:`model_columns`), every column named (a ``KeyError`` names the one missing)."""
+    return tuple(values[name] for name in _column_tuple(model))
 
 
 _id_sequences: dict[tuple[str, str], str] = {}
