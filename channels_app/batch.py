@@ -616,13 +616,11 @@ def proposal_from_bytes(item: bytes) -> Proposal:
     refusal of that proposal alone, as a malformed item of a JSON batch does."""
     channel_id = _hex(batch_wire.channel_id_of(item))
     try:
-        pending = codec.pending_from_bytes(item)
+        pending = codec.pending_update_from_bytes(item)
     except ChannelError as error:  # a field out of range (the state's own checks)
         return Proposal(channel_id, error=error)
     except ValueError as error:
         return Proposal(channel_id, error=BadState(f"the proposal is malformed: {error}"))
-    if pending is None:  # unreachable: bytes always decode to a proposal or raise
-        return Proposal(channel_id, error=BadState("the proposal is empty"))
     return Proposal(channel_id, pending.state, pending.signature)
 
 

@@ -225,8 +225,11 @@ def pending_bytes(pending: state.PendingUpdate | None) -> bytes | None:
 
 
 def pending_from_bytes(data: bytes | None) -> state.PendingUpdate | None:
-    if data is None:
-        return None
+    return None if data is None else pending_update_from_bytes(data)
+
+
+def pending_update_from_bytes(data: bytes) -> state.PendingUpdate:
+    """A proposal as :func:`pending_bytes` stored it (or a peer sent it in a byte batch)."""
     decoded, signatures = _from_signed_bytes(data)
     if len(signatures) != 1:
         raise ValueError("a pending proposal carries our signature alone")

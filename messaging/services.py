@@ -635,8 +635,8 @@ def _prepare_compact(value: Any) -> tuple[list[SignedMessage], dict[str, Recipie
             raise indexed(error, index) from error
         encoded.append(one)
         recipient_addresses.update(one.envelope.recipients)
-    tree, signature = compact_batch_verify(head, encoded)
-    root, size = head.root, head.size
+    tree = compact_batch_verify(head, encoded)
+    root, size, signature = head.root, head.size, head.signature
     # The path is left out of each message's proof: it is the tree's, stored once (docs above).
     parsed: list[SignedMessage | None] = [
         SignedMessage(encoded=item, signature=signature, batch=BatchProof(root, size, index, ()))

@@ -63,14 +63,20 @@ def model_columns(model: type[models.Model]) -> list[str]:
 
 
 @functools.cache
-def _column_tuple(model: type[models.Model]) -> tuple[str, ...]:
-    return tuple(model_columns(model))
+def _layout(model: type[models.Model]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The model's columns after ``id`` and the positions among them of its JSON columns, worked
+    out once per process (every batch's COPY asks; a model's fields do not change)."""
+    fields = model._meta.concrete_fields[1:]
+    json_positions = tuple(
+        index for index, field in enumerate(fields) if isinstance(field, (models.JSONField, JsonTextField))
+    )
+    return tuple(model_columns(model)), json_positions
 
 
 def row_of(model: type[models.Model], **values: Any) -> tuple[Any, ...]:
     """A row of ``model`` for :func:`copy_rows` and :func:`append_rows`: the values in its column
     order (:func:`model_columns`), every column named (a ``KeyError`` names the one missing)."""
-    return tuple(values[name] for name in _column_tuple(model))
+    return tuple(values[name] for name in _layout(model)[0])
 
 
 _id_sequences: dict[tuple[str, str], str] = {}
@@ -119,12 +125,7 @@ def append_rows(model: type[models.Model], values: Sequence[tuple[Any, ...]]) ->
 def _copy(model: type[models.Model], ids: list[int] | None, values: Sequence[tuple[Any, ...]]) -> None:
     """One COPY of ``values`` (with ``ids`` first, or the ids left to the column's default)."""
     table = model._meta.db_table
-    columns = model_columns(model)
-    json_positions = [
-        index
-        for index, field in enumerate(model._meta.concrete_fields[1:])
-        if isinstance(field, (models.JSONField, JsonTextField))
-    ]
+    columns, json_positions = _layout(model)
     names = ", ".join(columns if ids is None else ["id", *columns])
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
         for index, row in enumerate(values):
@@ -153,7 +154,7 @@ def execute_binary(sql: str, params: Sequence[Any]) -> int:
 
 def copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[ModelType]:
     """:func:`copy_rows`, returning the saved objects (as a query would have loaded them)."""
-    columns = ("id", *model_columns(model))
+    columns = ("id", *_layout(model)[0])
     ids = copy_rows(model, values)
     alias = connection.alias
     return [loaded(model, columns, (pk, *row), alias=alias) for pk, row in zip(ids, values, strict=True)]

@@ -163,10 +163,6 @@ class EntrySection:
             written["bank_keys"] = [link.to_json() for link in self.bank_keys]
         return written
 
-    def co_signing_key(self, issuer_key: bytes) -> bytes:
-        """The key the bank co-signed with: the first of the hand-over chain, else the issuer's."""
-        return self.bank_keys[0].key if self.bank_keys else issuer_key
-
     @classmethod
     def from_json(cls, value: object, *, version: int = RECEIPT_VERSION) -> EntrySection:
         carries_bank_keys = version >= 3 and isinstance(value, Mapping) and "bank_keys" in value

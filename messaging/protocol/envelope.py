@@ -53,7 +53,7 @@ from messaging.protocol.errors import (
 from settlement.protocol.encoding import CanonicalEncodingError, Digest, canonical, domain_bytes
 from settlement.protocol.identifiers import InvalidFederationAddress, parse_federation_address
 from settlement.protocol.merkle import InvalidProof, MerkleTree, leaf_hash, root_from_inclusion_proof
-from settlement.protocol.signing import PublicKey, Signature, SigningKey, sign_bytes
+from settlement.protocol.signing import PublicKey, Signature, SigningKey, is_valid_bytes, sign_bytes
 
 MessageId = NewType("MessageId", str)
 
@@ -415,11 +415,6 @@ _MESSAGE_DOMAIN = b"parsec/v1/" + MESSAGE_OBJECT_KIND.encode("ascii") + b"\x00"
 _PLAIN_BODY_KEYS = frozenset({"encoding", "text"})
 
 
-def _json_text(value: str) -> str:
-    # The C string encoder settlement.protocol.encoding.canonical uses: RFC 8785's escaping.
-    return encode_basestring(value)
-
-
 def _canonical_envelope_text(envelope: Envelope) -> str:
     """RFC 8785 of ``envelope.to_json()``, written out for the envelope's fixed shape.
 
@@ -433,7 +428,7 @@ def _canonical_envelope_text(envelope: Envelope) -> str:
     body = envelope.body
     text = body.get("text")
     if body.get("encoding") == "plain" and type(text) is str and body.keys() == _PLAIN_BODY_KEYS:
-        body_text = '{"encoding":"plain","text":' + _json_text(text) + "}"
+        body_text = '{"encoding":"plain","text":' + encode_basestring(text) + "}"
     else:
         body_text = canonical(dict(body)).decode("utf-8")
     attachments = (
@@ -445,21 +440,21 @@ def _canonical_envelope_text(envelope: Envelope) -> str:
     return "".join(
         (
             '{"agreement":',
-            "null" if agreement is None else _json_text(agreement),
+            "null" if agreement is None else encode_basestring(agreement),
             ',"attachments":',
             attachments,
             ',"body":',
             body_text,
             ',"id":',
-            _json_text(envelope.id),
+            encode_basestring(envelope.id),
             ',"kind":',
-            _json_text(envelope.kind),
+            encode_basestring(envelope.kind),
             ',"recipients":[',
-            ",".join([_json_text(item) for item in envelope.recipients]),
+            ",".join([encode_basestring(item) for item in envelope.recipients]),
             '],"reply_to":',
-            "null" if reply_to is None else _json_text(reply_to),
+            "null" if reply_to is None else encode_basestring(reply_to),
             ',"sender":',
-            _json_text(envelope.sender),
+            encode_basestring(envelope.sender),
             ',"sender_key":"',
             bytes(envelope.sender_key).hex(),
             '","time":',
@@ -857,7 +852,7 @@ def compact_envelope_json(envelope: Envelope) -> dict[str, Any]:
     return compact
 
 
-def compact_batch_verify(head: BatchHead, encoded: Sequence[EncodedMessage]) -> tuple[MerkleTree, Signature]:
+def compact_batch_verify(head: BatchHead, encoded: Sequence[EncodedMessage]) -> MerkleTree:
     """The batch is exactly these envelopes, in this order, and the sender signed its head.
 
     One tree over the digests (``size - 1`` hashes, nothing per message to parse or fold): its
@@ -875,15 +870,13 @@ def compact_batch_verify(head: BatchHead, encoded: Sequence[EncodedMessage]) -> 
         raise BadBatchProof(
             "batch.root is not the Merkle root of the envelopes' digests in the order sent", field="batch"
         )
-    try:
-        nacl.signing.VerifyKey(bytes(head.sender_key)).verify(
-            batch_signed_bytes(head.sender, head.root, head.size), bytes(head.signature)
-        )
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as error:
+    if not is_valid_bytes(
+        bytes(head.sender_key), batch_signed_bytes(head.sender, head.root, head.size), bytes(head.signature)
+    ):
         raise BadMessageSignature(
             "the batch signature does not verify with the batch head's sender key", field="batch"
-        ) from error
-    return tree, head.signature
+        )
+    return tree
 
 
 def compact_batch_json(signed: Sequence[SignedMessage]) -> dict[str, Any]:

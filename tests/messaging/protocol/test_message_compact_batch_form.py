@@ -57,8 +57,8 @@ def test_a_compact_batch_is_the_signed_batch_and_its_tree_gives_each_path() -> N
     assert body["envelopes"][1]["agreement"] == "offer"
     head, encoded = _parsed(body)
     assert [item.signed_bytes for item in encoded] == [item.encoded.signed_bytes for item in signed]
-    tree, signature = compact_batch_verify(head, encoded)
-    assert signature == signed[0].signature
+    tree = compact_batch_verify(head, encoded)
+    assert head.signature == signed[0].signature
     for index, item in enumerate(signed):
         assert tree.inclusion_proof(index).audit_path == item.batch.path
 
