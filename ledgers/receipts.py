@@ -39,6 +39,7 @@ from ledgers.protocol.receipt import (
 from ledgers.services import signed_entry_of
 from settlement.keystore import CURRENT_PUBLIC_KEY_SQL, node_signer_for, signing_key_handovers
 from settlement.models import KeyPurpose
+from settlement.protocol.handover import key_handover_path
 from settlement.protocol.signing import is_valid_bytes
 
 __all__ = ["ReceiptNotReady", "UnknownEntry", "entry_receipt"]
@@ -135,16 +136,15 @@ def entry_receipt(
 
 
 def _bank_keys_to(issuer: bytes, message: bytes, bank_signature: bytes) -> tuple[BankKey, ...] | None:
-    """The hand-overs from the retired key of this node that made ``bank_signature`` on the
-    entry's signed bytes ``message`` to ``issuer``; ``None`` if no retired key of ours did."""
+    """The fewest hand-overs from the retired key of this node that made ``bank_signature`` on
+    the entry's signed bytes ``message`` to ``issuer`` (one, a direct hand-over, once the node has
+    rotated since direct hand-overs exist); ``None`` if no retired key of ours did."""
     handovers = signing_key_handovers(issuer)
-    for start, handover in enumerate(handovers):
-        if not is_valid_bytes(handover.key, message, bank_signature):
+    for key in dict.fromkeys(handover.key for handover in handovers):
+        if not is_valid_bytes(key, message, bank_signature):
             continue
-        chain = []
-        for link in handovers[start:]:
-            chain.append(BankKey(key=link.key, handover=link.signature))
-            if link.successor == issuer:
-                return tuple(chain)
-        return None  # rotated again since the issuer's key was read: the next receipt will do
+        path = key_handover_path(handovers, key, issuer)
+        if path is None:
+            return None  # rotated again since the issuer's key was read: the next receipt will do
+        return tuple(BankKey(key=link.key, handover=link.signature) for link in path)
     return None

@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from settlement import health
 from settlement.audit import audit_record
-from settlement.models import KeyPurpose, NodeKey, Peer, PeerKey, PeerStatus
+from settlement.models import KeyPurpose, NodeKey, NodeKeyHandover, Peer, PeerKey, PeerStatus
 from settlement.protocol import keys as key_rules
 from settlement.transport import PeerUnreachable, peer_request
 
@@ -42,8 +42,13 @@ def _iso(moment: datetime | None) -> str | None:
 def node_identity_document() -> dict[str, Any]:
     """What /.well-known/parsec.json publishes: public parts only, never a private key."""
     keys: dict[str, list[dict[str, Any]]] = {purpose: [] for purpose in KeyPurpose.values}
+    direct: dict[int, list[dict[str, str]]] = {}
+    for key_id, successor, signature in NodeKeyHandover.objects.order_by(
+        "successor__valid_from", "key__valid_from"
+    ).values_list("key_id", "successor__public", "signature"):
+        direct.setdefault(key_id, []).append({"successor": successor, "signature": signature})
     for key in NodeKey.objects.order_by("purpose", "valid_from"):
-        published = {
+        published: dict[str, Any] = {
             "key_id": key.key_id,
             "public": key.public,
             "valid_from": _iso(key.valid_from),
@@ -53,6 +58,10 @@ def node_identity_document() -> dict[str, Any]:
             # A retired signing key's hand-over to the key after it (docs/receipt.md, "Key
             # rotation"): what lets anyone check that the node's keys form one line.
             published["handover"] = key.handover_signature or None
+            # Its hand-overs straight to later keys, made at their rotations ("Direct
+            # hand-overs"): every hand-over a key of this node ever signed is listed here, so one
+            # that is not (a thief's, made with a stolen retired key) stands out.
+            published["direct_handovers"] = direct.get(key.pk, [])
         keys[key.purpose].append(published)
     current_eth = next(
         (key["public"] for key in keys[KeyPurpose.ETHEREUM] if key["valid_until"] is None), None

@@ -27,9 +27,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from settlement.audit import audit_record
-from settlement.models import KeyPurpose, NodeKey
+from settlement.models import KeyPurpose, NodeKey, NodeKeyHandover
 from settlement.protocol import keys as key_rules
-from settlement.protocol.handover import key_handover_sign
+from settlement.protocol.handover import KeyHandover, key_handover_holds, key_handover_sign
 from settlement.protocol.signing import SigningKey
 
 _lock = threading.Lock()
@@ -153,28 +153,51 @@ def node_identity_ensure() -> list[NodeKey]:
     return made
 
 
+def _handover_signed(key: NodeKey, successor: bytes) -> str:
+    """``key``'s hand-over to ``successor`` (hex), verified before it is stored: an Ed25519
+    signature computed under a fault can give the private key away once published."""
+    signature = key_handover_sign(SigningKey(_open(key)), successor)
+    if not key_handover_holds(bytes.fromhex(key.public), successor, signature):
+        raise KeystoreLocked(f"{key.key_id} made a hand-over that does not verify: rotation refused")
+    return signature.hex()
+
+
 @transaction.atomic
 def node_key_rotate(*, purpose: str, actor: Any, reason: str = "") -> NodeKey:
     """Retire the current key of ``purpose`` and make a new one; old signatures still verify.
 
     A retiring signing key signs its hand-over to the new key while it is still the current one,
-    so that what it co-signed can be attributed to this node later (receipts, docs/receipt.md)."""
+    so that what it co-signed can be attributed to this node later (receipts, docs/receipt.md).
+    Every key retired before it hands over straight to the new key too, in this transaction: a
+    receipt of an entry any earlier key co-signed then carries one hand-over, not one per rotation
+    since ("Direct hand-overs"). This is the only time a retired key signs anything."""
     current = NodeKey.objects.select_for_update().get(purpose=purpose, valid_until__isnull=True)
     new = _new_key(purpose, NodeKey.objects.filter(purpose=purpose).count() + 1)
     current.valid_until = timezone.now()
+    successor = bytes.fromhex(new.public)
     if purpose == KeyPurpose.SIGNING:
-        current.handover_signature = key_handover_sign(
-            SigningKey(_open(current)), bytes.fromhex(new.public)
-        ).hex()
+        current.handover_signature = _handover_signed(current, successor)
     current.save(update_fields=["valid_until", "handover_signature"])
     new.valid_from = current.valid_until
     new.save()
+    direct: list[NodeKeyHandover] = []
+    if purpose == KeyPurpose.SIGNING:
+        earlier = NodeKey.objects.filter(purpose=purpose, valid_until__isnull=False).exclude(pk=current.pk)
+        direct = [
+            NodeKeyHandover(key=key, successor=new, signature=_handover_signed(key, successor))
+            for key in earlier.order_by("valid_from", "id")
+        ]
+        NodeKeyHandover.objects.bulk_create(direct)
     audit_record(
         actor=actor,
         action="node_key.rotate",
         target=new,
         before={"key_id": current.key_id, "public": current.public},
-        after={"key_id": new.key_id, "public": new.public},
+        after={
+            "key_id": new.key_id,
+            "public": new.public,
+            **({"direct_handovers_from": [item.key.key_id for item in direct]} if direct else {}),
+        },
         reason=reason,
     )
     return new
@@ -239,33 +262,29 @@ def node_signer_for(public: str | None) -> NodeSigner:
     return signer
 
 
-@dataclass(frozen=True)
-class KeyHandover:
-    """A retired signing key and its signature handing over to ``successor``."""
-
-    key: bytes
-    signature: bytes
-    successor: bytes
-
-
 _handovers: dict[bytes, tuple[KeyHandover, ...]] = {}
 """Hand-overs by the current key they lead to: a stored hand-over never changes, and a rotation
 makes a new current key (so a new entry here)."""
 
 
 def signing_key_handovers(current: bytes) -> tuple[KeyHandover, ...]:
-    """Every hand-over of the node's signing key, oldest first, up to ``current`` (the public key
-    the caller read as current): the chain from each retired key to it. Read when a receipt needs
-    it (an entry co-signed before a rotation), then kept per process.
+    """Every hand-over among the node's signing keys up to ``current`` (the public key the caller
+    read as current): each retired key's to the key after it, oldest first, then the direct ones
+    (an earlier key's straight to a later key, signed at the later key's rotation). Read when a
+    receipt needs them (an entry co-signed before a rotation), then kept per process; the receipt
+    takes the fewest that lead to ``current`` (``key_handover_path``).
 
     A rotation made before hand-overs were signed has none stored: the retired key, which the node
     keeps sealed precisely so its old signatures stay attributable, signs it now, once. The
-    statement is the rotation that happened; signing it later lends the key no new power."""
+    statement is the rotation that happened; signing it later lends the key no new power. Direct
+    hand-overs are never made here: a rotation made before them leaves a chain, which the next
+    rotation replaces by direct hand-overs to the new key."""
     kept = _handovers.get(current)
     if kept is not None:
         return kept
     keys = list(NodeKey.objects.filter(purpose=KeyPurpose.SIGNING).order_by("valid_from", "id"))
     handovers: list[KeyHandover] = []
+    reached_current = False
     for retired, successor in itertools.pairwise(keys):
         public, next_public = bytes.fromhex(retired.public), bytes.fromhex(successor.public)
         if not retired.handover_signature:
@@ -276,8 +295,19 @@ def signing_key_handovers(current: bytes) -> tuple[KeyHandover, ...]:
         # Not verified here: a receipt that carries it is checked in full before it is handed out.
         handovers.append(KeyHandover(public, bytes.fromhex(retired.handover_signature), next_public))
         if next_public == current:
-            _handovers[current] = tuple(handovers)
-            return _handovers[current]
+            reached_current = True
+            break
+    known = {handover.key for handover in handovers} | {current}
+    direct = NodeKeyHandover.objects.filter(key__purpose=KeyPurpose.SIGNING).values_list(
+        "key__public", "successor__public", "signature"
+    )
+    for key, successor_public, signature in direct.order_by("successor__valid_from", "key__valid_from"):
+        if bytes.fromhex(key) in known and bytes.fromhex(successor_public) in known:
+            handovers.append(
+                KeyHandover(bytes.fromhex(key), bytes.fromhex(signature), bytes.fromhex(successor_public))
+            )
+    if reached_current:
+        _handovers[current] = tuple(handovers)
     return tuple(handovers)  # ``current`` is not the newest key here (rotated since): not kept
 
 

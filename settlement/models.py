@@ -151,6 +151,31 @@ class NodeKey(models.Model):
         return self.valid_until is None
 
 
+class NodeKeyHandover(models.Model):
+    """An earlier signing key's hand-over straight to a later key that is not its immediate
+    successor (that one is ``NodeKey.handover_signature``). Signed at the rotation that made
+    ``successor``, inside the node, by every key retired before it, so that a receipt of an entry
+    co-signed by any earlier key needs one hand-over whatever the number of rotations since
+    (docs/receipt.md, "Direct hand-overs"). Kept for good: it is a statement the key made."""
+
+    key = models.ForeignKey(NodeKey, on_delete=models.PROTECT, related_name="direct_handovers")
+    successor = models.ForeignKey(NodeKey, on_delete=models.PROTECT, related_name="+")
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature of the hand-over (hex)")
+    signed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["successor_id", "key_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "successor"], name="one_handover_per_key_and_successor"),
+            models.CheckConstraint(
+                condition=~models.Q(key=models.F("successor")), name="handover_to_another_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key_id} -> {self.successor_id}"
+
+
 class PeerStatus(models.TextChoices):
     UNKNOWN = "unknown", "Not yet reached"
     UP = "up", "Up"

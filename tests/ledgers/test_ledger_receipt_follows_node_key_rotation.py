@@ -28,7 +28,7 @@ from ledgers.protocol.entries import encode_entry
 from ledgers.protocol.receipt import Receipt, Trust, commitment_leaf, receipt_verify
 from ledgers.receipts import entry_receipt
 from settlement import keystore
-from settlement.models import KeyPurpose, NodeKey
+from settlement.models import KeyPurpose, NodeKey, NodeKeyHandover
 from settlement.protocol.encoding import object_hash, sha256
 from settlement.protocol.merkle import MerkleTree
 from settlement.protocol.signing import SigningKey, sign, sign_bytes
@@ -218,7 +218,41 @@ def test_an_entry_co_signed_before_a_rotation_gets_a_receipt_that_verifies_offli
     assert report.first_failure.name == "issuer-signature"
 
 
-def test_two_rotations_later_the_receipt_carries_both_hand_overs(funded: Callable[..., Party]) -> None:
+def test_two_rotations_later_the_receipt_carries_one_direct_hand_over(funded: Callable[..., Party]) -> None:
+    """At the second rotation the first key handed over straight to the third: the receipt takes
+    that one hand-over, not the chain through the second key."""
+    alice = funded("10.00")
+    first = keystore.node_signer()
+    _agreed_alone(LedgerEntry.objects.select_related("ledger").get(ledger=alice.ledger, height=0), first.key)
+    keystore.node_key_rotate(purpose=KeyPurpose.SIGNING, actor=None, reason="first")
+    second = keystore.node_signer()
+    services.asset_issue(  # co-signed by the second key
+        ledger=alice.ledger, asset=Asset.objects.get(), amount="1.00", reference="second", actor="test"
+    )
+    _agreed_alone(LedgerEntry.objects.select_related("ledger").get(ledger=alice.ledger, height=1), second.key)
+    keystore.node_key_rotate(purpose=KeyPurpose.SIGNING, actor=None, reason="second")
+    third = keystore.node_signer()
+
+    receipt = _verified(
+        entry_receipt(ledger=alice.ledger, height=0), validator=first.public_key, issuer=third.public_key
+    )
+    assert [link.key for link in receipt.entry.bank_keys] == [first.public_key]
+    # The first key pinned still recognises the bank: it signed the hand-over to the third.
+    _verified(
+        entry_receipt(ledger=alice.ledger, height=0), validator=first.public_key, issuer=first.public_key
+    )
+    later = _verified(
+        entry_receipt(ledger=alice.ledger, height=1), validator=second.public_key, issuer=third.public_key
+    )
+    assert [link.key for link in later.entry.bank_keys] == [second.public_key]
+
+
+def test_rotations_made_before_direct_hand_overs_give_the_chain_until_the_next_rotation(
+    funded: Callable[..., Party],
+) -> None:
+    """A node that rotated twice with code older than direct hand-overs has only the chain: its
+    receipts carry it (two hand-overs). Its next rotation has every earlier key hand over straight
+    to the new key, and from then on one hand-over does."""
     alice = funded("10.00")
     first = keystore.node_signer()
     _agreed_alone(LedgerEntry.objects.select_related("ledger").get(ledger=alice.ledger, height=0), first.key)
@@ -226,12 +260,25 @@ def test_two_rotations_later_the_receipt_carries_both_hand_overs(funded: Callabl
     second = keystore.node_signer()
     keystore.node_key_rotate(purpose=KeyPurpose.SIGNING, actor=None, reason="second")
     third = keystore.node_signer()
+    NodeKeyHandover.objects.all().delete()  # as rotated by the older code
+    keystore.forget_opened_keys()
 
-    receipt = _verified(
-        entry_receipt(ledger=alice.ledger, height=0), validator=first.public_key, issuer=third.public_key
-    )
+    chained_document = entry_receipt(ledger=alice.ledger, height=0)
+    chained = _verified(chained_document, validator=first.public_key, issuer=third.public_key)
+    assert [link.key for link in chained.entry.bank_keys] == [first.public_key, second.public_key]
 
-    assert [link.key for link in receipt.entry.bank_keys] == [first.public_key, second.public_key]
+    keystore.node_key_rotate(purpose=KeyPurpose.SIGNING, actor=None, reason="third")
+    fourth = keystore.node_signer()
+    direct_document = entry_receipt(ledger=alice.ledger, height=0)
+    direct = _verified(direct_document, validator=first.public_key, issuer=fourth.public_key)
+    assert [link.key for link in direct.entry.bank_keys] == [first.public_key]
+    assert len(json.dumps(direct_document)) < len(json.dumps(chained_document))
+    # Every earlier key made its hand-over to the fourth at that rotation, the second's included.
+    assert sorted(
+        NodeKeyHandover.objects.filter(successor__public=fourth.public_key.hex()).values_list(
+            "key__public", flat=True
+        )
+    ) == sorted([first.public_key.hex(), second.public_key.hex()])
 
 
 def test_a_rotation_made_before_hand_overs_were_signed_gets_its_hand_over_once(

@@ -15,7 +15,7 @@ from django.db import connection
 from devstack.services import free_port
 from settlement import keystore
 from settlement.identity import node_identity_document
-from settlement.models import AuditEvent, KeyPurpose, NodeKey
+from settlement.models import AuditEvent, KeyPurpose, NodeKey, NodeKeyHandover
 from settlement.protocol.handover import key_handover_holds
 from settlement.protocol.signing import sign
 from tests.support import VerifiedClient, database_url_for_processes
@@ -76,6 +76,7 @@ def test_a_rotated_key_is_retired_with_its_interval_and_old_signatures_still_ver
         old.public_key, bytes.fromhex(new_key.public), bytes.fromhex(published[old.key_id]["handover"])
     )
     assert published[new_key.key_id]["handover"] is None
+    assert published[old.key_id]["direct_handovers"] == []  # its successor is the next key
     rotation = AuditEvent.objects.get(action="node_key.rotate")
     assert (rotation.before["key_id"], rotation.after["key_id"], rotation.reason) == (
         old.key_id,
@@ -126,3 +127,40 @@ def test_the_web_process_refuses_to_start_with_a_wrong_passphrase(tmp_path):
 
     assert result.returncode != 0
     assert "the key passphrase does not open" in result.stderr
+
+
+def test_at_each_rotation_every_earlier_signing_key_hands_over_straight_to_the_new_key():
+    """Direct hand-overs (docs/receipt.md): signed in the rotation's transaction by each key
+    retired before, verified, stored, published; the retiring key's own stays its handover."""
+    keystore.node_identity_ensure()
+    keys = [keystore.node_signer()]
+    for reason in ("first", "second", "third"):
+        keystore.node_key_rotate(purpose=KeyPurpose.SIGNING, actor="test", reason=reason)
+        keys.append(keystore.node_signer())
+
+    stored = {
+        (bytes.fromhex(key), bytes.fromhex(successor)): bytes.fromhex(signature)
+        for key, successor, signature in NodeKeyHandover.objects.values_list(
+            "key__public", "successor__public", "signature"
+        )
+    }
+    # To key 2 from key 0; to key 3 from keys 0 and 1 (each key's hand-over to the next is apart).
+    expected = {(0, 2), (0, 3), (1, 3)}
+    assert set(stored) == {(keys[earlier].public_key, keys[later].public_key) for earlier, later in expected}
+    for (key, successor), signature in stored.items():
+        assert key_handover_holds(key, successor, signature)
+    published = {key["public"]: key for key in node_identity_document()["keys"]["ed25519"]}
+    assert published[keys[0].public_key.hex()]["direct_handovers"] == [
+        {
+            "successor": keys[later].public_key.hex(),
+            "signature": stored[(keys[0].public_key, keys[later].public_key)].hex(),
+        }
+        for later in (2, 3)
+    ]
+    assert published[keys[3].public_key.hex()]["direct_handovers"] == []
+    last = AuditEvent.objects.filter(action="node_key.rotate").order_by("id").last()
+    assert last is not None
+    assert last.after["direct_handovers_from"] == [keys[0].key_id, keys[1].key_id]
+    # Only the signing key hands over: the other purposes' rotations sign nothing.
+    keystore.node_key_rotate(purpose=KeyPurpose.ENCRYPTION, actor="test", reason="scheduled")
+    assert NodeKeyHandover.objects.count() == 3

@@ -86,6 +86,11 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
     handed_elsewhere = BankKey(
         retired.public_key, key_handover_sign(retired, key_for("stranger").public_key)
     ).to_json()
+    # Two rotations later, the co-signing key's direct hand-over to the issuer's key (one link).
+    direct = build_world(rotations=2, direct_handover=True).document
+    oldest, middle = retired_bank_keys(2)
+    middle_direct = BankKey(middle.public_key, key_handover_sign(middle, BANK.public_key)).to_json()
+    oldest_to_middle = BankKey(oldest.public_key, key_handover_sign(oldest, middle.public_key)).to_json()
     return [
         ("valid-anchored.json", valid, 0, None, "a receipt of an anchored entry"),
         (
@@ -235,6 +240,42 @@ def vectors() -> list[tuple[str, dict[str, Any], int, str | None, str]]:
             0,
             None,
             "message 6 of a batch of 13, its message-batch entry co-signed before a rotation",
+        ),
+        (
+            "valid-co-signed-two-rotations-ago-handed-over-directly.json",
+            direct,
+            0,
+            None,
+            "co-signed two rotations ago: the co-signing key's one hand-over straight to the issuer's "
+            "key, signed at the second rotation",
+        ),
+        (
+            "valid-message-batch-co-signed-two-rotations-ago-handed-over-directly.json",
+            build_world(
+                message=True,
+                batch_size=13,
+                batch_index=6,
+                party_signs=False,
+                rotations=2,
+                direct_handover=True,
+            ).document,
+            0,
+            None,
+            "message 6 of a batch of 13, its entry co-signed two rotations ago, one direct hand-over",
+        ),
+        (
+            "invalid-direct-hand-over-of-another-earlier-key-re-signed.json",
+            _changed(direct, _set("entry.bank_keys.0", middle_direct)),
+            1,
+            "entry-bank-signature",
+            "another earlier key's genuine direct hand-over to the issuer, re-signed: that key did not co-sign",
+        ),
+        (
+            "invalid-direct-hand-over-to-the-next-key-only-re-signed.json",
+            _changed(direct, _set("entry.bank_keys.0", oldest_to_middle)),
+            1,
+            "bank-key",
+            "the co-signing key's hand-over to the key after it, the link from there left out, re-signed",
         ),
         (
             "invalid-bank-keys-removed-re-signed.json",

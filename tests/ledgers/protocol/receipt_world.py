@@ -45,11 +45,15 @@ def retired_bank_keys(rotations: int) -> tuple[SigningKey, ...]:
     return tuple(key_for(f"bank-a/retired-{number}") for number in range(rotations))
 
 
-def bank_key_chain(rotations: int) -> tuple[BankKey, ...]:
-    """The hand-overs from bank-a's oldest of ``rotations`` earlier keys to ``BANK``."""
+def bank_key_chain(rotations: int, *, direct: bool = False) -> tuple[BankKey, ...]:
+    """The hand-overs from bank-a's oldest of ``rotations`` earlier keys to ``BANK``: one per
+    rotation, or with ``direct`` the oldest key's hand-over straight to ``BANK`` (signed at the
+    latest rotation)."""
     retired = retired_bank_keys(rotations)
     if not retired:
         return ()
+    if direct:
+        return (BankKey(key=retired[0].public_key, handover=key_handover_sign(retired[0], BANK.public_key)),)
     successors = [*(key.public_key for key in retired[1:]), BANK.public_key]
     return tuple(
         BankKey(key=key.public_key, handover=key_handover_sign(key, successor))
@@ -126,7 +130,7 @@ def world_message(*, batch_size: int = 0, batch_index: int = 0) -> SignedMessage
 
 
 def _entry(
-    *, party_signs: bool, message: SignedMessage | None = None, rotations: int = 0
+    *, party_signs: bool, message: SignedMessage | None = None, rotations: int = 0, direct: bool = False
 ) -> tuple[EntrySection, bytes]:
     entry = Entry(
         ledger=LedgerId("ubi:bank-a.test:alice"),
@@ -161,7 +165,7 @@ def _entry(
         party_signature=sign_encoded(PARTY, encoded) if party_signs else None,
         # Co-signed with the key bank-a had then: after ``rotations`` rotations, its oldest.
         bank_signature=sign_encoded(retired_bank_keys(rotations)[0] if rotations else BANK, encoded),
-        bank_keys=bank_key_chain(rotations),
+        bank_keys=bank_key_chain(rotations, direct=direct),
     )
     return section, commitment_leaf(encoded)
 
@@ -186,6 +190,7 @@ def build_world(
     batch_size: int = 0,
     batch_index: int = 0,
     rotations: int = 0,
+    direct_handover: bool = False,
 ) -> World:
     """A receipt for the entry at ``leaf_index`` of block ``block_height``; every block holds
     ``leaves_per_block`` observations; the log of ``blocks`` blocks is anchored at ``anchor_height``.
@@ -193,9 +198,12 @@ def build_world(
     its message section; with ``batch_size`` too, the message is one of a batch alice signed once
     and the entry is the batch's ``message-batch`` record (a bank's signature alone makes it).
     With ``rotations``, bank-a co-signed the entry with a key it has since rotated that many times
-    (the receipt carries the hand-overs to the issuer's key, ``BANK``)."""
+    (the receipt carries the hand-overs to the issuer's key, ``BANK``); with ``direct_handover``,
+    the one hand-over the co-signing key made straight to ``BANK`` at the latest rotation."""
     signed_message = world_message(batch_size=batch_size, batch_index=batch_index) if message else None
-    entry_section, leaf = _entry(party_signs=party_signs, message=signed_message, rotations=rotations)
+    entry_section, leaf = _entry(
+        party_signs=party_signs, message=signed_message, rotations=rotations, direct=direct_handover
+    )
     keys = validator_keys(validators)
     log = MerkleLog()
     previous = bytes(32)

@@ -41,6 +41,17 @@ WORLDS = {
     "message of a batch, co-signed before a rotation": build_world(
         message=True, batch_size=13, batch_index=6, party_signs=False, rotations=1
     ),
+    # Two rotations later, one direct hand-over from the co-signing key to the issuer's.
+    "co-signed two rotations ago, handed over directly": build_world(rotations=2, direct_handover=True),
+    "message of a batch, co-signed two rotations ago, handed over directly, not anchored yet": build_world(
+        message=True,
+        batch_size=13,
+        batch_index=6,
+        party_signs=False,
+        rotations=2,
+        direct_handover=True,
+        anchor_height=None,
+    ),
 }
 
 STATEMENTS = {
@@ -576,3 +587,77 @@ def test_a_packed_path_that_is_not_whole_hashes_fails_format(cut: int) -> None:
     report = receipt_verify(resign(forged))
     assert [(check.name, check.status) for check in report.checks] == [("format", "fail")]
     assert "hashes of 32 bytes each" in report.checks[0].detail
+
+
+# --- direct hand-overs: an earlier key's one hand-over straight to the issuer's key --------------
+
+DIRECT = "co-signed two rotations ago, handed over directly"
+
+
+def test_two_rotations_later_a_direct_hand_over_is_one_link_and_verifies_as_the_chain_does() -> None:
+    from receipt_world import retired_bank_keys
+
+    chained = build_world(rotations=2)
+    direct = WORLDS[DIRECT]
+    oldest = retired_bank_keys(2)[0].public_key
+    assert [BankKey.from_json(link).key for link in direct.document["entry"]["bank_keys"]] == [oldest]
+    report = receipt_verify(direct.document, trust=_pinned(direct))
+    assert report.ok
+    detail = next(check.detail for check in report.checks if check.name == "bank-key")
+    assert f"co-signed with the bank's earlier key {base64.b64encode(oldest).decode()}" in detail
+    assert "(1 hand-over," in detail
+    # Pinned by the co-signing key itself: it signed the hand-over to the issuer.
+    assert receipt_verify(direct.document, trust=Trust(validators=direct.validators, issuer=oldest)).ok
+    # The key between them is not in a direct receipt, so pinning it is no proof of this bank.
+    middle = retired_bank_keys(2)[1].public_key
+    pinned_middle = receipt_verify(direct.document, trust=Trust(validators=direct.validators, issuer=middle))
+    assert not pinned_middle.ok
+    assert pinned_middle.first_failure is not None
+    assert pinned_middle.first_failure.name == "issuer-signature"
+    # The same receipt but for one link of 96 bytes: 128 base64 characters, quotes and a comma.
+    assert len(json.dumps(chained.document)) - len(json.dumps(direct.document)) == 128 + 2 + 2
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(bit=st.integers(0, 96 * 8 - 1))
+def test_any_bit_of_a_direct_hand_over_flipped_and_re_signed_is_refused(bit: int) -> None:
+    """Every bit of the link, its key (32 bytes) and its hand-over signature (64), changed by a
+    malicious issuer that re-signs the receipt: ``format`` (not a valid key), ``bank-key`` (the
+    signature no longer holds) or ``entry-bank-signature`` (another key did not co-sign)."""
+    raw = bytearray(base64.b64decode(WORLDS[DIRECT].document["entry"]["bank_keys"][0]))
+    raw[bit // 8] ^= 1 << (bit % 8)
+    forged = _rotated_forgery(
+        lambda entry: entry.update(bank_keys=[base64.b64encode(bytes(raw)).decode()]), DIRECT
+    )
+    report = receipt_verify(forged, trust=_pinned(WORLDS[DIRECT]))
+    assert not report.ok
+    assert report.first_failure is not None
+    assert report.first_failure.name in {"format", "bank-key", "entry-bank-signature"}
+    assert report.first_failure.name == ("bank-key" if bit >= 32 * 8 else report.first_failure.name)
+
+
+@pytest.mark.parametrize(
+    ("links", "failed"),
+    [
+        # The oldest key's hand-over to the key after it, and that key's straight to the issuer:
+        # a genuine path too (what a node without the oldest key's direct hand-over would give).
+        ("oldest->middle, middle->issuer", None),
+        ("oldest->issuer, middle->issuer", "bank-key"),  # the first link does not name the second
+        ("middle->issuer", "entry-bank-signature"),  # the middle key did not co-sign
+        ("oldest->middle", "bank-key"),  # does not reach the issuer
+        ("oldest->issuer, oldest->issuer", "bank-key"),  # a key twice
+    ],
+)
+def test_mixed_and_partial_direct_hand_overs(links: str, failed: str | None) -> None:
+    from receipt_world import BANK, retired_bank_keys
+
+    oldest, middle = retired_bank_keys(2)
+    named = {"oldest": oldest, "middle": middle, "issuer": BANK}
+    chain = []
+    for link in links.split(", "):
+        key, successor = (named[name] for name in link.split("->"))
+        chain.append(_link(key, successor.public_key))
+    report = receipt_verify(
+        _rotated_forgery(lambda entry: entry.update(bank_keys=chain), DIRECT), trust=_pinned(WORLDS[DIRECT])
+    )
+    assert (report.first_failure.name if report.first_failure else None) == failed
