@@ -270,6 +270,32 @@ def _generation(entries: list[Any], *, blocks: int, samples: int, rng: random.Ra
         assert "bank_keys" in document["entry"]
     with CaptureQueriesContext(connection) as rotated_queries:
         entry_receipt(ledger=entries[0].ledger, height=entries[0].height)
+    # A second rotation: the first key hands over straight to the third ("Direct hand-overs"),
+    # so the receipts of the same entries still carry one hand-over. Then, as the peer in the
+    # same run, the same receipts with only the chain (what a node rotated by older code has):
+    # the direct hand-overs removed and the kept ones forgotten.
+    from settlement import keystore
+    from settlement.models import NodeKeyHandover
+
+    node_key_rotate(purpose=KeyPurpose.SIGNING, actor=None, reason="bench, second")
+    sample = rng.sample(entries, min(max(samples // 5, 1), len(entries)))
+
+    def timed(expected_links: int) -> tuple[list[float], list[float], list[int]]:
+        entry_receipt(ledger=sample[0].ledger, height=sample[0].height)  # reads the hand-overs once
+        wall, cpu, sizes = [], [], []
+        for row in sample:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            document = entry_receipt(ledger=row.ledger, height=row.height)
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+            assert len(document["entry"]["bank_keys"]) == expected_links
+            sizes.append(len(json.dumps(document, separators=(",", ":"))))
+        return wall, cpu, sizes
+
+    direct, direct_cpu, direct_sizes = timed(1)
+    NodeKeyHandover.objects.all().delete()
+    keystore.forget_opened_keys()
+    chained, chained_cpu, chained_sizes = timed(2)
     return {
         "cold": _percentiles(cold),
         "warm": _percentiles(warm),
@@ -280,6 +306,12 @@ def _generation(entries: list[Any], *, blocks: int, samples: int, rng: random.Ra
         "rotated": _percentiles(rotated),
         "rotated_cpu": _percentiles(rotated_cpu),
         "queries_per_rotated_receipt": len(rotated_queries),
+        "rotated_twice_direct": _percentiles(direct),
+        "rotated_twice_direct_cpu": _percentiles(direct_cpu),
+        "rotated_twice_direct_max_size": max(direct_sizes),
+        "rotated_twice_chain": _percentiles(chained),
+        "rotated_twice_chain_cpu": _percentiles(chained_cpu),
+        "rotated_twice_chain_max_size": max(chained_sizes),
     }
 
 
@@ -369,6 +401,11 @@ def _size_and_verification() -> dict[str, Any]:
     rotated = build_world(**at_a_million, rotations=1)
     batched_rotated = build_world(**at_a_million, **batch, rotations=1)
     batched_rotated_twice = build_world(**at_a_million, **batch, rotations=2)
+    # ... or, since direct hand-overs, the co-signing key's one hand-over straight to the issuer's.
+    rotated_twice = build_world(**at_a_million, rotations=2)
+    rotated_twice_direct = build_world(**at_a_million, rotations=2, direct_handover=True)
+    batched_rotated_twice_direct = build_world(**at_a_million, **batch, rotations=2, direct_handover=True)
+    assert receipt_verify(batched_rotated_twice_direct.document, sections=SECTIONS).ok
     assert receipt_verify(world.document).ok
     assert receipt_verify(batched.document, sections=SECTIONS).ok
     assert receipt_verify(batched_rotated.document, sections=SECTIONS).ok
@@ -401,12 +438,29 @@ def _size_and_verification() -> dict[str, Any]:
         "size_batched_message_rotated_twice": len(
             json.dumps(batched_rotated_twice.document, separators=(",", ":"))
         ),
+        "size_rotated_twice": len(json.dumps(rotated_twice.document, separators=(",", ":"))),
+        "size_rotated_twice_direct": len(json.dumps(rotated_twice_direct.document, separators=(",", ":"))),
+        "size_batched_message_rotated_twice_direct": len(
+            json.dumps(batched_rotated_twice_direct.document, separators=(",", ":"))
+        ),
         "build_seconds": build_seconds,
         "verify": verification,
         "verify_rotated": measure(
             "receipt_verify co-signed before a rotation", cold(rotated.document), seconds=2.0, clock=CPU_CLOCK
         ),
         "verify_batched_message": batched_verification,
+        "verify_rotated_twice": measure(
+            "receipt_verify co-signed two rotations ago, chain",
+            cold(rotated_twice.document),
+            seconds=2.0,
+            clock=CPU_CLOCK,
+        ),
+        "verify_rotated_twice_direct": measure(
+            "receipt_verify co-signed two rotations ago, direct",
+            cold(rotated_twice_direct.document),
+            seconds=2.0,
+            clock=CPU_CLOCK,
+        ),
     }
 
 
@@ -486,6 +540,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{generation['queries_per_rotated_receipt']} queries each",
         },
         {
+            "measure": f"generation two rotations later, direct hand-over ({generation['rotated_twice_direct']['count']} entries)",
+            "p50": f"{generation['rotated_twice_direct']['p50_ms']:.2f} ms",
+            "p99": f"{generation['rotated_twice_direct']['p99_ms']:.2f} ms",
+            "goal": "p50 < 5 ms",
+            "note": f"CPU p50 {generation['rotated_twice_direct_cpu']['p50_ms']:.2f} ms; "
+            f"largest {generation['rotated_twice_direct_max_size']:,} B",
+        },
+        {
+            "measure": "peer: the same receipts with the two-link chain (no direct hand-overs)",
+            "p50": f"{generation['rotated_twice_chain']['p50_ms']:.2f} ms",
+            "p99": f"{generation['rotated_twice_chain']['p99_ms']:.2f} ms",
+            "goal": "-",
+            "note": f"CPU p50 {generation['rotated_twice_chain_cpu']['p50_ms']:.2f} ms; "
+            f"largest {generation['rotated_twice_chain_max_size']:,} B",
+        },
+        {
             "measure": "peer: one PostgreSQL round trip (SELECT 1), same run",
             "p50": f"{generation['round_trip']['p50_ms']:.2f} ms",
             "p99": f"{generation['round_trip']['p99_ms']:.2f} ms",
@@ -518,7 +588,21 @@ def main(argv: list[str] | None = None) -> int:
             "p50": f"{pure['size_batched_message_rotated']:,} B",
             "p99": "",
             "goal": "< 4,096 B",
-            "note": f"two rotations before: {pure['size_batched_message_rotated_twice']:,} B",
+            "note": "one hand-over",
+        },
+        {
+            "measure": "size, co-signed two rotations before, at 10^6 entries: direct hand-over",
+            "p50": f"{pure['size_rotated_twice_direct']:,} B",
+            "p99": "",
+            "goal": "< 4,096 B",
+            "note": f"the chain of two: {pure['size_rotated_twice']:,} B",
+        },
+        {
+            "measure": "size, that message co-signed two rotations before: direct hand-over",
+            "p50": f"{pure['size_batched_message_rotated_twice_direct']:,} B",
+            "p99": "",
+            "goal": "< 4,096 B",
+            "note": f"the chain of two: {pure['size_batched_message_rotated_twice']:,} B",
         },
         {
             "measure": "offline verification of that message receipt (CPU)",
@@ -541,6 +625,14 @@ def main(argv: list[str] | None = None) -> int:
             "goal": "< 10 ms",
             "note": "7 Ed25519 verifies: the hand-over too",
         },
+        {
+            "measure": "offline verification, two rotations before, direct hand-over (CPU)",
+            "p50": f"{pure['verify_rotated_twice_direct'].p50_us / 1e3:.2f} ms",
+            "p99": f"{pure['verify_rotated_twice_direct'].p99_us / 1e3:.2f} ms",
+            "goal": "< 10 ms",
+            "note": f"7 Ed25519 verifies; the chain of two (8): "
+            f"{pure['verify_rotated_twice'].p50_us / 1e3:.2f} ms",
+        },
     ]
     print_table(
         f"Receipts (load average {os.getloadavg()[0]:.1f}; Ed25519 verify ceiling "
@@ -555,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
             "size": {key: value for key, value in pure.items() if not key.startswith("verify")},
             "verify_batched_message": pure["verify_batched_message"],
             "verify_rotated": pure["verify_rotated"],
+            "verify_rotated_twice": pure["verify_rotated_twice"],
+            "verify_rotated_twice_direct": pure["verify_rotated_twice_direct"],
             "verify": verify,
             "ceilings": ceilings,
             "rows": rows,
