@@ -399,7 +399,9 @@ def _check_issuer_signature(context: _Context) -> str:
 
 def _check_bank_key(context: _Context) -> str:
     """The key that co-signed the entry is the issuer's, or one the issuer's key succeeded: each
-    earlier key signed its hand-over to the next, the last one to the issuer's key."""
+    earlier key signed its hand-over to the next, the last one to the issuer's key. Since direct
+    hand-overs (docs/receipt.md), one item: the co-signing key's hand-over straight to the
+    issuer's key; the rule is the same for one item or several."""
     issuer_key = context.receipt.issuer.key
     chain = context.receipt.entry.bank_keys
     if not chain:
@@ -419,7 +421,7 @@ def _check_bank_key(context: _Context) -> str:
     return (
         f"the entry was co-signed with the bank's earlier key {b64(keys[0])}, which handed over "
         f"to the issuer's key ({len(keys)} hand-over{'s' if len(keys) > 1 else ''}, each signed by "
-        f"the key it retired: {steps})"
+        f"the key handing over: {steps})"
     )
 
 
