@@ -158,7 +158,9 @@ def _handover_signed(key: NodeKey, successor: bytes) -> str:
     signature computed under a fault can give the private key away once published."""
     signature = key_handover_sign(SigningKey(_open(key)), successor)
     if not key_handover_holds(bytes.fromhex(key.public), successor, signature):
-        raise KeystoreLocked(f"{key.key_id} made a hand-over that does not verify: rotation refused")
+        # Not the passphrase (the key opened): a fault while signing. The rotation's transaction
+        # is rolled back, nothing is published.
+        raise RuntimeError(f"{key.key_id} made a hand-over that does not verify: rotation refused")
     return signature.hex()
 
 
@@ -170,7 +172,8 @@ def node_key_rotate(*, purpose: str, actor: Any, reason: str = "") -> NodeKey:
     so that what it co-signed can be attributed to this node later (receipts, docs/receipt.md).
     Every key retired before it hands over straight to the new key too, in this transaction: a
     receipt of an entry any earlier key co-signed then carries one hand-over, not one per rotation
-    since ("Direct hand-overs"). This is the only time a retired key signs anything."""
+    since ("Direct hand-overs"). Apart from the late hand-over of a rotation made before
+    hand-overs existed (``signing_key_handovers``), this is the only time a retired key signs."""
     current = NodeKey.objects.select_for_update().get(purpose=purpose, valid_until__isnull=True)
     new = _new_key(purpose, NodeKey.objects.filter(purpose=purpose).count() + 1)
     current.valid_until = timezone.now()
