@@ -66,11 +66,16 @@ _checkers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gossip-check")
 
 
 def _gossip_in_checker_thread(request: HttpRequest, arrived: float) -> HttpResponse:
-    close_old_connections()  # this thread's own connection: reused while healthy and young
-    started = time.time()
-    response = _gossip(request)
-    services.trace_hop(request, arrived=arrived, started=started, status=response.status_code)
-    return response
+    # What Django does around a request: a connection kept while healthy and young, or, in the
+    # web process's pool (CONN_MAX_AGE 0), taken for this request and handed back after it.
+    close_old_connections()
+    try:
+        started = time.time()
+        response = _gossip(request)
+        services.trace_hop(request, arrived=arrived, started=started, status=response.status_code)
+        return response
+    finally:
+        close_old_connections()
 
 
 @checks_node_signature_through(_gossip)

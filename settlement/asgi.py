@@ -14,6 +14,9 @@ from typing import Any
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settlement.settings")
+# The web process pools its database connections (settlement/settings.py says why); an operator
+# may size the pool, or set 0 to open a connection per request as before.
+os.environ.setdefault("DATABASE_POOL_MAX", "20")
 # Django must be set up before the consumers (and the models they import) are loaded.
 django_application = get_asgi_application()
 

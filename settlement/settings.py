@@ -117,11 +117,25 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env("DATABASE_URL", "postgres://parsec@127.0.0.1:54320/parsec_bank_a")
-# Persistent connections, checked before reuse. Under ASGI each request runs in a thread of its
-# own, so a page still opens a connection per request (about 15 ms with SCRAM on this machine);
-# a psycopg pool (Django's OPTIONS["pool"]) removes that, once every consumer and worker thread
-# returns its connection (channels.db.database_sync_to_async). See the README's known limits.
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# Connections, checked before reuse. Under ASGI each request runs in a thread of its own, so a
+# persistent connection would be one per thread and a request would open a new one (18 ms with
+# SCRAM on this machine, most of it PostgreSQL starting a backend). So the web process takes its
+# connections from a psycopg pool of DATABASE_POOL_MAX connections (settlement/asgi.py turns it
+# on; Django returns a request's connection at its end). Celery's prefork workers and the
+# management commands keep persistent connections instead: a pool opened before a fork would be
+# shared by the children, with the pool's own threads left behind in the parent.
+DATABASE_POOL_MAX = int(env("DATABASE_POOL_MAX", "0"))
+if DATABASE_POOL_MAX > 0:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DATABASE_POOL_MAX),
+        "max_size": DATABASE_POOL_MAX,
+        # A request that finds every connection taken waits this long, then fails with a 500
+        # rather than hanging: the pool is sized for the web process's threads.
+        "timeout": 10,
+    }
+else:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Parsec runs on PostgreSQL only: DATABASE_URL must be a postgres:// URL")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

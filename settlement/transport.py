@@ -446,11 +446,11 @@ def _on_kept_connection(view: Callable[..., HttpResponse]) -> Callable[..., Http
 
 
 def on_node_api_threads(view: Callable[..., HttpResponse]) -> Callable[..., Any]:
-    """Run a busy node-to-node view on a few long-lived threads that keep their database
-    connection. Under ASGI Django runs each synchronous view on a thread of its own, so every
-    request would open a new PostgreSQL connection (SCRAM included), which costs more than a
-    batch of co-signatures. Bounded: at most ``NODE_API_THREADS`` connections, none held by a
-    thread that goes away (why the connection pool was reverted, README "Known limits").
+    """Run a busy node-to-node view on a few long-lived threads. Under ASGI Django runs each
+    synchronous view on a thread of its own; without a connection pool every request would open
+    a PostgreSQL connection (SCRAM included), which costs more than a batch of co-signatures, so
+    outside the web process's pool (``DATABASE_POOL_MAX=0``) these threads keep theirs. Either
+    way at most ``NODE_API_THREADS`` of these requests hold a connection at once.
     Outside ASGI (the test client, WSGI) the view runs where Django would run it."""
     kept = _on_kept_connection(view)
 
