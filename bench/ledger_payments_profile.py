@@ -135,7 +135,7 @@ def _wrap_sections(sections: Sections) -> None:
         "minor_units",
         "_fingerprint",
         "_apply",
-        "_save",
+        "_write",
         "_entry_values",
         "consensus_vote_in_transaction",
     ):

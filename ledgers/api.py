@@ -365,8 +365,8 @@ class PaymentInput(serializers.Serializer):
 class PaymentOutput(serializers.Serializer):
     id = serializers.IntegerField(source="transfer.pk")
     idempotency_key = serializers.CharField(source="transfer.idempotency_key")
-    sender = serializers.CharField(source="transfer.sender.ubi")
-    recipient = serializers.CharField(source="transfer.recipient.ubi")
+    sender = serializers.CharField(source="transfer.debit.ledger.ubi")
+    recipient = serializers.CharField(source="transfer.credit.ledger.ubi")
     asset = serializers.CharField(source="transfer.asset.uai")
     amount = serializers.CharField(source="transfer.amount", help_text="minor units")
     debit = EntryOutput(source="transfer.debit")
@@ -389,12 +389,10 @@ def _with_rows(results: list[services.PaymentResult]) -> list[services.PaymentRe
     """Load the related rows the output names, in a few queries."""
     from ledgers.models import Transfer
 
-    ids = [result.transfer.pk for result in results]
-    rows = Transfer.objects.select_related(
-        "sender", "recipient", "asset", "debit__ledger", "credit__ledger"
-    ).in_bulk(ids)
+    ids = [result.transfer_id for result in results]
+    rows = Transfer.objects.select_related("asset", "debit__ledger", "credit__ledger").in_bulk(ids)
     return [
-        services.PaymentResult(transfer=rows[result.transfer.pk], replayed=result.replayed)
+        services.PaymentResult(transfer=rows[result.transfer_id], replayed=result.replayed)
         for result in results
     ]
 

@@ -157,7 +157,7 @@ def _verifies(key: bytes, encoded: Any, signature: bytes) -> bool:
 
 
 def transfer_list(*, limit: int = 50) -> QuerySet[Transfer]:
-    return Transfer.objects.select_related("sender", "recipient", "asset")[:limit]
+    return Transfer.objects.select_related("asset", "debit__ledger", "credit__ledger")[:limit]
 
 
 def offer_board() -> QuerySet[Offer]:

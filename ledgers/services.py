@@ -16,10 +16,10 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -58,8 +58,6 @@ from settlement.counterparties.selectors import counterparty_require_accepted
 from settlement.models import Peer
 from settlement.protocol.encoding import Digest
 from settlement.protocol.signing import PublicKey, Signature, SigningKey
-
-ModelType = TypeVar("ModelType", bound=models.Model)
 
 LEDGERS_GROUP = "ledgers"
 BANK_LEDGER_NAME = "bank"
@@ -385,7 +383,8 @@ def _load_state(ledgers: dict[int, Ledger], assets_by_id: dict[int, Asset]) -> _
 def _apply(state: _State, ledger_id: int, appended: chain_rules.Appended) -> None:
     state.heads[ledger_id] = appended.head
     state.balances[ledger_id] = {**state.balances[ledger_id], **appended.balances}
-    state.changed_balances.update((ledger_id, asset) for asset in appended.balances)
+    for asset in appended.balances:
+        state.changed_balances.add((ledger_id, asset))
     if not appended.holds_released and not appended.holds_placed:
         return  # most entries; copying the ledger's holds would cost more than the rest here
     holds = dict(state.holds[ledger_id])
@@ -419,32 +418,40 @@ def _entry_values(ledger_id: int, appended: chain_rules.Appended, recorded_at: A
     )
 
 
-def _copy_entries(
+def _write_entries(
     appended: Sequence[tuple[int, chain_rules.Appended]], recorded_at: Any
-) -> list[LedgerEntry]:
-    """COPY the entries; the objects returned carry each body as a dict, as a query loads it."""
+) -> tuple[list[int], list[tuple[Any, ...]]]:
+    """COPY the entries; their ids and rows (after ``id``), in order."""
     values = [_entry_values(ledger_id, item, recorded_at) for ledger_id, item in appended]
-    ids = bulk.copy_rows(LedgerEntry, values)
-    alias = connection.alias
-    rows = []
-    for pk, row, (_, item) in zip(ids, values, appended, strict=True):
-        fields = [pk, *row]
-        fields[_ENTRY_BODY + 1] = dict(item.entry.body)
-        rows.append(bulk.loaded(LedgerEntry, _ENTRY_COLUMNS, fields, alias=alias))
-    return rows
+    return bulk.copy_rows(LedgerEntry, values), values
 
 
-def _copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[ModelType]:
-    return bulk.copy_in(model, values)
+def _entry_object(pk: int, row: tuple[Any, ...], item: chain_rules.Appended, alias: str) -> LedgerEntry:
+    """The ``LedgerEntry`` of a row just written, its body a dict as a query loads it."""
+    fields = [pk, *row]
+    fields[_ENTRY_BODY + 1] = dict(item.entry.body)
+    return bulk.loaded(LedgerEntry, _ENTRY_COLUMNS, fields, alias=alias)
 
 
 def _save(state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]) -> list[LedgerEntry]:
+    """:func:`_write`, returning the entries written as model objects."""
+    ids, values = _write(state, appended)
+    alias = connection.alias
+    return [
+        _entry_object(pk, row, item, alias) for pk, row, (_, item) in zip(ids, values, appended, strict=True)
+    ]
+
+
+def _write(
+    state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]
+) -> tuple[list[int], list[tuple[Any, ...]]]:
     """Write entries, balances, heads, holds and supply in bulk: a handful of statements for any
-    number of entries. The caller holds the ledger locks and is inside the transaction."""
+    number of entries. The caller holds the ledger locks and is inside the transaction. Returns
+    the entries' ids and rows (after ``id``), in order: a batch builds no object per entry."""
     # One timestamp for the whole write: a model default would call timezone.now() per row,
     # which costs more than the row's COPY.
     stamp = timezone.now()
-    rows = _copy_entries(appended, stamp)
+    ids, values = _write_entries(appended, stamp)
     # Every entry's head commitment goes to consensus (ARCHITECTURE.md §6) in this same
     # transaction: an entry is never stored without its vote, nor voted without being stored.
     consensus_vote_in_transaction(
@@ -523,7 +530,7 @@ def _save(state: _State, appended: Sequence[tuple[int, chain_rules.Appended]]) -
             head.last_time,
         )
     _broadcast_after_commit()
-    return rows
+    return ids, values
 
 
 def _assets() -> tuple[dict[int, Asset], dict[AssetId, identifiers.Asset]]:
@@ -663,10 +670,87 @@ class PaymentRequest:
     signed_debit: SignedEntry | None = None
 
 
-@dataclass(frozen=True)
 class PaymentResult:
-    transfer: Transfer
-    replayed: bool
+    """One payment's outcome: its :class:`Transfer` (the debit and credit entries cached on it, so
+    reading them costs no query) and whether the key was seen before.
+
+    A payment settled in this call builds its objects when ``transfer`` is first read: callers of
+    a batch mostly read none (the API loads the rows it answers with, their ledgers included, in
+    one query by ``transfer_id``), and three model objects a payment cost more than the
+    transfer's own COPY."""
+
+    __slots__ = ("_position", "_settled", "_transfer", "replayed")
+
+    def __init__(
+        self,
+        *,
+        replayed: bool,
+        transfer: Transfer | None = None,
+        settled: _Settled | None = None,
+        position: int = 0,
+    ) -> None:
+        if (transfer is None) == (settled is None):
+            raise TypeError("give the transfer or the batch it was settled in, not both")
+        self.replayed = replayed
+        self._transfer = transfer
+        self._settled = settled
+        self._position = position
+
+    @property
+    def transfer(self) -> Transfer:
+        if self._transfer is None:
+            assert self._settled is not None
+            self._transfer = self._settled.transfer(self._position)
+        return self._transfer
+
+    @property
+    def transfer_id(self) -> int:
+        if self._transfer is None:
+            assert self._settled is not None
+            return self._settled.transfer_ids[self._position]
+        return int(self._transfer.pk)
+
+    def __repr__(self) -> str:
+        return f"PaymentResult(transfer_id={self.transfer_id}, replayed={self.replayed})"
+
+
+_TRANSFER_COLUMNS = ("id", *bulk.model_columns(Transfer))
+_DEBIT_FIELD, _CREDIT_FIELD = Transfer._meta.get_field("debit"), Transfer._meta.get_field("credit")
+
+
+@dataclass
+class _Settled:
+    """The rows one batch wrote (transfers and their entries, in payment order), from which a
+    result's objects are built on demand: each once, so replays of a key share its object."""
+
+    transfer_ids: list[int]
+    transfer_rows: list[tuple[Any, ...]]
+    entry_ids: list[int]
+    entry_rows: list[tuple[Any, ...]]
+    appended: list[tuple[int, chain_rules.Appended]]
+    alias: str
+    built: dict[int, Transfer] = field(default_factory=dict)
+
+    def transfer(self, position: int) -> Transfer:
+        transfer = self.built.get(position)
+        if transfer is None:
+            transfer = bulk.loaded(
+                Transfer,
+                _TRANSFER_COLUMNS,
+                (self.transfer_ids[position], *self.transfer_rows[position]),
+                alias=self.alias,
+            )
+            # The entries are at hand: reading transfer.debit/credit costs no query.
+            debit, credit = (
+                _entry_object(
+                    self.entry_ids[index], self.entry_rows[index], self.appended[index][1], self.alias
+                )
+                for index in (2 * position, 2 * position + 1)
+            )
+            _DEBIT_FIELD.set_cached_value(transfer, debit)
+            _CREDIT_FIELD.set_cached_value(transfer, credit)
+            self.built[position] = transfer
+        return transfer
 
 
 # Made once: json.dumps with separators builds a new encoder on every call, which cost more
@@ -816,43 +900,45 @@ def payment_intrabank_batch(*, requests: Sequence[PaymentRequest], actor: Any = 
         _apply(state, recipient_id, credit)
         appended += [(sender_id, debit), (recipient_id, credit)]
         planned.append((index, request, minor, fingerprint))
-    rows = _save(state, appended) if appended else []
+    entry_ids, entry_rows = _write(state, appended) if appended else ([], [])
     stamp = timezone.now()
-    transfer_values = [
+    transfer_rows = [
         (
             request.idempotency_key,
             fingerprint,
-            ids[request.sender],
-            ids[request.recipient],
             asset_rows[request.asset].pk,
             minor,
-            rows[2 * position].pk,
-            rows[2 * position + 1].pk,
+            entry_ids[2 * position],
+            entry_ids[2 * position + 1],
             stamp,
         )
         for position, (_, request, minor, fingerprint) in enumerate(planned)
     ]
     try:
         with transaction.atomic():
-            transfers = _copy_in(Transfer, transfer_values)
+            transfer_ids = bulk.copy_rows(Transfer, transfer_rows)
     except IntegrityError as error:
         # Another sender's payment took one of these keys meanwhile (keys are global). Undo all.
         raise IdempotencyKeyReused("an idempotency key of this request was used meanwhile; retry") from error
-    debit_field, credit_field = Transfer._meta.get_field("debit"), Transfer._meta.get_field("credit")
-    for position, transfer in enumerate(transfers):
-        # The entries are at hand: callers read transfer.debit/credit without another query.
-        debit_field.set_cached_value(transfer, rows[2 * position])
-        credit_field.set_cached_value(transfer, rows[2 * position + 1])
-    created = {transfer.idempotency_key: transfer for transfer in transfers}
+    settled = _Settled(
+        transfer_ids=transfer_ids,
+        transfer_rows=transfer_rows,
+        entry_ids=entry_ids,
+        entry_rows=entry_rows,
+        appended=appended,
+        alias=connection.alias,
+    )
+    created = {request.idempotency_key: position for position, (_, request, _, _) in enumerate(planned)}
     results: list[PaymentResult] = []
     answered: set[str] = set()
     for request in requests:
-        if request.idempotency_key in created:
-            transfer = created[request.idempotency_key]
-            results.append(PaymentResult(transfer=transfer, replayed=request.idempotency_key in answered))
-            answered.add(request.idempotency_key)
+        key = request.idempotency_key
+        position = created.get(key)
+        if position is not None:
+            results.append(PaymentResult(settled=settled, position=position, replayed=key in answered))
+            answered.add(key)
         else:
-            results.append(PaymentResult(transfer=existing[request.idempotency_key], replayed=True))
+            results.append(PaymentResult(transfer=existing[key], replayed=True))
     return results
 
 

@@ -129,12 +129,22 @@ def _copy(model: type[models.Model], ids: list[int] | None, values: Sequence[tup
     names = ", ".join(columns if ids is None else ["id", *columns])
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
         for index, row in enumerate(values):
-            line = list(row)
+            # A row is copied only when a JSON value in it still needs encoding (most callers
+            # hand JsonText, encoded once already): two list copies a row cost more than the test.
             for position in json_positions:
-                value = line[position]
-                if type(value) is not JsonText:
-                    line[position] = json.dumps(value)
-            copy.write_row(line if ids is None else [ids[index], *line])
+                if type(row[position]) is not JsonText:
+                    row = _with_json_encoded(row, json_positions)
+                    break
+            copy.write_row(row if ids is None else (ids[index], *row))
+
+
+def _with_json_encoded(row: tuple[Any, ...], json_positions: tuple[int, ...]) -> tuple[Any, ...]:
+    line = list(row)
+    for position in json_positions:
+        value = line[position]
+        if type(value) is not JsonText:
+            line[position] = json.dumps(value)
+    return tuple(line)
 
 
 def execute_binary(sql: str, params: Sequence[Any]) -> int:

@@ -179,7 +179,11 @@ def check_append(
         verify_encoded(validator_key, encoded, validator_signature, role="validator")
 
     open_holds = holds or {}
-    released = tuple(key for key in effects.releases_holds if key in open_holds)
+    # Most entries place and release nothing, and most ledgers hold nothing: the generators
+    # below are made only when there is something to go through (thousands of entries a batch).
+    released = (
+        tuple(key for key in effects.releases_holds if key in open_holds) if effects.releases_holds else ()
+    )
     for hold in effects.places_holds:
         if hold.key in open_holds:
             raise BadBody(f"{hold.key} is already open on {entry.ledger}")
@@ -202,7 +206,11 @@ def check_append(
                 asset=asset,
                 new_balance=new_balance,
                 held=placed.get(asset, 0)
-                + sum(h.amount for k, h in open_holds.items() if h.asset == asset and k not in released),
+                + (
+                    sum(h.amount for k, h in open_holds.items() if h.asset == asset and k not in released)
+                    if open_holds
+                    else 0
+                ),
                 credit_line=(credit_lines or {}).get(asset, 0),
             )
     for supply_change in effects.supply:

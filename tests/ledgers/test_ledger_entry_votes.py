@@ -90,3 +90,42 @@ def test_votes_store_their_exact_bytes_and_a_digest_already_queued_is_skipped(fu
     assert PendingObservation.objects.count() == 3
     services.payment_intrabank(request=pay(alice, bob, eur, "1.00", "second"))
     assert assert_every_entry_voted() == 5
+
+
+def test_votes_in_a_transaction_check_the_kind_and_every_payload_size_before_writing_any(db):
+    """The kind and the size are checked once per call (on the longest payload), not once per
+    payload: a bad kind, or one payload over the limit among small ones, still refuses the whole
+    call with nothing queued; the rows written are the kind's observation bytes of each payload."""
+    import hashlib
+
+    from consensus.protocol.types import observation_bytes
+    from consensus.services import (
+        MAX_PAYLOAD_BYTES,
+        ConsensusShellError,
+        consensus_vote_in_transaction,
+        observation_for,
+    )
+
+    small = [b'{"n":1}', b'{"n":2}']
+    for payloads, kind, code in (
+        (small, "Not A Kind", "bad_kind"),
+        ([*small, b"x" * (MAX_PAYLOAD_BYTES + 1), b'{"n":3}'], ENTRY_OBSERVATION_KIND, "payload_too_large"),
+    ):
+        with pytest.raises(ConsensusShellError) as refused, transaction.atomic():
+            consensus_vote_in_transaction(payloads=payloads, kind=kind)
+        assert refused.value.code == code
+        assert PendingObservation.objects.count() == 0
+    with transaction.atomic():
+        consensus_vote_in_transaction(
+            payloads=[*small, b"y" * MAX_PAYLOAD_BYTES], kind=ENTRY_OBSERVATION_KIND
+        )
+    stored = {
+        bytes(data): bytes(digest)
+        for data, digest in PendingObservation.objects.values_list("data", "digest")
+    }
+    expected = [
+        observation_bytes(observation_for(kind=ENTRY_OBSERVATION_KIND, payload=payload))
+        for payload in [*small, b"y" * MAX_PAYLOAD_BYTES]
+    ]
+    assert sorted(stored) == sorted(expected)
+    assert all(digest == hashlib.sha256(data).digest() for data, digest in stored.items())

@@ -89,6 +89,61 @@ def test_a_batch_settles_many_payments_in_one_transaction(funded, make_party, eu
         assert selectors.ledger_verify(ledger=selectors.ledger_get(ledger=party.ubi)).ok
 
 
+def test_a_batchs_results_are_the_stored_rows_built_when_read(funded, make_party, eur):
+    """A batch builds no object per payment until a result's transfer is read: then it is the
+    stored row (the sender and recipient are its entries' ledgers), with both entries as stored,
+    and a key repeated inside the batch answers with the first payment's object, replayed."""
+    alice, bob = funded("100.00"), make_party()
+
+    def request(key: str, amount: int) -> PaymentRequest:
+        return PaymentRequest(
+            idempotency_key=key, sender=alice.ubi, recipient=bob.ubi, asset=eur.uai, amount=amount
+        )
+
+    results = services.payment_intrabank_batch(
+        requests=[request("lazy-0", 100), request("lazy-1", 250), request("lazy-0", 100)]
+    )
+    assert [result.replayed for result in results] == [False, False, True]
+    assert results[2].transfer is results[0].transfer
+    for result in results[:2]:
+        stored = Transfer.objects.select_related("asset", "debit__ledger", "credit__ledger").get(
+            pk=result.transfer_id
+        )
+        built = result.transfer
+        assert built.pk == stored.pk == result.transfer_id
+        for name in (
+            "idempotency_key",
+            "fingerprint",
+            "asset_id",
+            "amount",
+            "debit_id",
+            "credit_id",
+            "created_at",
+        ):
+            assert getattr(built, name) == getattr(stored, name), name
+        assert (built.sender.ubi, built.recipient.ubi) == (alice.ubi, bob.ubi)
+        assert (stored.sender.ubi, stored.recipient.ubi) == (alice.ubi, bob.ubi)
+        for side in ("debit", "credit"):
+            entry, row = getattr(built, side), LedgerEntry.objects.get(pk=getattr(stored, f"{side}_id"))
+            for name in (
+                "ledger_id",
+                "height",
+                "prev",
+                "hash",
+                "kind",
+                "body",
+                "time",
+                "party_signature",
+                "validator_signature",
+                "recorded_at",
+            ):
+                assert getattr(entry, name) == getattr(row, name), (side, name)
+    replay = services.payment_intrabank(request=request("lazy-1", 250))
+    assert replay.replayed
+    assert replay.transfer_id == results[1].transfer_id
+    assert replay.transfer.debit.height == results[1].transfer.debit.height
+
+
 def test_a_batch_runs_with_the_cyclic_collector_paused_and_switches_it_back_on(funded, make_party, eur):
     """settlement.collector: every statement of the batch ran with the collector off; it is on
     again after a batch that settled and after one that was refused."""
