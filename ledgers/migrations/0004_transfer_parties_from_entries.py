@@ -7,11 +7,10 @@ from django.db import migrations, models
 
 def parties_from_entries(apps, schema_editor):
     """Going back: a transfer's sender and recipient are its debit's and its credit's ledgers."""
-    transfer = apps.get_model("ledgers", "Transfer")._meta.db_table
-    entry = apps.get_model("ledgers", "LedgerEntry")._meta.db_table
     schema_editor.execute(
-        f"UPDATE {transfer} AS t SET sender_id = d.ledger_id, recipient_id = c.ledger_id "
-        f"FROM {entry} AS d, {entry} AS c WHERE d.id = t.debit_id AND c.id = t.credit_id"
+        "UPDATE ledgers_transfer AS t SET sender_id = d.ledger_id, recipient_id = c.ledger_id "
+        "FROM ledgers_ledgerentry AS d, ledgers_ledgerentry AS c "
+        "WHERE d.id = t.debit_id AND c.id = t.credit_id"
     )
 
 
