@@ -39,7 +39,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from channels_app import batch_wire, codec
-from channels_app.models import Channel, ChannelPhase, ChannelState, ChannelStateChange
+from channels_app.models import Channel, ChannelBatchChange, ChannelPhase, ChannelState
 from channels_app.protocol import eip712, events, proposals
 from channels_app.protocol.channel_state import Allocation
 from channels_app.protocol.channel_state import ChannelState as ProtocolState
@@ -343,27 +343,6 @@ def _require_batchable(machine: ProtocolChannel, new: ProtocolState) -> None:
         raise NotBatchable("closing a channel is sent on its own, not in a batch")
 
 
-def _log_payload(change: object, domain: eip712.Domain, memo: codec.Memo) -> Any:
-    """A log row's payload. The state an update carries is stored once, as bytes: in its
-    history row once both signed it (the proposer's signature and ours are there), and until
-    then, our proposal, in the channel row's ``pending``. The log row names it by version and
-    EIP-712 digest instead of carrying a third copy as JSON."""
-    # Written as JSON text here (``bulk.JsonText``, passed to the COPY as it is): the same
-    # document ``json.dumps`` would make of the dictionary, without its per-row machinery.
-    if isinstance(change, (UpdateProposed, ProposalReceived)):
-        digest = eip712.state_digest(domain, change.state).hex()
-        return bulk.JsonText(f'{{"version": {int(change.state.version)}, "digest": "0x{digest}"}}')
-    if isinstance(change, CountersignatureReceived):
-        return bulk.JsonText(f'{{"version": {int(change.version)}}}')
-    return codec.encode(change, memo)
-
-
-@functools.lru_cache(maxsize=64)
-def _event_names(kinds: tuple[type, ...]) -> bulk.JsonText:
-    """A log row's list of event names as JSON text; a plain update produces one of a few."""
-    return bulk.JsonText(json.dumps([kind.__name__ for kind in kinds]))
-
-
 @dataclass
 class _Writes:
     """The rows a batch writes, gathered while the rules run and written in bulk at the end."""
@@ -373,7 +352,10 @@ class _Writes:
     locked: _Locked
     machines: dict[str, ProtocolChannel] = field(default_factory=dict)
     changed: dict[str, _Row] = field(default_factory=dict)
-    log: list[tuple[Any, ...]] = field(default_factory=list)
+    log: dict[tuple[str, tuple[str, ...]], tuple[list[int], list[int], list[str]]] = field(
+        default_factory=dict
+    )
+    """By kind of change and the events it produced: the channels' ids, versions and digests."""
     states: list[tuple[Any, ...]] = field(default_factory=list)
     now: Any = field(default_factory=timezone.now)
     latest_bytes: dict[str, bytes] = field(default_factory=dict)
@@ -410,17 +392,7 @@ class _Writes:
         machine = result.new_state.channels[row.id_bytes]
         self.machines[row.channel_id] = machine
         self.changed[row.channel_id] = row
-        self.log.append(
-            bulk.row_of(
-                ChannelStateChange,
-                channel_id=row.pk,
-                change=type(change).__name__,
-                payload=_log_payload(change, self.domain, self.memo),
-                events=_event_names(tuple(type(event) for event in result.events)),
-                actor=self.actor,
-                at=self.now,
-            )
-        )
+        self._log(row, change, tuple(type(event).__name__ for event in result.events))
         for event in result.events:
             if isinstance(event, events.StateAccepted):
                 signed = event.signed
@@ -439,6 +411,23 @@ class _Writes:
                     )
                 )
         return result.events
+
+    def _log(self, row: _Row, change: object, event_names: tuple[str, ...]) -> None:
+        """Note ``change`` for this batch's log row of its kind (``ChannelBatchChange``)."""
+        if isinstance(change, (UpdateProposed, ProposalReceived)):
+            version, digest = change.state.version, _hex(eip712.state_digest(self.domain, change.state))
+        elif isinstance(change, CountersignatureReceived):
+            version, digest = change.version, None
+        else:  # unreachable: a batch applies only these three
+            raise NotBatchable(f"{type(change).__name__} is not a batch's change")
+        entry = self.log.get((type(change).__name__, event_names))
+        if entry is None:
+            entry = self.log[(type(change).__name__, event_names)] = ([], [], [])
+        channels, versions, digests = entry
+        channels.append(row.pk)
+        versions.append(int(version))
+        if digest is not None:
+            digests.append(digest)
 
     def write(self) -> None:
         """Write everything in a few statements; inside the caller's transaction."""
@@ -466,10 +455,21 @@ class _Writes:
                 head["machine"] = codec.machine_encode(machine, self.memo)
                 head["phase"] = machine.phase.value
             heads.append(head)
-        # COPY, not bulk_create: Django quotes every value of a multi-row INSERT in Python
-        # (arrays of JSON escaped character by character), which cost more than the batch's
-        # signatures.
-        bulk.append_rows(ChannelStateChange, self.log)
+        # One log row per kind of change (usually one per transaction); the states go by COPY,
+        # not bulk_create: Django quotes every value of a multi-row INSERT in Python, which cost
+        # more than the batch's signatures.
+        ChannelBatchChange.objects.bulk_create(
+            ChannelBatchChange(
+                change=change,
+                channels=channels,
+                versions=versions,
+                digests=digests,
+                events=list(event_names),
+                actor=self.actor,
+                at=self.now,
+            )
+            for (change, event_names), (channels, versions, digests) in self.log.items()
+        )
         # The rules accepted each version once (version + 1), so nothing can conflict here;
         # a conflict would mean a bug, and fails the transaction rather than being skipped.
         bulk.append_rows(ChannelState, self.states)
