@@ -263,7 +263,7 @@ def _lock_sql() -> str:
         f"SELECT head.{column(channel, 'id')}, head.{column(channel, 'channel_id')}, "  # noqa: S608
         f"head.{column(channel, 'peer')}, head.{column(channel, 'our_address')}, "
         f"head.{column(channel, 'phase')}, head.{column(channel, 'clock')}, "
-        f"sha256(convert_to(head.{column(channel, 'machine')}::text, 'UTF8')), "
+        f"head.{column(channel, 'machine_fingerprint')}, "
         f"head.{column(channel, 'pending')}, latest.{column(state, 'signed')} "
         f"FROM {quote(channel.db_table)} AS head "
         f"LEFT JOIN {quote(state.db_table)} AS latest "
@@ -277,7 +277,9 @@ def _lock_sql() -> str:
 def _lock(channel_ids: Iterable[str]) -> _Locked:
     """Lock the batch's channels in one query, in id order (as ``services._apply`` does).
 
-    The query returns each machine's fingerprint rather than the machine, with the channel's
+    The query returns each machine's fingerprint rather than the machine (the column a trigger
+    sets whenever the machine is written, migration 0007: rendering and hashing the machine
+    here cost more PostgreSQL time than the rest of the lock), with the channel's
     latest both-signed state (its history row) and pending proposal as bytes; only machines
     not already decoded in this process are fetched (one more query, the rows being locked)
     and decoded. The display columns (params, opening, balances) are not read at all.
@@ -487,27 +489,52 @@ class _Writes:
 
 
 def _heads_update(heads: list[dict[str, Any]], now: Any) -> list[tuple[str, bytes | None]]:
-    """One ``UPDATE … FROM jsonb_to_recordset(…)`` for every channel head of the batch; returns
-    each head's channel id and, where the machine was written, the fingerprint of the machine
-    as stored (see ``_lock``).
+    """One ``UPDATE … FROM jsonb_to_recordset(…)`` for the batch's channel heads (two when some
+    of them write the machine); returns each head's channel id and, where the machine was
+    written, its new fingerprint (see ``_lock``).
 
     A head names only what changed: always the pending proposal (bytes as hex, or null);
     the version (the pointer to the latest history row) and the balances shown when a state
     was accepted; the machine and phase only when the rules changed something else (a plain
-    update does not). A missing key is SQL NULL, and keeps the column as it is.
+    update does not). A missing key is SQL NULL, and keeps the column as it is. The heads that
+    leave the machine alone go in a statement that does not name it, so that the trigger which
+    fingerprints a written machine (migration 0007) does not fire for them.
 
     The whole batch travels as one JSON parameter: Django's ``bulk_update`` builds a ``CASE
     WHEN`` per row and field, and a ``VALUES`` list of placeholders has every value quoted
     in Python; either cost more than all the rules and signatures of the batch.
     """
+    plain = [head for head in heads if "machine" not in head]
+    full = [head for head in heads if "machine" in head]
+    updated: list[tuple[str, bytes | None]] = []
+    with connection.cursor() as cursor:
+        for group, with_machine in ((plain, False), (full, True)):
+            if not group:
+                continue
+            cursor.execute(_heads_sql(with_machine), [now, json.dumps(group, separators=(",", ":"))])
+            updated += [
+                (channel_id, None if fingerprint is None else bytes(fingerprint))
+                for channel_id, fingerprint in cursor.fetchall()
+            ]
+    if len(updated) != len(heads):
+        raise RuntimeError(f"updated {len(updated)} channel heads of {len(heads)}")
+    return updated
+
+
+@functools.cache
+def _heads_sql(with_machine: bool) -> str:
     meta = Channel._meta
     table = connection.ops.quote_name(meta.db_table)
     column = {name: connection.ops.quote_name(_column(name)) for name in _HEAD_FIELDS}
-    # Identifiers come from the model's metadata (quoted); the values are parameters.
-    sql = (
-        f"UPDATE {table} AS head SET "  # noqa: S608
+    machine = (
         f"{column['machine']} = COALESCE(v.machine, head.{column['machine']}), "
         f"{column['phase']} = COALESCE(v.phase, head.{column['phase']}), "
+        if with_machine
+        else ""
+    )
+    # Identifiers come from the model's metadata (quoted); the values are parameters.
+    return (
+        f"UPDATE {table} AS head SET {machine}"  # noqa: S608
         f"{column['version']} = COALESCE(v.version, head.{column['version']}), "
         f"{column['balances']} = COALESCE(v.balances, head.{column['balances']}), "
         f"{column['pending']} = decode(v.pending, 'hex'), "
@@ -516,20 +543,11 @@ def _heads_update(heads: list[dict[str, Any]], now: Any) -> list[tuple[str, byte
         "AS v(id bigint, machine jsonb, phase text, version bigint, balances jsonb, pending text) "
         f"WHERE head.{connection.ops.quote_name(meta.pk.column)} = v.id "
         f"RETURNING head.{connection.ops.quote_name(_column('channel_id'))}, "
-        "CASE WHEN v.machine IS NULL THEN NULL ELSE sha256(convert_to(v.machine::text, 'UTF8')) END"
+        + (f"head.{column['machine_fingerprint']}" if with_machine else "NULL::bytea")
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now, json.dumps(heads, separators=(",", ":"))])
-        updated = [
-            (channel_id, None if fingerprint is None else bytes(fingerprint))
-            for channel_id, fingerprint in cursor.fetchall()
-        ]
-    if len(updated) != len(heads):
-        raise RuntimeError(f"updated {len(updated)} channel heads of {len(heads)}")
-    return updated
 
 
-_HEAD_FIELDS = ("machine", "phase", "version", "balances", "pending", "updated_at")
+_HEAD_FIELDS = ("machine", "machine_fingerprint", "phase", "version", "balances", "pending", "updated_at")
 
 
 def _column(name: str) -> str:

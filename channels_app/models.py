@@ -64,6 +64,11 @@ class Channel(models.Model):
         null=True,
         help_text="the protocol's Channel but its latest state (the history row of this version) and pending",
     )
+    machine_fingerprint = models.BinaryField(
+        null=True,
+        editable=False,
+        help_text="SHA-256 of machine as PostgreSQL renders it, kept by a trigger on every write of machine",
+    )
     pending = models.BinaryField(
         null=True, blank=True, help_text="our proposal awaiting its countersignature (codec.pending_bytes)"
     )
