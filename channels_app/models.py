@@ -6,7 +6,7 @@ bytes in ``pending``, and the latest both-signed state by reference: it is the
 :class:`ChannelState` row whose version is ``Channel.version``. Every both-signed state is one
 such row (bytes, ``codec.signed_state_bytes``), written in the same transaction as the channel
 row, before anything is acknowledged; every applied change is a :class:`ChannelStateChange` row
-(the write-ahead log).
+(the log), or on the batch path one entry of its batch's :class:`ChannelBatchChange` row.
 """
 
 from __future__ import annotations
