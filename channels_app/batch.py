@@ -391,10 +391,11 @@ class _Writes:
             # The pre-checks make this unreachable; if a rule ever asks for more, the single
             # path (which carries out every event) must handle the update, not this one.
             raise NotBatchable("this update needs more than a plain update; send it on its own")
+        # Noted first: it is the last step that may refuse (nothing is recorded after a refusal).
+        self._log(row, change, tuple(type(event).__name__ for event in result.events))
         machine = result.new_state.channels[row.id_bytes]
         self.machines[row.channel_id] = machine
         self.changed[row.channel_id] = row
-        self._log(row, change, tuple(type(event).__name__ for event in result.events))
         for event in result.events:
             if isinstance(event, events.StateAccepted):
                 signed = event.signed
