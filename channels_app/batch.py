@@ -6,11 +6,11 @@ statements per update. Here the same rules run over a batch of updates across ma
 
 - the proposer locks every channel of the batch in one query (in id order, so two batches never
   wait on each other in a circle), signs each next state, runs ``UpdateProposed`` through the
-  pure rules, and writes the pending proposals and the log rows in bulk, then commits;
+  pure rules, and writes the pending proposals in bulk and one log row for the batch, then commits;
 - one signed request (``/node-api/channels/proposals/batch``) carries all the proposals;
 - the receiver locks the channels the same way, checks each proposal with ``ProposalReceived``
-  (version + 1, conservation, signatures, no loss to it), writes every both-signed state, log
-  row and channel head in bulk, **commits, and only then answers** with the countersignatures;
+  (version + 1, conservation, signatures, no loss to it), writes every both-signed state and
+  channel head in bulk and one log row, **commits, and only then answers** with the countersignatures;
 - the proposer takes them with ``CountersignatureReceived`` and writes the both-signed states
   in bulk.
 
@@ -39,7 +39,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from channels_app import batch_wire, codec
-from channels_app.models import Channel, ChannelPhase, ChannelState, ChannelStateChange
+from channels_app.models import Channel, ChannelBatchChange, ChannelPhase, ChannelState
 from channels_app.protocol import eip712, events, proposals
 from channels_app.protocol.channel_state import Allocation
 from channels_app.protocol.channel_state import ChannelState as ProtocolState
@@ -263,7 +263,7 @@ def _lock_sql() -> str:
         f"SELECT head.{column(channel, 'id')}, head.{column(channel, 'channel_id')}, "  # noqa: S608
         f"head.{column(channel, 'peer')}, head.{column(channel, 'our_address')}, "
         f"head.{column(channel, 'phase')}, head.{column(channel, 'clock')}, "
-        f"sha256(convert_to(head.{column(channel, 'machine')}::text, 'UTF8')), "
+        f"head.{column(channel, 'machine_fingerprint')}, "
         f"head.{column(channel, 'pending')}, latest.{column(state, 'signed')} "
         f"FROM {quote(channel.db_table)} AS head "
         f"LEFT JOIN {quote(state.db_table)} AS latest "
@@ -277,7 +277,9 @@ def _lock_sql() -> str:
 def _lock(channel_ids: Iterable[str]) -> _Locked:
     """Lock the batch's channels in one query, in id order (as ``services._apply`` does).
 
-    The query returns each machine's fingerprint rather than the machine, with the channel's
+    The query returns each machine's fingerprint rather than the machine (the column a trigger
+    sets whenever the machine is written, migration 0007: rendering and hashing the machine
+    here cost more PostgreSQL time than the rest of the lock), with the channel's
     latest both-signed state (its history row) and pending proposal as bytes; only machines
     not already decoded in this process are fetched (one more query, the rows being locked)
     and decoded. The display columns (params, opening, balances) are not read at all.
@@ -343,27 +345,6 @@ def _require_batchable(machine: ProtocolChannel, new: ProtocolState) -> None:
         raise NotBatchable("closing a channel is sent on its own, not in a batch")
 
 
-def _log_payload(change: object, domain: eip712.Domain, memo: codec.Memo) -> Any:
-    """A log row's payload. The state an update carries is stored once, as bytes: in its
-    history row once both signed it (the proposer's signature and ours are there), and until
-    then, our proposal, in the channel row's ``pending``. The log row names it by version and
-    EIP-712 digest instead of carrying a third copy as JSON."""
-    # Written as JSON text here (``bulk.JsonText``, passed to the COPY as it is): the same
-    # document ``json.dumps`` would make of the dictionary, without its per-row machinery.
-    if isinstance(change, (UpdateProposed, ProposalReceived)):
-        digest = eip712.state_digest(domain, change.state).hex()
-        return bulk.JsonText(f'{{"version": {int(change.state.version)}, "digest": "0x{digest}"}}')
-    if isinstance(change, CountersignatureReceived):
-        return bulk.JsonText(f'{{"version": {int(change.version)}}}')
-    return codec.encode(change, memo)
-
-
-@functools.lru_cache(maxsize=64)
-def _event_names(kinds: tuple[type, ...]) -> bulk.JsonText:
-    """A log row's list of event names as JSON text; a plain update produces one of a few."""
-    return bulk.JsonText(json.dumps([kind.__name__ for kind in kinds]))
-
-
 @dataclass
 class _Writes:
     """The rows a batch writes, gathered while the rules run and written in bulk at the end."""
@@ -373,7 +354,10 @@ class _Writes:
     locked: _Locked
     machines: dict[str, ProtocolChannel] = field(default_factory=dict)
     changed: dict[str, _Row] = field(default_factory=dict)
-    log: list[tuple[Any, ...]] = field(default_factory=list)
+    log: dict[tuple[str, tuple[str, ...]], tuple[list[int], list[int], list[str]]] = field(
+        default_factory=dict
+    )
+    """By kind of change and the events it produced: the channels' ids, versions and digests."""
     states: list[tuple[Any, ...]] = field(default_factory=list)
     now: Any = field(default_factory=timezone.now)
     latest_bytes: dict[str, bytes] = field(default_factory=dict)
@@ -407,20 +391,11 @@ class _Writes:
             # The pre-checks make this unreachable; if a rule ever asks for more, the single
             # path (which carries out every event) must handle the update, not this one.
             raise NotBatchable("this update needs more than a plain update; send it on its own")
+        # Noted first: it is the last step that may refuse (nothing is recorded after a refusal).
+        self._log(row, change, tuple(type(event).__name__ for event in result.events))
         machine = result.new_state.channels[row.id_bytes]
         self.machines[row.channel_id] = machine
         self.changed[row.channel_id] = row
-        self.log.append(
-            bulk.row_of(
-                ChannelStateChange,
-                channel_id=row.pk,
-                change=type(change).__name__,
-                payload=_log_payload(change, self.domain, self.memo),
-                events=_event_names(tuple(type(event) for event in result.events)),
-                actor=self.actor,
-                at=self.now,
-            )
-        )
         for event in result.events:
             if isinstance(event, events.StateAccepted):
                 signed = event.signed
@@ -439,6 +414,23 @@ class _Writes:
                     )
                 )
         return result.events
+
+    def _log(self, row: _Row, change: object, event_names: tuple[str, ...]) -> None:
+        """Note ``change`` for this batch's log row of its kind (``ChannelBatchChange``)."""
+        if isinstance(change, (UpdateProposed, ProposalReceived)):
+            version, digest = change.state.version, _hex(eip712.state_digest(self.domain, change.state))
+        elif isinstance(change, CountersignatureReceived):
+            version, digest = change.version, None
+        else:  # unreachable: a batch applies only these three
+            raise NotBatchable(f"{type(change).__name__} is not a batch's change")
+        entry = self.log.get((type(change).__name__, event_names))
+        if entry is None:
+            entry = self.log[(type(change).__name__, event_names)] = ([], [], [])
+        channels, versions, digests = entry
+        channels.append(row.pk)
+        versions.append(int(version))
+        if digest is not None:
+            digests.append(digest)
 
     def write(self) -> None:
         """Write everything in a few statements; inside the caller's transaction."""
@@ -466,10 +458,17 @@ class _Writes:
                 head["machine"] = codec.machine_encode(machine, self.memo)
                 head["phase"] = machine.phase.value
             heads.append(head)
-        # COPY, not bulk_create: Django quotes every value of a multi-row INSERT in Python
-        # (arrays of JSON escaped character by character), which cost more than the batch's
-        # signatures.
-        bulk.append_rows(ChannelStateChange, self.log)
+        # One log row per kind of change (usually one per transaction); the states go by COPY,
+        # not bulk_create: Django quotes every value of a multi-row INSERT in Python, which cost
+        # more than the batch's signatures.
+        for (change, event_names), (channels, versions, digests) in self.log.items():
+            # Bound on the server and sent in binary (``bulk.execute_binary``): through the ORM,
+            # Django prepared and psycopg quoted every element of the three arrays in Python,
+            # which cost a node several times the COPY of the 250 log rows this row replaces.
+            bulk.execute_binary(
+                _batch_log_sql(),
+                [change, channels, versions, digests, json.dumps(list(event_names)), self.actor, self.now],
+            )
         # The rules accepted each version once (version + 1), so nothing can conflict here;
         # a conflict would mean a bug, and fails the transaction rather than being skipped.
         bulk.append_rows(ChannelState, self.states)
@@ -486,28 +485,69 @@ class _Writes:
             transaction.on_commit(lambda: services.channels_announce(changed))
 
 
+@functools.cache
+def _batch_log_sql() -> str:
+    meta = ChannelBatchChange._meta
+    quote = connection.ops.quote_name
+    fields = {field.name: field for field in meta.concrete_fields}
+    columns = ", ".join(
+        quote(str(fields[name].column))
+        for name in ("change", "channels", "versions", "digests", "events", "actor", "at")
+    )
+    # Identifiers from the model's metadata (quoted); the values are parameters.
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608
+        "VALUES (%s, %b::bigint[], %b::bigint[], %b::varchar[], %s::jsonb, %s, %s)"
+    )
+
+
 def _heads_update(heads: list[dict[str, Any]], now: Any) -> list[tuple[str, bytes | None]]:
-    """One ``UPDATE … FROM jsonb_to_recordset(…)`` for every channel head of the batch; returns
-    each head's channel id and, where the machine was written, the fingerprint of the machine
-    as stored (see ``_lock``).
+    """One ``UPDATE … FROM jsonb_to_recordset(…)`` for the batch's channel heads (two when some
+    of them write the machine); returns each head's channel id and, where the machine was
+    written, its new fingerprint (see ``_lock``).
 
     A head names only what changed: always the pending proposal (bytes as hex, or null);
     the version (the pointer to the latest history row) and the balances shown when a state
     was accepted; the machine and phase only when the rules changed something else (a plain
-    update does not). A missing key is SQL NULL, and keeps the column as it is.
+    update does not). A missing key is SQL NULL, and keeps the column as it is. The heads that
+    leave the machine alone go in a statement that does not name it, so that the trigger which
+    fingerprints a written machine (migration 0007) does not fire for them.
 
     The whole batch travels as one JSON parameter: Django's ``bulk_update`` builds a ``CASE
     WHEN`` per row and field, and a ``VALUES`` list of placeholders has every value quoted
     in Python; either cost more than all the rules and signatures of the batch.
     """
+    plain = [head for head in heads if "machine" not in head]
+    full = [head for head in heads if "machine" in head]
+    updated: list[tuple[str, bytes | None]] = []
+    with connection.cursor() as cursor:
+        for group, with_machine in ((plain, False), (full, True)):
+            if not group:
+                continue
+            cursor.execute(_heads_sql(with_machine), [now, json.dumps(group, separators=(",", ":"))])
+            updated += [
+                (channel_id, None if fingerprint is None else bytes(fingerprint))
+                for channel_id, fingerprint in cursor.fetchall()
+            ]
+    if len(updated) != len(heads):
+        raise RuntimeError(f"updated {len(updated)} channel heads of {len(heads)}")
+    return updated
+
+
+@functools.cache
+def _heads_sql(with_machine: bool) -> str:
     meta = Channel._meta
     table = connection.ops.quote_name(meta.db_table)
     column = {name: connection.ops.quote_name(_column(name)) for name in _HEAD_FIELDS}
-    # Identifiers come from the model's metadata (quoted); the values are parameters.
-    sql = (
-        f"UPDATE {table} AS head SET "  # noqa: S608
+    machine = (
         f"{column['machine']} = COALESCE(v.machine, head.{column['machine']}), "
         f"{column['phase']} = COALESCE(v.phase, head.{column['phase']}), "
+        if with_machine
+        else ""
+    )
+    # Identifiers come from the model's metadata (quoted); the values are parameters.
+    return (
+        f"UPDATE {table} AS head SET {machine}"  # noqa: S608
         f"{column['version']} = COALESCE(v.version, head.{column['version']}), "
         f"{column['balances']} = COALESCE(v.balances, head.{column['balances']}), "
         f"{column['pending']} = decode(v.pending, 'hex'), "
@@ -516,20 +556,11 @@ def _heads_update(heads: list[dict[str, Any]], now: Any) -> list[tuple[str, byte
         "AS v(id bigint, machine jsonb, phase text, version bigint, balances jsonb, pending text) "
         f"WHERE head.{connection.ops.quote_name(meta.pk.column)} = v.id "
         f"RETURNING head.{connection.ops.quote_name(_column('channel_id'))}, "
-        "CASE WHEN v.machine IS NULL THEN NULL ELSE sha256(convert_to(v.machine::text, 'UTF8')) END"
+        + (f"head.{column['machine_fingerprint']}" if with_machine else "NULL::bytea")
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now, json.dumps(heads, separators=(",", ":"))])
-        updated = [
-            (channel_id, None if fingerprint is None else bytes(fingerprint))
-            for channel_id, fingerprint in cursor.fetchall()
-        ]
-    if len(updated) != len(heads):
-        raise RuntimeError(f"updated {len(updated)} channel heads of {len(heads)}")
-    return updated
 
 
-_HEAD_FIELDS = ("machine", "phase", "version", "balances", "pending", "updated_at")
+_HEAD_FIELDS = ("machine", "machine_fingerprint", "phase", "version", "balances", "pending", "updated_at")
 
 
 def _column(name: str) -> str:

@@ -6,13 +6,14 @@ bytes in ``pending``, and the latest both-signed state by reference: it is the
 :class:`ChannelState` row whose version is ``Channel.version``. Every both-signed state is one
 such row (bytes, ``codec.signed_state_bytes``), written in the same transaction as the channel
 row, before anything is acknowledged; every applied change is a :class:`ChannelStateChange` row
-(the write-ahead log).
+(the log), or on the batch path one entry of its batch's :class:`ChannelBatchChange` row.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -62,6 +63,11 @@ class Channel(models.Model):
     machine = models.JSONField(
         null=True,
         help_text="the protocol's Channel but its latest state (the history row of this version) and pending",
+    )
+    machine_fingerprint = models.BinaryField(
+        null=True,
+        editable=False,
+        help_text="SHA-256 of machine as PostgreSQL renders it, kept by a trigger on every write of machine",
     )
     pending = models.BinaryField(
         null=True, blank=True, help_text="our proposal awaiting its countersignature (codec.pending_bytes)"
@@ -191,6 +197,40 @@ class ChannelStateChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.change} on {self.channel_id}"
+
+
+class ChannelBatchChange(models.Model):
+    """The write-ahead log of the batch path (``channels_app.batch``): one row per kind of change
+    a batch transaction applied, naming every channel it applied it to, in the batch's order.
+
+    A plain update in a batch carries nothing a log row of its own would add to its history row
+    (``ChannelState``: version, EIP-712 digest, the state and both signatures) or, until it is
+    countersigned, to the channel row's ``pending``; one row per batch keeps the record of who
+    applied which change when, without a row (and two index entries) per update. The single
+    path logs each change as a :class:`ChannelStateChange`."""
+
+    change = models.CharField(
+        max_length=60, help_text="UpdateProposed, ProposalReceived or CountersignatureReceived"
+    )
+    channels = ArrayField(models.BigIntegerField(), help_text="the Channel rows' ids, in the batch's order")
+    versions = ArrayField(
+        models.BigIntegerField(), help_text="each update's state version, in the same order"
+    )
+    digests = ArrayField(
+        models.CharField(max_length=66),
+        default=list,
+        blank=True,
+        help_text="each proposed state's EIP-712 digest, in the same order (none for a countersignature)",
+    )
+    events = models.JSONField(default=list, help_text="the names of the events each update produced")
+    actor = models.CharField(max_length=150)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.change} on {len(self.channels)} channels"
 
 
 class SubAllocation(models.Model):

@@ -17,7 +17,7 @@ from eth_account.messages import encode_typed_data
 
 from channels_app import services
 from channels_app.api import state_output
-from channels_app.models import Channel, ChannelState, ChannelStateChange
+from channels_app.models import Channel, ChannelBatchChange, ChannelState, ChannelStateChange
 from channels_app.protocol import eip712, proposals
 from channels_app.protocol.channel_state import Allocation
 from channels_app.protocol.channel_state import ChannelState as ProtocolState
@@ -110,7 +110,11 @@ def test_a_batch_countersigns_the_good_updates_and_refuses_each_bad_one_alone(cl
             {"channel_id": good.channel_id, "state": {"version": "one"}, "signature": "0x00"},
         ]
     }
-    before = (ChannelState.objects.count(), ChannelStateChange.objects.count())
+    before = (
+        ChannelState.objects.count(),
+        ChannelStateChange.objects.count(),
+        ChannelBatchChange.objects.count(),
+    )
 
     assert _post(client, transport_key, BATCH, body, signed=False).status_code == 401
     answer = _post(client, transport_key, BATCH, body)
@@ -143,9 +147,22 @@ def test_a_batch_countersigns_the_good_updates_and_refuses_each_bad_one_alone(cl
     good.refresh_from_db()
     assert (good.version, good.balances[0]["ours"]) == (1, "1100")
 
+    # The batch's log: one row naming the one update it applied (its channel, version and the
+    # digest its history row holds); no log row per update.
+    assert ChannelStateChange.objects.count() == before[1]
+    assert ChannelBatchChange.objects.count() == before[2] + 1
+    logged = ChannelBatchChange.objects.latest("id")
+    assert (logged.change, logged.channels, logged.versions, logged.digests) == (
+        "ProposalReceived",
+        [good.pk],
+        [1],
+        [stored.digest],
+    )
+    assert logged.events == ["StateAccepted", "SendCountersignature"]
+    assert logged.actor.startswith("peer:")
+
     # Each refused update stored nothing and left its channel as it was.
     assert ChannelState.objects.count() == before[0] + 1
-    assert ChannelStateChange.objects.count() == before[1] + 1
     for channel, _ in channels[1:]:
         channel.refresh_from_db()
         assert channel.version == 0
@@ -255,7 +272,11 @@ def test_a_batch_reads_each_machine_as_stored_even_when_the_single_path_changed_
         channel.machine
     )
     assert channel.protocol_channel.latest.state == fourth
-    assert ChannelStateChange.objects.filter(channel=channel, change="ProposalReceived").count() == 4
+    # Each path logs its own way: the batches one row each, the single path one row per change.
+    received = ChannelBatchChange.objects.filter(channels__contains=[channel.pk], change="ProposalReceived")
+    assert sorted(v for row in received for v in row.versions) == [1, 3, 4]
+    single = ChannelStateChange.objects.filter(channel=channel, change="ProposalReceived")
+    assert single.count() == 1
 
 
 def test_the_memory_of_decoded_machines_is_bounded_oldest_first(monkeypatch):

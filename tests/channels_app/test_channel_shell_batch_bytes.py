@@ -15,7 +15,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 from channels_app import batch_wire, codec, services
-from channels_app.models import Channel, ChannelState, ChannelStateChange
+from channels_app.models import Channel, ChannelBatchChange, ChannelState, ChannelStateChange
 from channels_app.protocol import eip712
 from channels_app.protocol.channel_state import Allocation, SubAllocation
 from channels_app.protocol.channel_state import ChannelState as ProtocolState
@@ -83,7 +83,11 @@ def test_a_binary_batch_countersigns_the_good_updates_and_refuses_each_bad_one_a
             bytes(huge),
         ]
     )
-    before = (ChannelState.objects.count(), ChannelStateChange.objects.count())
+    before = (
+        ChannelState.objects.count(),
+        ChannelStateChange.objects.count(),
+        ChannelBatchChange.objects.count(),
+    )
 
     assert _post_bytes(client, transport_key, body, signed=False).status_code == 401
     answer = _post_bytes(client, transport_key, body)
@@ -126,7 +130,16 @@ def test_a_binary_batch_countersigns_the_good_updates_and_refuses_each_bad_one_a
 
     # Every refused proposal stored nothing and left its channel as it was.
     assert ChannelState.objects.count() == before[0] + 1
-    assert ChannelStateChange.objects.count() == before[1] + 1
+    # One log row for the batch, naming the one update it applied.
+    assert ChannelStateChange.objects.count() == before[1]
+    assert ChannelBatchChange.objects.count() == before[2] + 1
+    logged = ChannelBatchChange.objects.latest("id")
+    assert (logged.change, logged.channels, logged.versions, logged.digests) == (
+        "ProposalReceived",
+        [good.pk],
+        [1],
+        [stored.digest],
+    )
     for channel, _ in channels[1:]:
         channel.refresh_from_db()
         assert (channel.version, channel.balances[0]["ours"]) == (0, "1000")
@@ -143,7 +156,11 @@ def test_a_body_that_is_not_a_binary_batch_is_refused_whole(client, peer_node):
     channel, opening = _open_funded(client, transport_key, ethereum_key, 41)
     one = _proposal(_pays_us(opening, 1), ethereum_key)
     good = batch_wire.request_bytes([one])
-    before = (ChannelState.objects.count(), ChannelStateChange.objects.count())
+    before = (
+        ChannelState.objects.count(),
+        ChannelStateChange.objects.count(),
+        ChannelBatchChange.objects.count(),
+    )
     for body in (
         b"",
         b'{"proposals": []}',
@@ -157,7 +174,11 @@ def test_a_body_that_is_not_a_binary_batch_is_refused_whole(client, peer_node):
         assert answer.status_code == 400, body[:20]
         assert answer.json()["error"]["code"] == "bad_state"
         assert answer.json()["error"]["message"]
-    assert (ChannelState.objects.count(), ChannelStateChange.objects.count()) == before
+    assert (
+        ChannelState.objects.count(),
+        ChannelStateChange.objects.count(),
+        ChannelBatchChange.objects.count(),
+    ) == before
     channel.refresh_from_db()
     assert channel.version == 0
     # And the good one still goes through afterwards.

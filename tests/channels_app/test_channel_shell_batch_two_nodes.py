@@ -11,7 +11,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 from channels_app import batch, services
-from channels_app.models import Channel, ChannelState
+from channels_app.models import Channel, ChannelBatchChange, ChannelState, ChannelStateChange
 from channels_app.protocol import eip712
 from channels_app.protocol.errors import BadState
 from channels_app.protocol.types import ETH
@@ -57,6 +57,21 @@ def test_one_batch_pays_on_several_channels_between_two_nodes(peer_node):
         peer=peer, payments=[batch.Payment(channel_id, ETH, 1000) for channel_id in ids], actor="test"
     )
     assert [(o.ok, o.version) for o in outcomes] == [(True, 1)] * 3
+    # The proposer's log: one row for the proposals (their digests are the history rows' now),
+    # one for the countersignatures taken, each naming the batch's channels in its order.
+    pks = [Channel.objects.get(channel_id=channel_id).pk for channel_id in ids]
+    proposed, countersigned = ChannelBatchChange.objects.filter(channels__overlap=pks).order_by("id")
+    assert (proposed.change, proposed.channels, proposed.versions) == ("UpdateProposed", pks, [1, 1, 1])
+    assert proposed.digests == [ChannelState.objects.get(channel_id=pk, version=1).digest for pk in pks]
+    assert (countersigned.change, countersigned.channels, countersigned.versions, countersigned.digests) == (
+        "CountersignatureReceived",
+        pks,
+        [1, 1, 1],
+        [],
+    )
+    assert not ChannelStateChange.objects.filter(
+        channel_id__in=pks, change__in=[proposed.change, countersigned.change]
+    )
     theirs = _peer_channels(peer_node, ids)
     assert {
         channel_id: (row["version"], row["ours"], row["states"]) for channel_id, row in theirs.items()
