@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -366,6 +367,11 @@ class FirehoseApi(ConsensusApiView):
         except FirehoseRequestError as error:
             status = 404 if error.code == HEIGHT_NOT_REACHED else 400
             return Response(error_body(error.code, error.message, {"from": [error.message]}), status=status)
+        # The stream can last hours, and Django hands this request's database connection back
+        # only when it ends: with the web process's pool (settlement/settings.py) every open
+        # stream would hold a pooled connection, and a few dozen would starve the pages. The
+        # stream's reads take one each when they need it (database_sync_to_async).
+        connection.close()
         response = StreamingHttpResponse(firehose.firehose_ndjson(start), content_type="application/x-ndjson")
         response["Cache-Control"] = "no-store"
         response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold lines back

@@ -70,6 +70,9 @@ def firehose_web(transactional_db: None, tmp_path: Path) -> Iterator[Any]:
             **_process_env(),
             "NODE_BASE_URL": f"http://127.0.0.1:{port}",
             "FIREHOSE_HEARTBEAT_SECONDS": "0.5",
+            # A pool this small fails a test if an open stream or socket held a connection
+            # (each reader would take one for hours in production, starving the pages).
+            "DATABASE_POOL_MAX": "3",
             "FIREHOSE_RESPONSE_BYTES": str(RESPONSE_BUDGET),
         },
     )
