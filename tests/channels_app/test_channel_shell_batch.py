@@ -147,17 +147,7 @@ def test_a_batch_countersigns_the_good_updates_and_refuses_each_bad_one_alone(cl
     good.refresh_from_db()
     assert (good.version, good.balances[0]["ours"]) == (1, "1100")
 
-    # The batch's log: one row naming the one update it applied (its channel, version and the
-    # digest its history row holds); no log row per update.
-    assert ChannelStateChange.objects.count() == before[1]
-    assert ChannelBatchChange.objects.count() == before[2] + 1
-    logged = ChannelBatchChange.objects.latest("id")
-    assert (logged.change, logged.channels, logged.versions, logged.digests) == (
-        "ProposalReceived",
-        [good.pk],
-        [1],
-        [stored.digest],
-    )
+    logged = _batch_logged_once(before, good, stored)
     assert logged.events == ["StateAccepted", "SendCountersignature"]
     assert logged.actor.startswith("peer:")
 
@@ -289,3 +279,20 @@ def test_the_memory_of_decoded_machines_is_bounded_oldest_first(monkeypatch):
         batch._remember_machine(bytes([index]) * 32, machine)  # type: ignore[arg-type]
     assert list(batch._decoded_machines) == [bytes([i]) * 32 for i in (2, 3, 4)]
     assert batch._decoded_machines[bytes([4]) * 32] is machines[4]
+
+
+def _batch_logged_once(
+    before: tuple[int, int, int], channel: Channel, stored: ChannelState
+) -> ChannelBatchChange:
+    """The batch's log: one row naming the one update it applied to ``channel`` (its version and
+    the digest its history row ``stored`` holds), and no log row per update."""
+    assert ChannelStateChange.objects.count() == before[1]
+    assert ChannelBatchChange.objects.count() == before[2] + 1
+    logged = ChannelBatchChange.objects.latest("id")
+    assert (logged.change, logged.channels, logged.versions, logged.digests) == (
+        "ProposalReceived",
+        [channel.pk],
+        [1],
+        [stored.digest],
+    )
+    return logged
