@@ -315,11 +315,21 @@ def _run_reporting(command: list[str]) -> int:
     return code
 
 
-def _lint_beside_pytest() -> int:
-    """`make lint` runs beside pytest, not before it: pytest keeps about one of the two cores
-    busy (its own process, PostgreSQL, the nodes it starts), so lint's half minute of mypy fits
-    in the other. Lint's output is held back until it ends, so it does not interleave with
-    pytest's; either one failing fails the run."""
+def _pytest_command(workers: int) -> list[str]:
+    command = [sys.executable, "-m", "pytest"]
+    if workers > 1:
+        # Whole files go to one worker (`loadfile`), so a module's nodes start once. A worker
+        # that dies fails the run rather than being replaced by one without services.
+        command += ["-p", "devstack.pytest_stacks", "-n", str(workers), "--dist", "loadfile"]
+        command += ["--max-worker-restart", "0"]
+    return command
+
+
+def _lint_beside_pytest(workers: int) -> int:
+    """`make lint` runs beside pytest, not before it: pytest's workers spend much of their time
+    waiting on the processes they start (nodes, Celery workers, Chromium), so lint's half minute
+    of mypy fits in the gaps. Lint's output is held back until it ends, so it does not interleave
+    with pytest's; either one failing fails the run."""
     with tempfile.TemporaryFile(mode="w+") as lint_output:
         say("$ make lint (beside pytest; its output follows when it ends)")
         # Its own process group, so that stopping it stops make's children (mypy, ruff) too.
@@ -331,7 +341,7 @@ def _lint_beside_pytest() -> int:
             start_new_session=True,
         )
         try:
-            pytest_code = _run_reporting([sys.executable, "-m", "pytest"])
+            pytest_code = _run_reporting(_pytest_command(workers))
             lint_code = lint.wait()
         finally:
             if lint.poll() is None:
@@ -344,39 +354,70 @@ def _lint_beside_pytest() -> int:
     return pytest_code or lint_code
 
 
+def _test_workers() -> int:
+    """How many pytest processes share the suite: PARSEC_TEST_WORKERS, by default one per core.
+    The suite waits more than it computes (on processes it starts, on anvil, on timeouts), so
+    two workers on two cores take about half the time one does."""
+    value = os.environ.get("PARSEC_TEST_WORKERS", str(os.cpu_count() or 1))
+    if not value.isdigit() or int(value) < 1:
+        raise ServiceError(f"PARSEC_TEST_WORKERS must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def _services_settings(stack: Stack) -> dict[str, str]:
+    """What the tests read to find one set of services."""
+    return {
+        "DATABASE_URL": stack.postgres.url("parsec"),
+        "REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}/1",
+        "ETH_RPC_URL": stack.eth_rpc_url,
+        "PARSEC_VAR_DIR": str(stack.root),
+        "PARSEC_CONTRACTS_FILE": str(stack.contracts_file),
+        "PARSEC_TEST_REDIS_PORT": str(stack.redis_port),
+    }
+
+
 def test(arguments: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="parsec-test-"))
-    os.chmod(root, 0o755)  # noqa: S103 - the PostgreSQL server runs as its own user and must reach its files
-    stack = Stack(root, pg_port=free_port(), redis_port=free_port(), anvil_port=free_port(), fast=True)
+    stacks: list[Stack] = []
     started = time.monotonic()
     # A run stopped from outside (a CI timeout, `kill`) must still stop its services and remove
     # its directory: SystemExit unwinds through the `finally` below, which SIGTERM would skip.
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     try:
-        stack.start()
-        stack.postgres.ensure_database("parsec")
+        # A given command gets one set of services; the whole suite one set per pytest worker,
+        # since the workers must not share a chain, a Redis or a database server.
+        workers = 1 if arguments.command else _test_workers()
+        for number in range(workers):
+            directory = root / f"services-{number}"
+            directory.mkdir()
+            for path in (root, directory):
+                os.chmod(path, 0o755)  # noqa: S103 - the PostgreSQL server runs as its own user and must reach its files
+            stack = Stack(
+                directory, pg_port=free_port(), redis_port=free_port(), anvil_port=free_port(), fast=True
+            )
+            stacks.append(stack)
+            stack.start()
+            stack.postgres.ensure_database("parsec")
         env = {
-            "DATABASE_URL": stack.postgres.url("parsec"),
-            "REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}/1",
-            "ETH_RPC_URL": stack.eth_rpc_url,
-            "PARSEC_VAR_DIR": str(root),
-            "PARSEC_CONTRACTS_FILE": str(stack.contracts_file),
-            "PARSEC_TEST_REDIS_PORT": str(stack.redis_port),
+            **_services_settings(stacks[0]),
             "SECRET_KEY": "test-only-secret-key-" + os.urandom(8).hex(),
             "NODE_KEY_PASSPHRASE": "test-only-passphrase-" + os.urandom(8).hex(),
             "NODE_NAME": "bank-test",
             "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
         }
+        if workers > 1:
+            env["PARSEC_TEST_STACKS"] = json.dumps([_services_settings(stack) for stack in stacks])
         os.environ.update(env)
-        say(f"services up in {time.monotonic() - started:.1f} s under {root}")
+        say(f"{workers} set(s) of services up in {time.monotonic() - started:.1f} s under {root}")
         if arguments.command:
             return _run_reporting(arguments.command)
-        return _lint_beside_pytest()
+        return _lint_beside_pytest(workers)
     except ServiceError as error:
         say(f"cannot start the test services: {error}")
         return 1
     finally:
-        stack.stop()
+        for stack in reversed(stacks):
+            stack.stop()
         shutil.rmtree(root, ignore_errors=True)
         say(f"test services stopped after {time.monotonic() - started:.0f} s")
 
