@@ -318,10 +318,13 @@ def _run_reporting(command: list[str]) -> int:
 def _pytest_command(workers: int) -> list[str]:
     command = [sys.executable, "-m", "pytest"]
     if workers > 1:
-        # Whole files go to one worker (`loadfile`), so a module's nodes start once. A worker
-        # that dies fails the run rather than being replaced by one without services.
+        # Whole files go to one worker (`loadfile`), so a module's nodes start once. In the order
+        # collected, not xdist's default of most tests first: that order sends the multi-node
+        # files, which have one or two long tests each, last, and the run ends on one worker
+        # finishing them. A worker that dies fails the run rather than being replaced by one
+        # without services.
         command += ["-p", "devstack.pytest_stacks", "-n", str(workers), "--dist", "loadfile"]
-        command += ["--max-worker-restart", "0"]
+        command += ["--no-loadscope-reorder", "--max-worker-restart", "0"]
     return command
 
 

@@ -26,7 +26,9 @@ def test_each_worker_takes_the_set_of_services_with_its_number(monkeypatch: pyte
     assert _settings_for_this_worker() == TWO_SETS[0]  # the controller, which runs no test
 
 
-def test_a_worker_without_a_set_of_its_own_stops_rather_than_share_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_without_a_set_of_its_own_stops_rather_than_share_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("PARSEC_TEST_STACKS", json.dumps(TWO_SETS))
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")
     with pytest.raises(RuntimeError, match="gw2 has no services: 2 were started"):
@@ -48,6 +50,7 @@ def test_one_worker_runs_plain_pytest_and_more_run_whole_files_per_worker() -> N
     assert several[several.index("-n") + 1] == "3"
     assert several[several.index("--dist") + 1] == "loadfile"
     assert several[several.index("-p") + 1] == "devstack.pytest_stacks"
+    assert "--no-loadscope-reorder" in several  # the multi-node files early, not last
 
 
 def test_this_worker_talks_to_its_own_services_only() -> None:
@@ -55,8 +58,8 @@ def test_this_worker_talks_to_its_own_services_only() -> None:
         pytest.skip("the suite runs in one process here (a given command, or PARSEC_TEST_WORKERS=1)")
     sets = json.loads(os.environ["PARSEC_TEST_STACKS"])
     mine = sets[int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))]
-    assert settings.ETH_RPC_URL == mine["ETH_RPC_URL"]
-    assert settings.REDIS_URL == mine["REDIS_URL"]
+    assert mine["ETH_RPC_URL"] == settings.ETH_RPC_URL
+    assert mine["REDIS_URL"] == settings.REDIS_URL
     assert os.environ["DATABASE_URL"] == mine["DATABASE_URL"]
     # No two sets share a port: not PostgreSQL's, Redis's or anvil's.
     for key in ("DATABASE_URL", "REDIS_URL", "ETH_RPC_URL"):
