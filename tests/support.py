@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import psycopg
 from django.test import Client
 from django.test.client import ClientHandler
 
@@ -57,6 +59,29 @@ def migrated_template() -> str:
     from django.conf import settings
 
     return f"{settings.DATABASES['default']['NAME']}_migrated"
+
+
+def copy_database(server: psycopg.Connection[Any], *, name: str, source: str) -> None:
+    """``CREATE DATABASE name TEMPLATE source``, which needs nobody connected to ``source``. A
+    background thread of the test process may still be (bank A's final-proof courier keeps its
+    connection while proofs keep coming, and closes it 50 ms after the last), and so may the
+    server processes of the previous test's daphnes and workers: killed, they are gone at once,
+    but on a loaded machine their backends can take seconds to notice. Wait for them, and if
+    they stay, say who they are."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+            return
+        except psycopg.errors.ObjectInUse as error:
+            if time.monotonic() > deadline:
+                sessions = server.execute(
+                    "SELECT pid, application_name, client_port, state, backend_start, left(query, 120)"
+                    " FROM pg_stat_activity WHERE datname = %s",
+                    (source,),
+                ).fetchall()
+                raise AssertionError(f"{source} still has sessions after 30 s: {sessions}") from error
+            time.sleep(0.05)
 
 
 class NodeApiClientHandler(NodeApiHandlerMixin, ClientHandler):

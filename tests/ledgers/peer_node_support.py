@@ -20,7 +20,7 @@ from django.db import connections
 
 from devstack.services import ManagedProcess, free_port, port_open
 from tests.node_shell import NodeShell
-from tests.support import database_url_for_processes
+from tests.support import copy_database, database_url_for_processes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,21 +96,6 @@ class PeerNode:
 
     def holds(self) -> int:
         return self.query("SELECT count(*) FROM ledgers_hold")[0][0]
-
-
-def copy_database(server: psycopg.Connection[Any], *, name: str, source: str) -> None:
-    """``CREATE DATABASE name TEMPLATE source``, which needs nobody connected to ``source``. A
-    background thread of the test process may still be (bank A's final-proof courier keeps its
-    connection while proofs keep coming, and closes it 50 ms after the last): wait for it."""
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
-            return
-        except psycopg.errors.ObjectInUse:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @contextmanager

@@ -33,9 +33,8 @@ from settlement.models import Peer
 from settlement.transport import peer_request
 from settlement.verify import verify_document
 from tests.ledgers.ledger_shell_support import assert_every_entry_voted, balance_of, expected_entry_votes
-from tests.ledgers.peer_node_support import copy_database
 from tests.node_shell import NodeShell
-from tests.support import database_url_for_processes
+from tests.support import copy_database, database_url_for_processes
 
 REPO = Path(__file__).resolve().parents[2]
 B_NAME, B_DOMAIN = "bank-two", "bank-two.test"

@@ -35,7 +35,7 @@ from settlement.protocol.keys import X25519KeyPair
 from settlement.protocol.signing import SigningKey
 from tests.ledgers.test_ledger_payments_between_two_nodes import SecondNode
 from tests.messaging.messaging_support import batch_signed_messages, signed_message
-from tests.support import database_url_for_processes
+from tests.support import copy_database, database_url_for_processes
 
 B_NAME, B_DOMAIN = "bank-two", "bank-two.test"
 BOB_KEY, BOB_BOX = SigningKey.generate(), X25519KeyPair.generate()
@@ -71,7 +71,7 @@ def bank_b(transactional_db: None, tmp_path: Path) -> Iterator[SecondNode]:
     connections.close_all()
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+        copy_database(connection, name=name, source=source)
     database_url = database_url_for_processes().rsplit("/", 1)[0] + f"/{name}"
     port = free_port()
     env = {
