@@ -202,11 +202,11 @@ def main(argv: list[str] | None = None) -> int:
 
         original_copy_rows = bulk.copy_rows
 
-        def measured_copy_rows(model: Any, values: Any) -> list[int]:
+        def measured_copy_rows(model: Any, values: Any, *, binary: bool = False) -> list[int]:
             # The COPY stream bypasses Django's execute wrappers; the nextval query inside
             # is counted under its own statement too (so COPY's figure is the stream alone).
             with tally.measuring(f"COPY {model._meta.db_table}"):
-                return original_copy_rows(model, values)
+                return original_copy_rows(model, values, binary=binary)
 
         original_execute_binary = bulk.execute_binary
 
