@@ -142,7 +142,8 @@ def _wrap_sections(sections: Sections) -> None:
         sections.wrap(services, name)
     sections.wrap(intrabank, "plan_intrabank_payment")
     sections.wrap(intrabank, "check_intrabank_payment")
-    sections.wrap(intrabank, "check_append", "chain.check_append (rules, encoding)")
+    sections.wrap(intrabank, "check_entry", "chain.check_entry (rules, encoding)")
+    sections.wrap(intrabank, "finish_append", "chain.finish_append (signatures, result)")
     sections.wrap(services.chain_rules, "cosign")
     sections.wrap(chain, "sign_encoded", "Ed25519 sign")
     sections.wrap(chain, "encode_entry", "canonical encoding + SHA-256 of an entry")
@@ -202,11 +203,11 @@ def main(argv: list[str] | None = None) -> int:
 
         original_copy_rows = bulk.copy_rows
 
-        def measured_copy_rows(model: Any, values: Any) -> list[int]:
+        def measured_copy_rows(model: Any, values: Any, *, binary: bool = False) -> list[int]:
             # The COPY stream bypasses Django's execute wrappers; the nextval query inside
             # is counted under its own statement too (so COPY's figure is the stream alone).
             with tally.measuring(f"COPY {model._meta.db_table}"):
-                return original_copy_rows(model, values)
+                return original_copy_rows(model, values, binary=binary)
 
         original_execute_binary = bulk.execute_binary
 
@@ -215,8 +216,16 @@ def main(argv: list[str] | None = None) -> int:
             with tally.measuring(tally.shape(sql)):
                 return original_execute_binary(sql, params)
 
+        original_copy_binary = bulk.copy_binary
+
+        def measured_copy_binary(table: str, columns: Any, types: Any, rows: Any) -> None:
+            # The votes' binary COPY, on a cursor of its own as well.
+            with tally.measuring(f"COPY {table} (binary)"):
+                original_copy_binary(table, columns, types, rows)
+
         bulk.copy_rows = measured_copy_rows
         bulk.execute_binary = measured_execute_binary
+        bulk.copy_binary = measured_copy_binary
         profile = cProfile.Profile(time.thread_time)
         cpu_started, wall_started = time.thread_time(), time.perf_counter()
         backend_started = tally.clock()
@@ -234,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         backend_total = tally.clock() - backend_started
         bulk.copy_rows = original_copy_rows
         bulk.execute_binary = original_execute_binary
+        bulk.copy_binary = original_copy_binary
         payments = arguments.batch * arguments.batches
         stats = pstats.Stats(profile)
         path = out / "intrabank.prof"

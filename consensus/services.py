@@ -203,9 +203,10 @@ def consensus_vote_many(*, payloads: list[bytes], kind: str) -> int:
 
 def consensus_vote_in_transaction(*, payloads: list[bytes], kind: str) -> None:
     """Submit observations as part of the caller's open transaction: they exist (and are voted
-    for) exactly when what they describe commits. One INSERT over arrays, no existence query: for
-    payloads unique by construction (a ledger entry's commitment names its ledger and height).
-    A digest already queued is skipped, so a crafted earlier submission cannot block the caller.
+    for) exactly when what they describe commits. One COPY, no existence query: for payloads
+    unique by construction (a ledger entry's commitment names its ledger and height). A digest
+    already queued is skipped (the COPY refused, then one INSERT … ON CONFLICT DO NOTHING), so a
+    crafted earlier submission cannot block the caller.
     (Not ``bulk_create``: its SQL for thousands of rows costs more than the rows themselves.)"""
     if not payloads:
         return
@@ -215,14 +216,33 @@ def consensus_vote_in_transaction(*, payloads: list[bytes], kind: str) -> None:
     observation_for(kind=kind, payload=max(payloads, key=len))
     head = observation_bytes(observation_for(kind=kind, payload=b""))
     data = [head + payload for payload in payloads]
-    # Two bytea arrays sent in binary (bulk.execute_binary): neither escaped nor hex-encoded
-    # here, nor decoded by PostgreSQL.
-    bulk.execute_binary(
-        "INSERT INTO consensus_pendingobservation (digest, data, kind, status, submitted_at) "
-        "SELECT d.digest, d.data, %s, %s, now() FROM unnest(%b::bytea[], %b::bytea[]) AS d(digest, data) "
-        "ON CONFLICT (digest) DO NOTHING",
-        [kind, ObservationStatus.QUEUED.value, [sha256(item) for item in data], data],
-    )
+    digests = [sha256(item) for item in data]
+    queued, submitted_at = ObservationStatus.QUEUED.value, timezone.now()
+    try:
+        # The usual case, none of these digests queued yet: one binary COPY in a savepoint.
+        # INSERT … ON CONFLICT probed the digest index once before each row and again to insert
+        # it, and wrote each row on its own; COPY checks uniqueness in its one descent and
+        # writes rows a page at a time (a fifth less of PostgreSQL's CPU for the votes,
+        # docs/ledgers.md "seventh round").
+        with transaction.atomic():
+            bulk.copy_binary(
+                PendingObservation._meta.db_table,
+                ("digest", "data", "kind", "status", "submitted_at"),
+                ("bytea", "bytea", "text", "text", "timestamptz"),
+                (
+                    (digest, item, kind, queued, submitted_at)
+                    for digest, item in zip(digests, data, strict=True)
+                ),
+            )
+    except IntegrityError:
+        # A digest was queued already (a crafted earlier submission of the same bytes): skip it
+        # rather than refuse the caller. Two bytea arrays sent in binary (bulk.execute_binary).
+        bulk.execute_binary(
+            "INSERT INTO consensus_pendingobservation (digest, data, kind, status, submitted_at) "
+            "SELECT d.digest, d.data, %s, %s, %s FROM unnest(%b::bytea[], %b::bytea[]) AS d(digest, data) "
+            "ON CONFLICT (digest) DO NOTHING",
+            [kind, queued, submitted_at, digests, data],
+        )
     transaction.on_commit(_schedule_votes)
 
 

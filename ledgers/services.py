@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 import time
+from _json import encode_basestring_ascii, make_encoder  # CPython's C JSON encoder, as json uses it
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -423,7 +424,7 @@ def _write_entries(
 ) -> tuple[list[int], list[tuple[Any, ...]]]:
     """COPY the entries; their ids and rows (after ``id``), in order."""
     values = [_entry_values(ledger_id, item, recorded_at) for ledger_id, item in appended]
-    return bulk.copy_rows(LedgerEntry, values), values
+    return bulk.copy_rows(LedgerEntry, values, binary=True), values
 
 
 def _entry_object(pk: int, row: tuple[Any, ...], item: chain_rules.Appended, alias: str) -> LedgerEntry:
@@ -753,14 +754,18 @@ class _Settled:
         return transfer
 
 
-# Made once: json.dumps with separators builds a new encoder on every call, which cost more
-# than the hash. The same text as json.dumps(..., separators=(",", ":")), so stored
-# fingerprints still match.
-_FINGERPRINT_JSON = json.JSONEncoder(separators=(",", ":"))
+# The C encoder json.JSONEncoder(separators=(",", ":")).encode makes, made once: the encoder
+# object makes a new one on every call, which cost more than the hash. Same arguments (ASCII
+# escapes, no sorting, NaN allowed, its default for other types), so the text, and the stored
+# fingerprints, are the same (a test compares them); no circular check, which only a value
+# holding itself would need (a list of four request fields cannot).
+_FINGERPRINT_JSON = make_encoder(
+    None, json.JSONEncoder().default, encode_basestring_ascii, None, ":", ",", False, False, True
+)
 
 
 def _fingerprint(request: PaymentRequest, minor: int) -> str:
-    text = _FINGERPRINT_JSON.encode([request.sender, request.recipient, request.asset, str(minor)])
+    text = "".join(_FINGERPRINT_JSON([request.sender, request.recipient, request.asset, str(minor)], 0))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -880,13 +885,15 @@ def payment_intrabank_batch(*, requests: Sequence[PaymentRequest], actor: Any = 
                 amount=amounts.MinorUnits(minor),
                 time=plan_time,
             )
-            # Custodial: the node signs the debit as the sender, after the rules passed it.
+            # Custodial: the node signs the debit as the sender, and the bank co-signs both
+            # entries, once the rules passed both (check_intrabank_payment signs nothing before).
             debit, credit = intrabank.check_intrabank_payment(
                 plan=plan,
                 sender=state.view(sender_id),
                 recipient=state.view(recipient_id),
                 debit_signature=party_signature,
                 debit_signer=signer if party_signature is None else None,
+                validator_signer=signer_key,
                 assets=assets,
                 now=now,
             )
@@ -894,8 +901,6 @@ def payment_intrabank_batch(*, requests: Sequence[PaymentRequest], actor: Any = 
             if len(requests) == 1:
                 raise
             raise type(error)(f"payment {index}: {error}") from error
-        debit = chain_rules.cosign(debit, validator_key=signer_key)
-        credit = chain_rules.cosign(credit, validator_key=signer_key)
         _apply(state, sender_id, debit)
         _apply(state, recipient_id, credit)
         appended += [(sender_id, debit), (recipient_id, credit)]
@@ -916,7 +921,7 @@ def payment_intrabank_batch(*, requests: Sequence[PaymentRequest], actor: Any = 
     ]
     try:
         with transaction.atomic():
-            transfer_ids = bulk.copy_rows(Transfer, transfer_rows)
+            transfer_ids = bulk.copy_rows(Transfer, transfer_rows, binary=True)
     except IntegrityError as error:
         # Another sender's payment took one of these keys meanwhile (keys are global). Undo all.
         raise IdempotencyKeyReused("an idempotency key of this request was used meanwhile; retry") from error

@@ -21,7 +21,13 @@ import nacl.signing
 
 from ledgers.protocol.errors import BadEntry, BadEntrySignature, BadLedgerId, LedgerError
 from ledgers.protocol.identifiers import LedgerId, parse_ledger_id
-from settlement.protocol.encoding import CanonicalEncodingError, Digest, domain_bytes
+from settlement.protocol.encoding import (
+    MAX_SAFE_INTEGER,
+    CanonicalEncodingError,
+    Digest,
+    canonical,
+    domain_bytes,
+)
 from settlement.protocol.signing import PublicKey, Signature, SigningKey, sign_bytes
 
 LedgerHeight = NewType("LedgerHeight", int)
@@ -109,10 +115,56 @@ class EncodedEntry:
 
 def encode_entry(entry: Entry) -> EncodedEntry:
     try:
-        message = domain_bytes(ENTRY_KIND, entry.to_json())
+        message = _written_out(entry) or domain_bytes(ENTRY_KIND, entry.to_json())
     except CanonicalEncodingError as error:
         raise BadEntry(f"entry cannot be encoded canonically: {error}") from error
     return EncodedEntry(entry=entry, message=message, hash=Digest(hashlib.sha256(message).digest()))
+
+
+_DOMAIN_AND_BODY_KEY = f"parsec/v1/{ENTRY_KIND}\x00".encode() + b'{"body":'
+
+
+def _plain_text(value: object) -> bool:
+    """Whether ``value`` is a str that canonical JSON writes as it is between two quotes:
+    printable ASCII without a quote or a backslash (UBIs and kind names are)."""
+    return (
+        type(value) is str
+        and value.isascii()
+        and value.isprintable()
+        and '"' not in value
+        and "\\" not in value
+    )
+
+
+def _written_out(entry: Entry) -> bytes | None:
+    """``domain_bytes(ENTRY_KIND, entry.to_json())`` written out around the body's canonical
+    JSON, or ``None`` when a field needs the general path (text to escape, an int out of range,
+    not exactly an int or a str, a prev not of 32 bytes).
+
+    The keys of an entry are fixed and come in this order (RFC 8785 sorts them: body, height,
+    kind, ledger, prev, time); only the body is a JSON value of any shape, so only it goes
+    through ``canonical``. The general path walked and sorted the whole entry, about half of an
+    entry's encoding (a hypothesis test compares both on any entry)."""
+    height, time, prev = entry.height, entry.time, entry.prev
+    if not (
+        type(height) is int
+        and 0 <= height <= MAX_SAFE_INTEGER
+        and type(time) is int
+        and 0 <= time <= MAX_SAFE_INTEGER
+        and type(prev) is bytes
+        and len(prev) == 32
+        and _plain_text(entry.kind)
+        and _plain_text(entry.ledger)
+    ):
+        return None
+    return b"".join(
+        (
+            _DOMAIN_AND_BODY_KEY,
+            canonical(dict(entry.body)),
+            f',"height":{height},"kind":"{entry.kind}","ledger":"{entry.ledger}",'
+            f'"prev":"{prev.hex()}","time":{time}}}'.encode("ascii"),
+        )
+    )
 
 
 # The signed bytes are the domain prefix, then the entry's canonical JSON, whose keys come in

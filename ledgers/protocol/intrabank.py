@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ledgers.protocol.amounts import MinorUnits, amount_to_wire, check_amount
-from ledgers.protocol.chain import Appended, ChainHead, LedgerView, check_append, next_entry
+from ledgers.protocol.chain import Appended, ChainHead, LedgerView, check_entry, finish_append, next_entry
 from ledgers.protocol.entries import EncodedEntry, Entry, Millis
 from ledgers.protocol.errors import BadBody
 from ledgers.protocol.identifiers import Asset, AssetId, LedgerId, ledger_namespace
+from ledgers.protocol.kinds import DEFAULT_CATALOGUE
 from settlement.protocol.signing import Signature, SigningKey
 
 
@@ -77,12 +78,17 @@ def check_intrabank_payment(
     now: Millis | None = None,
     encoded_debit: EncodedEntry | None = None,
     debit_signer: SigningKey | None = None,
+    validator_signer: SigningKey | None = None,
 ) -> tuple[Appended, Appended]:
     """Check both entries; raise on the first problem, so that nothing is appended.
     ``encoded_debit``: the debit's encoding, when the caller made it. ``debit_signer``: the
-    sender's key when the bank keeps it (custody), instead of ``debit_signature``: the debit is
-    signed with it only once its checks passed (:func:`ledgers.protocol.chain.check_append`)."""
-    debit = check_append(
+    sender's key when the bank keeps it (custody), instead of ``debit_signature``.
+    ``validator_signer``: the bank's key, to co-sign both entries here.
+
+    Nothing is signed until **both** entries passed every check: the custodial debit (with
+    ``debit_signer``) and the bank's co-signatures are made after the credit's checks too, so a
+    payment refused on either side leaves no signature behind."""
+    debit = check_entry(
         head=sender.head,
         entry=plan.debit,
         party_key=sender.party_key,
@@ -90,13 +96,18 @@ def check_intrabank_payment(
         balances=sender.balances,
         holds=sender.holds,
         credit_lines=sender.credit_lines,
+        outstanding=None,
         party_accepted=sender.party_accepted,
+        validator_key=None,
+        validator_signature=None,
+        catalogue=DEFAULT_CATALOGUE,
+        check_funds=True,
         assets=assets,
         now=now,
         encoded=encoded_debit,
         party_signer=debit_signer,
     )
-    credit = check_append(
+    credit = check_entry(
         head=recipient.head,
         entry=plan.credit,
         party_key=recipient.party_key,
@@ -104,8 +115,23 @@ def check_intrabank_payment(
         balances=recipient.balances,
         holds=recipient.holds,
         credit_lines=recipient.credit_lines,
+        outstanding=None,
         party_accepted=recipient.party_accepted,
+        validator_key=None,
+        validator_signature=None,
+        catalogue=DEFAULT_CATALOGUE,
+        check_funds=True,
         assets=assets,
         now=now,
+        encoded=None,
+        party_signer=None,
     )
-    return debit, credit
+    return (
+        finish_append(
+            debit,
+            party_signature=debit_signature,
+            party_signer=debit_signer,
+            validator_signer=validator_signer,
+        ),
+        finish_append(credit, party_signature=None, party_signer=None, validator_signer=validator_signer),
+    )

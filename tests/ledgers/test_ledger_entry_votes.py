@@ -76,7 +76,8 @@ def test_votes_store_their_exact_bytes_and_a_digest_already_queued_is_skipped(fu
     nothing, so it cannot refuse the append that votes it."""
     import hashlib
 
-    from consensus.services import consensus_vote_in_transaction
+    from consensus.protocol.types import observation_bytes
+    from consensus.services import consensus_vote_in_transaction, observation_for
 
     alice, bob = funded("10.00"), make_party()
     services.payment_intrabank(request=pay(alice, bob, eur, "1.00", "first"))
@@ -88,6 +89,20 @@ def test_votes_store_their_exact_bytes_and_a_digest_already_queued_is_skipped(fu
     with transaction.atomic():
         consensus_vote_in_transaction(payloads=[queued_payload], kind=ENTRY_OBSERVATION_KIND)
     assert PendingObservation.objects.count() == 3
+    # Among new ones (the COPY refused, the INSERT … ON CONFLICT after it): the new ones are
+    # queued, each once, and the queued one is skipped; the caller's transaction goes on.
+    with transaction.atomic():
+        consensus_vote_in_transaction(
+            payloads=[b'{"new":1}', queued_payload, b'{"new":2}', b'{"new":1}'], kind=ENTRY_OBSERVATION_KIND
+        )
+        assert PendingObservation.objects.count() == 5
+    assert PendingObservation.objects.count() == 5
+    PendingObservation.objects.filter(
+        data__in=[
+            observation_bytes(observation_for(kind=ENTRY_OBSERVATION_KIND, payload=payload))
+            for payload in (b'{"new":1}', b'{"new":2}')
+        ]
+    ).delete()
     services.payment_intrabank(request=pay(alice, bob, eur, "1.00", "second"))
     assert assert_every_entry_voted() == 5
 

@@ -123,3 +123,44 @@ def test_a_refused_custodial_debit_is_not_signed():
             debit_signer=world.ledgers[alice].owner,
             assets=ASSETS,
         )
+
+
+def test_the_bank_co_signs_both_entries_only_once_both_passed(monkeypatch):
+    """With the bank's key (``validator_signer``) both entries come back co-signed, the debit
+    signed by its owner too; and a payment whose credit is refused (after the debit passed) is
+    signed by nobody: no signature is made before both entries passed their checks."""
+    from ledgers.protocol import chain
+
+    world, alice, bob = setup()
+    bank = world.ledgers[alice].validator
+    debit, credit = check_intrabank_payment(
+        plan=plan(world, alice, bob, 250),
+        sender=world.ledgers[alice].view(),
+        recipient=world.ledgers[bob].view(),
+        debit_signature=None,
+        debit_signer=world.ledgers[alice].owner,
+        validator_signer=bank,
+        assets=ASSETS,
+    )
+    verify_encoded(world.ledgers[alice].owner.public_key, debit.encoded, debit.party_signature, role="party")
+    for appended in (debit, credit):
+        verify_encoded(bank.public_key, appended.encoded, appended.validator_signature, role="validator")
+    assert credit.party_signature is None
+
+    signed: list[bytes] = []
+    real_sign = chain.sign_encoded
+    monkeypatch.setattr(
+        chain, "sign_encoded", lambda key, encoded: signed.append(encoded.message) or real_sign(key, encoded)
+    )
+    world.ledgers[bob].accepted = False
+    with pytest.raises(NotAccepted):
+        check_intrabank_payment(
+            plan=plan(world, alice, bob, 250),
+            sender=world.ledgers[alice].view(),
+            recipient=world.ledgers[bob].view(),
+            debit_signature=None,
+            debit_signer=world.ledgers[alice].owner,
+            validator_signer=bank,
+            assets=ASSETS,
+        )
+    assert signed == []
