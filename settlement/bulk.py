@@ -251,6 +251,42 @@ def execute_binary(sql: str, params: Sequence[Any]) -> int:
         return cursor.rowcount
 
 
+def append_rows_binary(
+    model: type[models.Model], types: Sequence[str], values: Sequence[tuple[Any, ...]]
+) -> None:
+    """:func:`append_rows` through a binary COPY: ``types`` names each column's PostgreSQL type
+    (in :func:`model_columns` order), and each value goes as its binary form.
+
+    For rows of bytes and fixed-width values written thousands of times a second (a channel's
+    both-signed states): the text COPY writes every byte out as hex, and PostgreSQL parses it
+    back, with the numbers and timestamps, in its input functions. No JSON columns here: the
+    caller's values are the column values as they are."""
+    if not values:
+        return
+    columns, json_positions = _layout(model)
+    if json_positions or len(types) != len(columns):
+        raise TypeError(f"{model.__name__}: a binary COPY takes one type per column and no JSON column")
+    table = model._meta.db_table
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(list(types))
+        for row in values:
+            copy.write_row(row)
+
+
+def fetch_bound(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """:func:`execute_binary` for a statement that returns rows: bound on the server, ``%b``
+    parameters in binary, the rows returned in binary (bytea as bytes, numbers unparsed), and
+    prepared once per connection (``sql`` must be a fixed text whose values are all parameters):
+    a statement the batch path runs for every batch is parsed and planned once."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql.encode(), params, prepare=True, binary=True)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
 def copy_in(model: type[ModelType], values: Sequence[tuple[Any, ...]]) -> list[ModelType]:
     """:func:`copy_rows`, returning the saved objects (as a query would have loaded them)."""
     columns = ("id", *_layout(model)[0])
