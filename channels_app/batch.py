@@ -404,7 +404,7 @@ class _Writes:
                 stored = codec.signed_state_bytes(signed)
                 _remember_state(stored, signed)
                 self.latest_bytes[row.channel_id] = stored
-                # In ``_STATE_COLUMNS`` order (the binary COPY's).
+                # In ChannelState's column order (bulk.model_columns), as the COPY writes them.
                 self.states.append(
                     (
                         row.pk,
@@ -473,7 +473,7 @@ class _Writes:
             )
         # The rules accepted each version once (version + 1), so nothing can conflict here;
         # a conflict would mean a bug, and fails the transaction rather than being skipped.
-        bulk.append_rows_binary(ChannelState, _state_column_types(), self.states)
+        bulk.append_rows_binary(ChannelState, self.states)
         if heads:
             for channel_id, fingerprint in _heads_update(heads, self.now):
                 machine = self.machines[channel_id]
@@ -488,25 +488,6 @@ class _Writes:
 
 
 # The history row's columns as the batch writes them (binary COPY), with their PostgreSQL types.
-_STATE_COLUMNS = (
-    ("channel_id", "int8"),
-    ("version", "int8"),
-    ("signed", "bytea"),
-    ("is_final", "bool"),
-    ("digest", "varchar"),
-    ("created_at", "timestamptz"),
-)
-
-
-@functools.cache
-def _state_column_types() -> tuple[str, ...]:
-    """The types of ``_STATE_COLUMNS``, once it is checked against the model (a column added,
-    removed or moved must be written here too, not shifted into its neighbour)."""
-    if tuple(bulk.model_columns(ChannelState)) != tuple(name for name, _ in _STATE_COLUMNS):
-        raise TypeError(f"ChannelState's columns are {bulk.model_columns(ChannelState)}, not the batch's")
-    return tuple(kind for _, kind in _STATE_COLUMNS)
-
-
 @functools.cache
 def _batch_log_sql() -> str:
     meta = ChannelBatchChange._meta

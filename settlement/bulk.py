@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -186,16 +186,10 @@ def _as_is(text: str) -> str:
 def _copy_binary(model: type[models.Model], ids: list[int], values: Sequence[tuple[Any, ...]]) -> None:
     """:func:`_copy` in COPY's binary format, with the ids given. A JSON value goes as its text
     (a :class:`JsonText` as it is, anything else through ``json.dumps``)."""
-    table = model._meta.db_table
     columns, json_positions = _layout(model)
     types = binary_types(model)
-    statement = f"COPY {table} (id, {', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-    with (
-        connection.wrap_database_errors,
-        connection.cursor() as cursor,
-        cursor.cursor.copy(statement) as copy,
-    ):
-        copy.set_types(list(types))
+
+    def lines() -> Iterator[list[Any]]:
         for pk, row in zip(ids, values, strict=True):
             line = [pk, *row]
             for position in json_positions:
@@ -204,7 +198,9 @@ def _copy_binary(model: type[models.Model], ids: list[int], values: Sequence[tup
                     line[position + 1] = Jsonb(value, dumps=_as_is if type(value) is JsonText else None)
                 elif type(value) is not JsonText:  # a JsonTextField: its text
                     line[position + 1] = json.dumps(value)
-            copy.write_row(line)
+            yield line
+
+    copy_binary(model._meta.db_table, ("id", *columns), types, lines())
 
 
 def _with_json_encoded(row: tuple[Any, ...], json_positions: tuple[int, ...]) -> tuple[Any, ...]:
@@ -251,29 +247,18 @@ def execute_binary(sql: str, params: Sequence[Any]) -> int:
         return cursor.rowcount
 
 
-def append_rows_binary(
-    model: type[models.Model], types: Sequence[str], values: Sequence[tuple[Any, ...]]
-) -> None:
-    """:func:`append_rows` through a binary COPY: ``types`` names each column's PostgreSQL type
-    (in :func:`model_columns` order), and each value goes as its binary form.
-
-    For rows of bytes and fixed-width values written thousands of times a second (a channel's
-    both-signed states): the text COPY writes every byte out as hex, and PostgreSQL parses it
-    back, with the numbers and timestamps, in its input functions. No JSON columns here: the
-    caller's values are the column values as they are."""
+def append_rows_binary(model: type[models.Model], values: Sequence[tuple[Any, ...]]) -> None:
+    """:func:`append_rows` through a binary COPY (:func:`copy_binary`, each column's type from
+    :func:`binary_types`), for rows of bytes and fixed-width values written thousands of times a
+    second (a channel's both-signed states): the text COPY writes every byte out as hex, and
+    PostgreSQL parses it back, with the numbers and timestamps, in its input functions. No JSON
+    columns: the caller's values are the column values as they are."""
     if not values:
         return
     columns, json_positions = _layout(model)
-    if json_positions or len(types) != len(columns):
-        raise TypeError(f"{model.__name__}: a binary COPY takes one type per column and no JSON column")
-    table = model._meta.db_table
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
-    ):
-        copy.set_types(list(types))
-        for row in values:
-            copy.write_row(row)
+    if json_positions:
+        raise TypeError(f"{model.__name__}: append_rows_binary takes no JSON column")
+    copy_binary(model._meta.db_table, columns, binary_types(model)[1:], values)
 
 
 def fetch_bound(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
