@@ -487,7 +487,6 @@ class _Writes:
             transaction.on_commit(lambda: services.channels_announce(changed))
 
 
-# The history row's columns as the batch writes them (binary COPY), with their PostgreSQL types.
 @functools.cache
 def _batch_log_sql() -> str:
     meta = ChannelBatchChange._meta
