@@ -473,7 +473,17 @@ class Parsec:
             self._has_own_content() or (received_new and self.graph.unordered_content > 0)
         ):
             self._create_own_event(other_parent)
+        epoch = self.epoch
         self._decide()
+        if self.is_validator and self.epoch == epoch and self._signatures_to_send:
+            # A block was built just now: our signature on it goes into an event at once, so it
+            # leaves with the answer to this very message (and the rounds started after it)
+            # instead of waiting for the next message to arrive, a gossip hop later. A block is
+            # certified only with more than 2/3 of the signatures, so this hop was on every
+            # payload's path. (After an epoch cut the signature waits for the new graph's
+            # first event: the other-parent belongs to the old graph.)
+            self._create_own_event(other_parent)
+            self._decide()
 
     def _insert(self, peer: ValidatorId, event: Event, event_id: EventId) -> bool:
         hashes = tuple(ObservationHash(sha256(item)) for item in event.observations)

@@ -59,3 +59,38 @@ def test_a_block_with_a_forged_signature_is_not_certified() -> None:
     assert is_certified(block, tuple(ids))
     assert not is_certified(replace(block, signatures=forged), tuple(ids))
     assert not is_certified(replace(block, signatures=block.signatures[:2]), tuple(ids))
+
+
+def test_the_answer_that_follows_a_new_block_carries_the_signature_on_it() -> None:
+    """A peer whose graph builds a block while it handles a request signs the block in an event
+    made at once, so the signature leaves with that request's response rather than a gossip hop
+    later: certification (more than 2/3 of the signatures) waits for it on every payload."""
+    import random
+
+    _keys, ids, nodes = make_network(4, seed=17)
+    rng = random.Random(5)
+    checked = 0
+    for count in range(3_000):
+        if count % 10 == 0:
+            for i, node in enumerate(nodes):
+                node.vote_for(Payload(b"signed-at-once-%d-%d" % (count, i)))
+        a, b = rng.sample(range(4), 2)
+        request = nodes[a].create_gossip(ids[b])
+        built_before = nodes[b].section().next_height
+        response = nodes[b].handle_request(ids[a], request)
+        if nodes[b].section().next_height > built_before:
+            signed = {
+                int(item.height)
+                for event in response.events
+                if event.creator == ids[b]
+                for item in event.block_signatures
+            }
+            assert built_before in signed, (built_before, signed)
+            checked += 1
+            if checked >= 5:
+                break
+        nodes[a].handle_response(ids[b], response)
+        for node in nodes:
+            while node.poll() is not None:
+                pass
+    assert checked >= 5
