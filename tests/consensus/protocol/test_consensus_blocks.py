@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import random
 from dataclasses import replace
 
 from parsec_network import gossip_until, make_network, sync
@@ -65,8 +66,6 @@ def test_the_answer_that_follows_a_new_block_carries_the_signature_on_it() -> No
     """A peer whose graph builds a block while it handles a request signs the block in an event
     made at once, so the signature leaves with that request's response rather than a gossip hop
     later: certification (more than 2/3 of the signatures) waits for it on every payload."""
-    import random
-
     _keys, ids, nodes = make_network(4, seed=17)
     rng = random.Random(5)
     checked = 0
