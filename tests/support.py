@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -62,19 +63,36 @@ def migrated_template() -> str:
 
 
 def copy_database(server: psycopg.Connection[Any], *, name: str, source: str) -> None:
-    """``CREATE DATABASE name TEMPLATE source``, which needs nobody connected to ``source``. A
-    background thread of the test process may still be (bank A's final-proof courier keeps its
-    connection while proofs keep coming, and closes it 50 ms after the last), and so may the
-    server processes of the previous test's daphnes and workers: killed, they are gone at once,
-    but on a loaded machine their backends can take seconds to notice. Wait for them, and if
-    they stay, say who they are."""
-    deadline = time.monotonic() + 30
+    """``CREATE DATABASE name TEMPLATE source``, which needs nobody connected to ``source``.
+
+    Who may be: a background thread of this test (bank A's final-proof courier keeps its
+    connection while proofs keep coming, and closes it 50 ms after the last), so wait a little;
+    the server processes of the previous test's killed daphnes, which a loaded machine takes
+    seconds to notice; and connections an earlier test left in threads of this process (an
+    event loop's executor running ``sync_to_async`` reads, a persistent connection per thread).
+    A finished thread's connection goes when the garbage collector breaks its reference cycles,
+    so collect once; one still idle after 5 s is nobody's in this test, and is ended (a thread
+    that uses it again finds it unusable through Django's health check and reconnects). If
+    anyone stays 30 s, name them."""
+    started = time.monotonic()
+    collected = ended = False
     while True:
         try:
             server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
             return
         except psycopg.errors.ObjectInUse as error:
-            if time.monotonic() > deadline:
+            waited = time.monotonic() - started
+            if waited > 1 and not collected:
+                gc.collect()
+                collected = True
+            elif waited > 6 and not ended:
+                server.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                    " AND state = 'idle' AND state_change < now() - interval '5 seconds'",
+                    (source,),
+                )
+                ended = True
+            elif waited > 30:
                 sessions = server.execute(
                     "SELECT pid, application_name, client_port, state, backend_start, left(query, 120)"
                     " FROM pg_stat_activity WHERE datname = %s",
