@@ -1674,10 +1674,12 @@ def gossip_refused(*, peer: Peer | None, error: ConsensusShellError) -> None:
 
 def _count_refusal(peer_name: str | None, error: ConsensusShellError) -> None:
     try:
-        client = health.redis_client()
-        client.hincrby(_refusals_key(), "total", 1)
-        if peer_name is not None:
-            client.hset(_refusals_key(), f"last:{peer_name}", f"{error.code}: {error.message}"[:200])
+        # One MULTI/EXEC: a reader never sees the count moved without the peer's last refusal.
+        with health.redis_client().pipeline() as both:
+            both.hincrby(_refusals_key(), "total", 1)
+            if peer_name is not None:
+                both.hset(_refusals_key(), f"last:{peer_name}", f"{error.code}: {error.message}"[:200])
+            both.execute()
     except Exception:
         logger.warning("consensus: could not count a refused message")
 
