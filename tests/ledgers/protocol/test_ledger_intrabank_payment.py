@@ -98,31 +98,31 @@ def test_a_custodial_debit_is_signed_after_the_checks_with_the_key_the_bank_keep
     verify_encoded(owner.public_key, debit.encoded, debit.party_signature, role="party")
 
 
+def custodial_payment(world, sender, recipient, amount, *, signer=None, validator_signer=None):
+    """check_intrabank_payment for a custodial sender: the debit signed with ``signer`` (by
+    default the key the bank keeps for the sender), co-signed with ``validator_signer`` if given."""
+    return check_intrabank_payment(
+        plan=plan(world, sender, recipient, amount),
+        sender=world.ledgers[sender].view(),
+        recipient=world.ledgers[recipient].view(),
+        debit_signature=None,
+        debit_signer=signer or world.ledgers[sender].owner,
+        validator_signer=validator_signer,
+        assets=ASSETS,
+    )
+
+
 def test_a_kept_key_that_is_not_the_ledgers_party_key_is_a_bad_signature_before_funds():
     world, alice, bob = setup()
     for amount in (10, 10_000):  # affordable or not: the key is refused first
         with pytest.raises(BadEntrySignature):
-            check_intrabank_payment(
-                plan=plan(world, alice, bob, amount),
-                sender=world.ledgers[alice].view(),
-                recipient=world.ledgers[bob].view(),
-                debit_signature=None,
-                debit_signer=SigningKey.generate(),
-                assets=ASSETS,
-            )
+            custodial_payment(world, alice, bob, amount, signer=SigningKey.generate())
 
 
 def test_a_refused_custodial_debit_is_not_signed():
     world, alice, bob = setup()
     with pytest.raises(InsufficientFunds):
-        check_intrabank_payment(
-            plan=plan(world, alice, bob, 1001),
-            sender=world.ledgers[alice].view(),
-            recipient=world.ledgers[bob].view(),
-            debit_signature=None,
-            debit_signer=world.ledgers[alice].owner,
-            assets=ASSETS,
-        )
+        custodial_payment(world, alice, bob, 1001)
 
 
 def test_the_bank_co_signs_both_entries_only_once_both_passed(monkeypatch):
@@ -133,15 +133,7 @@ def test_the_bank_co_signs_both_entries_only_once_both_passed(monkeypatch):
 
     world, alice, bob = setup()
     bank = world.ledgers[alice].validator
-    debit, credit = check_intrabank_payment(
-        plan=plan(world, alice, bob, 250),
-        sender=world.ledgers[alice].view(),
-        recipient=world.ledgers[bob].view(),
-        debit_signature=None,
-        debit_signer=world.ledgers[alice].owner,
-        validator_signer=bank,
-        assets=ASSETS,
-    )
+    debit, credit = custodial_payment(world, alice, bob, 250, validator_signer=bank)
     verify_encoded(world.ledgers[alice].owner.public_key, debit.encoded, debit.party_signature, role="party")
     for appended in (debit, credit):
         verify_encoded(bank.public_key, appended.encoded, appended.validator_signature, role="validator")
@@ -154,13 +146,5 @@ def test_the_bank_co_signs_both_entries_only_once_both_passed(monkeypatch):
     )
     world.ledgers[bob].accepted = False
     with pytest.raises(NotAccepted):
-        check_intrabank_payment(
-            plan=plan(world, alice, bob, 250),
-            sender=world.ledgers[alice].view(),
-            recipient=world.ledgers[bob].view(),
-            debit_signature=None,
-            debit_signer=world.ledgers[alice].owner,
-            validator_signer=bank,
-            assets=ASSETS,
-        )
+        custodial_payment(world, alice, bob, 250, validator_signer=bank)
     assert signed == []
