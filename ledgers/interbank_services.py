@@ -215,15 +215,20 @@ def _hold_many(
     # A payment held by an earlier call, or the place in ``payments`` of one held now (its row
     # is written below); the same reference twice in a batch is held once, as a replay.
     out: list[tuple[InterbankPayment | int, bool]] = []
+    # What each reference held in this call asked for: a repeat must ask for the same thing.
+    asked: dict[tuple[int, str], tuple[str, tuple[str, ...], int]] = {}
     for request in requests:
         sender_id = senders[request.sender]
-        if (sender_id, request.reference) in existing:
-            out.append((existing[(sender_id, request.reference)], False))
-            continue
         asset = by_uai.get(request.asset)
         if asset is None:
             raise UnknownAsset(f"{request.asset} is not an asset this node knows")
         minor = minor_units(request.amount, decimals=asset.decimals)
+        key = (sender_id, request.reference)
+        first = existing.get(key)
+        if first is not None:
+            _check_replay(request, minor, asked[key] if isinstance(first, int) else _asked_by(first))
+            out.append((first, False))
+            continue
         created = request.created_at if request.created_at is not None else now
         expires = request.expires_at if request.expires_at is not None else created + request.expires_in_ms
         instruction = interbank.plan_route(
@@ -288,7 +293,8 @@ def _hold_many(
             created_at=expiry_base,
             updated_at=expiry_base,
         )
-        existing[(sender_id, request.reference)] = len(payments)
+        existing[key] = len(payments)
+        asked[key] = _asked_by_instruction(instruction, minor)
         if states is not None:
             states[instruction.id] = result.state
         out.append((len(payments), True))
@@ -305,6 +311,33 @@ def _ids_of_ledgers(ubis: Iterable[str]) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT ubi, id FROM ledgers_ledger WHERE ubi = ANY(%s)", [list(ubis)])
         return dict(cursor.fetchall())
+
+
+def _asked_by_instruction(
+    instruction: interbank.PaymentInstruction, minor: int
+) -> tuple[str, tuple[str, ...], int]:
+    """What a payment asks for, as a replay of its reference is compared: recipient, the assets
+    of its route, amount (not its times: a client retrying later sends new ones)."""
+    return (str(instruction.legs[-1].credit), tuple(str(leg.asset) for leg in instruction.legs), minor)
+
+
+def _asked_by(row: InterbankPayment) -> tuple[str, tuple[str, ...], int]:
+    """:func:`_asked_by_instruction` of a stored payment, read from its proof's instruction."""
+    legs = row.proof["instruction"]["legs"]
+    return (legs[-1]["credit"], tuple(leg["asset"] for leg in legs), row.amount)
+
+
+def _check_replay(request: InterbankRequest, minor: int, first: tuple[str, tuple[str, ...], int]) -> None:
+    """A reference used again (by an earlier call, or earlier in this one) must ask for the
+    payment it asked for the first time: a client that reused it for another payment is refused,
+    not answered with the first one as if this one had been made."""
+    from ledgers.errors import IdempotencyKeyReused
+
+    route = [request.asset, *([request.correspondent_asset] if request.correspondent_asset else [])]
+    if first != (str(_ledger_id(request.recipient)), (*route, request.recipient_asset), minor):
+        raise IdempotencyKeyReused(
+            f"reference {request.reference!r} was used for a different payment from {request.sender}"
+        )
 
 
 def _ledger_id(text: str) -> LedgerId:

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from devstack.services import ManagedProcess, free_port, port_open
 from ledgers import interbank_services, services
+from ledgers.errors import IdempotencyKeyReused
 from ledgers.interbank_services import COSIGN_PATH, InterbankRequest
 from ledgers.models import Hold, InterbankPayment
 from ledgers.protocol import interbank
@@ -248,18 +249,22 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
 
     # The same batch again, with one new reference given twice: the first payments come back,
     # and the new one is held, co-signed and appended once.
-    def to_bob(reference: str) -> InterbankRequest:
+    def to(recipient: str, reference: str, amount: str = "1.00") -> InterbankRequest:
         return InterbankRequest(
             reference=reference,
             sender=alice.ubi,
-            recipient=f"ubi:{B_DOMAIN}:bob",
+            recipient=f"ubi:{B_DOMAIN}:{recipient}",
             asset="bank-test.test/EUR",
             recipient_asset=f"{B_DOMAIN}/EUR",
-            amount="1.00",
+            amount=amount,
         )
 
     again = interbank_services.payment_interbank_send_batch(
-        requests=[*(to_bob(f"batch-{index}") for index in range(6)), to_bob("batch-6"), to_bob("batch-6")]
+        requests=[
+            *(to("carol" if index == 2 else "bob", f"batch-{index}") for index in range(6)),
+            to("bob", "batch-6"),
+            to("bob", "batch-6"),
+        ]
     )
     assert [row.pk for row in again[:6]] == [row.pk for row in batch]
     assert again[6].pk == again[7].pk
@@ -271,6 +276,22 @@ def test_payments_between_two_real_nodes_settle_refuse_and_respect_the_credit_li
         "SELECT count(*) FROM ledgers_interbankpayment WHERE payment_id = %s", again[6].payment_id
     ) == [(1,)]
     assert assert_every_entry_voted() == 1 + 2 * 7
+
+    # A reference used again for another payment (another amount, another recipient; in another
+    # call or twice in one): refused with its code, nothing held, nothing moved.
+    for requests in (
+        [to("bob", "batch-0", amount="2.00")],
+        [to("carol", "batch-1")],
+        [to("bob", "batch-7"), to("bob", "batch-7", amount="3.00")],
+    ):
+        with pytest.raises(IdempotencyKeyReused, match="was used for a different payment"):
+            interbank_services.payment_interbank_send_batch(requests=requests)
+    with pytest.raises(IdempotencyKeyReused):
+        send(alice, "bob", "11.00", "inv-1")
+    assert balance_of(alice.ledger, eur) == 8400
+    assert not Hold.objects.exists()
+    assert not InterbankPayment.objects.filter(reference="batch-7").exists()
+    assert bank_b.balance("bob") == 1600
 
     # The courier's process stopped before B confirmed, say: beat sends the proof again, and B
     # applies nothing twice.
