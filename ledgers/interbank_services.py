@@ -30,7 +30,7 @@ from typing import Any
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from ledgers.errors import PeerRefused, error_for_code
+from ledgers.errors import IdempotencyKeyReused, PeerRefused, error_for_code
 from ledgers.models import FraudProof, Hold, InterbankPayment, Ledger, LedgerOwner, PaymentRole
 from ledgers.protocol import chain as chain_rules
 from ledgers.protocol import fraud, interbank
@@ -331,8 +331,6 @@ def _check_replay(request: InterbankRequest, minor: int, first: tuple[str, tuple
     """A reference used again (by an earlier call, or earlier in this one) must ask for the
     payment it asked for the first time: a client that reused it for another payment is refused,
     not answered with the first one as if this one had been made."""
-    from ledgers.errors import IdempotencyKeyReused
-
     route = [request.asset, *([request.correspondent_asset] if request.correspondent_asset else [])]
     if first != (str(_ledger_id(request.recipient)), (*route, request.recipient_asset), minor):
         raise IdempotencyKeyReused(
