@@ -56,6 +56,8 @@ class StatementTally:
     def shape(sql: str) -> str:
         text = re.sub(r"\s+", " ", sql).strip()
         text = re.sub(r"'[^']*'|\b\d+\b", "?", text)
+        # Django names each savepoint anew ("s<thread>_x<n>"): one line for all of them.
+        text = re.sub(r'SAVEPOINT "[^"]*"', "SAVEPOINT ?", text)
         return text[:110]
 
     def add(self, label: str, nanoseconds: int) -> None:
