@@ -74,6 +74,9 @@ def _process_env() -> dict[str, str]:
     return {"DATABASE_URL": database_url_for_processes(), "WORKER_HEARTBEAT_SECONDS": "0.5"}
 
 
+CONSENSUS_WAKE_KEYS = ("votes-scheduled", "drain-scheduled", "inbox", "gossip-loop")
+
+
 class CeleryWorker:
     """A real `celery worker` process on the test database and the test Redis."""
 
@@ -107,6 +110,12 @@ class CeleryWorker:
         # gossip tick, which becomes the node's long-running gossip loop) would also hold this
         # worker's only process for minutes. Each worker starts on an empty queue.
         app.control.purge()
+        # And without what that test's processes left in Redis for this node's consensus: a
+        # "votes scheduled" flag whose task was just purged (it expires in 2 s, but votes cast
+        # before then wake nobody, and no beat runs here to start a loop that looks), a loop lock
+        # of a killed worker, wake-ups in the inbox.
+        client = health.redis_client()
+        client.delete(*(f"{settings.REDIS_KEY_PREFIX}:consensus:{name}" for name in CONSENSUS_WAKE_KEYS))
         self.process.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -9,7 +9,7 @@ from consensus.models import Block, BlockObservation, ObservationStatus, Pending
 from consensus.protocol import Block as ProtocolBlock
 from consensus.protocol.block import block_signature_is_valid
 from consensus.protocol.types import observation_from_bytes
-from consensus.services import consensus_vote
+from consensus.services import _loop_lock_key, _votes_scheduled_key, consensus_vote, gossip_loop_running
 from settlement.keystore import node_signer
 
 pytestmark = pytest.mark.worker
@@ -67,3 +67,29 @@ def test_the_same_observation_twice_is_agreed_once(single_validator, celery_work
         lambda: PendingObservation.objects.filter(status=ObservationStatus.AGREED).exists(), what="agreement"
     )
     assert BlockObservation.objects.count() == 1
+
+
+@pytest.fixture
+def left_by_an_earlier_test(single_validator):
+    """What an earlier test's processes can leave in Redis when it ends: the "votes scheduled"
+    flag of a votes_apply task the next worker purges, and the gossip-loop lock of a worker
+    killed mid-loop (it expires by itself, in seconds)."""
+    from settlement import health
+
+    client = health.redis_client()
+    client.set(_votes_scheduled_key(), "1", ex=2)
+    client.set(_loop_lock_key(), "gone-host:1:deadbeef", ex=10)
+
+
+def test_votes_are_agreed_after_an_earlier_test_left_its_wake_flags(left_by_an_earlier_test, celery_worker):
+    # Failed once in a clean run (2026-11-22): the votes, cast while such a flag stood, woke
+    # nobody and waited 30 s. The worker fixture starts without them, as it starts on an empty queue.
+    assert not gossip_loop_running()
+    payloads = [f"after {number}".encode() for number in range(5)]
+    for payload in payloads:
+        consensus_vote(payload=payload, kind="test.payment")
+    wait_for(
+        lambda: PendingObservation.objects.filter(status=ObservationStatus.AGREED).count() == len(payloads),
+        what="every observation agreed",
+        timeout=15.0,
+    )
