@@ -16,15 +16,19 @@ pytestmark = pytest.mark.worker
 __all__ = ["single_validator"]
 
 
-def test_votes_become_signed_blocks_through_a_real_worker(single_validator, celery_worker):
-    payloads = [f"payment {number}".encode() for number in range(25)]
+def vote_and_wait_until_agreed(payloads: list[bytes], *, timeout: float = 30.0) -> None:
     for payload in payloads:
         consensus_vote(payload=payload, kind="test.payment")
-
     wait_for(
         lambda: PendingObservation.objects.filter(status=ObservationStatus.AGREED).count() == len(payloads),
         what="every observation agreed",
+        timeout=timeout,
     )
+
+
+def test_votes_become_signed_blocks_through_a_real_worker(single_validator, celery_worker):
+    payloads = [f"payment {number}".encode() for number in range(25)]
+    vote_and_wait_until_agreed(payloads)
     blocks = list(Block.objects.order_by("height"))
     assert [block.height for block in blocks] == list(range(len(blocks)))
     stored = [
@@ -85,11 +89,4 @@ def test_votes_are_agreed_after_an_earlier_test_left_its_wake_flags(left_by_an_e
     # Failed once in a clean run (2026-11-22): the votes, cast while such a flag stood, woke
     # nobody and waited 30 s. The worker fixture starts without them, as it starts on an empty queue.
     assert not gossip_loop_running()
-    payloads = [f"after {number}".encode() for number in range(5)]
-    for payload in payloads:
-        consensus_vote(payload=payload, kind="test.payment")
-    wait_for(
-        lambda: PendingObservation.objects.filter(status=ObservationStatus.AGREED).count() == len(payloads),
-        what="every observation agreed",
-        timeout=15.0,
-    )
+    vote_and_wait_until_agreed([f"after {number}".encode() for number in range(5)], timeout=15.0)
